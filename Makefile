@@ -1,0 +1,33 @@
+# The two README commands are `make run` and `make test`; both set up first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CARGO_MANIFEST := appliance/proxy/Cargo.toml
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export CARGO_TARGET_DIR := $(CURDIR)/target
+
+.PHONY: setup run test lint test-slow test-image test-fleet fmt
+
+setup:
+	@bash tools/setup.sh
+
+run: setup
+	$(VENV)/bin/zeroserve run --config examples/Caddyfile
+
+# Everything but the slow suites, plus lint.
+# pytest's exit 5 (nothing collected) is reported as such and fails the run.
+test: setup lint
+	@$(PY) -m pytest -q; rc=$$?; \
+	  if [ $$rc = 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+
+lint: setup
+	cargo fmt --manifest-path $(CARGO_MANIFEST) --check
+	nice cargo clippy --quiet --manifest-path $(CARGO_MANIFEST) --all-targets -- -D warnings
+	$(VENV)/bin/ruff check appliance/agent tests bench
+
+fmt: setup
+	cargo fmt --manifest-path $(CARGO_MANIFEST)
+	$(VENV)/bin/ruff format appliance/agent tests bench
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
