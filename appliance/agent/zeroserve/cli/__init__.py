@@ -1,0 +1,1 @@
+"""The `zeroserve` command line: one module per verb, one table in `main`."""
