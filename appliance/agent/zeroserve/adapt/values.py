@@ -1,0 +1,293 @@
+"""Go's parsers for the scalar values Caddyfile directives take, with Go's error texts.
+
+Caddy's unmarshalers lean on a handful of Go library parsers: `strconv.Atoi` and
+`ParseFloat`, `time.ParseDuration` behind `caddy.ParseDuration` (which adds a `d`
+unit), go-humanize's `ParseBytes`, and net/textproto's header-key canonicalisation.
+Their error messages end up verbatim in Caddy's adapt errors, so each parser here
+raises `ValueError` whose text is exactly Go's `err.Error()`; callers wrap it the
+way the Go code wraps `err` (usually `d.Errf("bad ... '%s': %v", val, err)`).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+INT64_MAX = (1 << 63) - 1
+_UINT64_MAX = (1 << 64) - 1
+
+# the CIDRs Caddy's `private_ranges` shorthand expands to (internal.PrivateRangesCIDR)
+PRIVATE_RANGES = [
+    "192.168.0.0/16",
+    "172.16.0.0/12",
+    "10.0.0.0/8",
+    "127.0.0.1/8",
+    "fd00::/8",
+    "::1",
+]
+
+
+def go_quote(s: str) -> str:
+    """`strconv.Quote`: a double-quoted Go string literal."""
+    out = ['"']
+    for ch in s:
+        code = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_SHORT_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def atoi(s: str) -> int:
+    """`strconv.Atoi` on a 64-bit platform."""
+    digits = s[1:] if s[:1] in ("+", "-") else s
+    if not digits or not digits.isascii() or not digits.isdigit():
+        raise ValueError(f"strconv.Atoi: parsing {go_quote(s)}: invalid syntax")
+    n = int(digits)
+    if s.startswith("-"):
+        n = -n
+    if n > INT64_MAX or n < -INT64_MAX - 1:
+        raise ValueError(f"strconv.Atoi: parsing {go_quote(s)}: value out of range")
+    return n
+
+
+_DECIMAL_FLOAT = re.compile(r"[+-]?(?:\d+(?:_\d+)*\.?\d*(?:_\d+)*|\.\d+(?:_\d+)*)(?:[eE][+-]?\d+)?")
+_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F_]+\.?[0-9a-fA-F_]*|\.[0-9a-fA-F_]+)[pP][+-]?\d+")
+_SPECIAL_FLOAT = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+
+
+def parse_float(s: str) -> float:
+    """`strconv.ParseFloat(s, 64)`."""
+    syntax_err = ValueError(f"strconv.ParseFloat: parsing {go_quote(s)}: invalid syntax")
+    if _SPECIAL_FLOAT.fullmatch(s):
+        return float(s)
+    if _HEX_FLOAT.fullmatch(s):
+        return float.fromhex(s.replace("_", ""))
+    # Go allows underscores only after a base prefix, so not in a decimal number
+    if "_" in s or not _DECIMAL_FLOAT.fullmatch(s):
+        raise syntax_err
+    value = float(s)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"strconv.ParseFloat: parsing {go_quote(s)}: value out of range")
+    return value
+
+
+def format_float(x: float) -> str:
+    """`strconv.FormatFloat(x, 'f', -1, 64)`: shortest round-tripping digits, no exponent."""
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "+Inf" if x > 0 else "-Inf"
+    text = format(Decimal(repr(x)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+_DURATION_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,  # U+00B5 micro sign
+    "μs": 1_000,  # U+03BC Greek mu
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+
+
+def go_parse_duration(orig: str) -> int:
+    """`time.ParseDuration`, in nanoseconds."""
+    invalid = ValueError(f"time: invalid duration {go_quote(orig)}")
+    s = orig
+    neg = False
+    if s[:1] in ("-", "+"):
+        neg = s[0] == "-"
+        s = s[1:]
+    if s == "0":
+        return 0
+    if s == "":
+        raise invalid
+    total = 0
+    while s:
+        if not (s[0] == "." or "0" <= s[0] <= "9"):
+            raise invalid
+        i = 0
+        v = 0
+        while i < len(s) and "0" <= s[i] <= "9":
+            v = v * 10 + ord(s[i]) - 48
+            if v > 1 << 63:
+                raise invalid
+            i += 1
+        pre = i > 0
+        s = s[i:]
+        frac, scale, post = 0, 1.0, False
+        if s[:1] == ".":
+            s = s[1:]
+            i = 0
+            overflow = False
+            while i < len(s) and "0" <= s[i] <= "9":
+                if not overflow:
+                    y = frac * 10 + ord(s[i]) - 48
+                    if frac > INT64_MAX // 10 or y > 1 << 63:
+                        overflow = True
+                    else:
+                        frac = y
+                        scale *= 10
+                i += 1
+            post = i > 0
+            s = s[i:]
+        if not pre and not post:
+            raise invalid
+        i = 0
+        while i < len(s) and not (s[i] == "." or "0" <= s[i] <= "9"):
+            i += 1
+        if i == 0:
+            raise ValueError(f"time: missing unit in duration {go_quote(orig)}")
+        unit_name, s = s[:i], s[i:]
+        unit = _DURATION_UNITS.get(unit_name)
+        if unit is None:
+            raise ValueError(
+                f"time: unknown unit {go_quote(unit_name)} in duration {go_quote(orig)}"
+            )
+        if v > (1 << 63) // unit:
+            raise invalid
+        v *= unit
+        if frac > 0:
+            v += int(float(frac) * (float(unit) / scale))
+            if v > 1 << 63:
+                raise invalid
+        total += v
+        if total > 1 << 63:
+            raise invalid
+    if neg:
+        return -total
+    if total > INT64_MAX:
+        raise invalid
+    return total
+
+
+def parse_duration(text: str) -> int:
+    """`caddy.ParseDuration`: Go durations plus a `d` (24h) unit, in nanoseconds."""
+    if len(text.encode()) > 1024:
+        raise ValueError("parsing duration: input string too long")
+    # Caddy rewrites each "<n>d" into hours, scanning bytes
+    s = text.encode()
+    in_number = False
+    num_start = 0
+    i = 0
+    while i < len(s):
+        ch = s[i]
+        if ch == ord("d"):
+            days = parse_float(s[num_start:i].decode(errors="surrogateescape"))
+            hours = format_float(days * 24.0).encode()
+            s = s[:num_start] + hours + b"h" + s[i + 1 :]
+            continue
+        if not in_number:
+            num_start = i
+        in_number = chr(ch) in "0123456789.-+"
+        i += 1
+    return go_parse_duration(s.decode(errors="surrogateescape"))
+
+
+_BYTE_SIZES = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "ki": 1 << 10,
+    "kib": 1 << 10,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mi": 1 << 20,
+    "mib": 1 << 20,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gi": 1 << 30,
+    "gib": 1 << 30,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "ti": 1 << 40,
+    "tib": 1 << 40,
+    "p": 1000**5,
+    "pb": 1000**5,
+    "pi": 1 << 50,
+    "pib": 1 << 50,
+    "e": 1000**6,
+    "eb": 1000**6,
+    "ei": 1 << 60,
+    "eib": 1 << 60,
+}
+
+
+def parse_bytes(s: str) -> int:
+    """go-humanize's `ParseBytes`: "1.5MB", "10 KiB", "1,000" ... → bytes."""
+    end = 0
+    while end < len(s) and (s[end].isdigit() or s[end] in ".,"):
+        end += 1
+    number = s[:end].replace(",", "")
+    value = parse_float(number)
+    extra = s[end:].strip().lower()
+    if extra not in _BYTE_SIZES:
+        raise ValueError(f"unhandled size name: {extra}")
+    value *= _BYTE_SIZES[extra]
+    if value >= float(_UINT64_MAX):
+        raise ValueError(f"too large: {s}")
+    return int(value)
+
+
+def canonical_header_key(key: str) -> str:
+    """net/textproto's `CanonicalMIMEHeaderKey` ("x-foo-bar" → "X-Foo-Bar")."""
+    if not key:
+        return key
+    for ch in key:
+        # a key that is not a valid token is returned unchanged
+        if ch == " " or not _is_token_char(ch):
+            return key
+    out = []
+    upper = True
+    for ch in key:
+        if upper and "a" <= ch <= "z":
+            ch = ch.upper()
+        elif not upper and "A" <= ch <= "Z":
+            ch = ch.lower()
+        out.append(ch)
+        upper = ch == "-"
+    return "".join(out)
+
+
+def _is_token_char(ch: str) -> bool:
+    return ch.isascii() and (ch.isalnum() or ch in "!#$%&'*+-.^_`|~")
+
+
+def weak_string(value: str) -> bool | int | str:
+    """How `caddyhttp.WeakString` encodes: true/false, an int when it parses as one, else str."""
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    try:
+        return atoi(value)
+    except ValueError:
+        return value

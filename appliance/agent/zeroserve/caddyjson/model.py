@@ -1,0 +1,30 @@
+"""The two object kinds of Go's encoding/json: structs (ordered) and maps (sorted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GoMap(dict):
+    """A JSON object that Go encodes from a map: keys come out sorted, whatever the insertion."""
+
+
+def sorted_copy(value: Any) -> Any:
+    """Deep copy of `value` with every object turned into a GoMap.
+
+    Caddy builds module objects (handlers, matchers, storage, ...) by marshalling
+    the struct, decoding it into `map[string]any` and marshalling again, so every
+    object nested in one comes out with sorted keys.
+    """
+    if isinstance(value, dict):
+        return GoMap((k, sorted_copy(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return [sorted_copy(v) for v in value]
+    return value
+
+
+def module_object(value: dict, field: str, name: str) -> GoMap:
+    """Caddy's `caddyconfig.JSONModuleObject`: `value` plus its module-name field, sorted."""
+    obj = sorted_copy(value)
+    obj[field] = name
+    return obj
