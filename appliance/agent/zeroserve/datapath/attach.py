@@ -1,0 +1,212 @@
+"""Attach loaded programs to hooks. The only module that imports pyroute2.
+
+XDP goes through IFLA_XDP on a link: a first attach uses
+XDP_FLAGS_UPDATE_IF_NOEXIST (so we never clobber someone else's program) and a
+reload uses XDP_FLAGS_REPLACE with the expected old fd, so there is no window
+with nothing attached and a concurrent change makes the swap fail instead of
+being lost. TC programs go into a clsact qdisc as direct-action cls_bpf
+filters, replaced in place at a fixed priority and handle. sk_lookup programs are
+attached to a network namespace as a BPF link (libbpf's bpf_link_create).
+
+Every function takes an optional `netns` name so the same code serves the host
+and the scratch namespaces of doctor and tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute, NetlinkError, netns
+from pyroute2.netlink.rtnl.ifinfmsg import (
+    XDP_FLAGS_DRV_MODE,
+    XDP_FLAGS_REPLACE,
+    XDP_FLAGS_SKB_MODE,
+    XDP_FLAGS_UPDATE_IF_NOEXIST,
+)
+
+from zeroserve.datapath import libbpf
+
+# clsact's ingress/egress minor handles (TC_H_MIN_INGRESS/EGRESS under TC_H_CLSACT).
+_TC_PARENT = {"ingress": "ffff:fff2", "egress": "ffff:fff3"}
+# One zeroserve filter per direction; a fixed slot lets "replace" swap it atomically.
+_TC_PRIO = 1
+_TC_HANDLE = 1
+
+
+class AttachError(Exception):
+    """The kernel refused an attach or detach; str() says where and why."""
+
+
+class XdpMode(enum.Enum):
+    NATIVE = XDP_FLAGS_DRV_MODE
+    GENERIC = XDP_FLAGS_SKB_MODE
+
+
+@contextmanager
+def _ipr(ns: str | None) -> Iterator[IPRoute]:
+    ipr = IPRoute(netns=ns) if ns else IPRoute()
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def _fail(what: str, err: NetlinkError) -> AttachError:
+    code = err.code if isinstance(err.code, int) else errno.EIO
+    return AttachError(f"{what}: {os.strerror(code)}")
+
+
+def ifindex(name: str, ns: str | None = None) -> int:
+    with _ipr(ns) as ipr:
+        found = ipr.link_lookup(ifname=name)
+    if not found:
+        raise AttachError(f"no interface {name!r}" + (f" in netns {ns}" if ns else ""))
+    return found[0]
+
+
+def attach_xdp(
+    index: int,
+    prog_fd: int,
+    mode: XdpMode = XdpMode.NATIVE,
+    replace_fd: int | None = None,
+    ns: str | None = None,
+) -> None:
+    """Attach prog_fd; with replace_fd, atomically swap it for that attached program."""
+    attrs: list[tuple[str, int]] = [("IFLA_XDP_FD", prog_fd)]
+    flags = mode.value
+    if replace_fd is None:
+        flags |= XDP_FLAGS_UPDATE_IF_NOEXIST
+    else:
+        flags |= XDP_FLAGS_REPLACE
+        attrs.append(("IFLA_XDP_EXPECTED_FD", replace_fd))
+    attrs.append(("IFLA_XDP_FLAGS", flags))
+    with _ipr(ns) as ipr:
+        try:
+            ipr.link("set", index=index, xdp={"attrs": attrs})
+        except NetlinkError as err:
+            raise _fail(f"XDP {mode.name.lower()} attach on ifindex {index}", err) from err
+
+
+def detach_xdp(index: int, mode: XdpMode = XdpMode.NATIVE, ns: str | None = None) -> None:
+    with _ipr(ns) as ipr:
+        try:
+            ipr.link(
+                "set",
+                index=index,
+                xdp={"attrs": [("IFLA_XDP_FD", -1), ("IFLA_XDP_FLAGS", mode.value)]},
+            )
+        except NetlinkError as err:
+            raise _fail(f"XDP detach on ifindex {index}", err) from err
+
+
+def xdp_prog_id(index: int, ns: str | None = None) -> int:
+    """Id of the XDP program attached to the link, 0 if none."""
+    with _ipr(ns) as ipr:
+        link = ipr.get_links(index)[0]
+    xdp = link.get_attr("IFLA_XDP")
+    return (xdp.get_attr("IFLA_XDP_PROG_ID") or 0) if xdp else 0
+
+
+def attach_tc(index: int, prog_fd: int, direction: str, name: str, ns: str | None = None) -> None:
+    """Put prog_fd in the link's clsact qdisc (created if absent) as direct-action filter."""
+    with _ipr(ns) as ipr:
+        try:
+            ipr.tc("add", "clsact", index)
+        except NetlinkError as err:
+            if err.code != errno.EEXIST:
+                raise _fail(f"clsact qdisc on ifindex {index}", err) from err
+        try:
+            ipr.tc(
+                "replace-filter",
+                "bpf",
+                index,
+                _TC_HANDLE,
+                fd=prog_fd,
+                name=name,
+                parent=_TC_PARENT[direction],
+                prio=_TC_PRIO,
+                direct_action=True,
+            )
+        except NetlinkError as err:
+            raise _fail(f"cls_bpf {direction} filter on ifindex {index}", err) from err
+
+
+def tc_filter_names(index: int, direction: str, ns: str | None = None) -> list[str]:
+    """Names of the cls_bpf filters in the link's clsact qdisc for direction.
+
+    Names, not program ids: pyroute2 does not decode TCA_BPF_ID, so callers that
+    need to tell versions apart put that in the name they attach with.
+    """
+    with _ipr(ns) as ipr:
+        try:
+            filters = ipr.get_filters(index=index, parent=_TC_PARENT[direction])
+        except NetlinkError:
+            return []
+    names = []
+    for flt in filters:
+        opts = flt.get_attr("TCA_OPTIONS")
+        name = opts.get_attr("TCA_BPF_NAME") if opts else None
+        if name:
+            names.append(name)
+    return names
+
+
+def detach_tc(index: int, ns: str | None = None) -> None:
+    """Remove the clsact qdisc and with it every zeroserve TC filter."""
+    with _ipr(ns) as ipr:
+        try:
+            ipr.tc("del", "clsact", index)
+        except NetlinkError as err:
+            raise _fail(f"remove clsact on ifindex {index}", err) from err
+
+
+def attach_sk_lookup(prog_fd: int, ns: str | None = None) -> int:
+    """Link prog_fd to a network namespace's socket lookup; returns the link fd.
+
+    The program stays attached while the link fd (or a pin of it) lives.
+    """
+    path = f"/run/netns/{ns}" if ns else "/proc/self/ns/net"
+    ns_fd = os.open(path, os.O_RDONLY)
+    try:
+        return libbpf.link_create(prog_fd, ns_fd, libbpf.ATTACH_SK_LOOKUP)
+    finally:
+        os.close(ns_fd)
+
+
+@dataclass(frozen=True)
+class VethPair:
+    """A veth pair inside a scratch namespace, addressed from 198.18.0.0/15."""
+
+    ns: str
+    inner: int
+    outer: int
+    inner_addr: str
+    outer_addr: str
+
+
+@contextmanager
+def scratch_veth(prefix: str = "zs", subnet: int = 0) -> Iterator[VethPair]:
+    """A fresh namespace holding a veth pair, both ends up; removed on exit.
+
+    subnet picks 198.18.<subnet>.0/30 so concurrent users need not collide.
+    """
+    ns = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    netns.create(ns)
+    try:
+        inner_addr, outer_addr = f"198.18.{subnet}.1", f"198.18.{subnet}.2"
+        with _ipr(ns) as ipr:
+            ipr.link("add", ifname="zs0", kind="veth", peer={"ifname": "zs1"})
+            inner, outer = ipr.link_lookup(ifname="zs0")[0], ipr.link_lookup(ifname="zs1")[0]
+            ipr.addr("add", index=inner, address=inner_addr, prefixlen=30)
+            ipr.addr("add", index=outer, address=outer_addr, prefixlen=30)
+            for index in (inner, outer, ipr.link_lookup(ifname="lo")[0]):
+                ipr.link("set", index=index, state="up")
+        yield VethPair(ns, inner, outer, inner_addr, outer_addr)
+    finally:
+        netns.remove(ns)

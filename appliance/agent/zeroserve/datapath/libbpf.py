@@ -1,0 +1,295 @@
+"""The bpf(2) calls the agent makes, through Debian's libbpf1 and ctypes.
+
+The agent never imports bcc (its LLVM stays in the build child); once programs and
+maps are pinned, everything it does to them is one of these calls. Each failure
+raises BpfError with the call, the object and the kernel's errno text.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+BPF_ANY = 0
+BPF_NOEXIST = 1
+
+# enum bpf_prog_type / bpf_attach_type values this project uses (uapi/linux/bpf.h).
+PROG_TYPE_SCHED_CLS = 3
+PROG_TYPE_XDP = 6
+PROG_TYPE_SK_LOOKUP = 30
+ATTACH_SK_LOOKUP = 36
+
+# enum bpf_map_type values whose values are per CPU.
+_PERCPU_MAP_TYPES = {5, 6, 10}  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
+
+
+class BpfError(OSError):
+    """A bpf(2) call failed; str() names the call and the kernel's reason."""
+
+
+class _TestRunOpts(ctypes.Structure):
+    # struct bpf_test_run_opts, libbpf 1.1 (libbpf checks .sz for compatibility).
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("data_in", ctypes.c_void_p),
+        ("data_out", ctypes.c_void_p),
+        ("data_size_in", ctypes.c_uint32),
+        ("data_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_void_p),
+        ("ctx_out", ctypes.c_void_p),
+        ("ctx_size_in", ctypes.c_uint32),
+        ("ctx_size_out", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32),
+        ("repeat", ctypes.c_int),
+        ("duration", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("batch_size", ctypes.c_uint32),
+    ]
+
+
+class _ProgInfo(ctypes.Structure):
+    # Leading part of struct bpf_prog_info; the kernel fills only what fits.
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("tag", ctypes.c_uint8 * 8),
+        ("jited_prog_len", ctypes.c_uint32),
+        ("xlated_prog_len", ctypes.c_uint32),
+        ("jited_prog_insns", ctypes.c_uint64),
+        ("xlated_prog_insns", ctypes.c_uint64),
+        ("load_time", ctypes.c_uint64),
+        ("created_by_uid", ctypes.c_uint32),
+        ("nr_map_ids", ctypes.c_uint32),
+        ("map_ids", ctypes.c_uint64),
+        ("name", ctypes.c_char * 16),
+    ]
+
+
+class _MapInfo(ctypes.Structure):
+    # Leading part of struct bpf_map_info.
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("name", ctypes.c_char * 16),
+    ]
+
+
+@dataclass(frozen=True)
+class ProgInfo:
+    id: int
+    type: int
+    tag: str
+    name: str
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    id: int
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    name: str
+
+
+@dataclass(frozen=True)
+class TestRun:
+    retval: int
+    data_out: bytes
+    duration_ns: int
+
+
+@cache
+def _lib() -> ctypes.CDLL:
+    name = ctypes.util.find_library("bpf") or "libbpf.so.1"
+    lib = ctypes.CDLL(name, use_errno=True)
+    lib.bpf_obj_get.argtypes = [ctypes.c_char_p]
+    lib.bpf_obj_pin.argtypes = [ctypes.c_int, ctypes.c_char_p]
+    for fn in ("bpf_map_update_elem",):
+        getattr(lib, fn).argtypes = [
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_uint64,
+        ]
+    for fn in ("bpf_map_lookup_elem", "bpf_map_get_next_key"):
+        getattr(lib, fn).argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    lib.bpf_map_delete_elem.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    lib.bpf_obj_get_info_by_fd.argtypes = [
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_uint32),
+    ]
+    lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]
+    lib.bpf_link_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    return lib
+
+
+def _check(ret: int, what: str) -> int:
+    # libbpf 1.x returns -errno and also sets errno.
+    if ret < 0:
+        code = -ret if ret != -1 else ctypes.get_errno()
+        raise BpfError(code, f"{what}: {os.strerror(code)}")
+    return ret
+
+
+def obj_get(path: Path | str) -> int:
+    """Open a pinned program, map or link; the caller owns the fd."""
+    return _check(_lib().bpf_obj_get(os.fsencode(path)), f"open pin {path}")
+
+
+def obj_pin(fd: int, path: Path | str) -> None:
+    _check(_lib().bpf_obj_pin(fd, os.fsencode(path)), f"pin {path}")
+
+
+def prog_info(fd: int) -> ProgInfo:
+    info = _ProgInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    _check(
+        _lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)),
+        f"program info of fd {fd}",
+    )
+    return ProgInfo(info.id, info.type, bytes(info.tag).hex(), info.name.decode())
+
+
+def map_info(fd: int) -> MapInfo:
+    info = _MapInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    _check(
+        _lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)),
+        f"map info of fd {fd}",
+    )
+    return MapInfo(
+        info.id, info.type, info.key_size, info.value_size, info.max_entries, info.name.decode()
+    )
+
+
+@cache
+def possible_cpus() -> int:
+    """Per-CPU map values hold one slot per possible CPU, not per online one."""
+    text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+    count = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        count += int(hi or lo) - int(lo) + 1
+    return count
+
+
+class Map:
+    """A map opened by fd, with byte-level access; layout is the caller's business."""
+
+    def __init__(self, fd: int, name: str = "") -> None:
+        self.fd = fd
+        self.info = map_info(fd)
+        self.name = name or self.info.name
+        per_cpu = self.info.type in _PERCPU_MAP_TYPES
+        # The kernel copies per-CPU values in 8-byte-aligned slots.
+        self.slot_size = (self.info.value_size + 7) // 8 * 8 if per_cpu else self.info.value_size
+        self.slots = possible_cpus() if per_cpu else 1
+        self.value_bytes = self.slot_size * self.slots
+
+    @classmethod
+    def open_pinned(cls, path: Path | str) -> Map:
+        return cls(obj_get(path), Path(path).name)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> Map:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _key(self, key: bytes) -> ctypes.Array:
+        if len(key) != self.info.key_size:
+            raise ValueError(f"map {self.name}: key is {len(key)} bytes, want {self.info.key_size}")
+        return ctypes.create_string_buffer(key, len(key))
+
+    def update(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
+        """Set key to value (for per-CPU maps, `value_bytes` covering every slot)."""
+        if len(value) != self.value_bytes:
+            raise ValueError(
+                f"map {self.name}: value is {len(value)} bytes, want {self.value_bytes}"
+            )
+        buf = ctypes.create_string_buffer(value, len(value))
+        _check(
+            _lib().bpf_map_update_elem(self.fd, self._key(key), buf, flags),
+            f"update map {self.name}",
+        )
+
+    def lookup(self, key: bytes) -> bytes | None:
+        """The value (for per-CPU maps, all slots concatenated), or None if absent."""
+        out = ctypes.create_string_buffer(self.value_bytes)
+        ret = _lib().bpf_map_lookup_elem(self.fd, self._key(key), out)
+        if ret < 0 and ctypes.get_errno() == errno.ENOENT:
+            return None
+        _check(ret, f"lookup in map {self.name}")
+        return out.raw
+
+    def lookup_per_cpu(self, key: bytes) -> list[bytes]:
+        raw = self.lookup(key)
+        if raw is None:
+            return []
+        return [
+            raw[i * self.slot_size : i * self.slot_size + self.info.value_size]
+            for i in range(self.slots)
+        ]
+
+    def delete(self, key: bytes) -> bool:
+        ret = _lib().bpf_map_delete_elem(self.fd, self._key(key))
+        if ret < 0 and ctypes.get_errno() == errno.ENOENT:
+            return False
+        _check(ret, f"delete from map {self.name}")
+        return True
+
+    def keys(self) -> list[bytes]:
+        keys: list[bytes] = []
+        cur = None
+        nxt = ctypes.create_string_buffer(self.info.key_size)
+        while True:
+            ret = _lib().bpf_map_get_next_key(self.fd, cur, nxt)
+            if ret < 0 and ctypes.get_errno() == errno.ENOENT:
+                return keys
+            _check(ret, f"iterate map {self.name}")
+            keys.append(nxt.raw)
+            cur = ctypes.create_string_buffer(nxt.raw, len(nxt.raw))
+
+
+def prog_test_run(prog_fd: int, data: bytes, repeat: int = 1, out_size: int = 4096) -> TestRun:
+    """Run a loaded program once over data with BPF_PROG_TEST_RUN."""
+    data_in = ctypes.create_string_buffer(data, len(data))
+    data_out = ctypes.create_string_buffer(max(out_size, len(data)))
+    opts = _TestRunOpts(
+        sz=ctypes.sizeof(_TestRunOpts),
+        data_in=ctypes.cast(data_in, ctypes.c_void_p),
+        data_out=ctypes.cast(data_out, ctypes.c_void_p),
+        data_size_in=len(data),
+        data_size_out=len(data_out),
+        repeat=repeat,
+    )
+    _check(
+        _lib().bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts)),
+        f"test run of program fd {prog_fd}",
+    )
+    return TestRun(opts.retval, data_out.raw[: opts.data_size_out], opts.duration)
+
+
+def link_create(prog_fd: int, target_fd: int, attach_type: int) -> int:
+    """Create a BPF link (sk_lookup: target is a netns fd); the caller owns the link fd."""
+    return _check(
+        _lib().bpf_link_create(prog_fd, target_fd, attach_type, None),
+        f"link program fd {prog_fd} (attach type {attach_type})",
+    )

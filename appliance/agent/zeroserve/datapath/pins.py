@@ -1,0 +1,124 @@
+"""Where zeroserve's BPF objects live in bpffs, and the bpffs mount itself.
+
+Maps outlive programs: each layer's maps are pinned by name under
+`<root>/v<LAYOUT_VERSION>/<hook>/`, so counters and rule sets survive a reload and
+a restarted agent finds them. bcc does not check a pinned map's key or value
+layout against the program that reuses it, so LAYOUT_VERSION must change
+whenever a struct in appliance/bpf/include/structs.h or a map definition changes;
+old versions are then unused and `remove_stale_versions` unlinks them.
+
+Programs are pinned only briefly, in a hand-off directory, to pass them from the
+build child to the agent (see build.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+BPFFS = Path("/sys/fs/bpf")
+PIN_ROOT = BPFFS / "zeroserve"
+LAYOUT_VERSION = 1
+
+
+class BpffsError(OSError):
+    """bpffs is missing at the expected path and could not be mounted."""
+
+
+def bpffs_mounted(path: Path = BPFFS, mountinfo: Path = Path("/proc/self/mountinfo")) -> bool:
+    """True if a bpf filesystem is mounted exactly at path."""
+    target = os.path.realpath(path)
+    for line in mountinfo.read_text().splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        # Mount points escape blanks as octal; ours never contain any.
+        if fields[4] == target and fields[sep + 1] == "bpf":
+            return True
+    return False
+
+
+def ensure_bpffs(path: Path = BPFFS) -> bool:
+    """Mount bpffs at path unless it is there; returns True if this call mounted it."""
+    if bpffs_mounted(path):
+        return False
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BpffsError(err.errno, f"cannot create {path}: {err.strerror}") from err
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 4 + [ctypes.c_ulong, ctypes.c_void_p]
+    if libc.mount(b"bpf", os.fsencode(path), b"bpf", 0, None) != 0:
+        code = ctypes.get_errno()
+        raise BpffsError(code, f"mount -t bpf bpf {path}: {os.strerror(code)}")
+    return True
+
+
+@dataclass(frozen=True)
+class PinLayout:
+    """Pin paths for one root; tests use their own root so they never touch the host's."""
+
+    root: Path = PIN_ROOT
+    version: int = LAYOUT_VERSION
+
+    @property
+    def base(self) -> Path:
+        return self.root / f"v{self.version}"
+
+    def hook_dir(self, hook: str) -> Path:
+        return self.base / hook
+
+    def map_path(self, hook: str, name: str) -> Path:
+        return self.hook_dir(hook) / name
+
+    def handoff_dir(self, nonce: str) -> Path:
+        return self.base / "handoff" / nonce
+
+    def prepare(self, hook: str) -> Path:
+        """Create the hook's pin directory (bcc pins maps into it but does not mkdir)."""
+        directory = self.hook_dir(hook)
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise changes to pinned state between agents, CLI runs and tests."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def remove_unused(self, hook: str, keep: set[str]) -> list[str]:
+        """Unlink the hook's map pins not in keep (features the plan no longer uses)."""
+        directory = self.hook_dir(hook)
+        if not directory.is_dir():
+            return []
+        removed = sorted(p.name for p in directory.iterdir() if p.name not in keep)
+        for name in removed:
+            (directory / name).unlink()
+        return removed
+
+    def remove_stale_versions(self) -> list[str]:
+        """Unlink every pin under layout versions other than ours."""
+        if not self.root.is_dir():
+            return []
+        stale = sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and p.name != self.base.name
+        )
+        for name in stale:
+            shutil.rmtree(self.root / name)
+        return stale
+
+    def remove_all(self) -> None:
+        """Unlink every pin under root (tests' teardown; `zeroserve` uninstall)."""
+        if self.root.exists():
+            shutil.rmtree(self.root)
