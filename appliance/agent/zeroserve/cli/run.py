@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     except EngineError as exc:
         raise CommandError(f"loading config: {exc}") from None
     except OSError as exc:
-        raise CommandError(f"starting engine: {exc}") from None
+        raise CommandError(f"starting: {exc}") from None
     log_line("info", "serving initial configuration", listen=agent.engine.listen_addresses())
     agent.serve_forever()
     log_line("info", "shutdown complete")
