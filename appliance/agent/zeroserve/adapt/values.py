@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from zeroserve.caddyfile.gofmt import go_atoi, go_parse_float, go_quote
+
 INT64_MAX = (1 << 63) - 1
 _UINT64_MAX = (1 << 64) - 1
 
@@ -27,69 +29,29 @@ PRIVATE_RANGES = [
 ]
 
 
-def go_quote(s: str) -> str:
-    """`strconv.Quote`: a double-quoted Go string literal."""
-    out = ['"']
-    for ch in s:
-        code = ord(ch)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[ch])
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_SHORT_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-
 def atoi(s: str) -> int:
     """`strconv.Atoi` on a 64-bit platform."""
-    digits = s[1:] if s[:1] in ("+", "-") else s
-    if not digits or not digits.isascii() or not digits.isdigit():
-        raise ValueError(f"strconv.Atoi: parsing {go_quote(s)}: invalid syntax")
-    n = int(digits)
-    if s.startswith("-"):
-        n = -n
-    if n > INT64_MAX or n < -INT64_MAX - 1:
-        raise ValueError(f"strconv.Atoi: parsing {go_quote(s)}: value out of range")
-    return n
+    value = go_atoi(s)
+    if value is None:
+        reason = "value out of range" if _ATOI_SYNTAX.fullmatch(s) else "invalid syntax"
+        raise ValueError(f"strconv.Atoi: parsing {go_quote(s)}: {reason}")
+    return value
 
 
-_DECIMAL_FLOAT = re.compile(r"[+-]?(?:\d+(?:_\d+)*\.?\d*(?:_\d+)*|\.\d+(?:_\d+)*)(?:[eE][+-]?\d+)?")
-_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F_]+\.?[0-9a-fA-F_]*|\.[0-9a-fA-F_]+)[pP][+-]?\d+")
-_SPECIAL_FLOAT = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+_ATOI_SYNTAX = re.compile(r"[+-]?[0-9]+")
 
 
 def parse_float(s: str) -> float:
     """`strconv.ParseFloat(s, 64)`."""
-    syntax_err = ValueError(f"strconv.ParseFloat: parsing {go_quote(s)}: invalid syntax")
-    if _SPECIAL_FLOAT.fullmatch(s):
-        return float(s)
-    if _HEX_FLOAT.fullmatch(s):
-        return float.fromhex(s.replace("_", ""))
-    # Go allows underscores only after a base prefix, so not in a decimal number
-    if "_" in s or not _DECIMAL_FLOAT.fullmatch(s):
-        raise syntax_err
-    value = float(s)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"strconv.ParseFloat: parsing {go_quote(s)}: value out of range")
+    value = go_parse_float(s)
+    if value is None:
+        reason = "invalid syntax"
+        try:
+            if float(s) in (float("inf"), float("-inf")):
+                reason = "value out of range"
+        except ValueError:
+            pass
+        raise ValueError(f"strconv.ParseFloat: parsing {go_quote(s)}: {reason}")
     return value
 
 
