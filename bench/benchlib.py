@@ -1,0 +1,300 @@
+"""What every benchmark script shares: finding the binaries, starting and stopping servers,
+sampling /proc, measuring a child process, small statistics and writing docs/BENCHMARKS.md.
+
+Servers are started as separate processes and always stopped by their PID (SIGTERM, then
+SIGKILL), whatever happens in between; scripts use `Server` as a context manager for that.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOC = REPO / "docs" / "BENCHMARKS.md"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# The load generator and the server under test each get a core of their own, so neither
+# steals the other's CPU; the same split applies to Caddy and zeroserve.
+LOADGEN_CPU = "0"
+SERVER_CPU = "1"
+
+
+class BenchError(Exception):
+    """A benchmark cannot go on (missing binary, server that does not start, ...)."""
+
+
+def caddy_binary() -> Path:
+    """Caddy 2.11.7: the venv's (from `make setup`), else the pre-set-up one."""
+    for candidate in (REPO / ".venv" / "bin" / "caddy", Path("/tmp/cv/bin/caddy")):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise BenchError("no caddy binary: run `make setup` (expects .venv/bin/caddy)")
+
+
+def zeroserve_binary() -> Path | None:
+    path = REPO / ".venv" / "bin" / "zeroserve"
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def tool_version(argv: Sequence[str]) -> str:
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    return (out.stdout or out.stderr).strip().splitlines()[0] if out.returncode == 0 else "?"
+
+
+def require_tools(*names: str) -> None:
+    missing = [n for n in names if not any(
+        os.access(Path(d) / n, os.X_OK) for d in os.environ.get("PATH", "").split(":") if d)]
+    if missing:
+        raise BenchError(
+            f"missing {', '.join(missing)}: apt-get install -y wrk hey nghttp2-client")
+
+
+def raise_fd_limit() -> int:
+    """Lift the soft open-files limit to the hard one; children (servers) inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env(home: Path) -> dict[str, str]:
+    """Keep Caddy's autosave and storage inside the run's scratch folder, not in /root."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"),
+               XDG_DATA_HOME=str(home / "data"))
+    return env
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def wait_port(port: int, server: Server, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise BenchError(f"{server.name} exited ({server.proc.returncode}): "
+                             f"{server.log_tail()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise BenchError(f"{server.name} did not listen on 127.0.0.1:{port} in {timeout:.0f}s")
+
+
+def server_argv(name: str, config: Path, workers: int = 1) -> list[str]:
+    """The command serving `config` (a Caddyfile) for `name` in {"caddy", "zeroserve"}.
+
+    Caddy's Go runtime sizes GOMAXPROCS from the CPU affinity mask, so pinned to one core it
+    runs one P; zeroserve gets the same single core and one engine worker.
+    """
+    if name == "caddy":
+        return [str(caddy_binary()), "run", "--config", str(config), "--adapter", "caddyfile"]
+    zs = zeroserve_binary()
+    if zs is None:
+        raise BenchError("no .venv/bin/zeroserve: run `make setup`")
+    return [str(zs), "run", "--config", str(config), "--adapter", "caddyfile",
+            "--workers", str(workers)]
+
+
+@contextmanager
+def running(name: str, config: Path, ports: Sequence[int], scratch: Path,
+            cpus: str | None = SERVER_CPU) -> Iterator[Server]:
+    """Start a server, wait for its ports, and always stop it by PID afterwards."""
+    argv = server_argv(name, config)
+    if cpus is not None:
+        argv = ["taskset", "-c", cpus, *argv]  # taskset execs: the PID stays the server's
+    log = scratch / f"{name}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                env=child_env(scratch), cwd=scratch)
+    server = Server(name, proc, log)
+    try:
+        for port in ports:
+            wait_port(port, server)
+        yield server
+    finally:
+        server.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (all threads) from /proc/PID/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    # After the command name: state is field 3, so utime (14) and stime (15) sit at 11 and 12.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+@dataclass
+class ChildRun:
+    returncode: int
+    wall_seconds: float
+    max_rss_kib: int
+
+
+def run_measured(argv: Sequence[str], stdout: Path, stderr: Path,
+                 env: dict[str, str] | None = None, timeout: float = 300.0) -> ChildRun:
+    """Run a child to completion: its wall time and its own peak RSS (wait4's rusage)."""
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                env=env)
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                os.kill(proc.pid, signal.SIGKILL)
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.002)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return ChildRun(proc.returncode, wall, usage.ru_maxrss)
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        raise ValueError("median of nothing")
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of raw samples."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("percentile of nothing")
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def ratio(zeroserve: float | None, caddy: float | None) -> float | None:
+    if zeroserve is None or caddy is None or caddy == 0:
+        return None
+    return zeroserve / caddy
+
+
+def fmt_num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def command_line() -> str:
+    """The exact command that produced the numbers, relative to the repo root."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        shown = str(script.relative_to(REPO))
+    except ValueError:
+        shown = str(script)
+    python = ".venv/bin/python" if (REPO / ".venv" / "bin" / "python").exists() else "python3"
+    return shlex.join([python, shown, *sys.argv[1:]])
+
+
+def git_commit() -> str:
+    out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "?"
+
+
+def machine_line() -> str:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    caddy = tool_version([str(caddy_binary()), "version"]).split()[0]
+    return (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu}), "
+            f"Linux {platform.release()}, Caddy {caddy}, zeroserve at commit {git_commit()}")
+
+
+def write_section(key: str, title: str, body: str) -> None:
+    """Replace (or append) one script's section of docs/BENCHMARKS.md, leaving the others."""
+    start, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
+    section = f"{start}\n## {title}\n\n{body.strip()}\n{end}"
+    text = DOC.read_text() if DOC.exists() else (
+        "# Benchmarks\n\nzeroserve and Caddy 2.11.7 measured side by side in one run of each "
+        "script under `bench/`, on the same Caddyfile, on 127.0.0.1. Each figure is the median "
+        "of several rounds; ratios are zeroserve/Caddy. Latency is reported as p50/p95/p99, "
+        "never as an average. Each section names the exact command that produced it.\n")
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    DOC.write_text(text)
+
+
+def fail(message: str) -> None:
+    """One line on stderr and exit 1: a benchmark's usage errors are not tracebacks."""
+    sys.stderr.write(f"Error: {message}\n")
+    raise SystemExit(1)
