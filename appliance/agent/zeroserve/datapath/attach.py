@@ -191,15 +191,15 @@ class VethPair:
 
 
 @contextmanager
-def scratch_veth(prefix: str = "zs", subnet: int = 0) -> Iterator[VethPair]:
-    """A fresh namespace holding a veth pair, both ends up; removed on exit.
+def scratch_veth(prefix: str = "zs") -> Iterator[VethPair]:
+    """A fresh namespace holding a veth pair, both ends and lo up; removed on exit.
 
-    subnet picks 198.18.<subnet>.0/30 so concurrent users need not collide.
+    Each pair has its own namespace, so every pair can use the same addresses.
     """
     ns = f"{prefix}-{uuid.uuid4().hex[:8]}"
     netns.create(ns)
     try:
-        inner_addr, outer_addr = f"198.18.{subnet}.1", f"198.18.{subnet}.2"
+        inner_addr, outer_addr = "198.18.0.1", "198.18.0.2"
         with _ipr(ns) as ipr:
             ipr.link("add", ifname="zs0", kind="veth", peer={"ifname": "zs1"})
             inner, outer = ipr.link_lookup(ifname="zs0")[0], ipr.link_lookup(ifname="zs1")[0]

@@ -18,7 +18,8 @@ from pathlib import Path
 BPF_ANY = 0
 BPF_NOEXIST = 1
 
-# enum bpf_prog_type / bpf_attach_type values this project uses (uapi/linux/bpf.h).
+# enum bpf_map_type / bpf_prog_type / bpf_attach_type values used here (uapi/linux/bpf.h).
+MAP_TYPE_ARRAY = 2
 PROG_TYPE_SCHED_CLS = 3
 PROG_TYPE_XDP = 6
 PROG_TYPE_SK_LOOKUP = 30
@@ -30,6 +31,9 @@ _PERCPU_MAP_TYPES = {5, 6, 10}  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
 
 class BpfError(OSError):
     """A bpf(2) call failed; str() names the call and the kernel's reason."""
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 class _TestRunOpts(ctypes.Structure):
@@ -131,6 +135,9 @@ def _lib() -> ctypes.CDLL:
         ctypes.POINTER(ctypes.c_uint32),
     ]
     lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]
+    lib.bpf_map_create.argtypes = (
+        [ctypes.c_int, ctypes.c_char_p] + [ctypes.c_uint32] * 3 + [ctypes.c_void_p]
+    )
     lib.bpf_link_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
     return lib
 
@@ -150,6 +157,14 @@ def obj_get(path: Path | str) -> int:
 
 def obj_pin(fd: int, path: Path | str) -> None:
     _check(_lib().bpf_obj_pin(fd, os.fsencode(path)), f"pin {path}")
+
+
+def map_create(map_type: int, name: str, key_size: int, value_size: int, max_entries: int) -> int:
+    """Create an unpinned map; the caller owns the fd."""
+    return _check(
+        _lib().bpf_map_create(map_type, name.encode(), key_size, value_size, max_entries, None),
+        f"create map {name} (type {map_type})",
+    )
 
 
 def prog_info(fd: int) -> ProgInfo:

@@ -31,6 +31,9 @@ LAYOUT_VERSION = 1
 class BpffsError(OSError):
     """bpffs is missing at the expected path and could not be mounted."""
 
+    def __str__(self) -> str:
+        return self.strerror
+
 
 def bpffs_mounted(path: Path = BPFFS, mountinfo: Path = Path("/proc/self/mountinfo")) -> bool:
     """True if a bpf filesystem is mounted exactly at path."""
