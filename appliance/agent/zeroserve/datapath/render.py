@@ -4,10 +4,17 @@ Templates only choose: feature flags, sizes and pin paths become `#define`s, and
 the C in appliance/bpf/include/ does the work. Rules never reach a template;
 they go into maps after load. A missing variable is an error, not an empty
 string, so a template and its caller cannot drift apart silently.
+
+bcc rewrites map method calls (`table.lookup(&k)`) only in the main source
+buffer, never in included files, so render() inlines our own `#include "x.h"`
+lines (from appliance/bpf/include, each once) and marks each with `#line`, so
+that clang's diagnostics still name the header and line. System headers
+(`#include <...>`) stay includes.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,11 +36,26 @@ def _env(bpf_dir: Path) -> jinja2.Environment:
     )
 
 
+_LOCAL_INCLUDE = re.compile(r'^#include "([\w./-]+)"\s*$')
+
+
 def render(template: str, bpf_dir: Path = BPF_DIR, **context: Any) -> str:
-    """C source of template (a path under bpf_dir, e.g. "xdp/entry.c.j2")."""
-    return _env(bpf_dir).get_template(template).render(**context)
+    """C source of template (a path under bpf_dir, e.g. "xdp/entry.c.j2"), headers inlined."""
+    text = _env(bpf_dir).get_template(template).render(**context)
+    return "\n".join(_inline(text, template, bpf_dir / "include", set())) + "\n"
 
 
-def include_cflags(bpf_dir: Path = BPF_DIR) -> list[str]:
-    """Compiler flags that let rendered sources include the shared headers."""
-    return [f"-I{bpf_dir / 'include'}"]
+def _inline(text: str, name: str, include_dir: Path, seen: set[str]) -> list[str]:
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _LOCAL_INCLUDE.match(line)
+        if not match:
+            out.append(line)
+            continue
+        header = match.group(1)
+        if header not in seen:
+            seen.add(header)
+            out.append(f'#line 1 "{header}"')
+            out.extend(_inline((include_dir / header).read_text(), header, include_dir, seen))
+        out.append(f'#line {number + 1} "{name}"')
+    return out

@@ -1,0 +1,29 @@
+/* Limits and codes shared by every hook and mirrored in Python
+ * (zeroserve.datapath.structs reads this file; keep to `#define NAME <int>` lines
+ * for anything Python needs). Sizes are defaults: the entry template may set them. */
+#ifndef ZS_CONSTS_H
+#define ZS_CONSTS_H
+
+/* Why a packet got its verdict: the index into zs_verdicts. */
+#define ZS_REASON_PASS 0      /* no rule matched */
+#define ZS_REASON_DENY 1      /* source address in a deny rule */
+#define ZS_REASON_MALFORMED 2 /* truncated or inconsistent headers; passed to the stack */
+#define ZS_REASON_MAX 3
+
+/* Rule ids index zs_rule_stats; 0 means "no rule" and is never assigned. */
+#define ZS_RULE_NONE 0
+
+#ifndef ZS_RULES_MAX
+#define ZS_RULES_MAX 1024
+#endif
+#ifndef ZS_DENY_LPM_MAX
+#define ZS_DENY_LPM_MAX 65536
+#endif
+#ifndef ZS_DENY_EXACT_MAX
+#define ZS_DENY_EXACT_MAX 65536
+#endif
+
+/* 802.1Q and 802.1ad tags skipped before the L3 header. */
+#define ZS_VLAN_MAX_DEPTH 2
+
+#endif

@@ -1,0 +1,92 @@
+/* Header parsing with a cursor: each parse_* checks its header against data_end,
+ * moves the cursor past it and returns the next protocol (or -1 if truncated). */
+#ifndef ZS_PARSE_H
+#define ZS_PARSE_H
+
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/ipv6.h>
+
+#include "consts.h"
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define zs_htons(x) ((__u16)__builtin_bswap16(x))
+#else
+#define zs_htons(x) ((__u16)(x))
+#endif
+
+struct zs_cursor {
+	void *pos;
+};
+
+struct zs_vlan_hdr {
+	__be16 tci;
+	__be16 encap_proto;
+};
+
+static __always_inline int zs_is_vlan(__u16 proto)
+{
+	return proto == zs_htons(ETH_P_8021Q) || proto == zs_htons(ETH_P_8021AD);
+}
+
+/* Returns the L3 protocol (network order) after skipping VLAN tags. */
+static __always_inline int zs_parse_eth(struct zs_cursor *cur, void *data_end)
+{
+	struct ethhdr *eth = cur->pos;
+	__u16 proto;
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	cur->pos = eth + 1;
+	proto = eth->h_proto;
+#ifdef ZS_FEATURE_VLAN
+#pragma unroll
+	for (int i = 0; i < ZS_VLAN_MAX_DEPTH; i++) {
+		struct zs_vlan_hdr *vlan = cur->pos;
+
+		if (!zs_is_vlan(proto))
+			break;
+		if ((void *)(vlan + 1) > data_end)
+			return -1;
+		cur->pos = vlan + 1;
+		proto = vlan->encap_proto;
+	}
+#endif
+	return proto;
+}
+
+/* Returns the L4 protocol; -1 if truncated or not a sane IPv4 header. */
+static __always_inline int zs_parse_ipv4(struct zs_cursor *cur, void *data_end,
+					 struct iphdr **out)
+{
+	struct iphdr *ip = cur->pos;
+	int len;
+
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	if (ip->version != 4 || ip->ihl < 5)
+		return -1;
+	len = ip->ihl * 4;
+	if (cur->pos + len > data_end)
+		return -1;
+	cur->pos += len;
+	*out = ip;
+	return ip->protocol;
+}
+
+/* Returns the next header; -1 if truncated or not IPv6. */
+static __always_inline int zs_parse_ipv6(struct zs_cursor *cur, void *data_end,
+					 struct ipv6hdr **out)
+{
+	struct ipv6hdr *ip6 = cur->pos;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return -1;
+	if (ip6->version != 6)
+		return -1;
+	cur->pos = ip6 + 1;
+	*out = ip6;
+	return ip6->nexthdr;
+}
+
+#endif
