@@ -1,0 +1,91 @@
+"""Starting Caddy and zeroserve on one case's Caddyfile, each on its own free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support import clean_env, free_port
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    """How to run one implementation: `caddy run` or `zeroserve run`, same flags."""
+
+    name: str
+    binary: Path
+    extra_args: tuple[str, ...] = ()
+
+    def argv(self, config: Path) -> list[str]:
+        return [str(self.binary), "run", "--config", str(config), "--adapter", "caddyfile",
+                *self.extra_args]
+
+
+@dataclass
+class Running:
+    kind: ServerKind
+    port: int
+    proc: subprocess.Popen | None
+    error: str | None  # why it is not serving, if it is not
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _tail(path: Path, limit: int = 1500) -> str:
+    """The line of a dead server's output that says why: its last error line, else its last."""
+    text = path.read_text(errors="replace").strip() if path.exists() else ""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    return ((errors or lines or ["no output"])[-1])[-limit:]
+
+
+def start(kind: ServerKind, caddyfile: str, workdir: Path) -> Running:
+    """Start `kind` on a free port with `caddyfile` ({PORT} still to fill in) and wait for it.
+
+    Children get a private HOME and XDG dirs so Caddy's autosave and storage stay in
+    `workdir`, and their own session so they can be stopped by process group.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = workdir / "Caddyfile"
+    config.write_text(caddyfile.replace("{PORT}", str(port)))
+    env = clean_env()
+    env.update(HOME=str(workdir), XDG_CONFIG_HOME=str(workdir / "config"),
+               XDG_DATA_HOME=str(workdir / "data"))
+    log = workdir / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(kind.argv(config), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=env, cwd=workdir,
+                                start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return Running(kind, port, None, f"exited with {proc.returncode}: {_tail(log)}")
+        if _listening(port):
+            return Running(kind, port, proc, None)
+        time.sleep(0.05)
+    running = Running(kind, port, proc, f"not listening after {START_TIMEOUT_S:.0f}s")
+    running.stop()
+    return running
