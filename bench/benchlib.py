@@ -50,8 +50,10 @@ def zeroserve_binary() -> Path | None:
 
 
 def tool_version(argv: Sequence[str]) -> str:
+    """First line a tool prints about its version (some, like wrk, exit non-zero doing so)."""
     out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    return (out.stdout or out.stderr).strip().splitlines()[0] if out.returncode == 0 else "?"
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else "?"
 
 
 def require_tools(*names: str) -> None:
@@ -98,12 +100,13 @@ class Server:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def log_tail(self, lines: int = 5) -> str:
+    def last_log_line(self) -> str:
+        """The server's last words, usually the error that stopped it."""
         try:
             text = self.log.read_text(errors="replace").strip().splitlines()
         except OSError:
             return ""
-        return " | ".join(text[-lines:])
+        return text[-1].strip() if text else ""
 
     def stop(self) -> None:
         if self.proc.poll() is not None:
@@ -121,7 +124,7 @@ def wait_port(port: int, server: Server, timeout: float = 20.0) -> None:
     while time.monotonic() < deadline:
         if not server.alive():
             raise BenchError(f"{server.name} exited ({server.proc.returncode}): "
-                             f"{server.log_tail()}")
+                             f"{server.last_log_line()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -244,8 +247,11 @@ def fmt_ratio(value: float | None) -> str:
 
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

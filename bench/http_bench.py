@@ -1,0 +1,540 @@
+"""HTTP engine: zeroserve vs Caddy on the same Caddyfiles, one run, medians of rounds.
+
+Workloads: `respond "hello"`; `redir`; a site with 10 header operations; `file_server` of a
+1 KB and a 1 MB file; `encode gzip` of a 100 KB text file. For each workload and server:
+
+- throughput: `wrk -t1 -c64` for --duration seconds after a 1 s warm-up;
+- server CPU per request: utime+stime of the server process (/proc/PID/stat) over the wrk run,
+  divided by the requests wrk completed;
+- latency at a fixed offered rate: `h2load --h1 --rps`, the same rate for both servers (half of
+  Caddy's median throughput for that workload, capped), p50/p95/p99 from h2load's
+  per-request log;
+- memory: VmRSS of the server holding 10,000 idle keep-alive connections (each served one
+  request first), opened by this script.
+
+Pinning: the server runs on CPU 1 (`taskset -c 1`, one engine worker for zeroserve; Caddy's
+Go runtime sizes GOMAXPROCS from the mask, so one P), the load generator and this script on
+CPU 0. Before measuring zeroserve on a workload, its response is checked against Caddy's;
+a workload zeroserve does not serve the same way is reported "not yet served", not measured.
+
+    python bench/http_bench.py [--rounds 3] [--duration 5] [--latency-duration 5] [--no-doc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import http.client
+import os
+import random
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchlib import (
+    LOADGEN_CPU,
+    BenchError,
+    command_line,
+    cpu_seconds,
+    fail,
+    fmt_num,
+    fmt_ratio,
+    free_port,
+    machine_line,
+    md_table,
+    median,
+    percentile,
+    raise_fd_limit,
+    ratio,
+    require_tools,
+    rss_kib,
+    running,
+    tool_version,
+    write_section,
+    zeroserve_binary,
+)
+
+SERVERS = ("caddy", "zeroserve")
+CONNECTIONS = 64
+LATENCY_CLIENTS = 32
+RATE_SHARE = 0.5
+RATE_CAP = 20_000
+IDLE_CONNECTIONS = 10_000
+
+GLOBAL = """\
+{
+	admin off
+	auto_https off
+	default_bind 127.0.0.1
+}
+"""
+
+TEN_HEADER_OPS = """\
+	header {
+		Strict-Transport-Security "max-age=31536000; includeSubDomains"
+		X-Content-Type-Options nosniff
+		X-Frame-Options DENY
+		Referrer-Policy no-referrer
+		Cache-Control "public, max-age=60"
+		+Vary Accept-Encoding
+		+Link "</style.css>; rel=preload; as=style"
+		-X-Powered-By
+		?X-Default "set if missing"
+		X-Bench-Route hello
+	}
+	respond "hello"
+"""
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    title: str
+    site: str
+    path: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def workloads(www: Path) -> list[Workload]:
+    files = f"\troot * {www}\n\tfile_server\n"
+    gzip_hdr = (("Accept-Encoding", "gzip"),)
+    return [
+        Workload("respond", '`respond "hello"`', '\trespond "hello"\n', "/"),
+        Workload("redir", "`redir https://example.com{uri} 308`",
+                 "\tredir https://example.com{uri} 308\n", "/some/page?id=42"),
+        Workload("headers", "10 `header` operations + respond", TEN_HEADER_OPS, "/"),
+        Workload("file_1k", "`file_server` 1 KB", files, "/1k.bin"),
+        Workload("file_1m", "`file_server` 1 MB", files, "/1m.bin"),
+        Workload("gzip_100k", "`encode gzip` + `file_server` 100 KB text",
+                 "\tencode gzip\n" + files, "/100k.txt", gzip_hdr),
+    ]
+
+
+def make_files(www: Path) -> None:
+    rng = random.Random(20251127)
+    www.mkdir(parents=True, exist_ok=True)
+    (www / "1k.bin").write_bytes(rng.randbytes(1024))
+    (www / "1m.bin").write_bytes(rng.randbytes(1024 * 1024))
+    # Text from a small vocabulary compresses about as well as prose or HTML does.
+    vocab = [w * rng.randint(1, 3) for w in ("edge", "serve", "caddy", "route", "header",
+             "file", "kernel", "ring", "packet", "proxy", "zero", "latency", "core", "site")]
+    words: list[str] = []
+    size = 0
+    while size < 100 * 1024:
+        word = rng.choice(vocab) + (".\n" if rng.random() < 0.08 else " ")
+        words.append(word)
+        size += len(word)
+    (www / "100k.txt").write_text("".join(words)[: 100 * 1024])
+
+
+def write_caddyfile(scratch: Path, w: Workload, port: int) -> Path:
+    """The one Caddyfile both servers get for a workload (only the port changes per start)."""
+    path = scratch / f"Caddyfile.{w.key}"
+    path.write_text(f"{GLOBAL}\n:{port} {{\n{w.site}}}\n")
+    return path
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def fetch(port: int, w: Workload) -> Response:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", w.path, headers=dict(w.headers))
+        resp = conn.getresponse()
+        body = resp.read()
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+    if headers.get("content-encoding") == "gzip":
+        body = gzip.decompress(body)
+    return Response(resp.status, headers, body)
+
+
+def compare(caddy: Response, zs: Response) -> tuple[bool, str]:
+    """(served alike, note). Status and body must match; header differences are noted."""
+    if zs.status != caddy.status:
+        return False, f"status {zs.status}, Caddy {caddy.status}"
+    if zs.body != caddy.body:
+        return False, f"body differs ({len(zs.body)} vs {len(caddy.body)} bytes)"
+    ignore = {"date"}
+    keys = (set(caddy.headers) | set(zs.headers)) - ignore
+    differ = sorted(k for k in keys if caddy.headers.get(k) != zs.headers.get(k))
+    return True, ("headers differ: " + ", ".join(differ)) if differ else ""
+
+
+@dataclass
+class Throughput:
+    rps: float
+    requests: int
+    errors: int
+    cpu_us_per_req: float
+
+
+WRK_REQS = re.compile(r"(\d+) requests in")
+WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+WRK_SOCK = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+
+
+def wrk(port: int, w: Workload, seconds: int) -> tuple[str, list[str]]:
+    argv = ["taskset", "-c", LOADGEN_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s"]
+    for name, value in w.headers:
+        argv += ["-H", f"{name}: {value}"]
+    argv.append(f"http://127.0.0.1:{port}{w.path}")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    if out.returncode != 0:
+        raise BenchError(f"wrk failed: {out.stderr.strip()}")
+    return out.stdout, argv
+
+
+def measure_throughput(pid: int, port: int, w: Workload, seconds: int) -> Throughput:
+    wrk(port, w, 1)  # warm-up: connections, caches, Go's heap
+    before = cpu_seconds(pid)
+    text, _ = wrk(port, w, seconds)
+    used = cpu_seconds(pid) - before
+    requests_m, rps_m = WRK_REQS.search(text), WRK_RPS.search(text)
+    if not requests_m or not rps_m:
+        raise BenchError(f"cannot read wrk output: {text!r}")
+    requests = int(requests_m.group(1))
+    sock = WRK_SOCK.search(text)
+    non2xx = WRK_NON2XX.search(text)
+    errors = (sum(int(g) for g in sock.groups()) if sock else 0) + (
+        int(non2xx.group(1)) if non2xx else 0)
+    return Throughput(float(rps_m.group(1)), requests, errors,
+                      used * 1e6 / requests if requests else float("nan"))
+
+
+@dataclass
+class Latency:
+    p50: float
+    p95: float
+    p99: float
+    done: int
+    failed: int
+
+
+H2LOAD_REQS = re.compile(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                         r"(\d+) failed, (\d+) errored")
+
+
+def measure_latency(port: int, w: Workload, rate: int, seconds: int, scratch: Path) -> Latency:
+    per_client = max(1, rate // LATENCY_CLIENTS)
+    total = per_client * LATENCY_CLIENTS * seconds
+    log = scratch / "h2load.log"
+    log.unlink(missing_ok=True)
+    argv = ["taskset", "-c", LOADGEN_CPU, "h2load", "--h1", "-t1", f"-c{LATENCY_CLIENTS}",
+            f"--rps={per_client}", f"-n{total}", f"--log-file={log}"]
+    for name, value in w.headers:
+        argv += ["-H", f"{name}: {value}"]
+    argv.append(f"http://127.0.0.1:{port}{w.path}")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds * 4 + 30)
+    match = H2LOAD_REQS.search(out.stdout)
+    if out.returncode != 0 or not match:
+        raise BenchError(f"h2load failed: {out.stderr.strip() or out.stdout[-300:]}")
+    micros = [int(line.split("\t")[2]) for line in log.read_text().splitlines() if line]
+    if not micros:
+        raise BenchError("h2load logged no requests")
+    ms = [u / 1000 for u in micros]
+    return Latency(percentile(ms, 50), percentile(ms, 95), percentile(ms, 99),
+                   int(match.group(3)), int(match.group(5)) + int(match.group(6)))
+
+
+async def _hold_idle(port: int, count: int, pid: int) -> tuple[int, int, int]:
+    """Open `count` keep-alive connections, one request each, then sample the server's RSS.
+
+    Returns (opened, still open at sampling, RSS KiB).
+    """
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    gate = asyncio.Semaphore(200)
+    streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def one() -> None:
+        async with gate:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(request)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+            except (OSError, asyncio.IncompleteReadError):
+                return
+            streams.append((reader, writer))
+
+    try:
+        await asyncio.gather(*(one() for _ in range(count)))
+        await asyncio.sleep(2)  # let the server settle after the burst of accepts
+        rss = rss_kib(pid)
+        alive = sum(1 for reader, _ in streams if not reader.at_eof())
+        return len(streams), alive, rss
+    finally:
+        for _, writer in streams:
+            writer.close()
+
+
+@dataclass
+class Idle:
+    base_kib: int
+    loaded_kib: int
+    opened: int
+    alive: int
+
+
+def measure_idle(pid: int, port: int) -> Idle:
+    base = rss_kib(pid)
+    opened, alive, loaded = asyncio.run(_hold_idle(port, IDLE_CONNECTIONS, pid))
+    return Idle(base, loaded, opened, alive)
+
+
+@dataclass
+class Results:
+    checks: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    throughput: dict[tuple[str, str], list[Throughput]] = field(default_factory=dict)
+    latency: dict[tuple[str, str], list[Latency]] = field(default_factory=dict)
+    rates: dict[str, int] = field(default_factory=dict)
+    idle: dict[str, list[Idle]] = field(default_factory=dict)
+    zeroserve_error: str | None = None
+
+
+def serving(w: Workload, scratch: Path) -> tuple[Path, int]:
+    port = free_port()
+    return write_caddyfile(scratch, w, port), port
+
+
+def check_workloads(works: list[Workload], scratch: Path, res: Results) -> None:
+    """Which workloads zeroserve serves as Caddy does; only those are measured."""
+    if zeroserve_binary() is None:
+        res.zeroserve_error = "no .venv/bin/zeroserve (run `make setup`)"
+    for w in works:
+        config, port = serving(w, scratch)
+        with running("caddy", config, [port], scratch):
+            reference = fetch(port, w)
+        if res.zeroserve_error is not None:
+            res.checks[w.key] = (False, res.zeroserve_error)
+            continue
+        config, port = serving(w, scratch)
+        try:
+            with running("zeroserve", config, [port], scratch) as server:
+                res.checks[w.key] = compare(reference, fetch(port, w))
+                if not server.alive():
+                    res.checks[w.key] = (False, "server exited after the request")
+        except (BenchError, OSError, http.client.HTTPException) as exc:
+            res.checks[w.key] = (False, str(exc).splitlines()[0][:200])
+        print(f"  check {w.key:>10}: {res.checks[w.key]}", flush=True)
+
+
+def servers_for(w: Workload, res: Results, round_no: int) -> list[str]:
+    names = list(SERVERS if round_no % 2 == 0 else reversed(SERVERS))
+    return [n for n in names if n == "caddy" or res.checks[w.key][0]]
+
+
+def run_throughput(works: list[Workload], rounds: int, seconds: int, scratch: Path,
+                   res: Results) -> None:
+    for r in range(rounds):
+        for w in works:
+            for name in servers_for(w, res, r):
+                config, port = serving(w, scratch)
+                with running(name, config, [port], scratch) as server:
+                    t = measure_throughput(server.pid, port, w, seconds)
+                res.throughput.setdefault((w.key, name), []).append(t)
+                print(f"  round {r + 1} {w.key:>10} {name:>9}: {t.rps:10,.0f} req/s "
+                      f"{t.cpu_us_per_req:8.1f} us/req  errors {t.errors}", flush=True)
+
+
+def run_latency(works: list[Workload], rounds: int, seconds: int, scratch: Path,
+                res: Results) -> None:
+    for w in works:
+        caddy_rps = median([t.rps for t in res.throughput[(w.key, "caddy")]])
+        res.rates[w.key] = max(LATENCY_CLIENTS, min(RATE_CAP, int(caddy_rps * RATE_SHARE)))
+    for r in range(rounds):
+        for w in works:
+            for name in servers_for(w, res, r):
+                config, port = serving(w, scratch)
+                with running(name, config, [port], scratch):
+                    lat = measure_latency(port, w, res.rates[w.key], seconds, scratch)
+                res.latency.setdefault((w.key, name), []).append(lat)
+                print(f"  round {r + 1} {w.key:>10} {name:>9} @{res.rates[w.key]}/s: "
+                      f"p50 {lat.p50:.3f} p95 {lat.p95:.3f} p99 {lat.p99:.3f} ms "
+                      f"failed {lat.failed}", flush=True)
+
+
+def run_idle(works: list[Workload], rounds: int, scratch: Path, res: Results) -> None:
+    w = works[0]
+    for r in range(rounds):
+        for name in servers_for(w, res, r):
+            config, port = serving(w, scratch)
+            with running(name, config, [port], scratch) as server:
+                idle = measure_idle(server.pid, port)
+            res.idle.setdefault(name, []).append(idle)
+            print(f"  round {r + 1} idle {name:>9}: {idle.base_kib / 1024:.1f} -> "
+                  f"{idle.loaded_kib / 1024:.1f} MiB, {idle.alive}/{idle.opened} open",
+                  flush=True)
+
+
+def goal(value: float | None, limit: float, at_least: bool) -> str:
+    if value is None:
+        return "not measured"
+    met = value >= limit if at_least else value <= limit
+    return "met" if met else "**not met**"
+
+
+def med(values: list[float]) -> float | None:
+    return median(values) if values else None
+
+
+def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str:
+    def status_note(w: Workload) -> str:
+        ok, note = res.checks[w.key]
+        return note if ok else f"not yet served: {note}"
+
+    thr_rows = []
+    lat_rows = []
+    for w in works:
+        c = res.throughput[(w.key, "caddy")]
+        z = res.throughput.get((w.key, "zeroserve"), [])
+        c_rps, z_rps = med([t.rps for t in c]), med([t.rps for t in z])
+        c_cpu, z_cpu = med([t.cpu_us_per_req for t in c]), med([t.cpu_us_per_req for t in z])
+        rps_ratio, cpu_ratio = ratio(z_rps, c_rps), ratio(z_cpu, c_cpu)
+        errors = f"{sum(t.errors for t in c)} / " + (str(sum(t.errors for t in z)) if z else "—")
+        thr_rows.append([
+            w.title, fmt_num(c_rps), fmt_num(z_rps), fmt_ratio(rps_ratio),
+            goal(rps_ratio, 3.0, True), fmt_num(c_cpu, 1), fmt_num(z_cpu, 1),
+            fmt_ratio(cpu_ratio), goal(cpu_ratio, 1 / 3, False), errors, status_note(w)])
+        cl = res.latency[(w.key, "caddy")]
+        zl = res.latency.get((w.key, "zeroserve"), [])
+
+        def trio(samples: list[Latency]) -> str:
+            if not samples:
+                return "—"
+            return " / ".join(f"{median([getattr(s, p) for s in samples]):.2f}"
+                              for p in ("p50", "p95", "p99"))
+
+        p95_ratio = ratio(med([s.p95 for s in zl]), med([s.p95 for s in cl]))
+        failed = f"{sum(s.failed for s in cl)} / " + (str(sum(s.failed for s in zl)) if zl else "—")
+        lat_rows.append([w.title, f"{res.rates[w.key]:,}", trio(cl), trio(zl),
+                         fmt_ratio(p95_ratio), goal(p95_ratio, 0.3, False), failed])
+
+    idle_rows = []
+    idle_cmp: dict[str, float] = {}
+    for name in SERVERS:
+        samples = res.idle.get(name, [])
+        if not samples:
+            idle_rows.append([name, "—", "—", "—", "—"])
+            continue
+        base = median([s.base_kib for s in samples]) / 1024
+        loaded = median([s.loaded_kib for s in samples]) / 1024
+        idle_cmp[name] = loaded
+        per_conn = (loaded - base) * 1024 / max(1, median([s.alive for s in samples]))
+        idle_rows.append([name, f"{base:.1f}", f"{loaded:.1f}", f"{per_conn:.1f}",
+                          f"{min(s.alive for s in samples):,} / {IDLE_CONNECTIONS:,}"])
+    idle_ratio = ratio(idle_cmp.get("zeroserve"), idle_cmp.get("caddy"))
+
+    not_served = [w.title for w in works if not res.checks[w.key][0]]
+    unmet = []
+    for row in thr_rows:
+        if row[4] != "met":
+            unmet.append(f"{row[0]}: req/s ≥3x ({row[4]})")
+        if row[8] != "met":
+            unmet.append(f"{row[0]}: CPU/request ≤1/3 ({row[8]})")
+    for row in lat_rows:
+        if row[5] != "met":
+            unmet.append(f"{row[0]}: p95 ≤0.3x ({row[5]})")
+    if goal(idle_ratio, 1.0, False) != "met":
+        unmet.append(f"idle-connection RSS ≤ Caddy's ({goal(idle_ratio, 1.0, False)})")
+
+    wrk_v = tool_version(["wrk", "--version"])
+    h2_v = tool_version(["h2load", "--version"])
+    parts = [
+        f"Command: `{command_line()}`",
+        f"Machine: {machine_line()}. {args.rounds} rounds; every figure is the median over "
+        "rounds, ratios are zeroserve/Caddy. Each server is started fresh per workload and "
+        "round (alternating which goes first) on the same Caddyfile (global options `admin off`,"
+        " `auto_https off`, `default_bind 127.0.0.1`; one site `:PORT`).",
+        "Pinning (2 cores): server on CPU 1 (`taskset -c 1`; zeroserve `--workers 1`, Caddy's "
+        "GOMAXPROCS follows the mask, so 1), load generator on CPU 0.",
+        "### Throughput and CPU per request",
+        f"`taskset -c 0 wrk -t1 -c{CONNECTIONS} -d{args.duration}s` after a 1 s warm-up "
+        f"({wrk_v.split(' Copyright')[0]}). CPU µs/request = server utime+stime "
+        "(/proc/PID/stat) over the run ÷ requests wrk completed. Errors = socket errors + "
+        "non-2xx/3xx, summed over rounds (Caddy / zeroserve).",
+        md_table(["workload", "Caddy req/s", "zeroserve req/s", "ratio", "goal ≥3x",
+                  "Caddy CPU µs/req", "zeroserve CPU µs/req", "ratio", "goal ≤0.33x",
+                  "errors", "notes"], thr_rows),
+        "### Latency at a fixed offered rate",
+        f"`taskset -c 0 h2load --h1 -t1 -c{LATENCY_CLIENTS} --rps=R/{LATENCY_CLIENTS} "
+        f"-n R×{args.latency_duration}` ({h2_v}); R = {RATE_SHARE:.0%} of Caddy's median req/s "
+        f"for the workload, at most {RATE_CAP:,}/s, the same for both servers. Percentiles of "
+        "every request's time from h2load's `--log-file`, in ms. h2load paces each of its "
+        "connections (one request in flight per HTTP/1.1 connection), so a slow response "
+        "delays that connection's next request: a closed loop per connection, open across "
+        "connections.",
+        md_table(["workload", "rate req/s", "Caddy p50 / p95 / p99 ms",
+                  "zeroserve p50 / p95 / p99 ms", "p95 ratio", "goal ≤0.3x",
+                  "failed (Caddy / zeroserve)"], lat_rows),
+        "### Memory with idle keep-alive connections",
+        f"{IDLE_CONNECTIONS:,} connections opened by the script (Python asyncio), each served "
+        "one `GET /` of the respond workload and then left idle; VmRSS (/proc/PID/status) "
+        f"2 s after the last one opened. RSS ratio zeroserve/Caddy: {fmt_ratio(idle_ratio)}, "
+        f"goal ≤1.0x: {goal(idle_ratio, 1.0, False)}.",
+        md_table(["server", "RSS before MiB", "RSS with idle conns MiB", "KiB per conn",
+                  "still open at sampling (min over rounds)"], idle_rows),
+        "### Goals not met",
+    ]
+    if res.zeroserve_error:
+        parts.append(f"zeroserve was not measured: {res.zeroserve_error}.")
+    if not_served:
+        parts.append("Not yet served by zeroserve (not measured): " + "; ".join(not_served) + ".")
+    parts.append("\n".join(f"- {u}" for u in unmet) if unmet else "None: every goal is met.")
+    return "\n\n".join(parts) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5, help="wrk seconds per run")
+    parser.add_argument("--latency-duration", type=int, default=5, help="h2load seconds per run")
+    parser.add_argument("--only", nargs="*", help="workload keys to run (default: all)")
+    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs alone")
+    args = parser.parse_args()
+    if args.rounds < 3:
+        fail("--rounds must be at least 3 (medians of fewer rounds mean little)")
+    if not 1 <= args.duration <= 60 or not 1 <= args.latency_duration <= 60:
+        fail("durations must be between 1 and 60 seconds")
+    try:
+        require_tools("wrk", "h2load", "taskset")
+        if raise_fd_limit() < IDLE_CONNECTIONS + 100:
+            raise BenchError(f"open-files hard limit below {IDLE_CONNECTIONS + 100}")
+        os.sched_setaffinity(0, {int(LOADGEN_CPU)})
+        with tempfile.TemporaryDirectory(prefix="zs-http-bench-") as tmp:
+            scratch = Path(tmp)
+            make_files(scratch / "www")
+            works = [w for w in workloads(scratch / "www") if not args.only or w.key in args.only]
+            if not works:
+                raise BenchError("no workload selected")
+            res = Results()
+            print("checking responses", flush=True)
+            check_workloads(works, scratch, res)
+            print("throughput", flush=True)
+            run_throughput(works, args.rounds, args.duration, scratch, res)
+            print("latency", flush=True)
+            run_latency(works, args.rounds, args.latency_duration, scratch, res)
+            if works[0].key == "respond":
+                print("idle connections", flush=True)
+                run_idle(works, args.rounds, scratch, res)
+            body = report(works, args, res)
+    except BenchError as exc:
+        fail(str(exc))
+    print(body)
+    if not args.no_doc:
+        write_section("http", "HTTP engine: zeroserve vs Caddy", body)
+
+
+if __name__ == "__main__":
+    main()
