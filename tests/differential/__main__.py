@@ -52,7 +52,7 @@ def main() -> int:
                     total += 1
                     identical += not r.diffs
                     if args.show:
-                        print(f"{case.name}/{r.section}: {summary(r.caddy)}")
+                        print(f"{case.name}/{r.section}: {summary(r.caddy, headers=True)}")
                     if not r.diffs:
                         continue
                     print(f"{case.name}/{r.section}:")

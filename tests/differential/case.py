@@ -16,7 +16,8 @@ A case file (`cases/NAME.case`) is three parts:
     GET / HTTP/1.1
     Host: example.com
 
-Sections (`=== NAME [raw] [responses=N]`) each go over a fresh connection.
+Sections (`=== NAME [raw] [responses=N] [timeout=S]`) each go over a fresh connection;
+`timeout` (default 2 s) is how long a silent server is waited for.
 
 - Text form (default): the lines up to the first empty line are the request head, each sent
   with CRLF, then the empty line; the lines after it are the body, joined with "\\n".
@@ -27,6 +28,7 @@ Both forms understand the escapes `\\r \\n \\t \\0 \\\\ \\xHH`, and these placeh
 `{PORT}` (the port of the server being asked), `{FIXTURES}` (the fixture site directory, in the
 Caddyfile), `{REPEAT:N:text}` (text N times, for oversized requests) and `{PAUSE}` (send what
 came before, wait a moment, then the rest: a client waiting for `100 Continue`).
+`{REPEAT:N:text}` also works in the Caddyfile.
 
 The number of responses to read is the number of requests found in the bytes sent (or
 `responses=N`); reading stops early when the server closes the connection or goes quiet.
@@ -44,6 +46,7 @@ from pathlib import Path
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 
+DEFAULT_TIMEOUT_S = 2.0
 _SECTION = re.compile(r"^=== (\S+)((?: \S+)*)\s*$")
 _ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|[rnt0\\])")
 _REPEAT = re.compile(rb"\{REPEAT:(\d+):([^}]*)\}")
@@ -63,6 +66,7 @@ class Section:
     responses: int
     methods: tuple[str, ...]  # per expected response, for HEAD's bodiless replies
     line: int
+    timeout: float  # seconds of silence after which reading gives up
 
     def for_port(self, port: int) -> tuple[bytes, ...]:
         return tuple(p.replace(b"{PORT}", str(port).encode()) for p in self.parts)
@@ -141,9 +145,12 @@ def _skip_chunked(data: bytes, pos: int) -> int:
 def _section(name: str, opts: list[str], lines: list[str], where: str, line: int) -> Section:
     raw = "raw" in opts
     responses = None
+    timeout = DEFAULT_TIMEOUT_S
     for opt in opts:
         if opt.startswith("responses="):
             responses = int(opt.split("=", 1)[1])
+        elif opt.startswith("timeout="):
+            timeout = float(opt.split("=", 1)[1])
         elif opt != "raw":
             raise CaseError(f"{where}:{line}: unknown section option {opt!r}")
     while lines and not lines[-1].strip():
@@ -162,7 +169,7 @@ def _section(name: str, opts: list[str], lines: list[str], where: str, line: int
     methods = request_methods(b"".join(parts))
     count = responses if responses is not None else max(len(methods), 1)
     methods += ["GET"] * (count - len(methods))
-    return Section(name, parts, count, tuple(methods[:count]), line)
+    return Section(name, parts, count, tuple(methods[:count]), line, timeout)
 
 
 def parse_case(path: Path) -> Case:
@@ -187,6 +194,7 @@ def parse_case(path: Path) -> Case:
     while i < len(lines) and not lines[i].startswith("=== "):
         i += 1
     caddyfile = "\n".join(lines[start:i]).strip("\n") + "\n"
+    caddyfile = _REPEAT.sub(lambda m: m.group(2) * int(m.group(1)), caddyfile.encode()).decode()
     for needed in ("{PORT}", "admin off"):
         if needed not in caddyfile:
             # Without these, parallel cases would fight over ports and the admin endpoint.

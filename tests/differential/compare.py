@@ -8,6 +8,7 @@ the connection ended. Normalised away, because they vary by nature and not by be
 - compressed bodies (gzip, zstd) are compared decompressed, as two correct encoders may emit
   different bytes; Content-Length of such a body is then only compared for presence;
 - the random boundary of multipart/byteranges responses, and the Content-Length it affects;
+- the random nonce of a Content-Security-Policy (file_server browse pages), in header and body;
 - headers a case names with `@ignore-header` (values made from `{time.*}` placeholders),
   whose presence is still compared.
 """
@@ -24,6 +25,7 @@ from tests.differential.wire import Exchange, Response
 
 DROPPED = frozenset({"date", "server"})
 _BOUNDARY = re.compile(r"boundary=([^;\s]+)")
+_NONCE = re.compile(r"'nonce-([^']+)'")
 
 View = dict[str, Any]
 
@@ -64,6 +66,10 @@ def _response_view(r: Response, port: int, ignore: frozenset[str]) -> View:
         body = body.replace(boundary.encode(), b"BOUNDARY")
         if consistent:
             headers["content-length"] = ["(length of the multipart body)"]
+    csp = headers.get("content-security-policy", [""])[0]
+    for nonce in set(_NONCE.findall(csp)):
+        headers["content-security-policy"] = [csp.replace(nonce, "NONCE")]
+        body = body.replace(nonce.encode(), b"NONCE")
     body = body.replace(port_text.encode(), b":{PORT}")
     return {
         "status": r.status,
@@ -86,12 +92,14 @@ def _short(body: bytes, limit: int = 160) -> str:
     return text + (f"... ({len(body)} bytes)" if len(body) > limit else "")
 
 
-def summary(v: View) -> str:
-    """One line for humans: `404 [content-type=..] b'..'`, responses joined by ' | '."""
+def summary(v: View, headers: bool = False) -> str:
+    """One line for humans: `404 b'..'` (with `headers`, `404 {name: [values]} b'..'`),
+    responses joined by ' | '."""
     parts = []
     for r in v["responses"]:
         interim = "".join(f"{s}+" for s in r["interim"])
-        parts.append(f"{interim}{r['status']} {_short(r['body'], 60)}")
+        fields = f" {r['headers']}" if headers else ""
+        parts.append(f"{interim}{r['status']}{fields} {_short(r['body'], 60)}")
     if v["end"]:
         parts.append(v["end"])
     return " | ".join(parts) or "nothing"

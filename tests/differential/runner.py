@@ -54,7 +54,8 @@ def _run_sections(server: Running, case: Case) -> list[View]:
         if server.error is not None:
             views.append({"responses": [], "end": "server not running"})
             continue
-        ex = exchange(server.port, section.for_port(server.port), section.methods)
+        ex = exchange(server.port, section.for_port(server.port), section.methods,
+                      section.timeout)
         views.append(view(ex, server.port, case.ignore_headers))
     return views
 

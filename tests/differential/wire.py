@@ -11,7 +11,6 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-READ_TIMEOUT_S = 2.0
 PAUSE_S = 0.3
 
 
@@ -132,11 +131,12 @@ def _one_response(reader: _Reader, method: str) -> Response:
     return Response(status, reason, headers, body, interim)
 
 
-def exchange(port: int, parts: tuple[bytes, ...], methods: tuple[str, ...]) -> Exchange:
+def exchange(port: int, parts: tuple[bytes, ...], methods: tuple[str, ...],
+             timeout: float) -> Exchange:
     """Send `parts` to 127.0.0.1:port on a fresh connection and read len(methods) responses."""
     responses: list[Response] = []
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(READ_TIMEOUT_S)
+        sock.settimeout(timeout)
         sock.bind(("127.0.0.1", 0))
         sock.connect(("127.0.0.1", port))
         reader = _Reader(sock)
