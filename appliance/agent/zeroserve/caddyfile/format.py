@@ -75,7 +75,7 @@ class _Formatter:
         open_brace_written = False
         open_brace_space = False  # whitespace (not a newline) came before that '{'
         open_brace_own_line = False
-        previous_line_top_import = False
+        top_import = False
         new_lines = 0
         comment = False
         quotes = ""  # '', '"', '`', or '"`' (a backtick inside double quotes)
@@ -198,11 +198,11 @@ class _Formatter:
                 if ch == "\n":
                     self.finish_token()
                     if self.line_first_token:
-                        previous_line_top_import = (
+                        top_import = (
                             self.nesting == 0 and self.line_first_token == "import"
                         )
                     elif not open_brace or not open_brace_own_line or open_brace_written:
-                        previous_line_top_import = False
+                        top_import = False
                     self.line_first_token = ""
                     new_lines += 1
                 continue
@@ -214,27 +214,12 @@ class _Formatter:
             if ch == "#":
                 comment = True
 
-            if open_brace and space_prior and not open_brace_written:
-                if self.nesting == 0 and self.last == "}":
-                    self.next_line()
-                    self.next_line()
+            if open_brace and not open_brace_written and (space_prior or ch == "{"):
                 open_brace = False
-                if open_brace_own_line and previous_line_top_import:
-                    if self.last != "\n":
-                        self.next_line()
-                    self.indent()
-                elif self.beginning_of_line:
-                    self.indent()
-                elif not open_brace_space or self.last not in ws:
-                    write(" ")
-                write("{")
+                self.write_open_brace(open_brace_space, open_brace_own_line and top_import)
                 open_brace_written = True
                 open_brace_own_line = False
-                self.next_line()
                 new_lines = 0
-                # bound the indentation of absurd inputs (Caddy issue #4169)
-                if self.nesting < 10:
-                    self.nesting += 1
 
             if ch == "{":
                 self.finish_token()
@@ -280,4 +265,27 @@ class _Formatter:
             write(ch)
             self.beginning_of_line = False
 
+        if open_brace and not open_brace_written:
+            # input ended right after a '{' that was still waiting for its line
+            self.write_open_brace(open_brace_space, open_brace_own_line and top_import)
         return "".join(self.out)
+
+    def write_open_brace(self, space_before: bool, own_line: bool) -> None:
+        """Write a pending block-opening '{' and start the block's first line."""
+        if self.nesting == 0 and self.last == "}":
+            self.next_line()
+            self.next_line()
+        if own_line:
+            # a '{' alone after a top-level import line opens a new block
+            if self.last != "\n":
+                self.next_line()
+            self.indent()
+        elif self.beginning_of_line:
+            self.indent()
+        elif not space_before or self.last not in WHITESPACE:
+            self.write(" ")
+        self.write("{")
+        self.next_line()
+        # bound the indentation of absurd inputs (Caddy issue #4169)
+        if self.nesting < 10:
+            self.nesting += 1
