@@ -181,32 +181,47 @@ def attach_sk_lookup(prog_fd: int, ns: str | None = None) -> int:
 
 @dataclass(frozen=True)
 class VethPair:
-    """A veth pair inside a scratch namespace, addressed from 198.18.0.0/15."""
+    """A veth link between two scratch namespaces, addressed from 198.18.0.0/15.
+
+    `inner` (in `ns`) plays the appliance's interface, `outer` (in `peer_ns`) the
+    client side; traffic between them crosses the link and so meets whatever
+    programs are attached to it.
+    """
 
     ns: str
+    peer_ns: str
     inner: int
     outer: int
     inner_addr: str
     outer_addr: str
 
 
+def _bring_up(ns: str, ifname: str, addr: str) -> int:
+    with _ipr(ns) as ipr:
+        index = ipr.link_lookup(ifname=ifname)[0]
+        ipr.addr("add", index=index, address=addr, prefixlen=30)
+        for up in (index, ipr.link_lookup(ifname="lo")[0]):
+            ipr.link("set", index=up, state="up")
+    return index
+
+
 @contextmanager
 def scratch_veth(prefix: str = "zs") -> Iterator[VethPair]:
-    """A fresh namespace holding a veth pair, both ends and lo up; removed on exit.
-
-    Each pair has its own namespace, so every pair can use the same addresses.
-    """
-    ns = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    netns.create(ns)
+    """Two fresh namespaces joined by a veth pair, links and lo up; removed on exit."""
+    tag = uuid.uuid4().hex[:8]
+    ns, peer_ns = f"{prefix}-{tag}", f"{prefix}-{tag}-peer"
+    inner_addr, outer_addr = "198.18.0.1", "198.18.0.2"
+    created: list[str] = []
     try:
-        inner_addr, outer_addr = "198.18.0.1", "198.18.0.2"
+        for name in (ns, peer_ns):
+            netns.create(name)
+            created.append(name)
         with _ipr(ns) as ipr:
             ipr.link("add", ifname="zs0", kind="veth", peer={"ifname": "zs1"})
-            inner, outer = ipr.link_lookup(ifname="zs0")[0], ipr.link_lookup(ifname="zs1")[0]
-            ipr.addr("add", index=inner, address=inner_addr, prefixlen=30)
-            ipr.addr("add", index=outer, address=outer_addr, prefixlen=30)
-            for index in (inner, outer, ipr.link_lookup(ifname="lo")[0]):
-                ipr.link("set", index=index, state="up")
-        yield VethPair(ns, inner, outer, inner_addr, outer_addr)
+            ipr.link("set", index=ipr.link_lookup(ifname="zs1")[0], net_ns_fd=peer_ns)
+        inner = _bring_up(ns, "zs0", inner_addr)
+        outer = _bring_up(peer_ns, "zs1", outer_addr)
+        yield VethPair(ns, peer_ns, inner, outer, inner_addr, outer_addr)
     finally:
-        netns.remove(ns)
+        for name in created:
+            netns.remove(name)

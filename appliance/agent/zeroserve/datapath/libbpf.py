@@ -143,9 +143,9 @@ def _lib() -> ctypes.CDLL:
 
 
 def _check(ret: int, what: str) -> int:
-    # libbpf 1.x returns -errno and also sets errno.
+    # libbpf 1.x returns -errno (and also sets errno).
     if ret < 0:
-        code = -ret if ret != -1 else ctypes.get_errno()
+        code = -ret
         raise BpfError(code, f"{what}: {os.strerror(code)}")
     return ret
 
@@ -249,7 +249,7 @@ class Map:
         """The value (for per-CPU maps, all slots concatenated), or None if absent."""
         out = ctypes.create_string_buffer(self.value_bytes)
         ret = _lib().bpf_map_lookup_elem(self.fd, self._key(key), out)
-        if ret < 0 and ctypes.get_errno() == errno.ENOENT:
+        if ret == -errno.ENOENT:
             return None
         _check(ret, f"lookup in map {self.name}")
         return out.raw
@@ -265,7 +265,7 @@ class Map:
 
     def delete(self, key: bytes) -> bool:
         ret = _lib().bpf_map_delete_elem(self.fd, self._key(key))
-        if ret < 0 and ctypes.get_errno() == errno.ENOENT:
+        if ret == -errno.ENOENT:
             return False
         _check(ret, f"delete from map {self.name}")
         return True
@@ -276,7 +276,7 @@ class Map:
         nxt = ctypes.create_string_buffer(self.info.key_size)
         while True:
             ret = _lib().bpf_map_get_next_key(self.fd, cur, nxt)
-            if ret < 0 and ctypes.get_errno() == errno.ENOENT:
+            if ret == -errno.ENOENT:
                 return keys
             _check(ret, f"iterate map {self.name}")
             keys.append(nxt.raw)

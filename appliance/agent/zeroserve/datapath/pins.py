@@ -56,7 +56,7 @@ def ensure_bpffs(path: Path = BPFFS) -> bool:
     except OSError as err:
         raise BpffsError(err.errno, f"cannot create {path}: {err.strerror}") from err
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p] * 4 + [ctypes.c_ulong, ctypes.c_void_p]
+    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
     if libc.mount(b"bpf", os.fsencode(path), b"bpf", 0, None) != 0:
         code = ctypes.get_errno()
         raise BpffsError(code, f"mount -t bpf bpf {path}: {os.strerror(code)}")
