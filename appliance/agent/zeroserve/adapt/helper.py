@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zeroserve.adapt import registry
 from zeroserve.caddyfile.dispenser import Dispenser
 from zeroserve.caddyfile.errors import CaddyfileError
 from zeroserve.caddyfile.lexer import Token
-from zeroserve.caddyfile.parser import ServerBlock
 from zeroserve.caddyjson import GoMap, module_object
+
+if TYPE_CHECKING:
+    from zeroserve.caddyfile.parser import ServerBlock
 
 MATCHER_PREFIX = "@"
 NAMED_ROUTE_KEY = "named_route"
@@ -47,6 +49,24 @@ class ConfigValue:
     class_name: str
     value: Any
     directive: str = ""
+
+
+@dataclass
+class AddressesWithProtocols:
+    """The value of a "bind" config value: listener addresses and the protocols to serve."""
+
+    addresses: list[str]
+    protocols: list[str] | None = None
+
+
+@dataclass
+class NamedCustomLog:
+    """The value of a "custom_log" config value (log directive, log global option)."""
+
+    name: str = ""
+    hostnames: list[str] = field(default_factory=list)
+    log: dict | None = None
+    no_hostname: bool = False
 
 
 @dataclass
@@ -192,7 +212,7 @@ class Helper:
             r.group = name
 
     def new_bind_addresses(self, addrs: list[str]) -> list[ConfigValue]:
-        return [ConfigValue("bind", [(a, None) for a in addrs])]
+        return [ConfigValue("bind", AddressesWithProtocols(list(addrs)))]
 
 
 def new_route(matcher_set: GoMap | None, handler: dict) -> Route:
