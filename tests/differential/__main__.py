@@ -21,6 +21,7 @@ from tests.differential.compare import summary
 from tests.differential.known import find, load_known
 from tests.differential.runner import Pool, prepare_fixtures
 from tests.differential.servers import ServerKind
+from tests.differential.upstream import Upstream
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -37,17 +38,21 @@ def main() -> int:
     known = load_known()
     extra = ("--workers", "1") if args.candidate.name == "zeroserve" else ()
     total = identical = 0
+    upstream = Upstream()
     with tempfile.TemporaryDirectory(prefix="differential-") as tmp:
         base = Path(tmp)
         pool = Pool(ServerKind("caddy", args.caddy),
                     ServerKind(args.candidate.name, args.candidate, extra),
-                    prepare_fixtures(base / "site"), base / "runs")
+                    prepare_fixtures(base / "site"), upstream.address, base / "runs")
         pool.submit(cases)
         try:
             for case in cases:
                 result = pool.result(case)
                 if result.caddy_error:
                     print(f"{case.name}: Caddy cannot serve it: {result.caddy_error}")
+                if result.zeroserve_error:
+                    print(f"{case.name}: {args.candidate.name} cannot serve it: "
+                          f"{result.zeroserve_error}")
                 for r in result.requests:
                     total += 1
                     identical += not r.diffs
@@ -66,6 +71,7 @@ def main() -> int:
                               f'kind = "gap"\nreason = "{reason[:300]}"\n')
         finally:
             pool.close()
+            upstream.close()
     pct = 100.0 * identical / total if total else 0.0
     print(f"{identical}/{total} requests identical ({pct:.1f}%)")
     return 0

@@ -25,9 +25,10 @@ Sections (`=== NAME [raw] [responses=N] [timeout=S]`) each go over a fresh conne
   malformed framing is written explicitly. Pipelined requests use this form.
 
 Both forms understand the escapes `\\r \\n \\t \\0 \\\\ \\xHH`, and these placeholders:
-`{PORT}` (the port of the server being asked), `{FIXTURES}` (the fixture site directory, in the
-Caddyfile), `{REPEAT:N:text}` (text N times, for oversized requests) and `{PAUSE}` (send what
-came before, wait a moment, then the rest: a client waiting for `100 Continue`).
+`{PORT}` (the port of the server being asked), `{FIXTURES}` (the fixture site directory) and
+`{UPSTREAM}` (host:port of the echo backend, see upstream.py) in the Caddyfile,
+`{REPEAT:N:text}` (text N times, for oversized requests) and `{PAUSE}` (send what came
+before, wait a moment, then the rest: a client waiting for `100 Continue`).
 `{REPEAT:N:text}` also works in the Caddyfile.
 
 The number of responses to read is the number of requests found in the bytes sent (or
@@ -81,9 +82,10 @@ class Case:
     sections: tuple[Section, ...]
     ignore_headers: frozenset[str] = field(default_factory=frozenset)
 
-    def caddyfile_with(self, fixtures: Path) -> str:
-        """The Caddyfile with the fixture path filled in; each server fills in its {PORT}."""
-        return self.caddyfile.replace("{FIXTURES}", str(fixtures))
+    def caddyfile_with(self, fixtures: Path, upstream: str) -> str:
+        """The Caddyfile with the fixture path and upstream filled in; each server fills in
+        its own {PORT}."""
+        return self.caddyfile.replace("{FIXTURES}", str(fixtures)).replace("{UPSTREAM}", upstream)
 
 
 def _unescape(text: bytes) -> bytes:

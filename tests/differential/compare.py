@@ -4,7 +4,7 @@ Compared: status code and reason, every response header except Date and Server (
 case-insensitive, the values of one name in their order), body, interim 1xx statuses and how
 the connection ended. Normalised away, because they vary by nature and not by behaviour:
 
-- the port each server listens on (`:PORT` in headers and body), since each has its own;
+- the port each server listens on (the number, in headers and body), since each has its own;
 - compressed bodies (gzip, zstd) are compared decompressed, as two correct encoders may emit
   different bytes; Content-Length of such a body is then only compared for presence;
 - the random boundary of multipart/byteranges responses, and the Content-Length it affects;
@@ -43,13 +43,13 @@ def _decompress(encoding: str, body: bytes) -> bytes | None:
 
 
 def _response_view(r: Response, port: int, ignore: frozenset[str]) -> View:
-    port_text = f":{port}"
+    port_re = re.compile(rf"(?<![0-9]){port}(?![0-9])")
     headers: dict[str, list[str]] = {}
     for name, value in r.headers:
         key = name.lower()
         if key in DROPPED:
             continue
-        value = "(ignored)" if key in ignore else value.replace(port_text, ":{PORT}")
+        value = "(ignored)" if key in ignore else port_re.sub("{PORT}", value)
         headers.setdefault(key, []).append(value)
     body = r.body
     encoding = headers.get("content-encoding", [""])[-1].lower()
@@ -70,7 +70,7 @@ def _response_view(r: Response, port: int, ignore: frozenset[str]) -> View:
     for nonce in set(_NONCE.findall(csp)):
         headers["content-security-policy"] = [csp.replace(nonce, "NONCE")]
         body = body.replace(nonce.encode(), b"NONCE")
-    body = body.replace(port_text.encode(), b":{PORT}")
+    body = re.sub(port_re.pattern.encode(), b"{PORT}", body)
     return {
         "status": r.status,
         "reason": r.reason,

@@ -10,6 +10,7 @@ import pytest
 from tests.differential.case import Case
 from tests.differential.runner import Pool, prepare_fixtures
 from tests.differential.servers import ServerKind
+from tests.differential.upstream import Upstream
 
 
 @dataclass
@@ -35,11 +36,18 @@ def fixture_site(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def differential_pool(request, caddy_bin, zeroserve_bin, fixture_site, tmp_path_factory
-                      ) -> Iterator[Pool]:
+def echo_upstream() -> Iterator[str]:
+    upstream = Upstream()
+    yield upstream.address
+    upstream.close()
+
+
+@pytest.fixture(scope="session")
+def differential_pool(request, caddy_bin, zeroserve_bin, fixture_site, echo_upstream,
+                      tmp_path_factory) -> Iterator[Pool]:
     pool = Pool(ServerKind("caddy", caddy_bin),
                 ServerKind("zeroserve", zeroserve_bin, ("--workers", "1")),
-                fixture_site, tmp_path_factory.mktemp("runs"))
+                fixture_site, echo_upstream, tmp_path_factory.mktemp("runs"))
     # Start every selected case now, so later tests find their results ready.
     params = (getattr(item, "callspec", None) for item in request.session.items)
     pool.submit(p.params["case"] for p in params

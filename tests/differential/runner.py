@@ -61,12 +61,12 @@ def _run_sections(server: Running, case: Case) -> list[View]:
 
 
 def run_case(case: Case, caddy: ServerKind, candidate: ServerKind, fixtures: Path,
-             workdir: Path) -> CaseResult:
+             upstream: str, workdir: Path) -> CaseResult:
     servers: dict[str, Running] = {}
     views: dict[str, list[View]] = {}
 
     def serve_and_ask(role: str, kind: ServerKind) -> None:
-        server = start(kind, case.caddyfile_with(fixtures), workdir / case.name / role)
+        server = start(kind, case.caddyfile_with(fixtures, upstream), workdir / case.name / role)
         servers[role] = server
         try:
             views[role] = _run_sections(server, case)
@@ -94,8 +94,8 @@ class Pool:
     """
 
     def __init__(self, caddy: ServerKind, candidate: ServerKind, fixtures: Path,
-                 workdir: Path, workers: int = 3) -> None:
-        self._args = (caddy, candidate, fixtures, workdir)
+                 upstream: str, workdir: Path, workers: int = 3) -> None:
+        self._args = (caddy, candidate, fixtures, upstream, workdir)
         self._executor = ThreadPoolExecutor(max_workers=workers)
         self._futures: dict[str, Future[CaseResult]] = {}
 

@@ -54,11 +54,19 @@ def _listening(port: int) -> bool:
 
 
 def _tail(path: Path, limit: int = 1500) -> str:
-    """The line of a dead server's output that says why: its last error line, else its last."""
-    text = path.read_text(errors="replace").strip() if path.exists() else ""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "error" in ln.lower()]
-    return ((errors or lines or ["no output"])[-1])[-limit:]
+    """The last error line of a dead server's output, if it printed one."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    errors = [ln for ln in text.splitlines() if "error" in ln.lower()]
+    return errors[-1][-limit:] if errors else ""
+
+
+def _adapt_error(kind: ServerKind, config: Path) -> str:
+    """Why the config does not load, from `adapt`: `caddy run` exits silently on such errors."""
+    proc = subprocess.run([str(kind.binary), "adapt", "--config", str(config), "--adapter",
+                           "caddyfile"], capture_output=True, text=True, env=clean_env(),
+                          timeout=60)
+    lines = (proc.stderr or proc.stdout).strip().splitlines()
+    return lines[-1] if lines and proc.returncode else "no error message"
 
 
 def start(kind: ServerKind, caddyfile: str, workdir: Path) -> Running:
@@ -82,7 +90,8 @@ def start(kind: ServerKind, caddyfile: str, workdir: Path) -> Running:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            return Running(kind, port, None, f"exited with {proc.returncode}: {_tail(log)}")
+            return Running(kind, port, None, f"exited with {proc.returncode}: "
+                                             f"{_tail(log) or _adapt_error(kind, config)}")
         if _listening(port):
             return Running(kind, port, proc, None)
         time.sleep(0.05)

@@ -93,9 +93,10 @@ SELF_CHECK = ("placeholders_time", "file_server_range", "encode_gzip", "encode_z
 
 
 @pytest.mark.parametrize("name", SELF_CHECK)
-def test_caddy_against_itself_is_identical(name, caddy_bin, fixture_site, tmp_path):
+def test_caddy_against_itself_is_identical(name, caddy_bin, fixture_site, echo_upstream,
+                                           tmp_path):
     case = next(c for c in CASES if c.name == name)
     kind = ServerKind("caddy", caddy_bin)
-    result = run_case(case, kind, kind, fixture_site, tmp_path)
+    result = run_case(case, kind, kind, fixture_site, echo_upstream, tmp_path)
     assert result.caddy_error is None and result.zeroserve_error is None
     assert [r.diffs for r in result.requests if r.diffs] == []
