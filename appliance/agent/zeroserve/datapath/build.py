@@ -122,9 +122,14 @@ def build(
 
 
 def _diagnostics(stderr: str) -> str:
-    """bcc's stderr without the noise it prints on every run on this kernel."""
-    noise = ("sh: 1: modprobe: not found", "Unable to find kernel headers")
-    lines = [ln for ln in stderr.splitlines() if ln and not ln.startswith(noise)]
+    """bcc's stderr, less its attempt to modprobe kheaders (no modprobe on the appliance).
+
+    Clang's first errors explain the rest, while a verifier log ends with its
+    reason, so long output is cut at the end or at the start accordingly.
+    """
+    lines = [ln for ln in stderr.splitlines() if ln and "modprobe: not found" not in ln]
+    if any(ln.endswith(("error generated.", "errors generated.")) for ln in lines):
+        return "\n".join(lines[:40] + lines[-1:] if len(lines) > 41 else lines)
     return "\n".join(lines[-40:])
 
 

@@ -5,7 +5,8 @@ lookup); rules live in pinned maps and change without a reload. Maps are pinned
 under `<pin root>/v<LAYOUT_VERSION>/xdp/` and reused by the next load, so rules and
 counters survive reloads. A pinned map whose shape no longer matches (sizes from
 a different plan, or a layout change that forgot to bump the version) is unpinned
-before the build, and the agent writes the rules again.
+before the build, and the agent writes the rules again. Pins of other layout
+versions are unlinked at every load (programs still attached keep their maps).
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class XdpLayer:
     ) -> XdpLayer:
         layout = layout or PinLayout()
         with layout.lock():
+            layout.remove_stale_versions()
             layout.prepare(HOOK)
             _drop_mismatched_pins(features, layout)
             built = build.build(

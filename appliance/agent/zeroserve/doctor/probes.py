@@ -149,26 +149,28 @@ def probe_sk_lookup(attach_type: int = libbpf.ATTACH_SK_LOOKUP) -> str:
     return "sk_lookup program loaded and linked to a scratch namespace"
 
 
-def _engine_probe() -> dict | None:
-    try:
-        engine = importlib.import_module("zeroserve._engine")
-    except ImportError:
-        return None
-    return engine.probe()
+def _uring_report(
+    opcodes: dict[str, int] | None, entries: int, use_engine: bool
+) -> tuple[str, bool, dict[str, bool], str | None]:
+    """(which probe, ring set up, opcode -> supported, error); the engine's own probe
+    when it imports, since its opcode list is what it really uses."""
+    note = ""
+    if use_engine:
+        try:
+            engine = importlib.import_module("zeroserve._engine")
+        except ImportError as err:
+            note = f" (engine not importable: {err})"
+        else:
+            report = engine.probe()
+            return "engine probe", report["setup"], report["opcodes"], report["error"]
+    found = uring.probe(opcodes, entries)
+    return f"ctypes probe{note}", found.setup, found.opcodes, found.error
 
 
 def probe_io_uring(
     opcodes: dict[str, int] | None = None, entries: int = 2, use_engine: bool = True
 ) -> str:
-    """The engine's own probe when it is built (its opcode list is authoritative)."""
-    report = _engine_probe() if use_engine else None
-    if report is not None:
-        source = "engine probe"
-        setup, supported, error = report["setup"], report["opcodes"], report["error"]
-    else:
-        source = "ctypes probe (engine not built)"
-        found = uring.probe(opcodes, entries)
-        setup, supported, error = found.setup, found.opcodes, found.error
+    source, setup, supported, error = _uring_report(opcodes, entries, use_engine)
     if not setup or error:
         raise ProbeFailure(
             f"{source}: {error or 'io_uring_setup failed'}",
