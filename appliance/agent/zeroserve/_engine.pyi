@@ -1,0 +1,28 @@
+"""Type stubs for the Rust extension module `zeroserve._engine`."""
+
+from typing import TypedDict
+
+class ProbeReport(TypedDict):
+    setup: bool
+    opcodes: dict[str, bool]
+    error: str | None
+
+class EngineError(Exception):
+    """A config the engine cannot compile, a listener it cannot bind, or a failed worker."""
+
+class Engine:
+    def __init__(self, config_json: str, workers: int | None = None) -> None:
+        """Parse and compile Caddy JSON; raises EngineError with Caddy-like text."""
+    def start(self) -> None:
+        """Bind one SO_REUSEPORT listener per address per worker and start the workers."""
+    def reload(self, config_json: str) -> None:
+        """Compile aside and swap into every worker; on error the old config keeps serving."""
+    def stop(self, grace_seconds: float = 0.0) -> None:
+        """Stop accepting, let in-flight exchanges finish within the grace, join workers."""
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no worker runs (True) or the timeout passes (False)."""
+    def listen_addresses(self) -> list[str]:
+        """The bound `host:port` of every listener."""
+
+def probe() -> ProbeReport:
+    """io_uring support on this kernel: ring setup, the opcodes the engine uses, any error."""

@@ -1,0 +1,362 @@
+//! Response encoder reproducing Go's `net/http` server output byte for byte: handler
+//! headers sorted by name, then the server-added `Date`, `Content-Length`, `Connection`
+//! and `Transfer-Encoding`, with Go's rules for when each appears.
+
+use super::status::{body_allowed, reason};
+
+/// One header field with its values, name in the case the handler gave it.
+pub type Header = (String, Vec<String>);
+
+/// Bodies longer than this reach Go's chunk writer before the handler returns, so Go can no
+/// longer compute a Content-Length (its `bufferBeforeChunkingSize`).
+const BUFFER_BEFORE_CHUNKING: usize = 2048;
+
+/// A complete response as a handler produced it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}
+
+/// Go's `textproto.CanonicalMIMEHeaderKey`.
+pub fn canonical_key(name: &str) -> String {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+    {
+        return name.to_owned();
+    }
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let out = if upper {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+            upper = c == '-';
+            out
+        })
+        .collect()
+}
+
+impl Response {
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Values of header `name` (exact match on the canonical key, like Go's map lookup).
+    pub fn get(&self, name: &str) -> Option<&[String]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Go's `Header.Get(name)`: the first value, or "".
+    pub fn first(&self, name: &str) -> &str {
+        self.get(&canonical_key(name))
+            .and_then(|v| v.first())
+            .map_or("", String::as_str)
+    }
+
+    /// Go's `h[key] = values`.
+    pub fn set_raw(&mut self, key: String, values: Vec<String>) {
+        match self.headers.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = values,
+            None => self.headers.push((key, values)),
+        }
+    }
+
+    /// Go's `Header.Set`.
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.set_raw(canonical_key(name), vec![value.to_owned()]);
+    }
+
+    /// Go's `Header.Add`.
+    pub fn add(&mut self, name: &str, value: &str) {
+        let key = canonical_key(name);
+        match self.headers.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1.push(value.to_owned()),
+            None => self.headers.push((key, vec![value.to_owned()])),
+        }
+    }
+
+    /// Go's `Header.Del`.
+    pub fn del(&mut self, name: &str) {
+        let key = canonical_key(name);
+        self.headers.retain(|(k, _)| *k != key);
+    }
+}
+
+/// Facts about the exchange that shape the response framing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Exchange {
+    /// Request was HTTP/1.1 or later.
+    pub http11: bool,
+    /// Request method was HEAD.
+    pub head: bool,
+    /// The connection must close after this response (request asked, or body unusable).
+    pub close: bool,
+    /// HTTP/1.0 request with `Connection: keep-alive`.
+    pub keep_alive_10: bool,
+    /// Unread request body too large to discard: Go answers `Connection: close` always.
+    pub body_too_large: bool,
+}
+
+fn has_token(values: Option<&[String]>, token: &str) -> bool {
+    values.is_some_and(|vs| super::parse::has_token(vs.iter().map(String::as_str), token))
+}
+
+/// Appends the wire form of `resp` to `out`; returns whether the connection must close.
+pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bool {
+    let status = resp.status;
+    let n = resp.body.len();
+    let direct_write = n > BUFFER_BEFORE_CHUNKING;
+    let mut exclude: Vec<&str> = Vec::new();
+    let mut close = x.close;
+
+    let has_te = resp.get("Transfer-Encoding").is_some();
+    let mut content_length: Option<usize> = resp
+        .get("Content-Length")
+        .and_then(|v| v.first())
+        .and_then(|v| v.trim().parse().ok());
+    let mut set_cl = None;
+    if !direct_write
+        && !has_te
+        && body_allowed(status)
+        && resp.get("Content-Length").is_none()
+        && (!x.head || n > 0)
+    {
+        content_length = Some(n);
+        set_cl = Some(n);
+    }
+    let mut set_connection: Option<&str> = None;
+    let has_cl = content_length.is_some();
+    if x.keep_alive_10 && (x.head || has_cl || !body_allowed(status)) {
+        if resp.get("Connection").is_none() {
+            set_connection = Some("keep-alive");
+        }
+        close = false;
+    } else if !x.http11 || x.close {
+        close = true;
+    }
+    if resp.first("Connection") == "close" {
+        close = true;
+    }
+    if x.body_too_large {
+        close = true;
+        exclude.push("Connection");
+        set_connection = Some("close");
+    }
+    if !body_allowed(status) {
+        exclude.push("Content-Length");
+        exclude.push("Transfer-Encoding");
+        if status == 304 {
+            exclude.push("Content-Type");
+        }
+    }
+    let date = (resp.get("Date").is_none()).then_some(date);
+    let te_value = resp.first("Transfer-Encoding");
+    let mut chunking = false;
+    let mut set_te = None;
+    if x.head || !body_allowed(status) || has_cl {
+        exclude.push("Transfer-Encoding");
+    } else if x.http11 {
+        if has_te && te_value == "identity" {
+            close = true;
+            exclude.push("Transfer-Encoding");
+        } else {
+            chunking = true;
+            set_te = Some("chunked");
+            if has_te && te_value == "chunked" {
+                exclude.push("Transfer-Encoding");
+            }
+        }
+    } else {
+        close = true;
+        exclude.push("Transfer-Encoding");
+    }
+    if chunking {
+        exclude.push("Content-Length");
+    }
+    if close && !has_token(resp.get("Connection"), "close") && !x.body_too_large {
+        exclude.push("Connection");
+        set_connection = x.http11.then_some("close");
+    }
+
+    out.extend_from_slice(if x.http11 { b"HTTP/1.1 " } else { b"HTTP/1.0 " });
+    match reason(status) {
+        Some(text) => out.extend_from_slice(format!("{status:03} {text}\r\n").as_bytes()),
+        None => out.extend_from_slice(format!("{status:03} status code {status}\r\n").as_bytes()),
+    }
+    let mut sorted: Vec<&Header> = resp
+        .headers
+        .iter()
+        .filter(|(k, _)| !exclude.contains(&k.as_str()))
+        .collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, vs) in sorted {
+        for v in vs {
+            let v: String = v
+                .chars()
+                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+                .collect();
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.trim_matches([' ', '\t']).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if let Some(d) = date {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(d.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(cl) = set_cl.filter(|_| !chunking && body_allowed(status)) {
+        out.extend_from_slice(format!("Content-Length: {cl}\r\n").as_bytes());
+    }
+    if let Some(c) = set_connection {
+        out.extend_from_slice(format!("Connection: {c}\r\n").as_bytes());
+    }
+    if let Some(te) = set_te {
+        out.extend_from_slice(format!("Transfer-Encoding: {te}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    if x.head || !body_allowed(status) || n == 0 {
+        if chunking && !x.head {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        return close;
+    }
+    if chunking {
+        out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+        out.extend_from_slice(&resp.body);
+        out.extend_from_slice(b"\r\n0\r\n\r\n");
+    } else {
+        let limit = content_length.unwrap_or(n).min(n);
+        out.extend_from_slice(&resp.body[..limit]);
+    }
+    close
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &str = "Fri, 27 Nov 2026 04:13:42 GMT";
+
+    fn wire(resp: &Response, x: Exchange) -> (String, bool) {
+        let mut out = Vec::new();
+        let close = encode(resp, x, DATE, &mut out);
+        (String::from_utf8(out).unwrap(), close)
+    }
+
+    fn http11() -> Exchange {
+        Exchange {
+            http11: true,
+            ..Exchange::default()
+        }
+    }
+
+    fn hello() -> Response {
+        let mut r = Response::new(200);
+        r.set("Server", "Caddy");
+        r.set("Content-Type", "text/plain; charset=utf-8");
+        r.body = b"hi there".to_vec();
+        r
+    }
+
+    #[test]
+    fn canonical() {
+        assert_eq!(canonical_key("x-foo-BAR"), "X-Foo-Bar");
+        assert_eq!(canonical_key("aaa"), "Aaa");
+        assert_eq!(canonical_key("bad key"), "bad key");
+    }
+
+    #[test]
+    fn sorted_then_extras() {
+        let (w, close) = wire(&hello(), http11());
+        assert_eq!(w, format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nServer: Caddy\r\nDate: {DATE}\r\nContent-Length: 8\r\n\r\nhi there"));
+        assert!(!close);
+    }
+
+    #[test]
+    fn head_keeps_length_drops_body() {
+        let x = Exchange {
+            head: true,
+            ..http11()
+        };
+        let (w, _) = wire(&hello(), x);
+        assert!(w.ends_with("Content-Length: 8\r\n\r\n"), "{w}");
+    }
+
+    #[test]
+    fn no_content_has_no_length() {
+        let (w, _) = wire(&Response::new(204), http11());
+        assert_eq!(
+            w,
+            format!("HTTP/1.1 204 No Content\r\nDate: {DATE}\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn empty_ok_has_zero_length() {
+        let (w, _) = wire(&Response::new(200), http11());
+        assert!(w.ends_with("Content-Length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn large_body_is_chunked() {
+        let mut r = Response::new(200);
+        r.body = vec![b'a'; 3000];
+        let (w, close) = wire(&r, http11());
+        assert!(w.contains("Transfer-Encoding: chunked\r\n\r\nbb8\r\n"));
+        assert!(w.ends_with("a\r\n0\r\n\r\n"));
+        assert!(!close);
+    }
+
+    #[test]
+    fn large_body_http10_closes() {
+        let mut r = Response::new(200);
+        r.body = vec![b'a'; 3000];
+        let (w, close) = wire(&r, Exchange::default());
+        assert!(w.starts_with("HTTP/1.0 200 OK\r\nDate:"));
+        assert!(!w.contains("Content-Length") && !w.contains("chunked"));
+        assert!(close);
+    }
+
+    #[test]
+    fn close_requested() {
+        let x = Exchange {
+            close: true,
+            ..http11()
+        };
+        let (w, close) = wire(&hello(), x);
+        assert!(w.contains("Content-Length: 8\r\nConnection: close\r\n\r\n"));
+        assert!(close);
+    }
+
+    #[test]
+    fn keep_alive_10() {
+        let x = Exchange {
+            keep_alive_10: true,
+            ..Exchange::default()
+        };
+        let (w, close) = wire(&hello(), x);
+        assert!(w.contains("Content-Length: 8\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(!close);
+    }
+
+    #[test]
+    fn unknown_status() {
+        let (w, _) = wire(&Response::new(599), http11());
+        assert!(w.starts_with("HTTP/1.1 599 status code 599\r\n"));
+    }
+}

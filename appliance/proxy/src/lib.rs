@@ -1,0 +1,121 @@
+//! zeroserve's HTTP engine: io_uring workers serving a compiled Caddy route program.
+//! This file holds only the Python module (`zeroserve._engine`); see `engine` for the
+//! control plane, `worker` for the data plane, `http1` and `route` for the sans-IO parts.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::missing_safety_doc)]
+
+pub mod buf;
+pub mod engine;
+pub mod http1;
+pub mod ring;
+pub mod route;
+pub mod worker;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+create_exception!(
+    _engine,
+    EngineError,
+    PyException,
+    "Engine configuration or runtime error."
+);
+
+fn py_err(e: engine::EngineError) -> PyErr {
+    EngineError::new_err(e.0)
+}
+
+/// Python handle on an engine. Every method is a short call into the control plane; the
+/// blocking ones release the GIL.
+#[pyclass(name = "Engine", module = "zeroserve._engine")]
+struct PyEngine {
+    inner: Mutex<engine::Engine>,
+    liveness: std::sync::Arc<engine::Liveness>,
+}
+
+impl PyEngine {
+    fn lock(&self) -> std::sync::MutexGuard<'_, engine::Engine> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pymethods]
+impl PyEngine {
+    #[new]
+    #[pyo3(signature = (config_json, workers=None))]
+    fn new(config_json: &str, workers: Option<usize>) -> PyResult<Self> {
+        let e = engine::Engine::new(config_json, workers).map_err(py_err)?;
+        Ok(PyEngine {
+            liveness: e.liveness(),
+            inner: Mutex::new(e),
+        })
+    }
+
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.lock().start()).map_err(py_err)
+    }
+
+    fn reload(&self, py: Python<'_>, config_json: &str) -> PyResult<()> {
+        py.detach(|| self.lock().reload(config_json))
+            .map_err(py_err)
+    }
+
+    #[pyo3(signature = (grace_seconds=0.0))]
+    fn stop(&self, py: Python<'_>, grace_seconds: f64) -> PyResult<()> {
+        if !grace_seconds.is_finite() || grace_seconds < 0.0 {
+            return Err(EngineError::new_err(
+                "grace_seconds must be a non-negative number",
+            ));
+        }
+        py.detach(|| self.lock().stop(Duration::from_secs_f64(grace_seconds)));
+        Ok(())
+    }
+
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let timeout = match timeout {
+            Some(t) if !t.is_finite() || t < 0.0 => {
+                return Err(EngineError::new_err(
+                    "timeout must be a non-negative number",
+                ))
+            }
+            t => t.map(Duration::from_secs_f64),
+        };
+        let liveness = std::sync::Arc::clone(&self.liveness);
+        Ok(py.detach(move || liveness.wait(timeout)))
+    }
+
+    fn listen_addresses(&self) -> Vec<String> {
+        self.lock().listen_addresses()
+    }
+}
+
+/// io_uring support on this kernel, for `zeroserve doctor`.
+#[pyfunction]
+fn probe(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let report = ring::probe::probe();
+    let out = PyDict::new(py);
+    out.set_item("setup", report.setup)?;
+    let ops = PyDict::new(py);
+    for (name, ok) in &report.opcodes {
+        ops.set_item(*name, *ok)?;
+    }
+    out.set_item("opcodes", ops)?;
+    out.set_item("error", report.error)?;
+    Ok(out)
+}
+
+#[pymodule]
+#[pyo3(name = "_engine")]
+fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyEngine>()?;
+    m.add("EngineError", m.py().get_type::<EngineError>())?;
+    m.add_function(wrap_pyfunction!(probe, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! Request handlers (`http.handlers.*`), one file each, provisioned at compile time.
+
+pub mod static_response;
+pub mod subroute;
+
+use serde_json::Value;
+
+use super::{err, Result};
+
+/// One provisioned handler.
+#[derive(Debug)]
+pub enum Handler {
+    StaticResponse(static_response::StaticResponse),
+    Subroute(subroute::Subroute),
+}
+
+/// Compiles one handler object by its `handler` name.
+pub fn compile(v: &Value) -> Result<Handler> {
+    let Value::Object(m) = v else {
+        return err("handler: expected a JSON object");
+    };
+    let Some(name) = m.get("handler").and_then(Value::as_str) else {
+        return err("module name not specified with key 'handler'");
+    };
+    Ok(match name {
+        "static_response" => Handler::StaticResponse(static_response::StaticResponse::compile(m)?),
+        "subroute" => Handler::Subroute(subroute::Subroute::compile(m)?),
+        other => return err(format!("unknown module: http.handlers.{other}")),
+    })
+}

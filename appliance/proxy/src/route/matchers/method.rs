@@ -1,0 +1,20 @@
+//! `http.matchers.method`: exact, case-sensitive method names (Caddy upper-cases them in
+//! the Caddyfile adapter, not at match time).
+
+use serde_json::Value;
+
+use super::super::exec::Req;
+use super::super::Result;
+
+#[derive(Debug)]
+pub struct MatchMethod(Vec<String>);
+
+impl MatchMethod {
+    pub fn compile(v: &Value) -> Result<MatchMethod> {
+        Ok(MatchMethod(super::strings(v, "method")?))
+    }
+
+    pub fn matches(&self, req: &Req<'_>) -> bool {
+        self.0.iter().any(|m| m == req.method)
+    }
+}

@@ -1,0 +1,270 @@
+//! Caddy JSON → immutable [`Program`], and its evaluation against a request.
+//!
+//! Flow: [`Program::compile`] walks `apps.http.servers`, provisions every matcher and handler
+//! once (lower-casing, sorting, parsing status codes), and refuses unknown modules with a
+//! Caddy-like message. Workers hold an `Arc<Program>` and swap it whole on reload; a
+//! request is evaluated start to finish against one program by [`exec::serve`].
+
+pub mod exec;
+pub mod handlers;
+pub mod listen;
+pub mod matchers;
+
+use serde_json::{Map, Value};
+
+use crate::http1::ParserConfig;
+use handlers::Handler;
+use listen::ListenAddr;
+use matchers::MatcherSet;
+
+/// A compile error, worded like Caddy's provisioning errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError(pub String);
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+pub type Result<T> = std::result::Result<T, CompileError>;
+
+pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T> {
+    Err(CompileError(msg.into()))
+}
+
+/// Prefixes an error with where it happened, as Caddy nests its provisioning errors.
+pub(crate) fn context<T>(r: Result<T>, what: impl std::fmt::Display) -> Result<T> {
+    r.map_err(|e| CompileError(format!("{what}: {}", e.0)))
+}
+
+/// One route: matcher sets (OR of ANDs), handlers, and Caddy's `group`/`terminal`.
+#[derive(Debug)]
+pub struct Route {
+    pub group: Option<String>,
+    pub matcher_sets: Vec<MatcherSet>,
+    pub handlers: Vec<Handler>,
+    pub terminal: bool,
+}
+
+/// Per-server settings from `apps.http.servers.NAME`.
+#[derive(Debug)]
+pub struct Server {
+    pub name: String,
+    pub listen: Vec<ListenAddr>,
+    pub routes: Vec<Route>,
+    pub errors: Vec<Route>,
+    pub parser: ParserConfig,
+    pub idle_timeout: std::time::Duration,
+    pub read_header_timeout: Option<std::time::Duration>,
+}
+
+/// The compiled configuration every worker runs.
+#[derive(Debug)]
+pub struct Program {
+    pub servers: Vec<Server>,
+}
+
+fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => err(format!("{what}: expected a JSON object")),
+    }
+}
+
+fn str_list(v: Option<&Value>, what: &str) -> Result<Vec<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| match x {
+                Value::String(s) => Ok(s.clone()),
+                _ => err(format!("{what}: expected an array of strings")),
+            })
+            .collect(),
+        Some(_) => err(format!("{what}: expected an array of strings")),
+    }
+}
+
+/// Parses a Caddy duration: a JSON integer of nanoseconds, or a Go duration string
+/// (`1m30s`, `500ms`, plus Caddy's `d` for days).
+pub fn duration(v: &Value, what: &str) -> Result<std::time::Duration> {
+    let nanos: f64 = match v {
+        Value::Number(n) => n.as_f64().unwrap_or(0.0),
+        Value::String(s) => {
+            let mut total = 0.0;
+            let mut rest = s.as_str();
+            if rest.is_empty() {
+                return err(format!("{what}: invalid duration {s:?}"));
+            }
+            while !rest.is_empty() {
+                let num_end = rest
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                    .unwrap_or(rest.len());
+                let num: f64 = rest[..num_end]
+                    .parse()
+                    .map_err(|_| CompileError(format!("{what}: invalid duration {s:?}")))?;
+                rest = &rest[num_end..];
+                let unit_end = rest
+                    .find(|c: char| c.is_ascii_digit() || c == '.')
+                    .unwrap_or(rest.len());
+                let scale = match &rest[..unit_end] {
+                    "ns" => 1.0,
+                    "us" | "µs" => 1e3,
+                    "ms" => 1e6,
+                    "s" => 1e9,
+                    "m" => 60e9,
+                    "h" => 3600e9,
+                    "d" => 86400e9,
+                    _ => return err(format!("{what}: invalid duration {s:?}")),
+                };
+                total += num * scale;
+                rest = &rest[unit_end..];
+            }
+            total
+        }
+        _ => return err(format!("{what}: invalid duration")),
+    };
+    Ok(std::time::Duration::from_nanos(nanos.max(0.0) as u64))
+}
+
+/// Compiles a route list (`routes` of a server or of a subroute).
+pub fn compile_routes(v: Option<&Value>) -> Result<Vec<Route>> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let Value::Array(items) = v else {
+        return err("routes: expected an array");
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, r)| context(compile_route(r), format_args!("route {i}")))
+        .collect()
+}
+
+fn compile_route(v: &Value) -> Result<Route> {
+    let m = obj(v, "route")?;
+    let matcher_sets = match m.get("match") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(sets)) => context(
+            sets.iter().map(matchers::compile_set).collect(),
+            "loading matcher modules",
+        )?,
+        Some(_) => return err("match: expected an array of matcher sets"),
+    };
+    let handlers = match m.get("handle") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(hs)) => context(
+            hs.iter()
+                .enumerate()
+                .map(|(i, h)| context(handlers::compile(h), format_args!("position {i}")))
+                .collect(),
+            "loading handler modules",
+        )?,
+        Some(_) => return err("handle: expected an array"),
+    };
+    Ok(Route {
+        group: m.get("group").and_then(Value::as_str).map(str::to_owned),
+        matcher_sets,
+        handlers,
+        terminal: m.get("terminal").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+fn compile_server(name: &str, v: &Value) -> Result<Server> {
+    let m = obj(v, "server")?;
+    let listen = str_list(m.get("listen"), "listen")?
+        .iter()
+        .map(|a| listen::parse(a))
+        .collect::<Result<Vec<_>>>()?;
+    let routes = compile_routes(m.get("routes"))?;
+    let errors = match m.get("errors") {
+        Some(e) => context(compile_routes(obj(e, "errors")?.get("routes")), "errors")?,
+        None => Vec::new(),
+    };
+    let mut parser = ParserConfig::default();
+    if let Some(n) = m.get("max_header_bytes").and_then(Value::as_u64) {
+        if n > 0 {
+            parser.max_header_bytes = n as usize;
+        }
+    }
+    // Caddy's defaults: 5 minutes idle, no header timeout unless configured.
+    let mut idle_timeout = std::time::Duration::from_secs(300);
+    if let Some(v) = m.get("idle_timeout") {
+        idle_timeout = duration(v, "idle_timeout")?;
+    }
+    let read_header_timeout = m
+        .get("read_header_timeout")
+        .map(|v| duration(v, "read_header_timeout"))
+        .transpose()?
+        .filter(|d| !d.is_zero());
+    Ok(Server {
+        name: name.to_owned(),
+        listen,
+        routes,
+        errors,
+        parser,
+        idle_timeout,
+        read_header_timeout,
+    })
+}
+
+impl Program {
+    /// Parses and compiles a whole Caddy JSON config.
+    pub fn compile(json: &str) -> Result<Program> {
+        let root: Value = serde_json::from_str(json)
+            .map_err(|e| CompileError(format!("decoding config: {e}")))?;
+        let root = obj(&root, "config")?;
+        let servers = root
+            .get("apps")
+            .and_then(|a| a.get("http"))
+            .and_then(|h| h.get("servers"));
+        let mut out = Vec::new();
+        if let Some(Value::Object(servers)) = servers {
+            for (name, s) in servers {
+                let server = context(
+                    compile_server(name, s),
+                    format_args!("loading http app module: provision http: server {name}"),
+                )?;
+                out.push(server);
+            }
+        }
+        Ok(Program { servers: out })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let d = |s: &str| duration(&Value::String(s.into()), "t").unwrap().as_millis();
+        assert_eq!(d("1m30s"), 90_000);
+        assert_eq!(d("500ms"), 500);
+        assert_eq!(d("1d"), 86_400_000);
+        assert_eq!(
+            duration(&Value::from(1_000_000_000u64), "t")
+                .unwrap()
+                .as_secs(),
+            1
+        );
+        assert!(duration(&Value::String("5x".into()), "t").is_err());
+    }
+
+    #[test]
+    fn unknown_handler_is_refused() {
+        let cfg = r#"{"apps":{"http":{"servers":{"srv0":{"listen":[":1"],"routes":[{"handle":[{"handler":"nope"}]}]}}}}}"#;
+        let e = Program::compile(cfg).unwrap_err();
+        assert_eq!(e.0, "loading http app module: provision http: server srv0: route 0: loading handler modules: position 0: unknown module: http.handlers.nope");
+    }
+
+    #[test]
+    fn bad_json() {
+        assert!(Program::compile("{")
+            .unwrap_err()
+            .0
+            .starts_with("decoding config:"));
+    }
+}

@@ -1,0 +1,93 @@
+//! Per-connection state: buffered input, queued output, where the current request is.
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use crate::http1::response::Exchange;
+use crate::http1::{ChunkedDecoder, Response};
+use crate::ring::OpId;
+
+/// Go discards at most this much unread request body before answering, then gives up and
+/// closes (`maxPostHandlerReadBytes` + 1).
+pub const DISCARD_LIMIT: u64 = 256 << 10;
+
+/// How the rest of the current request body is being skipped.
+#[derive(Debug)]
+pub enum Discard {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+/// Where the connection is in its request/response cycle.
+#[derive(Debug)]
+pub enum Phase {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// Skipping the body of a request whose response waits until the body is read.
+    Body {
+        discard: Discard,
+        seen: u64,
+        response: Option<Response>,
+        exchange: Exchange,
+    },
+    /// No more requests will be read.
+    Done,
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    pub fd: OwnedFd,
+    pub server: usize,
+    pub peer: Option<SocketAddr>,
+    pub input: Vec<u8>,
+    pub output: Vec<u8>,
+    /// A send is in flight (its buffer is owned by the ring).
+    pub sending: bool,
+    /// Reusable allocation for the next send.
+    pub spare: Vec<u8>,
+    pub recv: Option<OpId>,
+    pub phase: Phase,
+    /// Close once output is flushed.
+    pub close_after: bool,
+    /// Peer closed its side, or reading was abandoned.
+    pub read_closed: bool,
+    /// Teardown started: waiting for in-flight ops to finish before dropping the socket.
+    pub closing: bool,
+    /// Deadline for the current wait (idle, header, or linger).
+    pub deadline: Option<Instant>,
+    /// Draining after our FIN so the peer sees the response rather than a reset.
+    pub lingering: bool,
+    /// Previous request was a POST: Go tolerates stray CRLF before the next one.
+    pub after_post: bool,
+}
+
+impl Conn {
+    pub fn new(fd: OwnedFd, server: usize) -> Conn {
+        Conn {
+            fd,
+            server,
+            peer: None,
+            input: Vec::new(),
+            output: Vec::new(),
+            sending: false,
+            spare: Vec::new(),
+            recv: None,
+            phase: Phase::Head,
+            close_after: false,
+            read_closed: false,
+            closing: false,
+            deadline: None,
+            lingering: false,
+            after_post: false,
+        }
+    }
+
+    /// Nothing buffered, nothing owed: safe to close on shutdown.
+    pub fn idle(&self) -> bool {
+        matches!(self.phase, Phase::Head)
+            && self.input.is_empty()
+            && self.output.is_empty()
+            && !self.sending
+    }
+}

@@ -1,0 +1,597 @@
+//! Thread-per-core workers. Each owns an io_uring, a provided-buffer ring, one SO_REUSEPORT
+//! listener per address, and its connections; nothing is shared with other workers except
+//! the immutable `Program` behind an `Arc`.
+//!
+//! Flow: multishot accept → multishot recv into provided buffers → bytes copied into the
+//! connection's input → sans-IO parse → route evaluation → response encoded into the
+//! connection's output → one send in flight per connection. Commands from the control thread
+//! (config swap, stop) arrive over a channel, announced by an eventfd read on the ring.
+//! Errors: a socket error ends that connection only; a ring error ends the worker.
+
+pub mod conn;
+pub mod listener;
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::http1::date::DateCache;
+use crate::http1::parse::has_token;
+use crate::http1::response::{encode, Exchange};
+use crate::http1::{parse_request, BodyKind, ChunkedDecoder, Response, Status};
+use crate::ring::eventfd::EventFd;
+use crate::ring::ops::accept::accepted;
+use crate::ring::{Completion, OpId, Owned, Ring};
+use crate::route::exec::{serve, Outcome, Req};
+use crate::route::Program;
+use conn::{Conn, Discard, Phase, DISCARD_LIMIT};
+
+const RING_ENTRIES: u32 = 512;
+const BUFFERS: u16 = 256;
+const BUFFER_SIZE: usize = 16 << 10;
+/// Stop parsing pipelined requests while this much output is unsent.
+const OUTPUT_HIGH_WATER: usize = 256 << 10;
+/// How long a closing connection drains input after our FIN (Go's closeWriteAndWait).
+const LINGER: Duration = Duration::from_millis(500);
+const TICK: Duration = Duration::from_millis(250);
+
+const KIND_SHIFT: u32 = 56;
+const ACCEPT: u64 = 1;
+const RECV: u64 = 2;
+const SEND: u64 = 3;
+const WAKE: u64 = 4;
+const CLOCK: u64 = 5;
+const CANCEL: u64 = 6;
+
+fn tag(kind: u64, index: usize) -> u64 {
+    kind << KIND_SHIFT | index as u64
+}
+
+/// A listener to run: a fresh socket, or `None` to keep the worker's socket for `addr`.
+#[derive(Debug)]
+pub struct ListenerSpec {
+    pub addr: SocketAddr,
+    pub server: usize,
+    pub socket: Option<OwnedFd>,
+}
+
+/// Messages from the control thread.
+pub enum Command {
+    Swap {
+        program: Arc<Program>,
+        listeners: Vec<ListenerSpec>,
+        ack: Sender<()>,
+    },
+    Stop {
+        grace: Duration,
+    },
+}
+
+struct Listener {
+    addr: SocketAddr,
+    fd: OwnedFd,
+    server: usize,
+    accept: Option<OpId>,
+}
+
+pub struct Worker {
+    ring: Ring,
+    program: Arc<Program>,
+    listeners: Vec<Option<Listener>>,
+    conns: Vec<Option<Conn>>,
+    free_conns: Vec<usize>,
+    rx: Receiver<Command>,
+    wake: Arc<EventFd>,
+    date: DateCache,
+    stop_deadline: Option<Instant>,
+    clock: Option<OpId>,
+    wake_op: Option<OpId>,
+}
+
+impl Worker {
+    /// Sets up the ring and buffers; fails before any socket is touched.
+    pub fn new(
+        program: Arc<Program>,
+        listeners: Vec<ListenerSpec>,
+        rx: Receiver<Command>,
+        wake: Arc<EventFd>,
+    ) -> io::Result<Worker> {
+        let mut ring = Ring::new(RING_ENTRIES)?;
+        ring.register_buffers(BUFFERS, BUFFER_SIZE)?;
+        let mut w = Worker {
+            ring,
+            program,
+            listeners: Vec::new(),
+            conns: Vec::new(),
+            free_conns: Vec::new(),
+            rx,
+            wake,
+            date: DateCache::default(),
+            stop_deadline: None,
+            clock: None,
+            wake_op: None,
+        };
+        w.set_listeners(listeners)?;
+        w.wake_op = Some(w.ring.read_counter(&*w.wake, tag(WAKE, 0))?);
+        w.clock = Some(w.ring.timeout(TICK, tag(CLOCK, 0))?);
+        Ok(w)
+    }
+
+    /// Runs until stopped and every connection is gone.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut done = Vec::new();
+        loop {
+            self.ring.submit_and_wait(1)?;
+            self.ring.drain(&mut done);
+            for c in done.drain(..) {
+                self.complete(c)?;
+            }
+            if self.stop_deadline.is_some() && self.conns.iter().all(Option::is_none) {
+                break;
+            }
+        }
+        // Hand every lent buffer back before the ring goes away.
+        for op in [self.clock.take(), self.wake_op.take()]
+            .into_iter()
+            .flatten()
+        {
+            self.ring.cancel(op, tag(CANCEL, 0))?;
+        }
+        while self.ring.in_flight() > 0 {
+            self.ring.submit_and_wait(1)?;
+            self.ring.drain(&mut done);
+            done.clear();
+        }
+        Ok(())
+    }
+
+    fn set_listeners(&mut self, specs: Vec<ListenerSpec>) -> io::Result<()> {
+        let keep: Vec<SocketAddr> = specs.iter().map(|s| s.addr).collect();
+        for i in 0..self.listeners.len() {
+            let gone = self.listeners[i]
+                .as_ref()
+                .is_some_and(|l| !keep.contains(&l.addr));
+            if gone {
+                let l = self.listeners[i].take().expect("checked");
+                if let Some(op) = l.accept {
+                    self.ring.cancel(op, tag(CANCEL, 0))?;
+                }
+            }
+        }
+        for spec in specs {
+            match spec.socket {
+                Some(fd) => {
+                    let index = match self.listeners.iter().position(Option::is_none) {
+                        Some(i) => i,
+                        None => {
+                            self.listeners.push(None);
+                            self.listeners.len() - 1
+                        }
+                    };
+                    let accept = self.ring.accept_multi(&fd, tag(ACCEPT, index))?;
+                    self.listeners[index] = Some(Listener {
+                        addr: spec.addr,
+                        fd,
+                        server: spec.server,
+                        accept: Some(accept),
+                    });
+                }
+                None => {
+                    for l in self.listeners.iter_mut().flatten() {
+                        if l.addr == spec.addr {
+                            l.server = spec.server;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, c: Completion) -> io::Result<()> {
+        let index = (c.tag & ((1 << KIND_SHIFT) - 1)) as usize;
+        match c.tag >> KIND_SHIFT {
+            ACCEPT => self.on_accept(index, c),
+            RECV => self.on_recv(index, c),
+            SEND => self.on_send(index, c),
+            WAKE => self.on_wake(c),
+            CLOCK => self.on_clock(),
+            _ => Ok(()),
+        }
+    }
+
+    fn on_accept(&mut self, index: usize, c: Completion) -> io::Result<()> {
+        let Some(l) = self.listeners.get_mut(index).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if l.accept != Some(c.op) {
+            return Ok(());
+        }
+        let server = l.server;
+        if !c.more {
+            l.accept = None;
+            if self.stop_deadline.is_none() {
+                let op = self.ring.accept_multi(&l.fd, tag(ACCEPT, index))?;
+                l.accept = Some(op);
+            }
+        }
+        let Ok(fd) = accepted(&c) else { return Ok(()) };
+        if self.stop_deadline.is_some() {
+            return Ok(());
+        }
+        // Go enables TCP_NODELAY on every accepted connection.
+        let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
+        let idle = self.program.servers[server].idle_timeout;
+        let mut conn = Conn::new(fd, server);
+        conn.deadline = Some(Instant::now() + idle);
+        let slot = match self.free_conns.pop() {
+            Some(i) => i,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        conn.recv = Some(self.ring.recv_multi(&conn.fd, tag(RECV, slot))?);
+        self.conns[slot] = Some(conn);
+        Ok(())
+    }
+
+    fn on_recv(&mut self, i: usize, c: Completion) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if conn.recv != Some(c.op) {
+            return Ok(());
+        }
+        if !c.more {
+            conn.recv = None;
+        }
+        if c.result > 0 {
+            let bid = c
+                .buffer_id
+                .expect("recv with buffer select names its buffer");
+            let bufs = self.ring.buffers();
+            if !conn.lingering && !conn.closing {
+                conn.input
+                    .extend_from_slice(bufs.filled(bid, c.result as usize));
+            }
+            bufs.recycle(bid);
+            self.process(i);
+        } else if c.result == 0 {
+            conn.read_closed = true;
+            if conn.lingering || conn.output.is_empty() && !conn.sending {
+                self.teardown(i)?;
+            } else {
+                conn.close_after = true;
+            }
+        } else if c.result != -libc::ENOBUFS && c.result != -libc::ECANCELED {
+            self.teardown(i)?;
+        }
+        self.flush(i)?;
+        self.rearm_recv(i)?;
+        self.maybe_free(i);
+        Ok(())
+    }
+
+    fn rearm_recv(&mut self, i: usize) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if conn.recv.is_none() && !conn.read_closed && !conn.closing {
+            conn.recv = Some(self.ring.recv_multi(&conn.fd, tag(RECV, i))?);
+        }
+        Ok(())
+    }
+
+    fn on_send(&mut self, i: usize, c: Completion) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        conn.sending = false;
+        let Owned::Buf(mut buf, offset) = c.owned else {
+            unreachable!("send completions return their buffer")
+        };
+        if c.result < 0 || conn.closing {
+            self.teardown(i)?;
+            self.maybe_free(i);
+            return Ok(());
+        }
+        let sent = offset + c.result as usize;
+        if sent < buf.len() {
+            conn.sending = true;
+            self.ring.send(&conn.fd, buf, sent, tag(SEND, i))?;
+            return Ok(());
+        }
+        buf.clear();
+        conn.spare = buf;
+        self.process(i);
+        self.flush(i)?;
+        self.maybe_free(i);
+        Ok(())
+    }
+
+    fn on_wake(&mut self, c: Completion) -> io::Result<()> {
+        if Some(c.op) != self.wake_op {
+            return Ok(());
+        }
+        self.wake_op = None;
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Swap {
+                    program,
+                    listeners,
+                    ack,
+                } => {
+                    self.program = program;
+                    self.set_listeners(listeners)?;
+                    let _ = ack.send(());
+                }
+                Command::Stop { grace } => self.begin_stop(grace)?,
+            }
+        }
+        if self.stop_deadline.is_none() || self.conns.iter().any(Option::is_some) {
+            self.wake_op = Some(self.ring.read_counter(&*self.wake, tag(WAKE, 0))?);
+        }
+        Ok(())
+    }
+
+    fn begin_stop(&mut self, grace: Duration) -> io::Result<()> {
+        self.stop_deadline = Some(Instant::now() + grace);
+        for l in self.listeners.drain(..).flatten() {
+            if let Some(op) = l.accept {
+                self.ring.cancel(op, tag(CANCEL, 0))?;
+            }
+        }
+        for i in 0..self.conns.len() {
+            let Some(conn) = self.conns[i].as_mut() else {
+                continue;
+            };
+            if grace.is_zero() || conn.idle() {
+                self.teardown(i)?;
+                self.maybe_free(i);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_clock(&mut self) -> io::Result<()> {
+        let now = Instant::now();
+        let hard_stop = self.stop_deadline.is_some_and(|d| now >= d);
+        for i in 0..self.conns.len() {
+            let Some(conn) = self.conns[i].as_ref() else {
+                continue;
+            };
+            if hard_stop || conn.deadline.is_some_and(|d| now >= d) {
+                self.teardown(i)?;
+                self.maybe_free(i);
+            }
+        }
+        self.clock = None;
+        if self.stop_deadline.is_none() || self.conns.iter().any(Option::is_some) {
+            self.clock = Some(self.ring.timeout(TICK, tag(CLOCK, 0))?);
+        }
+        Ok(())
+    }
+
+    /// Starts dropping a connection: cancel its recv; the slot frees once no op is in flight.
+    fn teardown(&mut self, i: usize) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if !conn.closing {
+            conn.closing = true;
+            conn.read_closed = true;
+            if let Some(op) = conn.recv {
+                self.ring.cancel(op, tag(CANCEL, 0))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_free(&mut self, i: usize) {
+        let free = self
+            .conns
+            .get(i)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.closing && c.recv.is_none() && !c.sending);
+        if free {
+            self.conns[i] = None;
+            self.free_conns.push(i);
+        }
+    }
+
+    /// Queues output: one send in flight at a time; starts the close once all is sent.
+    fn flush(&mut self, i: usize) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if conn.sending || conn.closing {
+            return Ok(());
+        }
+        if !conn.output.is_empty() {
+            let spare = std::mem::take(&mut conn.spare);
+            let buf = std::mem::replace(&mut conn.output, spare);
+            conn.sending = true;
+            self.ring.send(&conn.fd, buf, 0, tag(SEND, i))?;
+        } else if conn.close_after && !conn.lingering {
+            if conn.read_closed {
+                return self.teardown(i);
+            }
+            // FIN first, then drain what the peer still sends, so it reads our response
+            // instead of a reset.
+            let _ = socket2::SockRef::from(&conn.fd).shutdown(std::net::Shutdown::Write);
+            conn.lingering = true;
+            conn.input.clear();
+            conn.deadline = Some(Instant::now() + LINGER);
+        }
+        Ok(())
+    }
+
+    /// Parses and answers as many buffered requests as output room allows.
+    fn process(&mut self, i: usize) {
+        let program = Arc::clone(&self.program);
+        let stopping = self.stop_deadline.is_some();
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let server = &program.servers[conn.server.min(program.servers.len() - 1)];
+        loop {
+            if conn.closing || conn.lingering || conn.output.len() > OUTPUT_HIGH_WATER {
+                return;
+            }
+            match &mut conn.phase {
+                Phase::Done => return,
+                Phase::Head => {
+                    if conn.after_post {
+                        let n = conn
+                            .input
+                            .iter()
+                            .take(4)
+                            .take_while(|c| **c == b'\r' || **c == b'\n')
+                            .count();
+                        conn.input.drain(..n);
+                    }
+                    if conn.input.is_empty() {
+                        return;
+                    }
+                    let parsed = parse_request(&conn.input, &server.parser);
+                    let (outcome, exchange, body, used, method_post) = match parsed {
+                        Ok(Status::Partial) => {
+                            if let Some(t) = server.read_header_timeout {
+                                conn.deadline.get_or_insert(Instant::now() + t);
+                            }
+                            return;
+                        }
+                        Err(e) => {
+                            conn.output.extend_from_slice(&e.response());
+                            conn.phase = Phase::Done;
+                            conn.close_after = true;
+                            return;
+                        }
+                        Ok(Status::Complete(head, used)) => {
+                            let exchange = Exchange {
+                                http11: head.version.at_least_11(),
+                                head: head.method == "HEAD",
+                                close: head.close || stopping,
+                                keep_alive_10: head.keep_alive_10 && !stopping,
+                                body_too_large: false,
+                            };
+                            let outcome = match head.expect {
+                                Some(v) if !has_token([v], "100-continue") => {
+                                    let mut r = Response::new(417);
+                                    r.set("Connection", "close");
+                                    Outcome::Respond(r)
+                                }
+                                _ => {
+                                    if conn.peer.is_none() {
+                                        conn.peer = socket2::SockRef::from(&conn.fd)
+                                            .peer_addr()
+                                            .ok()
+                                            .and_then(|a| a.as_socket());
+                                    }
+                                    let mut req = Req::new(
+                                        head.method,
+                                        head.target,
+                                        head.host,
+                                        &head.headers,
+                                        conn.peer,
+                                    );
+                                    serve(server, &mut req)
+                                }
+                            };
+                            (outcome, exchange, head.body, used, head.method == "POST")
+                        }
+                    };
+                    conn.input.drain(..used);
+                    conn.after_post = method_post;
+                    conn.deadline = None;
+                    let resp = match outcome {
+                        Outcome::Abort => {
+                            conn.phase = Phase::Done;
+                            conn.closing = true;
+                            conn.read_closed = true;
+                            return;
+                        }
+                        Outcome::Respond(r) => r,
+                    };
+                    let discard = match body {
+                        BodyKind::None => None,
+                        BodyKind::Length(n) => Some(Discard::Length(n)),
+                        BodyKind::Chunked => Some(Discard::Chunked(ChunkedDecoder::default())),
+                    };
+                    if resp.status == 417 && resp.first("Server").is_empty() {
+                        let _ = encode(&resp, exchange, self.date.now(), &mut conn.output);
+                        conn.phase = Phase::Done;
+                        conn.close_after = true;
+                        return;
+                    }
+                    match discard {
+                        None => Self::respond(conn, &resp, exchange, &mut self.date, server),
+                        Some(discard) => {
+                            conn.phase = Phase::Body {
+                                discard,
+                                seen: 0,
+                                response: Some(resp),
+                                exchange,
+                            }
+                        }
+                    }
+                }
+                Phase::Body {
+                    discard,
+                    seen,
+                    response,
+                    exchange,
+                } => {
+                    let budget = DISCARD_LIMIT + 1 - *seen;
+                    let (used, data, finished, broken) = match discard {
+                        Discard::Length(left) => {
+                            let take = (*left).min(budget).min(conn.input.len() as u64);
+                            *left -= take;
+                            (take as usize, take, *left == 0, false)
+                        }
+                        Discard::Chunked(dec) => {
+                            let mut data = 0u64;
+                            let limit = conn.input.len();
+                            match dec.feed(&conn.input[..limit], |d| data += d.len() as u64) {
+                                Ok(p) => (p.consumed, data, p.done, false),
+                                Err(_) => (limit, data, false, true),
+                            }
+                        }
+                    };
+                    conn.input.drain(..used);
+                    *seen += data;
+                    let mut x = *exchange;
+                    if broken {
+                        x.close = true;
+                    } else if *seen > DISCARD_LIMIT {
+                        x.body_too_large = true;
+                    } else if !finished {
+                        return;
+                    }
+                    let resp = response.take().expect("response waits in the body phase");
+                    conn.phase = Phase::Head;
+                    Self::respond(conn, &resp, x, &mut self.date, server);
+                }
+            }
+        }
+    }
+
+    fn respond(
+        conn: &mut Conn,
+        resp: &Response,
+        x: Exchange,
+        date: &mut DateCache,
+        server: &crate::route::Server,
+    ) {
+        if encode(resp, x, date.now(), &mut conn.output) {
+            conn.phase = Phase::Done;
+            conn.close_after = true;
+        } else {
+            conn.deadline = Some(Instant::now() + server.idle_timeout);
+        }
+    }
+}
