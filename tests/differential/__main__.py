@@ -12,25 +12,62 @@ with the observed behaviour as the reason, for a human to edit.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
 
 from tests.differential.case import load_cases
 from tests.differential.compare import summary
-from tests.differential.known import find, load_known
-from tests.differential.runner import Pool, prepare_fixtures
+from tests.differential.known import Known, find, load_known
+from tests.differential.runner import CaseResult, Pool, prepare_fixtures
 from tests.differential.servers import ServerKind
 from tests.differential.upstream import Upstream
 
 VENV_BIN = Path(sys.executable).parent
 
 
+def _entry(case: str, request: str, reason: str) -> str:
+    """A known_differences.toml entry, the reason cut to a readable length."""
+    # A JSON string is a valid TOML basic string.
+    return (f'[[difference]]\ncase = "{case}"\nrequest = "{request}"\nkind = "gap"\n'
+            f"reason = {json.dumps(reason[:300])}\n")
+
+
+def _report(result: CaseResult, candidate: str, show: bool, known: list[Known]) -> list[str]:
+    """Print one case's differences; return known_differences entries it still lacks."""
+    name = result.case.name
+    if result.caddy_error:
+        print(f"{name}: Caddy cannot serve it: {result.caddy_error}")
+    if result.zeroserve_error:
+        print(f"{name}: {candidate} cannot serve it: {result.zeroserve_error}")
+        if find(known, name, "*") is None:
+            return [_entry(name, "*", f"does not start: {result.zeroserve_error}")]
+        return []
+    unlisted = []
+    for r in result.requests:
+        if show:
+            print(f"{name}/{r.section}: {summary(r.caddy, headers=True)}")
+        if not r.diffs:
+            continue
+        print(f"{name}/{r.section}:")
+        for d in r.diffs:
+            print(f"    {d}")
+        print(f"    caddy:     {summary(r.caddy)}\n    {candidate}: {summary(r.zeroserve)}")
+        if find(known, name, r.section) is None:
+            unlisted.append(r)
+    if unlisted and len(unlisted) == len(result.requests):
+        return [_entry(name, "*", f"every request differs, e.g. {unlisted[0].section}: "
+                                  f"{unlisted[0].diffs[0]}")]
+    return [_entry(name, r.section, r.diffs[0]) for r in unlisted]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m tests.differential")
     p.add_argument("--caddy", type=Path, default=VENV_BIN / "caddy")
     p.add_argument("--candidate", type=Path, default=VENV_BIN / "zeroserve")
-    p.add_argument("--suggest", action="store_true")
+    p.add_argument("--suggest", action="store_true",
+                   help="end with known_differences.toml entries for unlisted differences")
     p.add_argument("--show", action="store_true", help="print Caddy's answer to every request")
     p.add_argument("cases", nargs="*")
     args = p.parse_args()
@@ -38,6 +75,7 @@ def main() -> int:
     known = load_known()
     extra = ("--workers", "1") if args.candidate.name == "zeroserve" else ()
     total = identical = 0
+    suggestions: list[str] = []
     upstream = Upstream()
     with tempfile.TemporaryDirectory(prefix="differential-") as tmp:
         base = Path(tmp)
@@ -48,30 +86,15 @@ def main() -> int:
         try:
             for case in cases:
                 result = pool.result(case)
-                if result.caddy_error:
-                    print(f"{case.name}: Caddy cannot serve it: {result.caddy_error}")
-                if result.zeroserve_error:
-                    print(f"{case.name}: {args.candidate.name} cannot serve it: "
-                          f"{result.zeroserve_error}")
-                for r in result.requests:
-                    total += 1
-                    identical += not r.diffs
-                    if args.show:
-                        print(f"{case.name}/{r.section}: {summary(r.caddy, headers=True)}")
-                    if not r.diffs:
-                        continue
-                    print(f"{case.name}/{r.section}:")
-                    for d in r.diffs:
-                        print(f"    {d}")
-                    print(f"    caddy:     {summary(r.caddy)}")
-                    print(f"    candidate: {summary(r.zeroserve)}")
-                    if args.suggest and find(known, case.name, r.section) is None:
-                        reason = (result.zeroserve_error or r.diffs[0]).replace('"', "'")
-                        print(f'[[difference]]\ncase = "{case.name}"\nrequest = "{r.section}"\n'
-                              f'kind = "gap"\nreason = "{reason[:300]}"\n')
+                total += len(result.requests)
+                identical += sum(not r.diffs for r in result.requests)
+                suggestions += _report(result, args.candidate.name, args.show, known)
         finally:
             pool.close()
             upstream.close()
+    if args.suggest and suggestions:
+        print("\n# Entries for known_differences.toml (edit the reasons):\n")
+        print("\n".join(suggestions), end="")
     pct = 100.0 * identical / total if total else 0.0
     print(f"{identical}/{total} requests identical ({pct:.1f}%)")
     return 0
