@@ -279,8 +279,10 @@ def machine_line() -> str:
             cpu = line.split(":", 1)[1].strip()
             break
     caddy = tool_version([str(caddy_binary()), "version"]).split()[0]
+    load = os.getloadavg()[0]
     return (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu}), "
-            f"Linux {platform.release()}, Caddy {caddy}, zeroserve at commit {git_commit()}")
+            f"Linux {platform.release()}, load average {load:.1f} at the end (the machine is "
+            f"shared), Caddy {caddy}, zeroserve at commit {git_commit()}")
 
 
 def write_section(key: str, title: str, body: str) -> None:

@@ -1,7 +1,7 @@
 """Config reloads under load: 100 reloads alternating two configs while wrk keeps requesting.
 
 Both servers get the same two Caddyfiles (A, then B, A, B, ...), which differ in the response
-body, a header and one extra route, so every reload is a real change. A reload is a POST of
+body and one extra route, so every reload is a real change. A reload is a POST of
 the Caddyfile to the admin endpoint's `/load` (`Content-Type: text/caddyfile`), which is what
 `caddy reload` does after adapting; zeroserve's agent serves the same API. After each reload
 a fresh connection checks that the new config answers. Meanwhile
@@ -56,7 +56,6 @@ CONFIG = """\
 }}
 
 :{port} {{
-	header X-Config {name}
 {extra}	respond "config {name}"
 }}
 """
