@@ -2,10 +2,13 @@
 
 `parse_nested_matcher_set` is Caddy's `ParseCaddyfileNestedMatcherSet`: the
 matchers on the rest of the current line and in the following block, parsed into
-one set. It serves `not`, and `reverse_proxy`'s `lb_retry_match`.
+one set, where a quoted token stands for an `expression` matcher. It serves `not`,
+and `reverse_proxy`'s `lb_retry_match`.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from zeroserve.adapt import registry
 from zeroserve.adapt.registry import matcher
@@ -19,6 +22,12 @@ def parse_nested_matcher_set(d: Dispenser) -> GoMap:
     by_name: dict[str, list[Token]] = {}
     nesting = d.nesting()
     while d.next_arg() or d.next_block(nesting):
+        tok = d.token()
+        if tok.was_quoted:
+            # a quoted token where a matcher name belongs is a CEL expression
+            by_name.setdefault("expression", []).extend(
+                [dataclasses.replace(tok, text="expression"), tok])
+            continue
         by_name.setdefault(d.val(), []).extend(d.next_segment())
     matcher_set = GoMap()
     for matcher_name, tokens in by_name.items():
