@@ -117,28 +117,21 @@ class TestRun:
 def _lib() -> ctypes.CDLL:
     name = ctypes.util.find_library("bpf") or "libbpf.so.1"
     lib = ctypes.CDLL(name, use_errno=True)
-    lib.bpf_obj_get.argtypes = [ctypes.c_char_p]
-    lib.bpf_obj_pin.argtypes = [ctypes.c_int, ctypes.c_char_p]
-    for fn in ("bpf_map_update_elem",):
-        getattr(lib, fn).argtypes = [
-            ctypes.c_int,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-            ctypes.c_uint64,
-        ]
-    for fn in ("bpf_map_lookup_elem", "bpf_map_get_next_key"):
-        getattr(lib, fn).argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-    lib.bpf_map_delete_elem.argtypes = [ctypes.c_int, ctypes.c_void_p]
-    lib.bpf_obj_get_info_by_fd.argtypes = [
-        ctypes.c_int,
-        ctypes.c_void_p,
-        ctypes.POINTER(ctypes.c_uint32),
-    ]
-    lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]
-    lib.bpf_map_create.argtypes = (
-        [ctypes.c_int, ctypes.c_char_p] + [ctypes.c_uint32] * 3 + [ctypes.c_void_p]
-    )
-    lib.bpf_link_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    i32, u32, ptr = ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p
+    signatures: dict[str, list] = {
+        "bpf_obj_get": [ctypes.c_char_p],
+        "bpf_obj_pin": [i32, ctypes.c_char_p],
+        "bpf_map_create": [i32, ctypes.c_char_p, u32, u32, u32, ptr],
+        "bpf_map_update_elem": [i32, ptr, ptr, ctypes.c_uint64],
+        "bpf_map_lookup_elem": [i32, ptr, ptr],
+        "bpf_map_get_next_key": [i32, ptr, ptr],
+        "bpf_map_delete_elem": [i32, ptr],
+        "bpf_obj_get_info_by_fd": [i32, ptr, ctypes.POINTER(u32)],
+        "bpf_prog_test_run_opts": [i32, ctypes.POINTER(_TestRunOpts)],
+        "bpf_link_create": [i32, i32, i32, ptr],
+    }
+    for fn, argtypes in signatures.items():
+        getattr(lib, fn).argtypes = argtypes
     return lib
 
 
