@@ -34,14 +34,22 @@ def test_maps_pinned_under_versioned_path(layout):
 
 
 def test_kernel_map_shapes_match_the_python_mirror(layout):
-    with XdpLayer.load(XdpFeatures(rules_max=64), layout) as xdp:
-        lpm4, host6 = xdp.maps["zs_deny4_lpm"].info, xdp.maps["zs_deny6_host"].info
-        stats = xdp.maps["zs_rule_stats"].info
-    sizeof = ctypes.sizeof
-    assert lpm4.key_size == sizeof(STRUCTS["zs_lpm4_key"]) == 8
-    assert host6.key_size == sizeof(STRUCTS["zs_addr6"]) == 16
-    assert lpm4.value_size == sizeof(STRUCTS["zs_rule"])
-    assert (stats.value_size, stats.max_entries) == (sizeof(STRUCTS["zs_counter"]), 64)
+    def size(name):
+        return 4 if name == "__u32" else ctypes.sizeof(STRUCTS[name])
+
+    features = XdpFeatures(rules_max=64, deny_lpm_max=100, deny_exact_max=200)
+    with XdpLayer.load(features, layout) as xdp:
+        shapes = {
+            name: (t.info.key_size, t.info.value_size, t.info.max_entries)
+            for name, t in xdp.maps.items()
+        }
+    assert shapes == {
+        name: (size(key), size(value), max_entries)
+        for name, (key, value, max_entries) in features.maps().items()
+    }
+    assert shapes["zs_deny4_lpm"] == (8, 4, 100)
+    assert shapes["zs_deny6_host"] == (16, 4, 200)
+    assert shapes["zs_rule_stats"] == (4, 16, 64)
 
 
 def test_rules_and_counters_survive_a_reload(layout):
