@@ -56,7 +56,9 @@ pub struct Conn {
     pub closing: bool,
     /// Deadline for the current wait (idle, header, or linger).
     pub deadline: Option<Instant>,
-    /// Draining after our FIN so the peer sees the response rather than a reset.
+    /// Drain input for a moment before closing (after an oversized body).
+    pub linger: bool,
+    /// Draining now, until the deadline.
     pub lingering: bool,
     /// Previous request was a POST: Go tolerates stray CRLF before the next one.
     pub after_post: bool,
@@ -78,6 +80,7 @@ impl Conn {
             read_closed: false,
             closing: false,
             deadline: None,
+            linger: false,
             lingering: false,
             after_post: false,
         }

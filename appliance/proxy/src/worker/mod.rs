@@ -34,7 +34,8 @@ const BUFFERS: u16 = 256;
 const BUFFER_SIZE: usize = 16 << 10;
 /// Stop parsing pipelined requests while this much output is unsent.
 const OUTPUT_HIGH_WATER: usize = 256 << 10;
-/// How long a closing connection drains input after our FIN (Go's closeWriteAndWait).
+/// How long a connection that refused an oversized body drains input before closing
+/// (Go's `rstAvoidanceDelay`).
 const LINGER: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(250);
 
@@ -417,12 +418,11 @@ impl Worker {
             conn.sending = true;
             self.ring.send(&conn.fd, buf, 0, tag(SEND, i))?;
         } else if conn.close_after && !conn.lingering {
-            if conn.read_closed {
+            if !conn.linger || conn.read_closed {
                 return self.teardown(i);
             }
-            // FIN first, then drain what the peer still sends, so it reads our response
-            // instead of a reset.
-            let _ = socket2::SockRef::from(&conn.fd).shutdown(std::net::Shutdown::Write);
+            // Go's closeWriteAndWait after an oversized body: keep draining for a moment
+            // so the peer reads the response rather than a reset, then close.
             conn.lingering = true;
             conn.input.clear();
             conn.deadline = Some(Instant::now() + LINGER);
@@ -510,8 +510,10 @@ impl Worker {
                     conn.deadline = None;
                     let resp = match outcome {
                         Outcome::Abort => {
+                            // No FIN-and-drain: flush() sees nothing to send on a read-closed
+                            // connection and tears it down at once, like Go's abort panic.
                             conn.phase = Phase::Done;
-                            conn.closing = true;
+                            conn.close_after = true;
                             conn.read_closed = true;
                             return;
                         }
@@ -590,6 +592,7 @@ impl Worker {
         if encode(resp, x, date.now(), &mut conn.output) {
             conn.phase = Phase::Done;
             conn.close_after = true;
+            conn.linger = x.body_too_large;
         } else {
             conn.deadline = Some(Instant::now() + server.idle_timeout);
         }
