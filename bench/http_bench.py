@@ -14,8 +14,9 @@ Workloads: `respond "hello"`; `redir`; a site with 10 header operations; `file_s
 
 Pinning: the server runs on CPU 1 (`taskset -c 1`, one engine worker for zeroserve; Caddy's
 Go runtime sizes GOMAXPROCS from the mask, so one P), the load generator and this script on
-CPU 0. Before measuring zeroserve on a workload, its response is checked against Caddy's;
-a workload zeroserve does not serve the same way is reported "not yet served", not measured.
+CPU 0. Before measuring zeroserve on a workload, its response is checked against Caddy's
+(status, body, every header but Date); a workload zeroserve does not answer the same way is
+reported "not yet served" with the first difference, and not measured.
 
     python bench/http_bench.py [--rounds 3] [--duration 5] [--latency-duration 5] [--no-doc]
 """
@@ -158,16 +159,17 @@ def fetch(port: int, w: Workload) -> Response:
     return Response(resp.status, headers, body)
 
 
-def compare(caddy: Response, zs: Response) -> tuple[bool, str]:
-    """(served alike, note). Status and body must match; header differences are noted."""
+def compare(caddy: Response, zs: Response) -> str | None:
+    """Why zeroserve's response is not Caddy's (status, body, any header but Date), or None."""
     if zs.status != caddy.status:
-        return False, f"status {zs.status}, Caddy {caddy.status}"
+        return f"status {zs.status}, Caddy {caddy.status}"
     if zs.body != caddy.body:
-        return False, f"body differs ({len(zs.body)} vs {len(caddy.body)} bytes)"
-    ignore = {"date"}
-    keys = (set(caddy.headers) | set(zs.headers)) - ignore
-    differ = sorted(k for k in keys if caddy.headers.get(k) != zs.headers.get(k))
-    return True, ("headers differ: " + ", ".join(differ)) if differ else ""
+        return f"body differs ({len(zs.body)} vs Caddy's {len(caddy.body)} bytes)"
+    keys = sorted((set(caddy.headers) | set(zs.headers)) - {"date"})
+    for key in keys:
+        if caddy.headers.get(key) != zs.headers.get(key):
+            return f"{key}: {zs.headers.get(key)!r}, Caddy {caddy.headers.get(key)!r}"
+    return None
 
 
 @dataclass
@@ -295,7 +297,8 @@ def measure_idle(pid: int, port: int) -> Idle:
 
 @dataclass
 class Results:
-    checks: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    # Per workload: None when zeroserve answers as Caddy does, else why not.
+    checks: dict[str, str | None] = field(default_factory=dict)
     throughput: dict[tuple[str, str], list[Throughput]] = field(default_factory=dict)
     latency: dict[tuple[str, str], list[Latency]] = field(default_factory=dict)
     rates: dict[str, int] = field(default_factory=dict)
@@ -317,22 +320,23 @@ def check_workloads(works: list[Workload], scratch: Path, res: Results) -> None:
         with running("caddy", config, [port], scratch):
             reference = fetch(port, w)
         if res.zeroserve_error is not None:
-            res.checks[w.key] = (False, res.zeroserve_error)
+            res.checks[w.key] = res.zeroserve_error
             continue
         config, port = serving(w, scratch)
         try:
             with running("zeroserve", config, [port], scratch) as server:
                 res.checks[w.key] = compare(reference, fetch(port, w))
                 if not server.alive():
-                    res.checks[w.key] = (False, "server exited after the request")
+                    res.checks[w.key] = "server exited after the request"
         except (BenchError, OSError, http.client.HTTPException) as exc:
-            res.checks[w.key] = (False, str(exc).splitlines()[0][:200])
-        print(f"  check {w.key:>10}: {res.checks[w.key]}", flush=True)
+            res.checks[w.key] = str(exc).splitlines()[0][:200]
+        print(f"  check {w.key:>10}: {res.checks[w.key] or 'same response as Caddy'}",
+              flush=True)
 
 
 def servers_for(w: Workload, res: Results, round_no: int) -> list[str]:
     names = list(SERVERS if round_no % 2 == 0 else reversed(SERVERS))
-    return [n for n in names if n == "caddy" or res.checks[w.key][0]]
+    return [n for n in names if n == "caddy" or res.checks[w.key] is None]
 
 
 def run_throughput(works: list[Workload], rounds: int, seconds: int, scratch: Path,
@@ -391,8 +395,8 @@ def med(values: list[float]) -> float | None:
 
 def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str:
     def status_note(w: Workload) -> str:
-        ok, note = res.checks[w.key]
-        return note if ok else f"not yet served: {note}"
+        why = res.checks[w.key]
+        return "same response as Caddy" if why is None else f"not yet served: {why}"
 
     thr_rows = []
     lat_rows = []
@@ -436,7 +440,7 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
                           f"{min(s.alive for s in samples):,} / {IDLE_CONNECTIONS:,}"])
     idle_ratio = ratio(idle_cmp.get("zeroserve"), idle_cmp.get("caddy"))
 
-    not_served = [w.title for w in works if not res.checks[w.key][0]]
+    not_served = [w.title for w in works if res.checks[w.key] is not None]
     checks = [(f"{row[0]}: req/s ≥3x", row[4]) for row in thr_rows]
     checks += [(f"{row[0]}: CPU/request ≤1/3", row[8]) for row in thr_rows]
     checks += [(f"{row[0]}: p95 ≤0.3x", row[5]) for row in lat_rows]
@@ -452,6 +456,8 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
         "rounds, ratios are zeroserve/Caddy. Each server is started fresh per workload and "
         "round (alternating which goes first) on the same Caddyfile (global options `admin off`,"
         " `auto_https off`, `default_bind 127.0.0.1`; one site `:PORT`).",
+        "zeroserve is measured on a workload only if its response equals Caddy's (status, "
+        "body, every header but Date); otherwise the notes say how it differs.",
         "Pinning (2 cores): server on CPU 1 (`taskset -c 1`; zeroserve `--workers 1`, Caddy's "
         "GOMAXPROCS follows the mask, so 1), load generator on CPU 0.",
         "### Throughput and CPU per request",

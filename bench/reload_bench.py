@@ -209,7 +209,9 @@ def report(args: argparse.Namespace, rounds: dict[str, list[Round]],
             f"{PAUSE * 1000:.0f} ms apart, while `taskset -c 0 wrk -t1 -c{CONNECTIONS}` requests"
             " `GET /` until the reloads are done. \"Took effect\": a fresh connection after the "
             "reload gets the new body. Failed requests = wrk timeouts + non-2xx/3xx; broken "
-            "connections = wrk read/write errors (resets, or closes with a request in flight). "
+            "connections = wrk read/write errors: resets, or a keep-alive connection closed by the "
+            "server while wrk's next request is on it (wrk never retries, so that request is "
+            "lost to it; clients that retry idempotent requests would resend it). "
             "Server pinned to CPU 1.\n\n"
             f"{table}\n")
 
