@@ -118,17 +118,31 @@ def large_site(i: int, sections: int) -> str:
     for s in range(sections):
         shape = s % 5
         if shape == 0:
-            parts += [f"\t@svc{s} {{", f"\t\tpath /svc{s}/*", f"\t\theader X-Tenant t{s}", "\t}",
-                      f"\thandle @svc{s} {{",
-                      f"\t\treverse_proxy 10.20.{s % 250}.{i % 250 + 1}:{8000 + s}", "\t}"]
+            parts += [
+                f"\t@svc{s} {{",
+                f"\t\tpath /svc{s}/*",
+                f"\t\theader X-Tenant t{s}",
+                "\t}",
+                f"\thandle @svc{s} {{",
+                f"\t\treverse_proxy 10.20.{s % 250}.{i % 250 + 1}:{8000 + s}",
+                "\t}",
+            ]
         elif shape == 1:
-            parts += [f"\thandle_path /assets{s}/* {{", f"\t\troot * /srv/portal{i}/a{s}",
-                      "\t\tfile_server", "\t}"]
+            parts += [
+                f"\thandle_path /assets{s}/* {{",
+                f"\t\troot * /srv/portal{i}/a{s}",
+                "\t\tfile_server",
+                "\t}",
+            ]
         elif shape == 2:
             parts += [f"\tredir /moved{s} /svc{s - 2}/ 308"]
         elif shape == 3:
-            parts += [f"\thandle /info{s} {{", "\t\theader Content-Type \"application/json\"",
-                      f"\t\trespond `{{\"section\": {s}}}` 200", "\t}"]
+            parts += [
+                f"\thandle /info{s} {{",
+                '\t\theader Content-Type "application/json"',
+                f'\t\trespond `{{"section": {s}}}` 200',
+                "\t}",
+            ]
         else:
             parts += [f"\t@m{s} method POST PUT DELETE", f"\theader @m{s} Cache-Control no-store"]
     parts += ["\thandle {", f"\t\troot * /srv/portal{i}/www", "\t\tfile_server", "\t}", "}", ""]
@@ -202,14 +216,18 @@ def measure(rounds: int, scratch: Path) -> tuple[dict[str, int], dict[str, dict[
                     msg = err.read_text(errors="replace").strip().splitlines() or ["(no output)"]
                     samples.error = f"exit {run.returncode}: {msg[-1][:160]}"
                     if name == "caddy":
-                        raise BenchError(f"caddy adapt rejects the generated {label} input: "
-                                         f"{samples.error}")
+                        raise BenchError(
+                            f"caddy adapt rejects the generated {label} input: {samples.error}"
+                        )
                     continue
                 samples.wall.append(run.wall_seconds)
                 samples.rss.append(run.max_rss_kib)
                 samples.outputs.add(out.read_bytes())
-                print(f"  {label:>12} round {r + 1} {name:>9}: {run.wall_seconds * 1000:8.1f} ms"
-                      f"  {run.max_rss_kib / 1024:7.1f} MiB", flush=True)
+                print(
+                    f"  {label:>12} round {r + 1} {name:>9}: {run.wall_seconds * 1000:8.1f} ms"
+                    f"  {run.max_rss_kib / 1024:7.1f} MiB",
+                    flush=True,
+                )
     return lines, results
 
 
@@ -228,20 +246,40 @@ def report(rounds: int, lines: dict[str, int], results: dict[str, dict[str, Samp
         c_rss = median(caddy.rss) / 1024
         z_wall = median(zs.wall) * 1000 if zs.wall else None
         z_rss = median(zs.rss) / 1024 if zs.rss else None
-        rows.append([
-            label, f"{lines[label]:,}",
-            fmt_num(c_wall, 1), fmt_num(z_wall, 1), fmt_ratio(ratio(z_wall, c_wall)),
-            fmt_num(c_rss, 1), fmt_num(z_rss, 1), fmt_ratio(ratio(z_rss, c_rss)),
-            identical(by_name),
-        ])
+        rows.append(
+            [
+                label,
+                f"{lines[label]:,}",
+                fmt_num(c_wall, 1),
+                fmt_num(z_wall, 1),
+                fmt_ratio(ratio(z_wall, c_wall)),
+                fmt_num(c_rss, 1),
+                fmt_num(z_rss, 1),
+                fmt_ratio(ratio(z_rss, c_rss)),
+                identical(by_name),
+            ]
+        )
     table = md_table(
-        ["input", "lines", "caddy ms", "zeroserve ms", "time ratio", "caddy peak MiB",
-         "zeroserve peak MiB", "memory ratio", "output identical"], rows)
-    return (f"Command: `{command_line()}`\n\n"
-            f"Machine: {machine_line()}. Median of {rounds} rounds; each round runs both "
-            "adapters once per input, alternating which goes first. Wall time is the whole "
-            "CLI process (start-up included); peak memory is the child's max RSS (wait4).\n\n"
-            f"{table}\n")
+        [
+            "input",
+            "lines",
+            "caddy ms",
+            "zeroserve ms",
+            "time ratio",
+            "caddy peak MiB",
+            "zeroserve peak MiB",
+            "memory ratio",
+            "output identical",
+        ],
+        rows,
+    )
+    return (
+        f"Command: `{command_line()}`\n\n"
+        f"Machine: {machine_line()}. Median of {rounds} rounds; each round runs both "
+        "adapters once per input, alternating which goes first. Wall time is the whole "
+        "CLI process (start-up included); peak memory is the child's max RSS (wait4).\n\n"
+        f"{table}\n"
+    )
 
 
 def main() -> None:

@@ -57,11 +57,15 @@ def tool_version(argv: Sequence[str]) -> str:
 
 
 def require_tools(*names: str) -> None:
-    missing = [n for n in names if not any(
-        os.access(Path(d) / n, os.X_OK) for d in os.environ.get("PATH", "").split(":") if d)]
+    missing = [
+        n
+        for n in names
+        if not any(
+            os.access(Path(d) / n, os.X_OK) for d in os.environ.get("PATH", "").split(":") if d
+        )
+    ]
     if missing:
-        raise BenchError(
-            f"missing {', '.join(missing)}: apt-get install -y wrk hey nghttp2-client")
+        raise BenchError(f"missing {', '.join(missing)}: apt-get install -y wrk hey nghttp2-client")
 
 
 def raise_fd_limit() -> int:
@@ -82,8 +86,9 @@ def child_env(home: Path) -> dict[str, str]:
     """Keep Caddy's autosave and storage inside the run's scratch folder, not in /root."""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"),
-               XDG_DATA_HOME=str(home / "data"))
+    env.update(
+        HOME=str(home), XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data")
+    )
     return env
 
 
@@ -123,8 +128,9 @@ def wait_port(port: int, server: Server, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server.alive():
-            raise BenchError(f"{server.name} exited ({server.proc.returncode}): "
-                             f"{server.last_log_line()}")
+            raise BenchError(
+                f"{server.name} exited ({server.proc.returncode}): {server.last_log_line()}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -144,21 +150,36 @@ def server_argv(name: str, config: Path, workers: int = 1) -> list[str]:
     zs = zeroserve_binary()
     if zs is None:
         raise BenchError("no .venv/bin/zeroserve: run `make setup`")
-    return [str(zs), "run", "--config", str(config), "--adapter", "caddyfile",
-            "--workers", str(workers)]
+    return [
+        str(zs),
+        "run",
+        "--config",
+        str(config),
+        "--adapter",
+        "caddyfile",
+        "--workers",
+        str(workers),
+    ]
 
 
 @contextmanager
-def running(name: str, config: Path, ports: Sequence[int], scratch: Path,
-            cpus: str | None = SERVER_CPU) -> Iterator[Server]:
+def running(
+    name: str, config: Path, ports: Sequence[int], scratch: Path, cpus: str | None = SERVER_CPU
+) -> Iterator[Server]:
     """Start a server, wait for its ports, and always stop it by PID afterwards."""
     argv = server_argv(name, config)
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]  # taskset execs: the PID stays the server's
     log = scratch / f"{name}.log"
     with log.open("ab") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                env=child_env(scratch), cwd=scratch)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=child_env(scratch),
+            cwd=scratch,
+        )
     server = Server(name, proc, log)
     try:
         for port in ports:
@@ -171,7 +192,7 @@ def running(name: str, config: Path, ports: Sequence[int], scratch: Path,
 def cpu_seconds(pid: int) -> float:
     """utime + stime of the whole process (all threads) from /proc/PID/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     # After the command name: state is field 3, so utime (14) and stime (15) sit at 11 and 12.
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
@@ -190,13 +211,19 @@ class ChildRun:
     max_rss_kib: int
 
 
-def run_measured(argv: Sequence[str], stdout: Path, stderr: Path,
-                 env: dict[str, str] | None = None, timeout: float = 300.0) -> ChildRun:
+def run_measured(
+    argv: Sequence[str],
+    stdout: Path,
+    stderr: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 300.0,
+) -> ChildRun:
     """Run a child to completion: its wall time and its own peak RSS (wait4's rusage)."""
     with stdout.open("wb") as out, stderr.open("wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                env=env)
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env
+        )
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -267,8 +294,9 @@ def command_line() -> str:
 
 
 def git_commit() -> str:
-    out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
     return out.stdout.strip() or "?"
 
 
@@ -280,20 +308,27 @@ def machine_line() -> str:
             break
     caddy = tool_version([str(caddy_binary()), "version"]).split()[0]
     load = os.getloadavg()[0]
-    return (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu}), "
-            f"Linux {platform.release()}, load average {load:.1f} at the end (the machine is "
-            f"shared), Caddy {caddy}, zeroserve at commit {git_commit()}")
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu}), "
+        f"Linux {platform.release()}, load average {load:.1f} at the end (the machine is "
+        f"shared), Caddy {caddy}, zeroserve at commit {git_commit()}"
+    )
 
 
 def write_section(key: str, title: str, body: str) -> None:
     """Replace (or append) one script's section of docs/BENCHMARKS.md, leaving the others."""
     start, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
     section = f"{start}\n## {title}\n\n{body.strip()}\n{end}"
-    text = DOC.read_text() if DOC.exists() else (
-        "# Benchmarks\n\nzeroserve and Caddy 2.11.7 measured side by side in one run of each "
-        "script under `bench/`, on the same Caddyfile, on 127.0.0.1. Each figure is the median "
-        "of several rounds; ratios are zeroserve/Caddy. Latency is reported as p50/p95/p99, "
-        "never as an average. Each section names the exact command that produced it.\n")
+    text = (
+        DOC.read_text()
+        if DOC.exists()
+        else (
+            "# Benchmarks\n\nzeroserve and Caddy 2.11.7 measured side by side in one run of each "
+            "script under `bench/`, on the same Caddyfile, on 127.0.0.1. Each figure is the median "
+            "of several rounds; ratios are zeroserve/Caddy. Latency is reported as p50/p95/p99, "
+            "never as an average. Each section names the exact command that produced it.\n"
+        )
+    )
     if start in text and end in text:
         head, rest = text.split(start, 1)
         text = head + section + rest.split(end, 1)[1]

@@ -104,13 +104,22 @@ def workloads(www: Path) -> list[Workload]:
     gzip_hdr = (("Accept-Encoding", "gzip"),)
     return [
         Workload("respond", '`respond "hello"`', '\trespond "hello"\n', "/"),
-        Workload("redir", "`redir https://example.com{uri} 308`",
-                 "\tredir https://example.com{uri} 308\n", "/some/page?id=42"),
+        Workload(
+            "redir",
+            "`redir https://example.com{uri} 308`",
+            "\tredir https://example.com{uri} 308\n",
+            "/some/page?id=42",
+        ),
         Workload("headers", "10 `header` operations + respond", TEN_HEADER_OPS, "/"),
         Workload("file_1k", "`file_server` 1 KB", files, "/1k.bin"),
         Workload("file_1m", "`file_server` 1 MB", files, "/1m.bin"),
-        Workload("gzip_100k", "`encode gzip` + `file_server` 100 KB text",
-                 "\tencode gzip\n" + files, "/100k.txt", gzip_hdr),
+        Workload(
+            "gzip_100k",
+            "`encode gzip` + `file_server` 100 KB text",
+            "\tencode gzip\n" + files,
+            "/100k.txt",
+            gzip_hdr,
+        ),
     ]
 
 
@@ -120,8 +129,25 @@ def make_files(www: Path) -> None:
     (www / "1k.bin").write_bytes(rng.randbytes(1024))
     (www / "1m.bin").write_bytes(rng.randbytes(1024 * 1024))
     # Text from a small vocabulary compresses about as well as prose or HTML does.
-    vocab = [w * rng.randint(1, 3) for w in ("edge", "serve", "caddy", "route", "header",
-             "file", "kernel", "ring", "packet", "proxy", "zero", "latency", "core", "site")]
+    vocab = [
+        w * rng.randint(1, 3)
+        for w in (
+            "edge",
+            "serve",
+            "caddy",
+            "route",
+            "header",
+            "file",
+            "kernel",
+            "ring",
+            "packet",
+            "proxy",
+            "zero",
+            "latency",
+            "core",
+            "site",
+        )
+    ]
     words: list[str] = []
     size = 0
     while size < 100 * 1024:
@@ -209,9 +235,11 @@ def measure_throughput(pid: int, port: int, w: Workload, seconds: int) -> Throug
     sock = WRK_SOCK.search(text)
     non2xx = WRK_NON2XX.search(text)
     errors = (sum(int(g) for g in sock.groups()) if sock else 0) + (
-        int(non2xx.group(1)) if non2xx else 0)
-    return Throughput(float(rps_m.group(1)), requests, errors,
-                      used * 1e6 / requests if requests else float("nan"))
+        int(non2xx.group(1)) if non2xx else 0
+    )
+    return Throughput(
+        float(rps_m.group(1)), requests, errors, used * 1e6 / requests if requests else float("nan")
+    )
 
 
 @dataclass
@@ -223,8 +251,10 @@ class Latency:
     failed: int
 
 
-H2LOAD_REQS = re.compile(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
-                         r"(\d+) failed, (\d+) errored")
+H2LOAD_REQS = re.compile(
+    r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+    r"(\d+) failed, (\d+) errored"
+)
 
 
 def measure_latency(port: int, w: Workload, rate: int, seconds: int, scratch: Path) -> Latency:
@@ -232,8 +262,18 @@ def measure_latency(port: int, w: Workload, rate: int, seconds: int, scratch: Pa
     total = per_client * LATENCY_CLIENTS * seconds
     log = scratch / "h2load.log"
     log.unlink(missing_ok=True)
-    argv = ["taskset", "-c", LOADGEN_CPU, "h2load", "--h1", "-t1", f"-c{LATENCY_CLIENTS}",
-            f"--rps={per_client}", f"-n{total}", f"--log-file={log}"]
+    argv = [
+        "taskset",
+        "-c",
+        LOADGEN_CPU,
+        "h2load",
+        "--h1",
+        "-t1",
+        f"-c{LATENCY_CLIENTS}",
+        f"--rps={per_client}",
+        f"-n{total}",
+        f"--log-file={log}",
+    ]
     for name, value in w.headers:
         argv += ["-H", f"{name}: {value}"]
     argv.append(f"http://127.0.0.1:{port}{w.path}")
@@ -245,8 +285,13 @@ def measure_latency(port: int, w: Workload, rate: int, seconds: int, scratch: Pa
     if not micros:
         raise BenchError("h2load logged no requests")
     ms = [u / 1000 for u in micros]
-    return Latency(percentile(ms, 50), percentile(ms, 95), percentile(ms, 99),
-                   int(match.group(3)), int(match.group(5)) + int(match.group(6)))
+    return Latency(
+        percentile(ms, 50),
+        percentile(ms, 95),
+        percentile(ms, 99),
+        int(match.group(3)),
+        int(match.group(5)) + int(match.group(6)),
+    )
 
 
 async def _hold_idle(port: int, count: int, pid: int) -> tuple[int, int, int]:
@@ -330,8 +375,7 @@ def check_workloads(works: list[Workload], scratch: Path, res: Results) -> None:
                     res.checks[w.key] = "server exited after the request"
         except (BenchError, OSError, http.client.HTTPException) as exc:
             res.checks[w.key] = str(exc).splitlines()[0][:200]
-        print(f"  check {w.key:>10}: {res.checks[w.key] or 'same response as Caddy'}",
-              flush=True)
+        print(f"  check {w.key:>10}: {res.checks[w.key] or 'same response as Caddy'}", flush=True)
 
 
 def servers_for(w: Workload, res: Results, round_no: int) -> list[str]:
@@ -339,8 +383,9 @@ def servers_for(w: Workload, res: Results, round_no: int) -> list[str]:
     return [n for n in names if n == "caddy" or res.checks[w.key] is None]
 
 
-def run_throughput(works: list[Workload], rounds: int, seconds: int, scratch: Path,
-                   res: Results) -> None:
+def run_throughput(
+    works: list[Workload], rounds: int, seconds: int, scratch: Path, res: Results
+) -> None:
     for r in range(rounds):
         for w in works:
             for name in servers_for(w, res, r):
@@ -348,12 +393,16 @@ def run_throughput(works: list[Workload], rounds: int, seconds: int, scratch: Pa
                 with running(name, config, [port], scratch) as server:
                     t = measure_throughput(server.pid, port, w, seconds)
                 res.throughput.setdefault((w.key, name), []).append(t)
-                print(f"  round {r + 1} {w.key:>10} {name:>9}: {t.rps:10,.0f} req/s "
-                      f"{t.cpu_us_per_req:8.1f} us/req  errors {t.errors}", flush=True)
+                print(
+                    f"  round {r + 1} {w.key:>10} {name:>9}: {t.rps:10,.0f} req/s "
+                    f"{t.cpu_us_per_req:8.1f} us/req  errors {t.errors}",
+                    flush=True,
+                )
 
 
-def run_latency(works: list[Workload], rounds: int, seconds: int, scratch: Path,
-                res: Results) -> None:
+def run_latency(
+    works: list[Workload], rounds: int, seconds: int, scratch: Path, res: Results
+) -> None:
     for w in works:
         caddy_rps = median([t.rps for t in res.throughput[(w.key, "caddy")]])
         res.rates[w.key] = max(LATENCY_CLIENTS, min(RATE_CAP, int(caddy_rps * RATE_SHARE)))
@@ -364,9 +413,12 @@ def run_latency(works: list[Workload], rounds: int, seconds: int, scratch: Path,
                 with running(name, config, [port], scratch):
                     lat = measure_latency(port, w, res.rates[w.key], seconds, scratch)
                 res.latency.setdefault((w.key, name), []).append(lat)
-                print(f"  round {r + 1} {w.key:>10} {name:>9} @{res.rates[w.key]}/s: "
-                      f"p50 {lat.p50:.3f} p95 {lat.p95:.3f} p99 {lat.p99:.3f} ms "
-                      f"failed {lat.failed}", flush=True)
+                print(
+                    f"  round {r + 1} {w.key:>10} {name:>9} @{res.rates[w.key]}/s: "
+                    f"p50 {lat.p50:.3f} p95 {lat.p95:.3f} p99 {lat.p99:.3f} ms "
+                    f"failed {lat.failed}",
+                    flush=True,
+                )
 
 
 def run_idle(works: list[Workload], rounds: int, scratch: Path, res: Results) -> None:
@@ -377,9 +429,11 @@ def run_idle(works: list[Workload], rounds: int, scratch: Path, res: Results) ->
             with running(name, config, [port], scratch) as server:
                 idle = measure_idle(server.pid, port)
             res.idle.setdefault(name, []).append(idle)
-            print(f"  round {r + 1} idle {name:>9}: {idle.base_kib / 1024:.1f} -> "
-                  f"{idle.loaded_kib / 1024:.1f} MiB, {idle.alive}/{idle.opened} open",
-                  flush=True)
+            print(
+                f"  round {r + 1} idle {name:>9}: {idle.base_kib / 1024:.1f} -> "
+                f"{idle.loaded_kib / 1024:.1f} MiB, {idle.alive}/{idle.opened} open",
+                flush=True,
+            )
 
 
 def goal(value: float | None, limit: float, at_least: bool) -> str:
@@ -407,23 +461,44 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
         c_cpu, z_cpu = med([t.cpu_us_per_req for t in c]), med([t.cpu_us_per_req for t in z])
         rps_ratio, cpu_ratio = ratio(z_rps, c_rps), ratio(z_cpu, c_cpu)
         errors = f"{sum(t.errors for t in c)} / " + (str(sum(t.errors for t in z)) if z else "—")
-        thr_rows.append([
-            w.title, fmt_num(c_rps), fmt_num(z_rps), fmt_ratio(rps_ratio),
-            goal(rps_ratio, 3.0, True), fmt_num(c_cpu, 1), fmt_num(z_cpu, 1),
-            fmt_ratio(cpu_ratio), goal(cpu_ratio, 1 / 3, False), errors, status_note(w)])
+        thr_rows.append(
+            [
+                w.title,
+                fmt_num(c_rps),
+                fmt_num(z_rps),
+                fmt_ratio(rps_ratio),
+                goal(rps_ratio, 3.0, True),
+                fmt_num(c_cpu, 1),
+                fmt_num(z_cpu, 1),
+                fmt_ratio(cpu_ratio),
+                goal(cpu_ratio, 1 / 3, False),
+                errors,
+                status_note(w),
+            ]
+        )
         cl = res.latency[(w.key, "caddy")]
         zl = res.latency.get((w.key, "zeroserve"), [])
 
         def trio(samples: list[Latency]) -> str:
             if not samples:
                 return "—"
-            return " / ".join(f"{median([getattr(s, p) for s in samples]):.2f}"
-                              for p in ("p50", "p95", "p99"))
+            return " / ".join(
+                f"{median([getattr(s, p) for s in samples]):.2f}" for p in ("p50", "p95", "p99")
+            )
 
         p95_ratio = ratio(med([s.p95 for s in zl]), med([s.p95 for s in cl]))
         failed = f"{sum(s.failed for s in cl)} / " + (str(sum(s.failed for s in zl)) if zl else "—")
-        lat_rows.append([w.title, f"{res.rates[w.key]:,}", trio(cl), trio(zl),
-                         fmt_ratio(p95_ratio), goal(p95_ratio, 0.3, False), failed])
+        lat_rows.append(
+            [
+                w.title,
+                f"{res.rates[w.key]:,}",
+                trio(cl),
+                trio(zl),
+                fmt_ratio(p95_ratio),
+                goal(p95_ratio, 0.3, False),
+                failed,
+            ]
+        )
 
     idle_rows = []
     idle_cmp: dict[str, float] = {}
@@ -436,8 +511,15 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
         loaded = median([s.loaded_kib for s in samples]) / 1024
         idle_cmp[name] = loaded
         per_conn = (loaded - base) * 1024 / max(1, median([s.alive for s in samples]))
-        idle_rows.append([name, f"{base:.1f}", f"{loaded:.1f}", f"{per_conn:.1f}",
-                          f"{min(s.alive for s in samples):,} / {IDLE_CONNECTIONS:,}"])
+        idle_rows.append(
+            [
+                name,
+                f"{base:.1f}",
+                f"{loaded:.1f}",
+                f"{per_conn:.1f}",
+                f"{min(s.alive for s in samples):,} / {IDLE_CONNECTIONS:,}",
+            ]
+        )
     idle_ratio = ratio(idle_cmp.get("zeroserve"), idle_cmp.get("caddy"))
 
     not_served = [w.title for w in works if res.checks[w.key] is not None]
@@ -465,9 +547,22 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
         f"({wrk_v.split(' Copyright')[0]}). CPU µs/request = server utime+stime "
         "(/proc/PID/stat) over the run ÷ requests wrk completed. Errors = socket errors + "
         "non-2xx/3xx, summed over rounds (Caddy / zeroserve).",
-        md_table(["workload", "Caddy req/s", "zeroserve req/s", "ratio", "goal ≥3x",
-                  "Caddy CPU µs/req", "zeroserve CPU µs/req", "ratio", "goal ≤0.33x",
-                  "errors", "notes"], thr_rows),
+        md_table(
+            [
+                "workload",
+                "Caddy req/s",
+                "zeroserve req/s",
+                "ratio",
+                "goal ≥3x",
+                "Caddy CPU µs/req",
+                "zeroserve CPU µs/req",
+                "ratio",
+                "goal ≤0.33x",
+                "errors",
+                "notes",
+            ],
+            thr_rows,
+        ),
         "### Latency at a fixed offered rate",
         f"`taskset -c 0 h2load --h1 -t1 -c{LATENCY_CLIENTS} --rps=R/{LATENCY_CLIENTS} "
         f"-n R×{args.latency_duration}` ({h2_v}); R = {RATE_SHARE:.0%} of Caddy's median req/s "
@@ -476,27 +571,46 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
         "connections (one request in flight per HTTP/1.1 connection), so a slow response "
         "delays that connection's next request: a closed loop per connection, open across "
         "connections.",
-        md_table(["workload", "rate req/s", "Caddy p50 / p95 / p99 ms",
-                  "zeroserve p50 / p95 / p99 ms", "p95 ratio", "goal ≤0.3x",
-                  "failed (Caddy / zeroserve)"], lat_rows),
+        md_table(
+            [
+                "workload",
+                "rate req/s",
+                "Caddy p50 / p95 / p99 ms",
+                "zeroserve p50 / p95 / p99 ms",
+                "p95 ratio",
+                "goal ≤0.3x",
+                "failed (Caddy / zeroserve)",
+            ],
+            lat_rows,
+        ),
         "### Memory with idle keep-alive connections",
         f"{IDLE_CONNECTIONS:,} connections opened by the script (Python asyncio), each served "
         "one `GET /` of the respond workload and then left idle; VmRSS (/proc/PID/status) "
         f"2 s after the last one opened. RSS ratio zeroserve/Caddy: {fmt_ratio(idle_ratio)}, "
         f"goal ≤1.0x: {goal(idle_ratio, 1.0, False)}.",
-        md_table(["server", "RSS before MiB", "RSS with idle conns MiB", "KiB per conn",
-                  "still open at sampling (min over rounds)"], idle_rows),
+        md_table(
+            [
+                "server",
+                "RSS before MiB",
+                "RSS with idle conns MiB",
+                "KiB per conn",
+                "still open at sampling (min over rounds)",
+            ],
+            idle_rows,
+        ),
         "### Goals not met",
     ]
     if res.zeroserve_error:
         parts.append(f"zeroserve was not measured: {res.zeroserve_error}.")
     if not_served:
         parts.append("Not yet served by zeroserve (not measured): " + "; ".join(not_served) + ".")
-    parts.append("\n".join(f"- {u}" for u in unmet) if unmet else
-                 "None of the measured goals is missed.")
+    parts.append(
+        "\n".join(f"- {u}" for u in unmet) if unmet else "None of the measured goals is missed."
+    )
     if unmeasured:
-        parts.append(f"Not measured, so not shown to be met: {len(unmeasured)} of "
-                     f"{len(checks)} goals.")
+        parts.append(
+            f"Not measured, so not shown to be met: {len(unmeasured)} of {len(checks)} goals."
+        )
     return "\n\n".join(parts) + "\n"
 
 

@@ -79,8 +79,9 @@ def admin_load(admin_port: int, config: Path) -> str | None:
     """POST a Caddyfile to /load; None on success, else the error."""
     conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=30)
     try:
-        conn.request("POST", "/load", body=config.read_bytes(),
-                     headers={"Content-Type": "text/caddyfile"})
+        conn.request(
+            "POST", "/load", body=config.read_bytes(), headers={"Content-Type": "text/caddyfile"}
+        )
         resp = conn.getresponse()
         body = resp.read()
     except (OSError, http.client.HTTPException) as exc:
@@ -115,12 +116,14 @@ class Round:
     reload_errors: int
     took_effect: int
     requests: int
+    rps: float
     failed: int
     broken: int
     connect_errors: int
 
 
 WRK_REQS = re.compile(r"(\d+) requests in")
+WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
 WRK_SOCK = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 
@@ -131,9 +134,20 @@ def one_round(name: str, reloads: int, scratch: Path) -> Round:
     reload = RELOADERS[name]
     with running(name, configs["A"], [port, admin], scratch):
         load = subprocess.Popen(
-            ["taskset", "-c", LOADGEN_CPU, "wrk", "-t1", f"-c{CONNECTIONS}",
-             f"-d{reloads + 60}s", f"http://127.0.0.1:{port}/"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                "taskset",
+                "-c",
+                LOADGEN_CPU,
+                "wrk",
+                "-t1",
+                f"-c{CONNECTIONS}",
+                f"-d{reloads + 60}s",
+                f"http://127.0.0.1:{port}/",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             time.sleep(1)
             times, errors, effective = [], 0, 0
@@ -153,14 +167,22 @@ def one_round(name: str, reloads: int, scratch: Path) -> Round:
             if load.poll() is None:
                 load.send_signal(signal.SIGINT)  # wrk prints its totals on SIGINT
             text = load.communicate(timeout=30)[0]
-    requests = WRK_REQS.search(text)
-    if requests is None:
+    requests, rps = WRK_REQS.search(text), WRK_RPS.search(text)
+    if requests is None or rps is None:
         raise BenchError(f"cannot read wrk output: {text!r}")
     sock = WRK_SOCK.search(text)
     connect, read, write, timeout = (int(g) for g in sock.groups()) if sock else (0, 0, 0, 0)
     non2xx = WRK_NON2XX.search(text)
-    return Round(times, errors, effective, int(requests.group(1)),
-                 timeout + (int(non2xx.group(1)) if non2xx else 0), read + write, connect)
+    return Round(
+        times,
+        errors,
+        effective,
+        int(requests.group(1)),
+        float(rps.group(1)),
+        timeout + (int(non2xx.group(1)) if non2xx else 0),
+        read + write,
+        connect,
+    )
 
 
 def available(name: str, scratch: Path) -> str | None:
@@ -179,8 +201,9 @@ def available(name: str, scratch: Path) -> str | None:
     return error
 
 
-def report(args: argparse.Namespace, rounds: dict[str, list[Round]],
-           missing: dict[str, str]) -> str:
+def report(
+    args: argparse.Namespace, rounds: dict[str, list[Round]], missing: dict[str, str]
+) -> str:
     rows = []
     for name in SERVERS:
         if name in missing:
@@ -188,32 +211,46 @@ def report(args: argparse.Namespace, rounds: dict[str, list[Round]],
             continue
         rs = rounds[name]
         times = [t for r in rs for t in r.reload_ms]
-        rows.append([
-            name,
-            f"{median([args.reloads - r.reload_errors for r in rs]):.0f} / {args.reloads}",
-            f"{median([r.took_effect for r in rs]):.0f} / {args.reloads}",
-            " / ".join(f"{percentile(times, q):.1f}" for q in (50, 95, 99)),
-            fmt_num(median([r.requests for r in rs])),
-            ", ".join(str(r.failed) for r in rs),
-            ", ".join(str(r.broken) for r in rs),
-            ", ".join(str(r.connect_errors) for r in rs),
-        ])
-    table = md_table(["server", "reloads accepted (median)", "took effect (median)",
-                      "reload time p50 / p95 / p99 ms (all rounds)", "requests served (median)",
-                      "failed requests per round", "broken connections per round",
-                      "connect errors per round"], rows)
-    return (f"Command: `{command_line()}`\n\n"
-            f"Machine: {machine_line()}. {args.rounds} rounds of {args.reloads} reloads "
-            f"alternating two Caddyfiles (A → B → A ...; B adds a route), each a POST of the "
-            f"Caddyfile to the admin `/load` with `Content-Type: text/caddyfile`, "
-            f"{PAUSE * 1000:.0f} ms apart, while `taskset -c 0 wrk -t1 -c{CONNECTIONS}` requests"
-            " `GET /` until the reloads are done. \"Took effect\": a fresh connection after the "
-            "reload gets the new body. Failed requests = wrk timeouts + non-2xx/3xx; broken "
-            "connections = wrk read/write errors: resets, or a keep-alive connection closed by the "
-            "server while wrk's next request is on it (wrk never retries, so that request is "
-            "lost to it; clients that retry idempotent requests would resend it). "
-            "Server pinned to CPU 1.\n\n"
-            f"{table}\n")
+        rows.append(
+            [
+                name,
+                f"{median([args.reloads - r.reload_errors for r in rs]):.0f} / {args.reloads}",
+                f"{median([r.took_effect for r in rs]):.0f} / {args.reloads}",
+                " / ".join(f"{percentile(times, q):.1f}" for q in (50, 95, 99)),
+                f"{fmt_num(median([r.rps for r in rs]))} "
+                f"({fmt_num(median([r.requests for r in rs]))})",
+                ", ".join(str(r.failed) for r in rs),
+                ", ".join(str(r.broken) for r in rs),
+                ", ".join(str(r.connect_errors) for r in rs),
+            ]
+        )
+    table = md_table(
+        [
+            "server",
+            "reloads accepted (median)",
+            "took effect (median)",
+            "reload time p50 / p95 / p99 ms (all rounds)",
+            "req/s during reloads (requests), median",
+            "failed requests per round",
+            "broken connections per round",
+            "connect errors per round",
+        ],
+        rows,
+    )
+    return (
+        f"Command: `{command_line()}`\n\n"
+        f"Machine: {machine_line()}. {args.rounds} rounds of {args.reloads} reloads "
+        f"alternating two Caddyfiles (A → B → A ...; B adds a route), each a POST of the "
+        f"Caddyfile to the admin `/load` with `Content-Type: text/caddyfile`, "
+        f"{PAUSE * 1000:.0f} ms apart, while `taskset -c 0 wrk -t1 -c{CONNECTIONS}` requests"
+        ' `GET /` until the reloads are done. "Took effect": a fresh connection after the '
+        "reload gets the new body. Failed requests = wrk timeouts + non-2xx/3xx; broken "
+        "connections = wrk read/write errors: resets, or a keep-alive connection closed by the "
+        "server while wrk's next request is on it (wrk never retries, so that request is "
+        "lost to it; clients that retry idempotent requests would resend it). "
+        "Server pinned to CPU 1.\n\n"
+        f"{table}\n"
+    )
 
 
 def main() -> None:
@@ -241,10 +278,13 @@ def main() -> None:
                         continue
                     result = one_round(name, args.reloads, scratch)
                     rounds[name].append(result)
-                    print(f"  round {r + 1} {name:>9}: {result.took_effect}/{args.reloads} "
-                          f"took effect, reload p50 {percentile(result.reload_ms, 50):.1f} ms, "
-                          f"{result.requests} requests, failed {result.failed}, broken "
-                          f"{result.broken}, connect errors {result.connect_errors}", flush=True)
+                    print(
+                        f"  round {r + 1} {name:>9}: {result.took_effect}/{args.reloads} "
+                        f"took effect, reload p50 {percentile(result.reload_ms, 50):.1f} ms, "
+                        f"{result.requests} requests, failed {result.failed}, broken "
+                        f"{result.broken}, connect errors {result.connect_errors}",
+                        flush=True,
+                    )
             body = report(args, rounds, missing)
     except BenchError as exc:
         fail(str(exc))
