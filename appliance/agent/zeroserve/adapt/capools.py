@@ -9,6 +9,7 @@ module named by the current token and returns its JSON object, including the
 from __future__ import annotations
 
 from zeroserve.adapt.modules import unmarshal_module
+from zeroserve.adapt.storage import unmarshal_storage
 from zeroserve.adapt.values import parse_duration
 from zeroserve.caddyfile.dispenser import Dispenser
 
@@ -95,40 +96,13 @@ def _storage(d: Dispenser) -> dict:
                 raise d.err("storage module already set")
             if not d.next_arg():
                 raise d.arg_err()
-            module = d.val()
-            out["storage"] = {**unmarshal_module(d, "caddy.storage", STORAGES), "module": module}
+            out["storage"] = unmarshal_storage(d)
         elif sub == "keys":
             keys += d.remaining_args()
         else:
             raise d.errf("unrecognized directive: %s", sub)
     if keys:
         out["pem_keys"] = keys
-    return out
-
-
-def _file_system_storage(d: Dispenser) -> dict:
-    """Syntax::
-
-        file_system [<root>] {
-            root <path>
-        }
-    """
-    d.next()
-    out: dict = {}
-    if d.next_arg():
-        out["root"] = d.val()
-    if d.next_arg():
-        raise d.arg_err()
-    while d.next_block(0):
-        if d.val() != "root":
-            raise d.errf("unrecognized parameter '%s'", d.val())
-        if "root" in out:
-            raise d.err("root already set")
-        if not d.next_arg():
-            raise d.arg_err()
-        out["root"] = d.val()
-        if d.next_arg():
-            raise d.arg_err()
     return out
 
 
@@ -238,4 +212,3 @@ CA_POOLS = {
     "combined": _combined,
     "system": _system,
 }
-STORAGES = {"file_system": _file_system_storage}

@@ -253,3 +253,30 @@ def weak_string(value: str) -> bool | int | str:
         return atoi(value)
     except ValueError:
         return value
+
+
+def go_duration_string(ns: int) -> str:
+    """`time.Duration.String()`: "0s", "1.5µs", "250ms", "2m0s", "1h0m0.5s"."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    u = abs(ns)
+
+    def frac(value: int, prec: int) -> tuple[str, int]:
+        digits = str(value % 10**prec).rjust(prec, "0").rstrip("0")
+        return ("." + digits if digits else ""), value // 10**prec
+
+    if u < 1_000_000_000:
+        if u < 1_000:
+            return f"{sign}{u}ns"
+        tail, whole = frac(u, 3) if u < 1_000_000 else frac(u, 6)
+        unit = "µs" if u < 1_000_000 else "ms"
+        return f"{sign}{whole}{tail}{unit}"
+    tail, secs = frac(u, 9)
+    out = f"{secs % 60}{tail}s"
+    minutes = secs // 60
+    if minutes:
+        out = f"{minutes % 60}m" + out
+        if minutes // 60:
+            out = f"{minutes // 60}h" + out
+    return sign + out
