@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zeroserve.cli import adapt, doctor, fmt, reload, run, start, stop, validate, version
+from zeroserve.cli import adapt, doctor, fmt, plan, reload, run, start, stop, validate, version
 from zeroserve.cli.command import Command, CommandError
 
 COMMANDS: tuple[Command, ...] = (
     adapt.COMMAND,
     doctor.COMMAND,
     fmt.COMMAND,
+    plan.COMMAND,
     reload.COMMAND,
     run.COMMAND,
     start.COMMAND,

@@ -1,0 +1,178 @@
+"""The appliance config: network-only policy that a Caddyfile cannot say.
+
+Operators keep their Caddyfile unchanged; what concerns packets rather than HTTP
+(which interfaces, XDP mode, DSCP and MSS per site, dropping unserved ports)
+lives in a separate TOML or YAML file:
+
+    interfaces = ["eth0"]
+    xdp_mode = "native"          # or "generic"
+    drop_unserved_ports = true   # new TCP connections to ports no site serves
+    allow_ports = [22]           # kept open although no site serves them
+    mss_clamp = 1400             # every site's SYN and SYN-ACK
+
+    [sites.":443"]               # local address:port, ":port" is every address
+    dscp = "AF41"                # or 0..63
+    mss_clamp = 1360
+
+Every key is checked; a mistake is one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+XDP_MODES = ("native", "generic")
+# RFC 4594 / RFC 2474 names: class selectors, assured forwarding, expedited forwarding.
+DSCP_NAMES = (
+    {"DEFAULT": 0, "EF": 46, "VA": 44, "LE": 1}
+    | {f"CS{n}": n * 8 for n in range(8)}
+    | {f"AF{c}{d}": c * 8 + d * 2 for c in range(1, 5) for d in range(1, 4)}
+)
+# IPv4 minimum MTU 576 less 40 bytes of headers; an interface's MTU bounds it above.
+MSS_MIN, MSS_MAX = 536, 65495
+
+
+class ApplianceConfigError(Exception):
+    """A bad appliance config; str() is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class SitePolicy:
+    address: str  # "" for every local address
+    port: int
+    dscp: int | None = None
+    mss_clamp: int | None = None
+
+
+@dataclass(frozen=True)
+class ApplianceConfig:
+    interfaces: tuple[str, ...] = ()
+    xdp_mode: str = "native"
+    drop_unserved_ports: bool = False
+    allow_ports: tuple[int, ...] = ()
+    mss_clamp: int | None = None
+    sites: tuple[SitePolicy, ...] = field(default_factory=tuple)
+
+
+def load_appliance_config(path: str | Path) -> ApplianceConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ApplianceConfigError(f"{path}: {err.strerror}") from err
+    if path.suffix in (".yaml", ".yml"):
+        data = _yaml(path, text)
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ApplianceConfigError(f"{path}: {err}") from err
+    return parse_appliance_config(data, str(path))
+
+
+def _yaml(path: Path, text: str) -> Any:
+    try:
+        import yaml
+    except ImportError as err:
+        raise ApplianceConfigError(f"{path}: YAML needs PyYAML; write TOML instead") from err
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ApplianceConfigError(f"{path}: {' '.join(str(err).split())}") from err
+
+
+_TOP = ("interfaces", "xdp_mode", "drop_unserved_ports", "allow_ports", "mss_clamp", "sites")
+_SITE = ("dscp", "mss_clamp")
+
+
+def parse_appliance_config(data: Any, source: str = "appliance config") -> ApplianceConfig:
+    def fail(msg: str) -> ApplianceConfigError:
+        return ApplianceConfigError(f"{source}: {msg}")
+
+    if not isinstance(data, dict):
+        raise fail("expected a table of settings at the top level")
+    _known(data, _TOP, "", fail)
+    interfaces = data.get("interfaces", [])
+    if not isinstance(interfaces, list) or not all(
+        isinstance(i, str) and i for i in interfaces
+    ):
+        raise fail("interfaces: expected a list of interface names")
+    mode = data.get("xdp_mode", "native")
+    if mode not in XDP_MODES:
+        raise fail(f"xdp_mode: {mode!r} is not one of {', '.join(XDP_MODES)}")
+    drop = data.get("drop_unserved_ports", False)
+    if not isinstance(drop, bool):
+        raise fail("drop_unserved_ports: expected true or false")
+    allow = data.get("allow_ports", [])
+    if not isinstance(allow, list) or not all(_is_port(p) for p in allow):
+        raise fail("allow_ports: expected a list of ports 1..65535")
+    sites_raw = data.get("sites", {})
+    if not isinstance(sites_raw, dict):
+        raise fail('sites: expected a table keyed by "address:port"')
+    sites = []
+    for key, body in sites_raw.items():
+        address, port = _site_key(str(key), fail)
+        if not isinstance(body, dict):
+            raise fail(f"sites.{key}: expected a table")
+        _known(body, _SITE, f"sites.{key}.", fail)
+        sites.append(
+            SitePolicy(
+                address,
+                port,
+                _dscp(body.get("dscp"), f"sites.{key}.dscp", fail),
+                _mss(body.get("mss_clamp"), f"sites.{key}.mss_clamp", fail),
+            )
+        )
+    return ApplianceConfig(
+        interfaces=tuple(interfaces),
+        xdp_mode=mode,
+        drop_unserved_ports=drop,
+        allow_ports=tuple(sorted(set(allow))),
+        mss_clamp=_mss(data.get("mss_clamp"), "mss_clamp", fail),
+        sites=tuple(sites),
+    )
+
+
+def _known(table: dict, keys: tuple[str, ...], where: str, fail: Any) -> None:
+    for key in table:
+        if key not in keys:
+            raise fail(f"{where}{key}: unknown setting (known: {', '.join(keys)})")
+
+
+def _is_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+def _site_key(key: str, fail: Any) -> tuple[str, int]:
+    host, sep, port = key.rpartition(":")
+    if not sep or not port.isdigit() or not _is_port(int(port)):
+        raise fail(f'sites.{key}: expected "address:port" or ":port"')
+    host = host.removeprefix("[").removesuffix("]")
+    if host:
+        try:
+            host = str(ipaddress.ip_address(host))
+        except ValueError as err:
+            raise fail(f"sites.{key}: {host!r} is not an IP address") from err
+    return host, int(port)
+
+
+def _dscp(value: Any, where: str, fail: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.upper() in DSCP_NAMES:
+        return DSCP_NAMES[value.upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 64:
+        return value
+    raise fail(f"{where}: expected 0..63 or a name like EF, AF41, CS1")
+
+
+def _mss(value: Any, where: str, fail: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and MSS_MIN <= value <= MSS_MAX:
+        return value
+    raise fail(f"{where}: expected an MSS in {MSS_MIN}..{MSS_MAX}")

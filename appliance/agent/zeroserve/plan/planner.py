@@ -1,0 +1,251 @@
+"""Walk Caddy's JSON config and place every rule in the lowest layer that keeps
+Caddy's behaviour, saying why, and what would let an engine rule move down.
+
+A route may leave the engine only if nothing but the packet decides it: its
+matchers (and those of the routes around it) look at the source address alone,
+its listener is a plain TCP port no other server shares, the source address is the
+connection's own (no PROXY protocol), and no earlier route that stays in the
+engine could answer the request first.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from zeroserve.plan.appliance import ApplianceConfig
+from zeroserve.plan.lines import NO_LINE, LineIndex
+from zeroserve.plan.model import (
+    DenyRule,
+    Layer,
+    Listener,
+    Placement,
+    Plan,
+    RateRule,
+    Site,
+)
+from zeroserve.plan.placers import (
+    NeedsHttp,
+    RouteContext,
+    Sources,
+    place_matcher,
+    placer_for,
+)
+
+
+def parse_listen(address: str, server: str) -> list[Listener]:
+    """Caddy's listen syntax: [network/]host:port[-port]; unix sockets give nothing."""
+    network, sep, rest = address.partition("/")
+    if not sep:
+        network, rest = "tcp", address
+    if network.startswith("unix") or network == "fd":
+        return []
+    network = "udp" if network.startswith("udp") else "tcp"
+    host, _, ports = rest.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    first, _, last = ports.partition("-")
+    if not first.isdigit() or not (last or first).isdigit():
+        return []
+    return [
+        Listener(network, host, port, server) for port in range(int(first), int(last or first) + 1)
+    ]
+
+
+@dataclass
+class _Walk:
+    server_name: str
+    server: dict
+    ports: tuple[int, ...]
+    hosts: set[str]
+    lines: LineIndex | None
+    plan: Plan
+    next_rule: list[int]
+
+
+def _match(route: dict, server: dict) -> tuple[tuple[str, ...] | None, str, set[str]]:
+    """(source prefixes or None for all, why it needs HTTP or "", hosts it names)."""
+    sets = route.get("match") or []
+    hosts = {h for s in sets for h in (s.get("host") or [])}
+    if not sets:
+        return None, "", hosts
+    prefixes: list[str] = []
+    for matcher_set in sets:
+        verdicts = [place_matcher(name, value, server) for name, value in matcher_set.items()]
+        for verdict in verdicts:
+            if isinstance(verdict, NeedsHttp):
+                return None, verdict.reason, hosts
+        if len(verdicts) != 1:
+            return None, "two address matchers in one set intersect", hosts
+        verdict = verdicts[0]
+        assert isinstance(verdict, Sources)
+        prefixes.extend(verdict.prefixes)
+    return tuple(prefixes), "", hosts
+
+
+def _describe(handler: dict, route: dict) -> str:
+    name = handler.get("handler", "?")
+    what = "abort" if name == "static_response" and handler.get("abort") else name
+    if name == "static_response" and not handler.get("abort"):
+        what = f"respond {handler.get('status_code', 200)}"
+    matchers = sorted({m for s in route.get("match") or [] for m in s})
+    if not matchers:
+        return what
+    ranges = [
+        r
+        for s in route.get("match") or []
+        for m in ("remote_ip", "client_ip")
+        for r in (s.get(m) or {}).get("ranges", [])
+    ]
+    shown = ", ".join(ranges[:3]) + (", ..." if len(ranges) > 3 else "")
+    return f"{what} @ {' '.join(matchers)}" + (f" {shown}" if shown else "")
+
+
+def _walk(
+    w: _Walk,
+    routes: list[dict],
+    path: str,
+    outer_sources: tuple[str, ...] | None,
+    outer_blocker: str,
+) -> bool:
+    """Place every handler of routes; returns whether any of them may answer in the engine."""
+    earlier = ""  # why later routes cannot move: an engine route before them may answer
+    may_answer = False
+    for index, route in enumerate(routes):
+        here = f"{path}.routes[{index}]"
+        sources, match_blocker, hosts = _match(route, w.server)
+        if sources is not None and outer_sources is not None:
+            match_blocker = "address matchers nested in address matchers intersect"
+        blocker = outer_blocker or match_blocker or earlier
+        if sources is None:
+            sources = outer_sources
+        route_answers = False
+        for handler in route.get("handle") or []:
+            name = handler.get("handler", "")
+            if name == "subroute":
+                saved, w.hosts = w.hosts, w.hosts | hosts
+                inner = _walk(w, handler.get("routes") or [], here, sources, blocker)
+                w.hosts = saved
+                route_answers = route_answers or inner
+                continue
+            placer = placer_for(name)
+            ctx = RouteContext(sources, blocker, w.ports)
+            decision = placer.place(handler, ctx)
+            line = NO_LINE
+            if w.lines is not None:
+                line = w.lines.find(w.hosts | hosts, set(w.ports), placer.directive_for(handler))
+            if decision.layer is Layer.XDP:
+                rule = w.next_rule[0]
+                w.next_rule[0] += 1
+                if decision.deny:
+                    w.plan.xdp.deny.append(DenyRule(rule, decision.deny, w.ports))
+                for burst, window in decision.rate:
+                    w.plan.xdp.rate.append(RateRule(rule, w.ports, burst, window))
+                reason = f"{decision.reason} (rule {rule})"
+            else:
+                reason = decision.reason
+                route_answers = route_answers or not placer.passes_through
+            w.plan.placements.append(
+                Placement(
+                    f"{w.server_name}{here}",
+                    _describe(handler, route),
+                    line,
+                    decision.layer,
+                    reason,
+                    decision.hint,
+                )
+            )
+        if route_answers:
+            may_answer = True
+            earlier = earlier or f"an earlier route ({w.server_name}{here}) may answer first"
+        elif route.get("terminal"):
+            earlier = earlier or f"an earlier terminal route ({w.server_name}{here}) ends the chain"
+    return may_answer
+
+
+def _server_blocker(server: dict, ports: tuple[int, ...], shared: set[int]) -> str:
+    if not ports:
+        return "the server listens on no TCP or UDP port (unix socket?)"
+    for wrapper in server.get("listener_wrappers") or []:
+        if wrapper.get("wrapper") == "proxy_protocol":
+            return "the proxy_protocol listener wrapper takes the client address from a header"
+    if shared & set(ports):
+        return f"port {min(shared & set(ports))} is shared with another server"
+    return ""
+
+
+def build_plan(
+    config: dict[str, Any],
+    appliance: ApplianceConfig | None = None,
+    lines: LineIndex | None = None,
+) -> Plan:
+    appliance = appliance or ApplianceConfig()
+    plan = Plan(interfaces=appliance.interfaces, xdp_mode=appliance.xdp_mode)
+    servers = ((config.get("apps") or {}).get("http") or {}).get("servers") or {}
+    by_port: dict[int, set[str]] = defaultdict(set)
+    for name, server in servers.items():
+        for address in server.get("listen") or []:
+            for listener in parse_listen(address, name):
+                plan.listeners.append(listener)
+                by_port[listener.port].add(name)
+    shared = {port for port, names in by_port.items() if len(names) > 1}
+    next_rule = [1]
+    for name, server in servers.items():
+        ports = tuple(sorted({lst.port for lst in plan.listeners if lst.server == name}))
+        walk = _Walk(name, server, ports, set(), lines, plan, next_rule)
+        _walk(walk, server.get("routes") or [], "", None, _server_blocker(server, ports, shared))
+    _place_listeners(plan, appliance)
+    return plan
+
+
+def _place_listeners(plan: Plan, appliance: ApplianceConfig) -> None:
+    tcp = sorted(
+        {(lst.address, lst.port) for lst in plan.listeners if lst.network == "tcp"},
+        key=lambda a: (a[1], a[0]),
+    )
+    for address, port in tcp:
+        plan.sock.dispatch.append(Listener("tcp", address, port, ""))
+        plan.placements.append(
+            Placement(
+                f"listen {address}:{port}",
+                "listener",
+                NO_LINE,
+                Layer.SOCK,
+                "sk_lookup hands the address's connections to the listening socket",
+            )
+        )
+    policies = {(s.address, s.port): s for s in appliance.sites}
+    served = set(tcp)
+    for key in policies:
+        if key not in served and ("", key[1]) not in served:
+            plan.warnings.append(f"site {key[0]}:{key[1]} in the appliance config serves nothing")
+    for site_id, (address, port) in enumerate(tcp, start=1):
+        policy = policies.get((address, port))
+        dscp = policy.dscp if policy else None
+        mss = (policy.mss_clamp if policy else None) or appliance.mss_clamp
+        plan.tc.sites.append(Site(site_id, address, port, dscp, mss))
+        marks = [f"DSCP {dscp}"] if dscp is not None else []
+        marks += [f"MSS clamp {mss}"] if mss is not None else []
+        plan.placements.append(
+            Placement(
+                f"site {address}:{port}",
+                ", ".join(marks) or "counters",
+                NO_LINE,
+                Layer.TC,
+                "clsact: per-site packet and byte counters"
+                + (f"; egress {' and '.join(marks)}" if marks else ""),
+            )
+        )
+    if appliance.drop_unserved_ports:
+        open_ports = tuple(sorted({p for _, p in tcp} | set(appliance.allow_ports)))
+        plan.xdp.drop_unserved = True
+        plan.xdp.open_ports = open_ports
+        plan.placements.append(
+            Placement(
+                "drop_unserved_ports",
+                f"TCP SYNs to ports other than {', '.join(map(str, open_ports))}",
+                NO_LINE,
+                Layer.XDP,
+                "appliance config: no site serves them",
+            )
+        )
