@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -10,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import clean_env, free_port
+from tests.support import clean_env
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
@@ -25,8 +26,9 @@ class ServerKind:
     extra_args: tuple[str, ...] = ()
 
     def argv(self, config: Path) -> list[str]:
-        return [str(self.binary), "run", "--config", str(config), "--adapter", "caddyfile",
-                *self.extra_args]
+        # Absolute, since the child runs in its work dir.
+        return [str(self.binary.absolute()), "run", "--config", str(config), "--adapter",
+                "caddyfile", *self.extra_args]
 
 
 @dataclass
@@ -45,6 +47,22 @@ class Running:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+# Below Linux's ephemeral range (32768-60999), where this suite's own client sockets and
+# everyone's free_port() land, so a port picked here is not taken before the server binds it.
+PORT_RANGE = (20000, 32700)
+
+
+def _pick_port() -> int:
+    while True:
+        port = random.randrange(*PORT_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def _listening(port: int) -> bool:
@@ -69,24 +87,34 @@ def _adapt_error(kind: ServerKind, config: Path) -> str:
     return lines[-1] if lines and proc.returncode else "no error message"
 
 
-def start(kind: ServerKind, caddyfile: str, workdir: Path) -> Running:
-    """Start `kind` on a free port with `caddyfile` ({PORT} still to fill in) and wait for it.
+def start(kind: ServerKind, caddyfile: str, workdir: Path, attempts: int = 3) -> Running:
+    """Start `kind` on a free port with `caddyfile` ({PORT} still to fill in) and wait for it;
+    another port is tried if someone else took the first meanwhile."""
+    for _ in range(attempts - 1):
+        running = _start_once(kind, caddyfile, workdir)
+        if running.error is None or "address already in use" not in running.error:
+            return running
+    return _start_once(kind, caddyfile, workdir)
 
-    Children get a private HOME and XDG dirs so Caddy's autosave and storage stay in
-    `workdir`, and their own session so they can be stopped by process group.
-    """
+
+def _start_once(kind: ServerKind, caddyfile: str, workdir: Path) -> Running:
+    """Children get a private HOME and XDG dirs so Caddy's autosave and storage stay in
+    `workdir`, and their own session so they can be stopped by process group."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = _pick_port()
     config = workdir / "Caddyfile"
     config.write_text(caddyfile.replace("{PORT}", str(port)))
     env = clean_env()
     env.update(HOME=str(workdir), XDG_CONFIG_HOME=str(workdir / "config"),
                XDG_DATA_HOME=str(workdir / "data"))
     log = workdir / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(kind.argv(config), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, env=env, cwd=workdir,
-                                start_new_session=True)
+    try:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(kind.argv(config), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env, cwd=workdir,
+                                    start_new_session=True)
+    except OSError as exc:
+        return Running(kind, port, None, f"cannot run {kind.binary}: {exc}")
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -26,9 +26,22 @@ _SET_HEADER = re.compile(r"^/set-header/([A-Za-z0-9-]+)/([^/?]*)")
 class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def _answer(self) -> None:
+    def _body(self) -> bytes:
+        # Read all of it, chunked too: leftovers would be taken for the next request on
+        # this kept-alive connection.
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body = b""
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return body
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def _answer(self) -> None:
+        body = self._body()
         lines = [f"{self.command} {self.path}"]
         lines += sorted(f"{k.lower()}: {v}" for k, v in self.headers.items()
                         if k.lower() not in _UNECHOED)
@@ -58,6 +71,7 @@ class _Echo(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # several proxies connect at once
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Quiet: a proxy hanging up early (after HEAD, say) is its business, shown in its

@@ -44,7 +44,7 @@ class _Reader:
         self.sock = sock
         self.buf = b""
 
-    def _fill(self) -> None:
+    def fill(self) -> None:
         try:
             chunk = self.sock.recv(65536)
         except TimeoutError:
@@ -57,20 +57,20 @@ class _Reader:
 
     def until(self, delim: bytes) -> bytes:
         while (i := self.buf.find(delim)) < 0:
-            self._fill()
+            self.fill()
         out, self.buf = self.buf[:i], self.buf[i + len(delim) :]
         return out
 
     def exactly(self, n: int) -> bytes:
         while len(self.buf) < n:
-            self._fill()
+            self.fill()
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
     def rest(self) -> bytes:
         try:
             while True:
-                self._fill()
+                self.fill()
         except _Ended as e:
             if e.how == "timeout":
                 raise
@@ -79,6 +79,12 @@ class _Reader:
 
 
 def _head(reader: _Reader) -> tuple[int, str, list[tuple[str, str]]]:
+    # Not HTTP/1 at all (an HTTP/2 SETTINGS frame, say): say so now rather than wait for a
+    # blank line that never comes.
+    while len(reader.buf) < 5 and b"HTTP/".startswith(reader.buf):
+        reader.fill()
+    if not reader.buf.startswith(b"HTTP/"):
+        raise _Ended(f"unparseable: starts with {reader.buf[:24]!r}")
     head = reader.until(b"\r\n\r\n").decode("latin-1")
     status_line, *lines = head.split("\r\n")
     parts = status_line.split(" ", 2)
