@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 
-def run_cli(zeroserve_bin: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    zeroserve_bin: Path, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(zeroserve_bin), *args], capture_output=True, text=True, timeout=60, cwd=cwd
     )
@@ -48,9 +50,19 @@ def test_unreadable_config(zeroserve_bin):
         cfg.write_text(":80\n")
         cfg.chmod(0o600)
         proc = subprocess.run(
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-             str(zeroserve_bin), "adapt", "--config", str(cfg)],
-            capture_output=True, text=True, timeout=60,
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                str(zeroserve_bin),
+                "adapt",
+                "--config",
+                str(cfg),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert_one_line_error(proc, "permission denied")
 

@@ -8,7 +8,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -41,7 +40,9 @@ def get(url: str) -> tuple[int, dict[str, str], bytes]:
 
 
 def listener_pids(port: int) -> set[int]:
-    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True
+    ).stdout
     return {int(p.split("=")[1]) for p in out.replace(",", " ").split() if p.startswith("pid=")}
 
 
@@ -58,10 +59,18 @@ def stop(proc: subprocess.Popen) -> None:
 def test_run_serves_example_from_engine(zeroserve_bin, tmp_path):
     port = free_port()
     cfg = tmp_path / "Caddyfile"
-    cfg.write_text((REPO / "examples" / "Caddyfile").read_text().replace(":8080", f":{port}"))
+    example = (REPO / "examples" / "Caddyfile").read_text()
+    # Own ports for the site and the admin endpoint, so parallel servers never collide.
+    example = example.replace(":8080", f":{port}").replace(
+        "{\n", f"{{\n\tadmin 127.0.0.1:{free_port()}\n", 1
+    )
+    cfg.write_text(example)
     proc = subprocess.Popen(
         [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
         env=clean_env(),
     )
     try:
@@ -82,8 +91,13 @@ def test_run_serves_example_from_engine(zeroserve_bin, tmp_path):
 @pytest.mark.skipif(bool(listener_pids(8080)), reason="port 8080 is taken on this machine")
 def test_make_run_serves_example_on_8080():
     proc = subprocess.Popen(
-        ["make", "--no-print-directory", "run"], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True, env=clean_env(),
+        ["make", "--no-print-directory", "run"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=clean_env(),
     )
     try:
         wait_for("http://127.0.0.1:8080/health", proc, deadline_s=300)

@@ -14,7 +14,6 @@ never pass through it. Behaviour kept from Caddy:
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -168,8 +167,12 @@ class _AdminHandler(BaseHTTPRequestHandler):
                 self._require(method, "GET")
                 self._get_config(path.removeprefix("/config").lstrip("/"))
             else:
-                self._send(404, b"404 page not found\n", "text/plain; charset=utf-8",
-                           {"X-Content-Type-Options": "nosniff"})
+                self._send(
+                    404,
+                    b"404 page not found\n",
+                    "text/plain; charset=utf-8",
+                    {"X-Content-Type-Options": "nosniff"},
+                )
         except AdminError as err:
             self._send_error(err.status, str(err))
 
@@ -204,8 +207,9 @@ class _AdminHandler(BaseHTTPRequestHandler):
         force = "must-revalidate" in (self.headers.get("Cache-Control") or "")
         warnings = self.server_admin._load(self._body(), adapter, force)
         body = encode({"warnings": warnings}, pretty=False) + b"\n" if warnings else b""
-        self._send(200, body, "text/plain; charset=utf-8" if body else None,
-                   {"Connection": "close"})
+        self._send(
+            200, body, "text/plain; charset=utf-8" if body else None, {"Connection": "close"}
+        )
 
     def _get_config(self, path: str) -> None:
         value = _config_at(self.server_admin._get_config(), path)
@@ -216,8 +220,13 @@ class _AdminHandler(BaseHTTPRequestHandler):
         body = encode({"error": message}, pretty=False) + b"\n"
         self._send(status, body, "application/json", {"Connection": "close"})
 
-    def _send(self, status: int, body: bytes, content_type: str | None,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)

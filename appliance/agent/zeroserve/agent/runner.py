@@ -56,7 +56,9 @@ class Agent:
         from zeroserve.adapt import adapt_config
         from zeroserve.caddyfile.errors import CaddyfileError
 
-        if adapter is None:
+        if adapter not in (None, "json", "caddyfile"):
+            raise AdminError(400, f"unrecognized config adapter '{adapter}'")
+        if adapter in (None, "json"):
             try:
                 config = json.loads(body)
             except ValueError as exc:

@@ -12,7 +12,7 @@ from zeroserve.cli.output import warn_adapt
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", required=True, help="Configuration file to adapt ('-' = stdin)")
+    p.add_argument("-c", "--config", required=True, help="Config to adapt (- = stdin)")
     p.add_argument("-a", "--adapter", default="caddyfile", help="Name of config adapter")
     p.add_argument("-p", "--pretty", action="store_true", help="Format the output for humans")
     p.add_argument("--validate", action="store_true", help="Validate the output")

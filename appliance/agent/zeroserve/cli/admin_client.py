@@ -21,8 +21,14 @@ def resolve_address(flag: str | None, config: dict[str, Any] | None) -> str:
     return DEFAULT_ADDRESS
 
 
-def request(address: str, method: str, path: str, body: bytes = b"",
-            headers: dict[str, str] | None = None, timeout: float = 30.0) -> tuple[int, bytes]:
+def request(
+    address: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, bytes]:
     """One admin request; connection failures become a CommandError naming the address."""
     host, port = split_address(address)
     conn = http.client.HTTPConnection(host or "localhost", port, timeout=timeout)

@@ -17,13 +17,15 @@ def read_config(path: str) -> bytes:
         try:
             body = Path(path).read_bytes()
         except FileNotFoundError:
-            raise CommandError(f"reading config file: open {path}: no such file or directory")
+            raise CommandError(
+                f"reading config file: open {path}: no such file or directory"
+            ) from None
         except IsADirectoryError:
-            raise CommandError(f"reading config file: read {path}: is a directory")
+            raise CommandError(f"reading config file: read {path}: is a directory") from None
         except PermissionError:
-            raise CommandError(f"reading config file: open {path}: permission denied")
+            raise CommandError(f"reading config file: open {path}: permission denied") from None
         except OSError as exc:
-            raise CommandError(f"reading config file: {path}: {exc.strerror}")
+            raise CommandError(f"reading config file: {path}: {exc.strerror}") from None
         name = path
     if not body.strip():
         raise CommandError(f"reading config file: {name} is empty")

@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="<command>", parser_class=_Parser)
     for command in COMMANDS:
         sub = verbs.add_parser(
-            command.name, help=command.short, description=command.long,
+            command.name,
+            help=command.short,
+            description=command.long,
             usage=f"zeroserve {command.name} {command.usage}".rstrip(),
         )
         command.add_arguments(sub)

@@ -12,7 +12,7 @@ from zeroserve.cli.output import log_line
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", required=True, help="Configuration file ('-' = stdin)")
     p.add_argument("-a", "--adapter", default=None, help="Name of config adapter")
-    p.add_argument("--workers", type=int, default=None, help="Engine workers (default: one per core)")
+    p.add_argument("--workers", type=int, default=None, help="Engine workers (default: per core)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,8 +36,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             status, _ = admin_client.request(address, "GET", "/config/", timeout=1.0)
             if status == 200:
-                sys.stdout.write(f"Successfully started zeroserve (pid={child.pid}) - "
-                                 "zeroserve is running in the background\n")
+                sys.stdout.write(
+                    f"Successfully started zeroserve (pid={child.pid}) - "
+                    "zeroserve is running in the background\n"
+                )
                 return 0
         except CommandError:
             pass
