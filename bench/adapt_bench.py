@@ -1,11 +1,12 @@
-"""`zeroserve adapt` vs `caddy adapt` on large Caddyfiles: wall time and peak memory.
+"""`zeroserve adapt` vs `caddy adapt` on large Caddyfiles: wall time, CPU time, peak memory.
 
 Two generated inputs: 1,000 small sites, and 10,000 lines of fewer, larger sites. Both use
 the directives real configs are made of (reverse_proxy, file_server, header, handle,
 handle_path, named and inline matchers, redir, encode, snippets). Each round runs both
 adapters once per input, alternating which goes first; the table shows medians of the
 rounds. Wall time is the whole CLI invocation (interpreter start included: it is what an
-operator waits for); peak memory is the child's own max RSS from wait4(2).
+operator waits for); CPU time (user+system) and peak memory (max RSS) are the child's own,
+from wait4(2). On a shared machine CPU time is the steadier of the two times.
 
     python bench/adapt_bench.py [--rounds 5] [--keep DIR] [--no-doc]
 """
@@ -172,6 +173,7 @@ INPUTS = {"1,000 sites": thousand_sites, "10,000 lines": ten_thousand_lines}
 @dataclass
 class Samples:
     wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)
     outputs: set[bytes] = field(default_factory=set)
     error: str | None = None
@@ -221,10 +223,12 @@ def measure(rounds: int, scratch: Path) -> tuple[dict[str, int], dict[str, dict[
                         )
                     continue
                 samples.wall.append(run.wall_seconds)
+                samples.cpu.append(run.cpu_seconds)
                 samples.rss.append(run.max_rss_kib)
                 samples.outputs.add(out.read_bytes())
                 print(
                     f"  {label:>12} round {r + 1} {name:>9}: {run.wall_seconds * 1000:8.1f} ms"
+                    f" (CPU {run.cpu_seconds * 1000:8.1f} ms)"
                     f"  {run.max_rss_kib / 1024:7.1f} MiB",
                     flush=True,
                 )
@@ -243,6 +247,8 @@ def report(rounds: int, lines: dict[str, int], results: dict[str, dict[str, Samp
     for label, by_name in results.items():
         caddy, zs = by_name["caddy"], by_name["zeroserve"]
         c_wall = median(caddy.wall) * 1000
+        c_cpu = median(caddy.cpu) * 1000
+        z_cpu = median(zs.cpu) * 1000 if zs.cpu else None
         c_rss = median(caddy.rss) / 1024
         z_wall = median(zs.wall) * 1000 if zs.wall else None
         z_rss = median(zs.rss) / 1024 if zs.rss else None
@@ -253,6 +259,9 @@ def report(rounds: int, lines: dict[str, int], results: dict[str, dict[str, Samp
                 fmt_num(c_wall, 1),
                 fmt_num(z_wall, 1),
                 fmt_ratio(ratio(z_wall, c_wall)),
+                fmt_num(c_cpu, 1),
+                fmt_num(z_cpu, 1),
+                fmt_ratio(ratio(z_cpu, c_cpu)),
                 fmt_num(c_rss, 1),
                 fmt_num(z_rss, 1),
                 fmt_ratio(ratio(z_rss, c_rss)),
@@ -263,9 +272,12 @@ def report(rounds: int, lines: dict[str, int], results: dict[str, dict[str, Samp
         [
             "input",
             "lines",
-            "caddy ms",
-            "zeroserve ms",
-            "time ratio",
+            "caddy wall ms",
+            "zeroserve wall ms",
+            "wall ratio",
+            "caddy CPU ms",
+            "zeroserve CPU ms",
+            "CPU ratio",
             "caddy peak MiB",
             "zeroserve peak MiB",
             "memory ratio",
@@ -277,7 +289,8 @@ def report(rounds: int, lines: dict[str, int], results: dict[str, dict[str, Samp
         f"Command: `{command_line()}`\n\n"
         f"Machine: {machine_line()}. Median of {rounds} rounds; each round runs both "
         "adapters once per input, alternating which goes first. Wall time is the whole "
-        "CLI process (start-up included); peak memory is the child's max RSS (wait4).\n\n"
+        "CLI process (start-up included); CPU time (user+system) and peak memory (max RSS) "
+        "are the child's own, from wait4(2).\n\n"
         f"{table}\n"
     )
 

@@ -208,6 +208,7 @@ def rss_kib(pid: int) -> int:
 class ChildRun:
     returncode: int
     wall_seconds: float
+    cpu_seconds: float
     max_rss_kib: int
 
 
@@ -218,7 +219,7 @@ def run_measured(
     env: dict[str, str] | None = None,
     timeout: float = 300.0,
 ) -> ChildRun:
-    """Run a child to completion: its wall time and its own peak RSS (wait4's rusage)."""
+    """Run a child to completion: its wall time, and its own CPU time and peak RSS (wait4)."""
     with stdout.open("wb") as out, stderr.open("wb") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -236,7 +237,7 @@ def run_measured(
             time.sleep(0.002)
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return ChildRun(proc.returncode, wall, usage.ru_maxrss)
+    return ChildRun(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
 
 
 def median(values: Sequence[float]) -> float:
