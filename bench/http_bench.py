@@ -32,12 +32,15 @@ import random
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from benchlib import (
     LOADGEN_CPU,
     BenchError,
+    Server,
     command_line,
     cpu_seconds,
     fail,
@@ -64,6 +67,7 @@ LATENCY_CLIENTS = 32
 RATE_SHARE = 0.5
 RATE_CAP = 20_000
 IDLE_CONNECTIONS = 10_000
+T = TypeVar("T")
 
 GLOBAL = """\
 {
@@ -344,10 +348,13 @@ def measure_idle(pid: int, port: int) -> Idle:
 class Results:
     # Per workload: None when zeroserve answers as Caddy does, else why not.
     checks: dict[str, str | None] = field(default_factory=dict)
+    # Samples per (workload, server) for each phase.
     throughput: dict[tuple[str, str], list[Throughput]] = field(default_factory=dict)
     latency: dict[tuple[str, str], list[Latency]] = field(default_factory=dict)
+    idle: dict[tuple[str, str], list[Idle]] = field(default_factory=dict)
     rates: dict[str, int] = field(default_factory=dict)
-    idle: dict[str, list[Idle]] = field(default_factory=dict)
+    # (phase, workload) → why zeroserve's measurement stopped there.
+    failures: dict[tuple[str, str], str] = field(default_factory=dict)
     zeroserve_error: str | None = None
 
 
@@ -378,26 +385,56 @@ def check_workloads(works: list[Workload], scratch: Path, res: Results) -> None:
         print(f"  check {w.key:>10}: {res.checks[w.key] or 'same response as Caddy'}", flush=True)
 
 
-def servers_for(w: Workload, res: Results, round_no: int) -> list[str]:
-    names = list(SERVERS if round_no % 2 == 0 else reversed(SERVERS))
-    return [n for n in names if n == "caddy" or res.checks[w.key] is None]
+def run_phase(
+    phase: str,
+    works: list[Workload],
+    rounds: int,
+    scratch: Path,
+    res: Results,
+    samples: dict[tuple[str, str], list[T]],
+    measure: Callable[[Workload, Server, int], T],
+    show: Callable[[T], str],
+) -> None:
+    """Rounds of one measurement over workloads and servers, each server started fresh.
+
+    Caddy failing ends the benchmark (the reference must work); zeroserve failing ends only
+    its part of this phase for that workload, and the report says why.
+    """
+    for r in range(rounds):
+        for w in works:
+            names = SERVERS if r % 2 == 0 else tuple(reversed(SERVERS))
+            for name in names:
+                if name == "zeroserve" and (
+                    res.checks[w.key] is not None or (phase, w.key) in res.failures
+                ):
+                    continue
+                config, port = serving(w, scratch)
+                try:
+                    with running(name, config, [port], scratch) as server:
+                        sample = measure(w, server, port)
+                        if not server.alive():
+                            raise BenchError(f"exited: {server.last_log_line()}")
+                except (BenchError, OSError) as exc:
+                    if name == "caddy":
+                        raise
+                    res.failures[(phase, w.key)] = str(exc).splitlines()[0][:200]
+                    samples.pop((w.key, name), None)
+                    print(f"  round {r + 1} {phase} {w.key} zeroserve failed: {exc}", flush=True)
+                    continue
+                samples.setdefault((w.key, name), []).append(sample)
+                print(f"  round {r + 1} {phase} {w.key:>10} {name:>9}: {show(sample)}", flush=True)
 
 
 def run_throughput(
     works: list[Workload], rounds: int, seconds: int, scratch: Path, res: Results
 ) -> None:
-    for r in range(rounds):
-        for w in works:
-            for name in servers_for(w, res, r):
-                config, port = serving(w, scratch)
-                with running(name, config, [port], scratch) as server:
-                    t = measure_throughput(server.pid, port, w, seconds)
-                res.throughput.setdefault((w.key, name), []).append(t)
-                print(
-                    f"  round {r + 1} {w.key:>10} {name:>9}: {t.rps:10,.0f} req/s "
-                    f"{t.cpu_us_per_req:8.1f} us/req  errors {t.errors}",
-                    flush=True,
-                )
+    def measure(w: Workload, server: Server, port: int) -> Throughput:
+        return measure_throughput(server.pid, port, w, seconds)
+
+    def show(t: Throughput) -> str:
+        return f"{t.rps:10,.0f} req/s {t.cpu_us_per_req:8.1f} us/req  errors {t.errors}"
+
+    run_phase("throughput", works, rounds, scratch, res, res.throughput, measure, show)
 
 
 def run_latency(
@@ -406,34 +443,27 @@ def run_latency(
     for w in works:
         caddy_rps = median([t.rps for t in res.throughput[(w.key, "caddy")]])
         res.rates[w.key] = max(LATENCY_CLIENTS, min(RATE_CAP, int(caddy_rps * RATE_SHARE)))
-    for r in range(rounds):
-        for w in works:
-            for name in servers_for(w, res, r):
-                config, port = serving(w, scratch)
-                with running(name, config, [port], scratch):
-                    lat = measure_latency(port, w, res.rates[w.key], seconds, scratch)
-                res.latency.setdefault((w.key, name), []).append(lat)
-                print(
-                    f"  round {r + 1} {w.key:>10} {name:>9} @{res.rates[w.key]}/s: "
-                    f"p50 {lat.p50:.3f} p95 {lat.p95:.3f} p99 {lat.p99:.3f} ms "
-                    f"failed {lat.failed}",
-                    flush=True,
-                )
+
+    def measure(w: Workload, server: Server, port: int) -> Latency:
+        return measure_latency(port, w, res.rates[w.key], seconds, scratch)
+
+    def show(lat: Latency) -> str:
+        return f"p50 {lat.p50:.3f} p95 {lat.p95:.3f} p99 {lat.p99:.3f} ms failed {lat.failed}"
+
+    run_phase("latency", works, rounds, scratch, res, res.latency, measure, show)
 
 
 def run_idle(works: list[Workload], rounds: int, scratch: Path, res: Results) -> None:
-    w = works[0]
-    for r in range(rounds):
-        for name in servers_for(w, res, r):
-            config, port = serving(w, scratch)
-            with running(name, config, [port], scratch) as server:
-                idle = measure_idle(server.pid, port)
-            res.idle.setdefault(name, []).append(idle)
-            print(
-                f"  round {r + 1} idle {name:>9}: {idle.base_kib / 1024:.1f} -> "
-                f"{idle.loaded_kib / 1024:.1f} MiB, {idle.alive}/{idle.opened} open",
-                flush=True,
-            )
+    def measure(w: Workload, server: Server, port: int) -> Idle:
+        return measure_idle(server.pid, port)
+
+    def show(idle: Idle) -> str:
+        return (
+            f"{idle.base_kib / 1024:.1f} -> {idle.loaded_kib / 1024:.1f} MiB, "
+            f"{idle.alive}/{idle.opened} open"
+        )
+
+    run_phase("idle", works[:1], rounds, scratch, res, res.idle, measure, show)
 
 
 def goal(value: float | None, limit: float, at_least: bool) -> str:
@@ -450,7 +480,12 @@ def med(values: list[float]) -> float | None:
 def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str:
     def status_note(w: Workload) -> str:
         why = res.checks[w.key]
-        return "same response as Caddy" if why is None else f"not yet served: {why}"
+        if why is not None:
+            return f"not yet served: {why}"
+        failed = [
+            f"{phase} failed: {msg}" for (phase, key), msg in res.failures.items() if key == w.key
+        ]
+        return "; ".join(["same response as Caddy", *failed])
 
     thr_rows = []
     lat_rows = []
@@ -503,7 +538,7 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
     idle_rows = []
     idle_cmp: dict[str, float] = {}
     for name in SERVERS:
-        samples = res.idle.get(name, [])
+        samples = res.idle.get((works[0].key, name), [])
         if not samples:
             idle_rows.append([name, "—", "—", "—", "—"])
             continue
