@@ -24,6 +24,7 @@ class ServerKind:
     name: str
     binary: Path
     extra_args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # extra environment, e.g. for {$VAR} in a Caddyfile
 
     def argv(self, config: Path) -> list[str]:
         # Absolute, since the child runs in its work dir.
@@ -105,6 +106,7 @@ def _start_once(kind: ServerKind, caddyfile: str, workdir: Path) -> Running:
     config = workdir / "Caddyfile"
     config.write_text(caddyfile.replace("{PORT}", str(port)))
     env = clean_env()
+    env.update(kind.env)
     env.update(HOME=str(workdir), XDG_CONFIG_HOME=str(workdir / "config"),
                XDG_DATA_HOME=str(workdir / "data"))
     log = workdir / "server.log"
