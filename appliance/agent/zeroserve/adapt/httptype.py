@@ -486,16 +486,13 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
         for val in auto_https:
             key = {"off": "disable", "disable_redirects": "disable_redirects",
                    "disable_certs": "disable_certificates",
-                   "ignore_loaded_certs": "ignore_loaded_certificates",
-                   "prefer_wildcard": "prefer_wildcard"}.get(val)
+                   "ignore_loaded_certs": "ignore_loaded_certificates"}.get(val)
             if key:
                 ah = ah or {}
                 ah[key] = True
 
         stable_sort(blocks, _site_less)
 
-        wildcard_hosts = [a.host[2:] for sb in blocks for a in sb.parsed_keys
-                          if a.host.startswith("*.")]
         has_catch_all_cp = address_qualifies_for_tls = False
         auto_https_adds_cp = ah is None or not ah.get("disable")
 
@@ -508,6 +505,7 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
                 _add_named_route(srv, value.value, named_routes)
 
         tls_policies: list[dict] = []
+        unpoliced_hosts: list[list[str]] = []
         routes: list[Route] = []
         error_routes: list[Route] | None = None
         for sb in blocks:
@@ -515,6 +513,7 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
             hosts = sb.hosts_from_keys(False)
             forced = set(hosts) if "tls.force_automate" in sb.pile else set()
 
+            appended = len(tls_policies)
             for cpv in sb.pile.get("tls.connection_policy", []):
                 cp = cpv.value
                 for h in list(hosts):
@@ -535,6 +534,8 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
                 if not conn_policy_settings_empty(cp) or forced & set(hosts):
                     tls_policies.append(cp)
                     has_catch_all_cp = not hosts
+            if len(tls_policies) == appended:
+                unpoliced_hosts.append(sorted(sb.hosts_from_keys(False)))
 
             for addr in sb.parsed_keys:
                 if listeners_use_any_port_other_than(srv["listen"] or [], http_port):
@@ -544,15 +545,11 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
                         if addr.host not in skip:
                             skip.append(addr.host)
                 has_tls = bool(sb.pile.get("tls.connection_policy")) or (
-                    addr.host != "" and ah is not None and addr.host not in ah.get("skip", []))
+                    addr.host != "" and (ah is None or addr.host not in ah.get("skip", [])))
                 if addr.scheme == "https" or (
                     addr.scheme != "http" and addr.port != http_port and has_tls
                 ):
                     address_qualifies_for_tls = True
-                if address_qualifies_for_tls and ah is not None and ah.get("prefer_wildcard"):
-                    base = addr.host.split(".", 1)[1] if "." in addr.host else addr.host
-                    if not addr.host.startswith("*.") and base in wildcard_hosts:
-                        ah.setdefault("skip_certificates", []).append(addr.host)
                 auto_https_adds_cp = auto_https_adds_cp and (
                     addr.port == https_port or (addr.port != http_port and addr.host != ""))
 
@@ -599,6 +596,8 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
         if logs is not None and logs.get("skip_hosts"):
             logs["skip_hosts"].sort()
 
+        shield_from_wildcard_client_auth(tls_policies, unpoliced_hosts)
+
         srv["tls_connection_policies"] = tls_policies
         detect_conflicting_schemes(srv, blocks, options)
 
@@ -625,6 +624,35 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
 
     apply_server_options(servers, options)
     return servers
+
+
+def shield_from_wildcard_client_auth(policies: list[dict], unpoliced: list[list[str]]) -> None:
+    """Keep a wildcard site's client auth away from the specific names of other sites.
+
+    Connection policies are first-match by SNI, so `*.example.com` with `client_auth` would
+    also apply to `public.example.com` served by its own site without TLS settings. Such
+    names get a policy of their own, placed right before the covering wildcard policy, with
+    the wildcard's settings minus client authentication.
+    """
+    from zeroserve.adapt.tlsapp import match_wildcard
+
+    for hosts in unpoliced:
+        shields: dict[int, list[str]] = {}
+        for host in hosts:
+            if host.startswith("*."):
+                continue
+            for cp in policies:
+                sni = (cp.get("match") or {}).get("sni") or []
+                if cp.get("client_authentication") and any(
+                        "*" in w and match_wildcard(host, w) for w in sni):
+                    shields.setdefault(id(cp), []).append(host)
+                    break
+        for cp_id, names in shields.items():
+            index = next(i for i, cp in enumerate(policies) if id(cp) == cp_id)
+            shield = {k: v for k, v in policies[index].items()
+                      if k not in ("match", "client_authentication")}
+            shield["match"] = GoMap(sni=names)
+            policies.insert(index, shield)
 
 
 def _add_named_route(srv: dict[str, Any], name: str, named_routes: dict[str, NamedRoute]) -> None:
@@ -698,7 +726,7 @@ def server_json(srv: dict[str, Any]) -> dict:
     if srv.get("automatic_https"):
         out["automatic_https"] = ordered(srv["automatic_https"], (
             "disable", "disable_redirects", "disable_certificates", "skip", "skip_certificates",
-            "ignore_loaded_certificates", "prefer_wildcard"))
+            "ignore_loaded_certificates"))
     if srv.get("logs") is not None:
         out["logs"] = ordered(srv["logs"], (
             "default_logger_name", "logger_names", "skip_hosts", "skip_unmapped_hosts",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from zeroserve.adapt.httptype import Pairing
 
 ZEROSSL_CA = "https://acme.zerossl.com/v2/DV90"
+ACME_DEFAULT_OPTIONS = ("acme_ca", "acme_ca_root", "acme_dns", "acme_eab", "preferred_chains")
 
 CONN_POLICY_KEYS = (
     "match", "certificate_selection", "cipher_suites", "curves", "alpn", "protocol_min",
@@ -202,7 +203,9 @@ def new_base_automation_policy(options: dict[str, Any], always: bool) -> Automat
     has_key_type = "key_type" in options
     has_ocsp = "ocsp_stapling" in options
     has_ratio = "renewal_window_ratio" in options
-    if not (has_issuers or has_local or has_key_type or has_ocsp or has_ratio):
+    # global ACME settings need a policy (catch-all) to take effect in, issuers are added later
+    has_acme = any(k in options for k in ACME_DEFAULT_OPTIONS)
+    if not (has_issuers or has_local or has_key_type or has_ocsp or has_ratio or has_acme):
         return AutomationPolicy() if always else None
     ap = AutomationPolicy()
     if has_key_type:
@@ -331,13 +334,24 @@ def consolidate_automation_policies(aps: list[AutomationPolicy]) -> list[Automat
 
     stable_sort(aps, less)
 
+    def is_empty(ap: AutomationPolicy) -> bool:
+        return ap == AutomationPolicy(subjects=ap.subjects)
+
+    def covered_later(i: int) -> bool:
+        # by a get_certificate policy (which the names should use), or, for internal
+        # names, by any policy (auto-HTTPS gives them the internal issuer regardless)
+        return any(_is_subset(aps[i], aps[j]) and (aps[j].managers or not _all_public(aps[i]))
+                   for j in range(i + 1, len(aps)))
+
+    # an empty policy only matters if a later policy would otherwise take its names, so
+    # the last one goes, and so does one covered by a later policy it should defer to
     empty_count = 0
     orig_len = len(aps)
     i = 0
     while i < len(aps):
-        if aps[i] == AutomationPolicy(subjects=aps[i].subjects):
+        if is_empty(aps[i]):
             empty_count += 1
-            if not _all_public(aps[i]):
+            if i == len(aps) - 1 or covered_later(i):
                 del aps[i]
                 continue
         i += 1
@@ -392,6 +406,12 @@ def fill_in_global_acme_defaults(issuer: dict, options: dict[str, Any]) -> None:
         issuer.setdefault("trusted_roots_pem_files", []).append(ca_root)
     challenges = issuer.get("challenges")
     if dns is not None and (challenges is None or challenges.get("dns") is None):
+        if dns is True:
+            # a bare acme_dns takes its provider from the dns option
+            dns = options.get("dns")
+            if dns is None:
+                raise CaddyfileError("acme_dns specified without DNS provider config, but no "
+                                     "provider specified with 'dns' global option")
         issuer["challenges"] = challenges = {"dns": {"provider": dns}}
     if eab is not None and issuer.get("external_account") is None:
         issuer["external_account"] = eab
@@ -409,11 +429,16 @@ def fill_in_global_acme_defaults(issuer: dict, options: dict[str, Any]) -> None:
         issuer["certificate_lifetime"] = lifetime
 
 
-def _hosts_covered_by_wildcard(hosts: list[str], wildcards: list[str]) -> bool:
-    if not hosts or not wildcards:
-        return False
-    return any(not h.startswith("*.") and match_wildcard(h, "*." + w)
-               for h in hosts for w in wildcards)
+_ISSUER_TYPES = {"acme": "ACMEIssuer", "internal": "InternalIssuer", "zerossl": "ZeroSSLIssuer"}
+
+
+def _go_issuers(issuers: list[dict]) -> str:
+    """Go's %#v of a []certmagic.Issuer; the pointers are made up, as in Go they vary."""
+    if not issuers:
+        return "[]certmagic.Issuer(nil)"
+    items = ", ".join(f"(*caddytls.{_ISSUER_TYPES.get(i.get('module', ''), 'Issuer')})"
+                      f"(0x{0xc000100000 + 8 * n:x})" for n, i in enumerate(issuers))
+    return "[]certmagic.Issuer{" + items + "}"
 
 
 def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
@@ -443,14 +468,7 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
     if catch_all is not None:
         policies = [catch_all]
 
-    wildcard_hosts: list[str] = []
     forced: dict[str, None] = {}
-    for p in pairings:
-        if not listeners_use_any_port_other_than([a for a, _ in p.addresses], http_port):
-            continue
-        for sb in p.blocks or []:
-            wildcard_hosts += [a.host[2:] for a in sb.parsed_keys if a.host.startswith("*.")]
-
     for p in pairings:
         if not listeners_use_any_port_other_than([a for a, _ in p.addresses], http_port):
             continue
@@ -459,7 +477,6 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
                 continue
             ap = new_base_automation_policy(options, True)
             assert ap is not None
-            ap_copy = new_base_automation_policy(options, True)
             hosts = sb.hosts_from_keys(False)
             if not hosts and catch_all is not None:
                 ap = catch_all
@@ -479,7 +496,8 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
                 if ap is catch_all and ap.issuers != issuers:
                     raise CaddyfileError(
                         "automation policy from site block is also default/catch-all policy "
-                        "because of key without hostname, and the two are in conflict")
+                        "because of key without hostname, and the two are in conflict: "
+                        f"{_go_issuers(ap.issuers)} != {_go_issuers(issuers)}")
                 ap.issuers = issuers
             for cv in sb.pile.get("tls.cert_manager", []):
                 ap.managers.append(cv.value)
@@ -494,11 +512,7 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
             if not hosts and catch_all is None:
                 catch_all = ap
 
-            not_http = sorted(sb.hosts_from_keys_not_http(http_port))
-            if "prefer_wildcard" in auto_https and _hosts_covered_by_wildcard(
-                    not_http, wildcard_hosts) and ap == ap_copy:
-                continue
-            ap.subjects = not_http
+            ap.subjects = sorted(sb.hosts_from_keys_not_http(http_port))
 
             ap2 = None
             if not ap.issuers:
@@ -577,9 +591,13 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
                     ap.issuers = default_issuers(options.get("email") or "")
                     if options.get("acme_ca") is not None:
                         ap.issuers = [{"module": "acme"}]
-        for ap in policies:
-            for iss in ap.issuers:
-                fill_in_global_acme_defaults(iss, options)
+        for i, ap in enumerate(policies):
+            for j, iss in enumerate(ap.issuers):
+                try:
+                    fill_in_global_acme_defaults(iss, options)
+                except CaddyfileError as exc:
+                    raise CaddyfileError(f"filling in global issuer defaults for AP {i}, "
+                                         f"issuer {j}: {exc}") from None
             if ap.issuers and ap.issuers_raw is None:
                 ap.issuers_raw = [issuer_json(iss) for iss in ap.issuers]
         policies = consolidate_automation_policies(policies)

@@ -292,10 +292,9 @@ def parse_opt_auto_https(d: Dispenser, existing: Any) -> list[str]:
     if not vals:
         raise d.arg_err()
     for v in vals:
-        if v not in ("off", "disable_redirects", "disable_certs", "ignore_loaded_certs",
-                     "prefer_wildcard"):
+        if v not in ("off", "disable_redirects", "disable_certs", "ignore_loaded_certs"):
             raise d.err("auto_https must be one of 'off', 'disable_redirects', 'disable_certs', "
-                        "'ignore_loaded_certs', or 'prefer_wildcard'")
+                        "or 'ignore_loaded_certs'")
     return vals
 
 
