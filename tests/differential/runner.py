@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,30 +59,29 @@ def _run_sections(server: Running, case: Case) -> list[View]:
     return views
 
 
+def _serve_and_ask(kind: ServerKind, case: Case, caddyfile: str,
+                   workdir: Path) -> tuple[Running, list[View]]:
+    server = start(kind, caddyfile, workdir)
+    try:
+        return server, _run_sections(server, case)
+    finally:
+        server.stop()
+
+
 def run_case(case: Case, caddy: ServerKind, candidate: ServerKind, fixtures: Path,
              upstream: str, workdir: Path) -> CaseResult:
-    servers: dict[str, Running] = {}
-    views: dict[str, list[View]] = {}
-
-    def serve_and_ask(role: str, kind: ServerKind) -> None:
-        server = start(kind, case.caddyfile_with(fixtures, upstream), workdir / case.name / role)
-        servers[role] = server
-        try:
-            views[role] = _run_sections(server, case)
-        finally:
-            server.stop()
-
-    threads = [threading.Thread(target=serve_and_ask, args=(role, kind))
-               for role, kind in (("caddy", caddy), ("zeroserve", candidate))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    """Serve the case with both at once (each on its own port) and compare per section."""
+    caddyfile = case.caddyfile_with(fixtures, upstream)
+    with ThreadPoolExecutor(max_workers=2) as both:
+        ref = both.submit(_serve_and_ask, caddy, case, caddyfile, workdir / case.name / "caddy")
+        cand = both.submit(_serve_and_ask, candidate, case, caddyfile,
+                           workdir / case.name / "zeroserve")
+        (ref_server, ref_views), (cand_server, cand_views) = ref.result(), cand.result()
     requests = [
         RequestResult(s.name, c, z, differences(c, z))
-        for s, c, z in zip(case.sections, views["caddy"], views["zeroserve"], strict=True)
+        for s, c, z in zip(case.sections, ref_views, cand_views, strict=True)
     ]
-    return CaseResult(case, requests, servers["caddy"].error, servers["zeroserve"].error)
+    return CaseResult(case, requests, ref_server.error, cand_server.error)
 
 
 class Pool:

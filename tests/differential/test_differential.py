@@ -69,7 +69,7 @@ def test_case(case, differential_pool, differential_tally):
             differential_tally.gaps += 1
             remaining.append(f"{detail} [{known.reason}]")
     if wildcard is not None and wildcard.kind == "gap" and not remaining:
-        problems.append("every request is identical now; remove the '*' entry")
+        problems.append("no request needs the '*' entry any more; remove it")
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
     if remaining:

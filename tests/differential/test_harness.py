@@ -27,8 +27,8 @@ def test_text_and_raw_sections(tmp_path):
     path = tmp_path / "demo.case"
     path.write_text("# demo\n----\n{\n\tadmin off\n}\n:{PORT} {\n\trespond ok\n}\n"
                     "=== text\nPOST / HTTP/1.1\nHost: a\nContent-Length: 3\n\nabc\n"
-                    "=== rawsec raw responses=2 timeout=1.5\nGET / HTTP/1.1\\r\\nHost: {PORT}\\r\\n\\r\\n"
-                    "{PAUSE}{REPEAT:3:x}\\x00\n")
+                    "=== rawsec raw responses=2 timeout=1.5\n"
+                    "GET / HTTP/1.1\\r\\nHost: {PORT}\\r\\n\\r\\n{PAUSE}{REPEAT:3:x}\\x00\n")
     text, raw = parse_case(path).sections
     assert text.parts == (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",)
     assert raw.for_port(8) == (b"GET / HTTP/1.1\r\nHost: 8\r\n\r\n", b"xxx\x00")

@@ -144,7 +144,10 @@ def exchange(port: int, parts: tuple[bytes, ...], methods: tuple[str, ...],
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.bind(("127.0.0.1", 0))
-        sock.connect(("127.0.0.1", port))
+        try:
+            sock.connect(("127.0.0.1", port))
+        except OSError as exc:  # the server died during the case
+            return Exchange([], f"connect failed: {exc.strerror}")
         reader = _Reader(sock)
         try:
             for i, part in enumerate(parts):
