@@ -98,7 +98,7 @@ def test_build_child_timeout(layout):
 
 
 def test_structs_mirror_matches_the_header():
-    assert ctypes.sizeof(structs.STRUCTS["zs_lpm6_key"]) == 20
+    assert ctypes.sizeof(structs.STRUCTS["zs_lpm6_key"]) == 24
     assert [f for f, _ in structs.STRUCTS["zs_counter"]._fields_] == ["packets", "bytes"]
     assert structs.CONSTS["ZS_REASON_DENY"] == 1
 

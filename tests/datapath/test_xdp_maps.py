@@ -47,8 +47,8 @@ def test_kernel_map_shapes_match_the_python_mirror(layout):
         name: (size(key), size(value), max_entries)
         for name, (key, value, max_entries) in features.maps().items()
     }
-    assert shapes["zs_deny4_lpm"] == (8, 4, 100)
-    assert shapes["zs_deny6_host"] == (16, 4, 200)
+    assert shapes["zs_deny4_lpm"] == (12, 4, 100)
+    assert shapes["zs_deny6_host"] == (18, 4, 200)
     assert shapes["zs_rule_stats"] == (4, 16, 64)
 
 

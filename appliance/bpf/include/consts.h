@@ -8,7 +8,9 @@
 #define ZS_REASON_PASS 0      /* no rule matched */
 #define ZS_REASON_DENY 1      /* source address in a deny rule */
 #define ZS_REASON_MALFORMED 2 /* truncated or inconsistent headers; passed to the stack */
-#define ZS_REASON_MAX 3
+#define ZS_REASON_UNSERVED 3  /* a new TCP connection to a port no site serves */
+#define ZS_REASON_RATE 4      /* a new TCP connection over the source's rate limit */
+#define ZS_REASON_MAX 5
 
 /* Rule ids index zs_rule_stats; 0 means "no rule" and is never assigned. */
 #define ZS_RULE_NONE 0
@@ -22,6 +24,22 @@
 #ifndef ZS_DENY_EXACT_MAX
 #define ZS_DENY_EXACT_MAX 65536
 #endif
+
+#ifndef ZS_PORTS_MAX
+#define ZS_PORTS_MAX 1024
+#endif
+#ifndef ZS_RATE_SOURCES_MAX
+#define ZS_RATE_SOURCES_MAX 65536
+#endif
+#ifndef ZS_SITES_MAX
+#define ZS_SITES_MAX 256
+#endif
+#ifndef ZS_DISPATCH_MAX
+#define ZS_DISPATCH_MAX 256
+#endif
+
+/* zs_site.dscp when the site leaves the DS field alone (DSCP is 6 bits). */
+#define ZS_DSCP_KEEP 255
 
 /* 802.1Q and 802.1ad tags skipped before the L3 header. */
 #define ZS_VLAN_MAX_DEPTH 2

@@ -1,7 +1,8 @@
 /* Every map, one line of purpose each. Maps are pinned by name under ZS_PIN_DIR
- * (set by the entry template to a layout-versioned bpffs path), so rules and
- * counters outlive program reloads. A feature's maps exist only while its flag is
- * set; the loader unpins the maps of features that are gone. */
+ * (set by the entry template to a layout-versioned bpffs path, one per hook), so
+ * rules and counters outlive program reloads. A map exists only while its hook
+ * (ZS_HOOK_*) and feature flag are set; the loader unpins the maps of features
+ * that are gone. */
 #ifndef ZS_MAPS_H
 #define ZS_MAPS_H
 
@@ -14,22 +15,39 @@
 
 #define ZS_PIN(name) ZS_PIN_DIR "/" #name
 
+#ifdef ZS_HOOK_XDP
+
 #ifdef ZS_FEATURE_DENY_V4
-/* IPv4 source prefixes shorter than /32 -> rule. */
+/* (port, IPv4 source prefix shorter than /32) -> rule. */
 BPF_TABLE_PINNED("lpm_trie", struct zs_lpm4_key, struct zs_rule, zs_deny4_lpm,
 		 ZS_DENY_LPM_MAX, ZS_PIN(zs_deny4_lpm), BPF_F_NO_PREALLOC);
-/* IPv4 /32 sources -> rule; one hash probe before the trie walk. */
-BPF_TABLE_PINNED("hash", struct zs_addr4, struct zs_rule, zs_deny4_host,
+/* (port, IPv4 /32 source) -> rule; one hash probe before the trie walk. */
+BPF_TABLE_PINNED("hash", struct zs_host4_key, struct zs_rule, zs_deny4_host,
 		 ZS_DENY_EXACT_MAX, ZS_PIN(zs_deny4_host));
 #endif
 
 #ifdef ZS_FEATURE_DENY_V6
-/* IPv6 source prefixes shorter than /128 -> rule. */
+/* (port, IPv6 source prefix shorter than /128) -> rule. */
 BPF_TABLE_PINNED("lpm_trie", struct zs_lpm6_key, struct zs_rule, zs_deny6_lpm,
 		 ZS_DENY_LPM_MAX, ZS_PIN(zs_deny6_lpm), BPF_F_NO_PREALLOC);
-/* IPv6 /128 sources -> rule. */
-BPF_TABLE_PINNED("hash", struct zs_addr6, struct zs_rule, zs_deny6_host,
+/* (port, IPv6 /128 source) -> rule. */
+BPF_TABLE_PINNED("hash", struct zs_host6_key, struct zs_rule, zs_deny6_host,
 		 ZS_DENY_EXACT_MAX, ZS_PIN(zs_deny6_host));
+#endif
+
+#ifdef ZS_FEATURE_DROP_UNSERVED
+/* TCP ports that take new connections; SYNs to any other port are dropped. */
+BPF_TABLE_PINNED("hash", struct zs_port, __u32, zs_open_ports, ZS_PORTS_MAX,
+		 ZS_PIN(zs_open_ports));
+#endif
+
+#ifdef ZS_FEATURE_RATE
+/* TCP port -> its per-source connection rate rule. */
+BPF_TABLE_PINNED("hash", struct zs_port, struct zs_rate_cfg, zs_rate_ports, ZS_PORTS_MAX,
+		 ZS_PIN(zs_rate_ports));
+/* (rule, source) -> token bucket; least recently used sources are forgotten. */
+BPF_TABLE_PINNED("lru_hash", struct zs_rate_key, struct zs_bucket, zs_rate_buckets,
+		 ZS_RATE_SOURCES_MAX, ZS_PIN(zs_rate_buckets));
 #endif
 
 /* Packets and bytes that hit each rule, per CPU. */
@@ -38,5 +56,24 @@ BPF_TABLE_PINNED("percpu_array", __u32, struct zs_counter, zs_rule_stats, ZS_RUL
 /* Packets and bytes per verdict reason (ZS_REASON_*), per CPU. */
 BPF_TABLE_PINNED("percpu_array", __u32, struct zs_counter, zs_verdicts, ZS_REASON_MAX,
 		 ZS_PIN(zs_verdicts));
+
+#endif /* ZS_HOOK_XDP */
+
+#ifdef ZS_HOOK_TC
+/* Local address:port -> the site's marks and counter slot. */
+BPF_TABLE_PINNED("hash", struct zs_local_key, struct zs_site, zs_sites, ZS_SITES_MAX,
+		 ZS_PIN(zs_sites));
+/* Packets and bytes per site id, both directions, per CPU. */
+BPF_TABLE_PINNED("percpu_array", __u32, struct zs_site_counter, zs_site_stats, ZS_SITES_MAX,
+		 ZS_PIN(zs_site_stats));
+#endif
+
+#ifdef ZS_HOOK_SOCK
+/* Served local address:port -> slot in zs_socks. */
+BPF_TABLE_PINNED("hash", struct zs_local_key, __u32, zs_dispatch, ZS_DISPATCH_MAX,
+		 ZS_PIN(zs_dispatch));
+/* The listening sockets, filled by the agent with the engine's socket fds. */
+BPF_TABLE_PINNED("sockmap", __u32, __u32, zs_socks, ZS_DISPATCH_MAX, ZS_PIN(zs_socks));
+#endif
 
 #endif

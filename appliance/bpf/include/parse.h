@@ -6,6 +6,9 @@
 #include <uapi/linux/if_ether.h>
 #include <uapi/linux/ip.h>
 #include <uapi/linux/ipv6.h>
+#include <uapi/linux/in.h>
+#include <uapi/linux/tcp.h>
+#include <uapi/linux/udp.h>
 
 #include "consts.h"
 
@@ -14,6 +17,9 @@
 #else
 #define zs_htons(x) ((__u16)(x))
 #endif
+
+/* frag_off bits holding the fragment offset (the kernel's IP_OFFSET is not uapi). */
+#define ZS_IP_OFFSET 0x1FFF
 
 struct zs_cursor {
 	void *pos;
@@ -87,6 +93,48 @@ static __always_inline int zs_parse_ipv6(struct zs_cursor *cur, void *data_end,
 	cur->pos = ip6 + 1;
 	*out = ip6;
 	return ip6->nexthdr;
+}
+
+/* A fragment after the first carries no L4 header, only payload. */
+static __always_inline int zs_ipv4_later_fragment(const struct iphdr *ip)
+{
+	return (ip->frag_off & zs_htons(ZS_IP_OFFSET)) != 0;
+}
+
+/* What the hooks read from L4; ports in network order, zero if not TCP or UDP. */
+struct zs_l4 {
+	__be16 sport;
+	__be16 dport;
+	struct tcphdr *tcp; /* NULL unless TCP with a whole fixed header */
+};
+
+static __always_inline void zs_parse_l4(struct zs_cursor *cur, void *data_end, int proto,
+					struct zs_l4 *l4)
+{
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = cur->pos;
+
+		if ((void *)(tcp + 1) > data_end)
+			return;
+		cur->pos = tcp + 1;
+		l4->sport = tcp->source;
+		l4->dport = tcp->dest;
+		l4->tcp = tcp;
+	} else if (proto == IPPROTO_UDP) {
+		struct udphdr *udp = cur->pos;
+
+		if ((void *)(udp + 1) > data_end)
+			return;
+		cur->pos = udp + 1;
+		l4->sport = udp->source;
+		l4->dport = udp->dest;
+	}
+}
+
+/* A TCP SYN without ACK: someone opening a connection. */
+static __always_inline int zs_is_syn(const struct zs_l4 *l4)
+{
+	return l4->tcp && l4->tcp->syn && !l4->tcp->ack;
 }
 
 #endif

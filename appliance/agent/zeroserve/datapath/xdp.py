@@ -20,6 +20,7 @@ from typing import NamedTuple
 from zeroserve.datapath import build, libbpf, render
 from zeroserve.datapath.pins import PinLayout
 from zeroserve.datapath.structs import CONSTS, STRUCTS
+from zeroserve.plan.model import RateRule, XdpPlan
 
 HOOK = "xdp"
 ENTRY_TEMPLATE = "xdp/entry.c.j2"
@@ -45,20 +46,28 @@ class XdpFeatures:
     deny_v4: bool = True
     deny_v6: bool = True
     vlan: bool = True
+    drop_unserved: bool = False
+    rate: bool = False
     rules_max: int = CONSTS["ZS_RULES_MAX"]
     deny_lpm_max: int = CONSTS["ZS_DENY_LPM_MAX"]
     deny_exact_max: int = CONSTS["ZS_DENY_EXACT_MAX"]
+    ports_max: int = CONSTS["ZS_PORTS_MAX"]
+    rate_sources_max: int = CONSTS["ZS_RATE_SOURCES_MAX"]
 
     def defines(self) -> dict[str, int]:
         flags = {
             "ZS_FEATURE_DENY_V4": self.deny_v4,
             "ZS_FEATURE_DENY_V6": self.deny_v6,
             "ZS_FEATURE_VLAN": self.vlan,
+            "ZS_FEATURE_DROP_UNSERVED": self.drop_unserved,
+            "ZS_FEATURE_RATE": self.rate,
         }
         sizes = {
             "ZS_RULES_MAX": self.rules_max,
             "ZS_DENY_LPM_MAX": self.deny_lpm_max,
             "ZS_DENY_EXACT_MAX": self.deny_exact_max,
+            "ZS_PORTS_MAX": self.ports_max,
+            "ZS_RATE_SOURCES_MAX": self.rate_sources_max,
         }
         return {name: 1 for name, on in flags.items() if on} | sizes
 
@@ -71,14 +80,31 @@ class XdpFeatures:
         }
         if self.deny_v4:
             maps["zs_deny4_lpm"] = ("zs_lpm4_key", "zs_rule", self.deny_lpm_max)
-            maps["zs_deny4_host"] = ("zs_addr4", "zs_rule", self.deny_exact_max)
+            maps["zs_deny4_host"] = ("zs_host4_key", "zs_rule", self.deny_exact_max)
         if self.deny_v6:
             maps["zs_deny6_lpm"] = ("zs_lpm6_key", "zs_rule", self.deny_lpm_max)
-            maps["zs_deny6_host"] = ("zs_addr6", "zs_rule", self.deny_exact_max)
+            maps["zs_deny6_host"] = ("zs_host6_key", "zs_rule", self.deny_exact_max)
+        if self.drop_unserved:
+            maps["zs_open_ports"] = ("zs_port", "__u32", self.ports_max)
+        if self.rate:
+            maps["zs_rate_ports"] = ("zs_port", "zs_rate_cfg", self.ports_max)
+            maps["zs_rate_buckets"] = ("zs_rate_key", "zs_bucket", self.rate_sources_max)
         return maps
 
+    @classmethod
+    def for_plan(cls, plan: XdpPlan) -> XdpFeatures:
+        """The smallest program that holds the plan: features only for what it uses."""
+        families = {ipaddress.ip_network(p).version for r in plan.deny for p in r.prefixes}
+        return cls(
+            deny_v4=4 in families,
+            deny_v6=6 in families,
+            drop_unserved=plan.drop_unserved,
+            rate=bool(plan.rate),
+        )
 
-def _sizeof(name: str) -> int:
+
+def sizeof(name: str) -> int:
+    """Size of a map key or value type named in a maps() table."""
     return 4 if name == "__u32" else ctypes.sizeof(STRUCTS[name])
 
 
@@ -97,8 +123,8 @@ def _drop_mismatched_pins(features: XdpFeatures, layout: PinLayout) -> list[str]
         with libbpf.Map.open_pinned(path) as pinned:
             info = pinned.info
         if (info.key_size, info.value_size, info.max_entries) != (
-            _sizeof(key),
-            _sizeof(value),
+            sizeof(key),
+            sizeof(value),
             max_entries,
         ):
             path.unlink()
@@ -106,13 +132,24 @@ def _drop_mismatched_pins(features: XdpFeatures, layout: PinLayout) -> list[str]
     return dropped
 
 
-def _prefix_key(net: IPNetwork) -> tuple[str, bytes]:
-    """The map a prefix belongs in, and its key bytes."""
+def _deny_key(net: IPNetwork, port: int) -> tuple[str, bytes]:
+    """The map a (prefix, port) belongs in, and its key bytes (port 0: every port)."""
+    if not 0 <= port < 65536:
+        raise ValueError(f"port {port} outside 0..65535")
     family = 4 if net.version == 4 else 6
-    addr = net.network_address.packed
+    port_bytes = (ctypes.c_uint8 * 2)(*port.to_bytes(2, "big"))
+    addr = (ctypes.c_uint8 * len(net.network_address.packed))(*net.network_address.packed)
     if net.prefixlen == net.max_prefixlen:
-        return f"zs_deny{family}_host", addr
-    return f"zs_deny{family}_lpm", net.prefixlen.to_bytes(4, "little") + addr
+        host = STRUCTS[f"zs_host{family}_key"](port=port_bytes, addr=addr)
+        return f"zs_deny{family}_host", bytes(host)
+    lpm = STRUCTS[f"zs_lpm{family}_key"](prefixlen=16 + net.prefixlen, port=port_bytes, addr=addr)
+    return f"zs_deny{family}_lpm", bytes(lpm)
+
+
+def _port_key(port: int) -> bytes:
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} outside 1..65535")
+    return port.to_bytes(2, "big")
 
 
 @dataclass
@@ -151,45 +188,87 @@ class XdpLayer:
     def prog_id(self) -> int:
         return self.built.programs[FUNCTION].info.id
 
-    def set_deny(self, rules: Mapping[int, Iterable[str | IPNetwork]]) -> None:
+    def _check_rule(self, rule: int) -> None:
+        if not CONSTS["ZS_RULE_NONE"] < rule < self.features.rules_max:
+            raise ValueError(f"rule id {rule} outside 1..{self.features.rules_max - 1}")
+
+    def set_deny(
+        self,
+        rules: Mapping[int, Iterable[str | IPNetwork]],
+        ports: Mapping[int, Iterable[int]] | None = None,
+    ) -> None:
         """Make the deny maps hold exactly rules (rule id -> source prefixes).
 
-        New entries go in before stale ones come out, so an address denied both
-        before and after never passes in between.
+        ports scopes a rule to destination ports; a rule not in it guards every
+        port. New entries go in before stale ones come out, so an address denied
+        both before and after never passes in between.
         """
         wanted: dict[str, dict[bytes, bytes]] = {
             name: {} for name in self.maps if name.startswith("zs_deny")
         }
         for rule, prefixes in rules.items():
-            if not CONSTS["ZS_RULE_NONE"] < rule < self.features.rules_max:
-                raise ValueError(f"rule id {rule} outside 1..{self.features.rules_max - 1}")
+            self._check_rule(rule)
+            scoped = sorted((ports or {}).get(rule) or [0])
             for prefix in prefixes:
                 net = ipaddress.ip_network(prefix, strict=False)
-                name, key = _prefix_key(net)
-                if name not in wanted:
-                    raise ValueError(f"{net}: IPv{net.version} deny is not compiled in")
-                wanted[name][key] = rule.to_bytes(4, "little")
+                for port in scoped:
+                    name, key = _deny_key(net, port)
+                    if name not in wanted:
+                        raise ValueError(f"{net}: IPv{net.version} deny is not compiled in")
+                    wanted[name][key] = rule.to_bytes(4, "little")
         for name, entries in wanted.items():
-            table = self.maps[name]
-            for key, value in entries.items():
-                table.update(key, value)
-            for key in set(table.keys()) - set(entries):
-                table.delete(key)
+            _sync(self.maps[name], entries)
 
     def deny_entries(self) -> dict[str, int]:
-        """Current deny rules as prefix -> rule id (what the kernel holds)."""
+        """Current deny rules as "prefix" (every port) or "prefix :port" -> rule id."""
         out = {}
         for name, table in self.maps.items():
             if not name.startswith("zs_deny"):
                 continue
             for key in table.keys():
                 rule = int.from_bytes(table.lookup(key) or b"", "little")
+                family = name[len("zs_deny")]
                 if name.endswith("_lpm"):
-                    length, addr = int.from_bytes(key[:4], "little"), key[4:]
+                    lpm = STRUCTS[f"zs_lpm{family}_key"].from_buffer_copy(key)
+                    length, port, addr = lpm.prefixlen - 16, lpm.port, lpm.addr
                 else:
-                    length, addr = len(key) * 8, key
-                out[f"{ipaddress.ip_address(addr)}/{length}"] = rule
+                    host = STRUCTS[f"zs_host{family}_key"].from_buffer_copy(key)
+                    port, addr = host.port, host.addr
+                    length = len(addr) * 8
+                number = int.from_bytes(bytes(port), "big")
+                scope = f" :{number}" if number else ""
+                out[f"{ipaddress.ip_address(bytes(addr))}/{length}{scope}"] = rule
         return out
+
+    def set_open_ports(self, ports: Iterable[int]) -> None:
+        """TCP ports that take new connections (drop_unserved); SYNs elsewhere drop."""
+        if "zs_open_ports" not in self.maps:
+            raise ValueError("dropping unserved ports is not compiled in")
+        one = (1).to_bytes(4, "little")
+        _sync(self.maps["zs_open_ports"], {_port_key(p): one for p in ports})
+
+    def set_rates(self, rules: Iterable[RateRule]) -> None:
+        """Per-source connection rates per port: `burst` new connections per window."""
+        if "zs_rate_ports" not in self.maps:
+            raise ValueError("rate limits are not compiled in")
+        cfg = STRUCTS["zs_rate_cfg"]
+        wanted = {}
+        for r in rules:
+            self._check_rule(r.id)
+            if r.burst < 1 or r.window_ns < r.burst:
+                raise ValueError(f"rule {r.id}: {r.burst} events per {r.window_ns} ns")
+            value = bytes(cfg(rule=r.id, window_ns=r.window_ns, cost_ns=r.window_ns // r.burst))
+            for port in r.ports:
+                wanted[_port_key(port)] = value
+        _sync(self.maps["zs_rate_ports"], wanted)
+
+    def apply(self, plan: XdpPlan) -> None:
+        """Load the plan's rules into the maps (features must cover it: for_plan)."""
+        self.set_deny({r.id: r.prefixes for r in plan.deny}, {r.id: r.ports for r in plan.deny})
+        if plan.drop_unserved:
+            self.set_open_ports(plan.open_ports)
+        if plan.rate:
+            self.set_rates(plan.rate)
 
     def _counter(self, table: str, index: int) -> Counter:
         slots = self.maps[table].lookup_per_cpu(index.to_bytes(4, "little"))
@@ -212,3 +291,11 @@ class XdpLayer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _sync(table: libbpf.Map, entries: Mapping[bytes, bytes]) -> None:
+    """Make table hold exactly entries: new ones in first, then stale ones out."""
+    for key, value in entries.items():
+        table.update(key, value)
+    for key in set(table.keys()) - set(entries):
+        table.delete(key)
