@@ -53,11 +53,12 @@ def _response_view(r: Response, port: int, ignore: frozenset[str]) -> View:
         headers.setdefault(key, []).append(value)
     body = r.body
     encoding = headers.get("content-encoding", [""])[-1].lower()
-    plain = _decompress(encoding, body) if body else None
-    if plain is not None:
-        body = plain
-        if "content-length" in headers:
-            headers["content-length"] = ["(compressed)"]
+    if encoding in ("gzip", "zstd"):
+        plain = _decompress(encoding, body) if body else b""
+        if plain is not None:
+            body = plain
+            if "content-length" in headers:
+                headers["content-length"] = ["(compressed)"]
     ctype = headers.get("content-type", [""])[0]
     if ctype.startswith("multipart/byteranges") and (m := _BOUNDARY.search(ctype)):
         boundary = m.group(1)
