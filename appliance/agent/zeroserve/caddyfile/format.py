@@ -198,9 +198,7 @@ class _Formatter:
                 if ch == "\n":
                     self.finish_token()
                     if self.line_first_token:
-                        top_import = (
-                            self.nesting == 0 and self.line_first_token == "import"
-                        )
+                        top_import = self.nesting == 0 and self.line_first_token == "import"
                     elif not open_brace or not open_brace_own_line or open_brace_written:
                         top_import = False
                     self.line_first_token = ""

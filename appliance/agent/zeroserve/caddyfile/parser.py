@@ -33,6 +33,14 @@ from zeroserve.caddyfile.lexer import WHITESPACE, Token, decode_go, is_next_on_n
 
 log = logging.getLogger("caddyfile")
 
+# Imports may legally fan out (a snippet importing another twice, and so on);
+# Caddy expands without limit and runs out of memory or time on such an
+# import bomb. We stop with an error instead, well above real configurations
+# (a 10,000-line Caddyfile has about 50,000 tokens and at most a few
+# thousand imports).
+MAX_TOKENS = 500_000
+MAX_IMPORTS = 50_000
+
 _WS = "".join(WHITESPACE)
 
 
@@ -132,7 +140,14 @@ class _ImportGraph:
 
 
 class _Parser(Dispenser):
-    __slots__ = ("block", "eof", "defined_snippets", "block_nesting", "import_graph")
+    __slots__ = (
+        "block",
+        "eof",
+        "defined_snippets",
+        "block_nesting",
+        "import_graph",
+        "imports_done",
+    )
 
     def __init__(self, tokens: list[Token]) -> None:
         super().__init__(tokens)
@@ -142,6 +157,7 @@ class _Parser(Dispenser):
         # the parser's own brace depth, separate from the Dispenser's (as in Caddy)
         self.block_nesting = 0
         self.import_graph = _ImportGraph()
+        self.imports_done = 0
 
     def parse_all(self) -> list[ServerBlock]:
         blocks: list[ServerBlock] = []
@@ -347,6 +363,9 @@ class _Parser(Dispenser):
         Afterwards the cursor is on the first imported token (the statement's
         tokens before it may linger in the list, as in Caddy).
         """
+        self.imports_done += 1
+        if self.imports_done > MAX_IMPORTS:
+            raise self.errf("more than %d imports", MAX_IMPORTS)
         if not self.next_arg():
             raise self.arg_err()
         pattern = self.val()
@@ -383,6 +402,8 @@ class _Parser(Dispenser):
             raise
 
         spliced = self._expand(imported, args, block_tokens, block_mapping, nesting)
+        if len(self.tokens) + len(spliced) > MAX_TOKENS:
+            raise self.errf("imports expand to more than %d tokens", MAX_TOKENS)
         self.tokens[cut_start:cut_end] = spliced
         self.cursor -= len(args) + len(block_tokens) + 1
 
@@ -436,6 +457,9 @@ class _Parser(Dispenser):
     def _single_import(self, path: str) -> list[Token]:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except ValueError:
+            # a NUL byte in the path: the kernel would say EINVAL, as Go reports
+            raise self.errf("Could not import %s: open %s: invalid argument", path, path) from None
         except OSError as exc:
             reason = go_error_text("open", path, exc)
             raise self.errf("Could not import %s: %v", path, reason) from None
