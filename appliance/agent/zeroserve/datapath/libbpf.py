@@ -94,6 +94,8 @@ class ProgInfo:
     type: int
     tag: str
     name: str
+    xlated_insns: int  # instructions after the verifier's rewrites
+    jited_bytes: int  # native code size, 0 without the JIT
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,14 @@ def prog_info(fd: int) -> ProgInfo:
         _lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)),
         f"program info of fd {fd}",
     )
-    return ProgInfo(info.id, info.type, bytes(info.tag).hex(), info.name.decode())
+    return ProgInfo(
+        info.id,
+        info.type,
+        bytes(info.tag).hex(),
+        info.name.decode(),
+        info.xlated_prog_len // 8,  # sizeof(struct bpf_insn)
+        info.jited_prog_len,
+    )
 
 
 def map_info(fd: int) -> MapInfo:

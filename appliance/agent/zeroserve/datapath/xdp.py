@@ -3,10 +3,7 @@
 Features are compile-time flags (a plan without IPv6 rules compiles no IPv6
 lookup); rules live in pinned maps and change without a reload. Maps are pinned
 under `<pin root>/v<LAYOUT_VERSION>/xdp/` and reused by the next load, so rules and
-counters survive reloads. A pinned map whose shape no longer matches (sizes from
-a different plan, or a layout change that forgot to bump the version) is unpinned
-before the build, and the agent writes the rules again. Pins of other layout
-versions are unlinked at every load (programs still attached keep their maps).
+counters survive reloads (layer.py keeps the pins in step with the features).
 """
 
 from __future__ import annotations
@@ -17,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from zeroserve.datapath import build, libbpf, render
+from zeroserve.datapath import build, layer, libbpf, render
 from zeroserve.datapath.pins import PinLayout
 from zeroserve.datapath.structs import CONSTS, STRUCTS
 from zeroserve.plan.model import RateRule, XdpPlan
@@ -73,7 +70,7 @@ class XdpFeatures:
 
     def maps(self) -> dict[str, tuple[str, str, int]]:
         """name -> (key struct, value struct, max_entries) of the maps this build declares."""
-        # Mirrors maps.h; the shape check in _drop_mismatched_pins relies on it.
+        # Mirrors maps.h; layer.load checks pinned shapes against it.
         maps = {
             "zs_rule_stats": ("__u32", "zs_counter", self.rules_max),
             "zs_verdicts": ("__u32", "zs_counter", CONSTS["ZS_REASON_MAX"]),
@@ -103,33 +100,10 @@ class XdpFeatures:
         )
 
 
-def sizeof(name: str) -> int:
-    """Size of a map key or value type named in a maps() table."""
-    return 4 if name == "__u32" else ctypes.sizeof(STRUCTS[name])
-
-
 def render_xdp(features: XdpFeatures, layout: PinLayout) -> str:
     return render.render(
         ENTRY_TEMPLATE, pin_dir=str(layout.hook_dir(HOOK)), defines=features.defines()
     )
-
-
-def _drop_mismatched_pins(features: XdpFeatures, layout: PinLayout) -> list[str]:
-    dropped = []
-    for name, (key, value, max_entries) in features.maps().items():
-        path = layout.map_path(HOOK, name)
-        if not path.exists():
-            continue
-        with libbpf.Map.open_pinned(path) as pinned:
-            info = pinned.info
-        if (info.key_size, info.value_size, info.max_entries) != (
-            sizeof(key),
-            sizeof(value),
-            max_entries,
-        ):
-            path.unlink()
-            dropped.append(name)
-    return dropped
 
 
 def _deny_key(net: IPNetwork, port: int) -> tuple[str, bytes]:
@@ -146,12 +120,6 @@ def _deny_key(net: IPNetwork, port: int) -> tuple[str, bytes]:
     return f"zs_deny{family}_lpm", bytes(lpm)
 
 
-def _port_key(port: int) -> bytes:
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} outside 1..65535")
-    return port.to_bytes(2, "big")
-
-
 @dataclass
 class XdpLayer:
     """A loaded XDP program and its open maps. Attaching is attach.py's job."""
@@ -166,18 +134,13 @@ class XdpLayer:
         cls, features: XdpFeatures = XdpFeatures(), layout: PinLayout | None = None
     ) -> XdpLayer:
         layout = layout or PinLayout()
-        with layout.lock():
-            layout.remove_stale_versions()
-            layout.prepare(HOOK)
-            _drop_mismatched_pins(features, layout)
-            built = build.build(
-                render_xdp(features, layout),
-                [build.ProgramSpec(FUNCTION, libbpf.PROG_TYPE_XDP)],
-                layout,
-            )
-            wanted = features.maps()
-            layout.remove_unused(HOOK, set(wanted))
-            maps = {name: libbpf.Map.open_pinned(layout.map_path(HOOK, name)) for name in wanted}
+        built, maps = layer.load(
+            HOOK,
+            render_xdp(features, layout),
+            [build.ProgramSpec(FUNCTION, libbpf.PROG_TYPE_XDP)],
+            features.maps(),
+            layout,
+        )
         return cls(features, layout, built, maps)
 
     @property
@@ -217,7 +180,7 @@ class XdpLayer:
                         raise ValueError(f"{net}: IPv{net.version} deny is not compiled in")
                     wanted[name][key] = rule.to_bytes(4, "little")
         for name, entries in wanted.items():
-            _sync(self.maps[name], entries)
+            layer.sync(self.maps[name], entries)
 
     def deny_entries(self) -> dict[str, int]:
         """Current deny rules as "prefix" (every port) or "prefix :port" -> rule id."""
@@ -245,7 +208,7 @@ class XdpLayer:
         if "zs_open_ports" not in self.maps:
             raise ValueError("dropping unserved ports is not compiled in")
         one = (1).to_bytes(4, "little")
-        _sync(self.maps["zs_open_ports"], {_port_key(p): one for p in ports})
+        layer.sync(self.maps["zs_open_ports"], {layer.port_key(p): one for p in ports})
 
     def set_rates(self, rules: Iterable[RateRule]) -> None:
         """Per-source connection rates per port: `burst` new connections per window."""
@@ -259,8 +222,8 @@ class XdpLayer:
                 raise ValueError(f"rule {r.id}: {r.burst} events per {r.window_ns} ns")
             value = bytes(cfg(rule=r.id, window_ns=r.window_ns, cost_ns=r.window_ns // r.burst))
             for port in r.ports:
-                wanted[_port_key(port)] = value
-        _sync(self.maps["zs_rate_ports"], wanted)
+                wanted[layer.port_key(port)] = value
+        layer.sync(self.maps["zs_rate_ports"], wanted)
 
     def apply(self, plan: XdpPlan) -> None:
         """Load the plan's rules into the maps (features must cover it: for_plan)."""
@@ -271,9 +234,7 @@ class XdpLayer:
             self.set_rates(plan.rate)
 
     def _counter(self, table: str, index: int) -> Counter:
-        slots = self.maps[table].lookup_per_cpu(index.to_bytes(4, "little"))
-        per_cpu = [STRUCTS["zs_counter"].from_buffer_copy(s) for s in slots]
-        return Counter(sum(c.packets for c in per_cpu), sum(c.bytes for c in per_cpu))
+        return Counter(**layer.per_cpu_sum(self.maps[table], index, "zs_counter"))
 
     def rule_counter(self, rule: int) -> Counter:
         return self._counter("zs_rule_stats", rule)
@@ -292,10 +253,3 @@ class XdpLayer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _sync(table: libbpf.Map, entries: Mapping[bytes, bytes]) -> None:
-    """Make table hold exactly entries: new ones in first, then stale ones out."""
-    for key, value in entries.items():
-        table.update(key, value)
-    for key in set(table.keys()) - set(entries):
-        table.delete(key)
