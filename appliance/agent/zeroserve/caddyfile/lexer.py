@@ -172,13 +172,15 @@ class _Lexer:
             if not escaped and ch != '"' and ch != "`":
                 m = plain_word(src, pos)
                 end = m.end()
-                if (end == n or src[end] != "\\") and not src.startswith("<<", pos):
+                if end == n or src[end] != "\\":
                     text = m.group()
                     if "\r" in text:
                         text = text.replace("\r", "")
-                    tokens.append(Token(file, self.line, text))
-                    pos = end
-                    continue
+                    # a word starting with "<<" may open a heredoc
+                    if not text.startswith("<<"):
+                        tokens.append(Token(file, self.line, text))
+                        pos = end
+                        continue
             self.pos = pos
             if not self._token(escaped):
                 break
