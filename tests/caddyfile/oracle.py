@@ -46,7 +46,10 @@ def caddy_fmt(body: bytes) -> bytes:
 
 
 def caddy_adapt_error(body: bytes, cwd: Path) -> str | None:
-    """The error message of `caddy adapt` on `body` written to cwd/Caddyfile, or None."""
+    """The error message of `caddy adapt` on `body` written to cwd/Caddyfile, or None.
+
+    A Go panic counts as an error whose message is the panic text.
+    """
     (cwd / "Caddyfile").write_bytes(body)
     proc = subprocess.run(
         [str(caddy_binary()), "adapt", "--config", "Caddyfile"],
@@ -57,7 +60,12 @@ def caddy_adapt_error(body: bytes, cwd: Path) -> str | None:
     )
     if proc.returncode == 0:
         return None
-    for line in reversed(proc.stderr.decode(errors="replace").splitlines()):
+    lines = proc.stderr.decode(errors="replace").splitlines()
+    for line in lines:
+        if line.startswith("panic: "):
+            # Caddy crashed; we report the same text as an error
+            return line.removeprefix("panic: ")
+    for line in reversed(lines):
         try:
             entry = json.loads(line)
         except ValueError:

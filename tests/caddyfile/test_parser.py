@@ -188,6 +188,10 @@ PARSE_ERRORS = [
     "import x {\n\tk {\n}\n",
     "a\nb {\n}\n",
     "",
+    "(x)\nimport y\n",
+    "(x) {\n}\n(y)\nimport x\n",
+    "&(r)\nimport x\n",
+    "(s) {\n{args[:]} a\n}\nimport s\n",
 ]
 
 

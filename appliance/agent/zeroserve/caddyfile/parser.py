@@ -335,6 +335,16 @@ class _Parser(Dispenser):
     def _block_tokens(self, retain_curlies: bool) -> list[Token]:
         """Everything in the block opening at the cursor, for later replay."""
         if self.val() != "{":
+            if (
+                self.val() == "import"
+                and self.block.keys
+                and all(k.text.startswith("(") and k.text.endswith(")") for k in self.block.keys)
+            ):
+                # "(snippet)" keys then an import: a late global options block, most likely
+                raise self.err(
+                    "global options block must appear before import directives; move the "
+                    "global options block to the top of the Caddyfile"
+                )
             raise self.syntax_err("{")
         nesting = 1
         tokens: list[Token] = []
@@ -508,7 +518,7 @@ class _Parser(Dispenser):
         index = 0
         arg_count = len(args)
         replace = importargs.make_replacer(args)
-        for token in imported:
+        for position, token in enumerate(imported):
             if token.snippet_name:
                 chain = f"{here} (import {token.snippet_name})"
             else:
@@ -525,7 +535,14 @@ class _Parser(Dispenser):
             text = token.text
             # a naive snippet detector: "(name)" first on a line, then "{"
             if not maybe_snippet and nesting == 0:
-                if not out or is_next_on_new_line(out[-1], token):
+                if out:
+                    new_line = is_next_on_new_line(out[-1], token)
+                elif position:
+                    # Caddy indexes the last expanded token here and panics
+                    raise CaddyfileError("runtime error: index out of range [-1]")
+                else:
+                    new_line = True
+                if new_line:
                     index = 0
                 else:
                     index += 1
