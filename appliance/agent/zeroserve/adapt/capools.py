@@ -198,7 +198,13 @@ def _combined(d: Dispenser) -> dict:
 
 
 def _system(d: Dispenser) -> dict:
+    """Syntax::
+
+        system
+    """
     d.next()
+    if d.count_remaining_args() > 0:
+        raise d.arg_err()
     return {}
 
 

@@ -54,9 +54,9 @@ def parse_file_server(h: Helper) -> dict:
         if sub == "fs":
             if not h.next_arg():
                 raise h.arg_err()
-            if "fs" in out:
+            if out.get("fs"):
                 raise h.err("file system already specified")
-            out["fs"] = h.val()
+            _put(out, "fs", h.val())
         elif sub == "hide":
             names = h.remaining_args()
             if not names:
@@ -70,7 +70,7 @@ def parse_file_server(h: Helper) -> dict:
         elif sub == "root":
             if not h.next_arg():
                 raise h.arg_err()
-            out["root"] = h.val()
+            _put(out, "root", h.val())
         elif sub == "browse":
             if "browse" in out:
                 raise h.err("browsing is already configured")
@@ -88,7 +88,7 @@ def parse_file_server(h: Helper) -> dict:
         elif sub == "status":
             if not h.next_arg():
                 raise h.arg_err()
-            out["status_code"] = weak_string(h.val())
+            _put(out, "status_code", h.val() and weak_string(h.val()))
         elif sub == "disable_canonical_uris":
             if h.next_arg():
                 raise h.arg_err()
@@ -115,9 +115,17 @@ def parse_file_server(h: Helper) -> dict:
     return out
 
 
+def _put(out: dict, key: str, value: object) -> None:
+    # Go's omitempty (a status code of 0 is kept: WeakString "0" is not empty)
+    if value == "" or value is None:
+        out.pop(key, None)
+    else:
+        out[key] = value
+
+
 def _browse(h: Helper) -> dict:
     browse: dict = {}
-    if h.next_arg():
+    if h.next_arg() and h.val():
         browse["template_file"] = h.val()
     nesting = h.nesting()
     while h.next_block(nesting):

@@ -83,8 +83,9 @@ def apply_header_op(ops: HeaderOps, resp: RespHeaderOps | None, name: str, value
         if name.startswith(">") and resp is not None:
             resp.deferred = True
         name = name.lstrip("+-?>")
+        # Replacement's fields are all omitempty
         ops.replace.setdefault(name, []).append(
-            {"search_regexp": value, "replace": replacement})
+            {k: v for k, v in (("search_regexp", value), ("replace", replacement)) if v})
     elif name.startswith(">"):
         ops.set[canonical_header_key(name[1:])] = [value]
         if resp is not None:

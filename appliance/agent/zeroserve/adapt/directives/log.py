@@ -227,11 +227,24 @@ def _filter_encoder(d: Dispenser, body: dict[str, Any]) -> None:
             inner = d.nesting()
             while d.next_block(inner):
                 field_name = d.val()
-                fields[field_name] = _filter(d)
+                _add_filter(fields, field_name, _filter(d))
         else:
-            fields[sub] = _filter(d)
+            _add_filter(fields, sub, _filter(d))
     if not fields:
         del body["fields"]
+
+
+def _add_filter(fields: dict[str, Any], name: str, new: GoMap) -> None:
+    """Several regexp filters on one field become one multi_regexp filter."""
+    old = fields.get(name)
+    if old is not None and new.get("filter") == "regexp" and old.get("filter") in (
+            "regexp", "multi_regexp"):
+        ops = old.get("operations") or [
+            {"regexp": old.get("regexp", ""), "value": old.get("value", "")}]
+        ops.append({"regexp": new.get("regexp", ""), "value": new.get("value", "")})
+        fields[name] = module_object({"operations": ops}, "filter", "multi_regexp")
+        return
+    fields[name] = new
 
 
 def _append_encoder(d: Dispenser, body: dict[str, Any]) -> None:
@@ -302,7 +315,7 @@ def _sampling(h: Helper) -> dict[str, Any]:
             raise d.arg_err()
         if sub == "interval":
             try:
-                sampling["interval"] = parse_duration(d.val() + "ns")
+                sampling["interval"] = parse_duration(d.val())
             except ValueError as exc:
                 raise d.errf("failed to parse interval: %s", str(exc)) from None
         elif sub in ("first", "thereafter"):

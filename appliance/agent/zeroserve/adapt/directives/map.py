@@ -56,7 +56,9 @@ def parse_map(h: Helper) -> dict:
             mapping["input"] = given
         mapping["outputs"] = outputs
         mappings.append(mapping)
-    out: dict = {"handler": "map", "source": source, "destinations": destinations}
+    out: dict = {"handler": "map", "destinations": destinations}
+    if source:
+        out["source"] = source
     if mappings:
         out["mappings"] = mappings
     if defaults:

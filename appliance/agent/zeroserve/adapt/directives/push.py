@@ -23,7 +23,7 @@ def parse_push(h: Helper) -> dict:
     resources: list[dict] = []
     headers: HeaderOps | None = None
     if h.next_arg():
-        resources.append({"target": h.val()})
+        resources.append({"target": h.val()} if h.val() else {})
     while h.next_block(0):
         sub = h.val()
         if sub == "headers":
@@ -44,9 +44,9 @@ def parse_push(h: Helper) -> dict:
         elif sub in ("GET", "HEAD"):
             if not h.next_arg():
                 raise h.arg_err()
-            resources.append({"method": sub, "target": h.val()})
+            resources.append({k: v for k, v in (("method", sub), ("target", h.val())) if v})
         else:
-            resources.append({"target": sub})
+            resources.append({"target": sub} if sub else {})
     out: dict = {"handler": "push"}
     if resources:
         out["resources"] = resources

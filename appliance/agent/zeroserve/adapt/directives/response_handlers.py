@@ -48,7 +48,8 @@ class ResponseHandling:
         handler: dict = {}
         if len(args) == 2:
             handler["match"] = self._matcher(d, args[0])
-        handler["status_code"] = weak_string(args[-1])
+        if args[-1]:
+            handler["status_code"] = weak_string(args[-1])
         if d.next_block(d.nesting()):
             raise d.errf(
                 "cannot define routes for 'replace_status', use 'handle_response' instead.")

@@ -453,7 +453,10 @@ def parse_copy_response(h: Helper) -> dict:
             raise h.errf("unrecognized subdirective '%s'", h.val())
         if not h.next_arg():
             raise h.arg_err()
-        out["status_code"] = weak_string(h.val())
+        if h.val():
+            out["status_code"] = weak_string(h.val())
+        else:
+            out.pop("status_code", None)
     return out
 
 

@@ -24,11 +24,20 @@ def parse_rewrite(h: Helper) -> list[ConfigValue]:
     # one argument is the URI, even when it looks like a matcher
     if count == 1:
         h.next_arg()
-        return h.new_route(None, {"handler": "rewrite", "uri": h.val()})
+        return h.new_route(None, _rewrite(uri=h.val()))
     matcher_set = h.extract_matcher_set()
     h.next()
     h.next()
-    return h.new_route(matcher_set, {"handler": "rewrite", "uri": h.val()})
+    return h.new_route(matcher_set, _rewrite(uri=h.val()))
+
+
+def _rewrite(**fields: object) -> dict:
+    """A `rewrite` handler; Rewrite's fields (and those of its parts) are all omitempty."""
+    return {"handler": "rewrite", **_omit_empty(fields)}
+
+
+def _omit_empty(fields: dict) -> dict:
+    return {k: v for k, v in fields.items() if v not in ("", 0, None)}
 
 
 @handler_directive("method")
@@ -42,7 +51,7 @@ def parse_method(h: Helper) -> dict:
         raise h.arg_err()
     if h.next_arg():
         raise h.arg_err()
-    return {"handler": "rewrite", "method": h.val()}
+    return _rewrite(method=h.val())
 
 
 @handler_directive("uri")
@@ -63,7 +72,7 @@ def parse_uri(h: Helper) -> dict:
     if not args:
         raise h.arg_err()
     op = args[0]
-    out: dict = {"handler": "rewrite"}
+    out: dict = {}
     if op == "strip_prefix":
         if len(args) != 2:
             raise h.arg_err()
@@ -81,14 +90,11 @@ def parse_uri(h: Helper) -> dict:
                 limit = atoi(args[3])
             except ValueError as exc:
                 raise h.errf("limit must be an integer; invalid: %v", exc) from None
-        replacer: dict = {"find": args[1], "replace": args[2]}
-        if limit:
-            replacer["limit"] = limit
-        out["uri_substring"] = [replacer]
+        out["uri_substring"] = [_omit_empty({"find": args[1], "replace": args[2], "limit": limit})]
     elif op == "path_regexp":
         if len(args) != 3:
             raise h.arg_err()
-        out["path_regexp"] = [{"find": args[1], "replace": args[2]}]
+        out["path_regexp"] = [_omit_empty({"find": args[1], "replace": args[2]})]
     elif op == "query":
         if len(args) > 4:
             raise h.arg_err()
@@ -103,7 +109,8 @@ def parse_uri(h: Helper) -> dict:
         out["query"] = query
     else:
         raise h.errf("unrecognized URI manipulation '%s'", op)
-    return out
+    # the query operations stay, even when empty, as in Caddy
+    return {"handler": "rewrite", **_omit_empty(out)}
 
 
 def _query_op(h: Helper, query: dict[str, list], args: list[str]) -> None:
@@ -115,16 +122,16 @@ def _query_op(h: Helper, query: dict[str, list], args: list[str]) -> None:
     elif key.startswith("+"):
         if len(args) != 2:
             raise h.arg_err()
-        query.setdefault("add", []).append({"key": key.lstrip("+"), "val": args[1]})
+        query.setdefault("add", []).append(_omit_empty({"key": key.lstrip("+"), "val": args[1]}))
     elif ">" in key:
         if len(args) != 1:
             raise h.arg_err()
         parts = key.split(">")
-        query.setdefault("rename", []).append({"key": parts[0], "val": parts[1]})
+        query.setdefault("rename", []).append(_omit_empty({"key": parts[0], "val": parts[1]}))
     elif len(args) == 3:
         query.setdefault("replace", []).append(
-            {"key": key, "search_regexp": args[1], "replace": args[2]})
+            _omit_empty({"key": key, "search_regexp": args[1], "replace": args[2]}))
     else:
         if len(args) != 2:
             raise h.arg_err()
-        query.setdefault("set", []).append({"key": key, "val": args[1]})
+        query.setdefault("set", []).append(_omit_empty({"key": key, "val": args[1]}))

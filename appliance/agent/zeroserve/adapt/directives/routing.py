@@ -107,11 +107,11 @@ def parse_handle_errors(h: Helper) -> list[ConfigValue]:
     d: Dispenser = h.dispenser
     routes = build_subroute(parse_segment_as_config(h.with_dispenser(d)), h.group_counter, True,
                             h.options.get("order"))
+    # the block stays one subroute, behind the status matcher if there is one
+    route = Route(handle=[subroute_handler(routes)])
     if expression:
-        status = GoMap(expression=expression)
-        for r in routes:
-            r.match = [status]
-    return [ConfigValue("error_route", routes)]
+        route.match = [GoMap(expression=expression)]
+    return [ConfigValue("error_route", [route])]
 
 
 @handler_directive("invoke")

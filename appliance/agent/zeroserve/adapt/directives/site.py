@@ -52,3 +52,22 @@ def parse_log_name(h: Helper) -> dict:
     """Syntax: ``log_name [<matcher>] <names...>``."""
     h.next()
     return {"handler": "vars", "access_logger_names": h.remaining_args()}
+
+
+@handler_directive("log_append")
+def parse_log_append(h: Helper) -> dict:
+    """Syntax: ``log_append [<matcher>] [<]<key> <value>`` (`<` = evaluate early)."""
+    h.next()
+    if not h.next_arg():
+        raise h.arg_err()
+    key = h.val()
+    if not h.next_arg():
+        raise h.arg_err()
+    value = h.val()
+    if h.next_arg():
+        raise h.arg_err()
+    handler = {"handler": "log_append", "key": key, "value": value}
+    if key.startswith("<"):
+        handler["key"] = key[1:]
+        handler["early"] = True
+    return handler

@@ -42,7 +42,10 @@ def parse_templates(h: Helper) -> dict:
         elif sub == "root":
             if not h.next_arg():
                 raise h.arg_err()
-            out["file_root"] = h.val()
+            if h.val():
+                out["file_root"] = h.val()
+            else:
+                out.pop("file_root", None)
         elif sub == "extensions":
             if h.next_arg():
                 raise h.arg_err()

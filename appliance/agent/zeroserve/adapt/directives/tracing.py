@@ -21,7 +21,8 @@ def parse_tracing(h: Helper) -> dict:
     h.next()
     if h.next_arg():
         raise h.arg_err()
-    out: dict = {"handler": "tracing"}
+    # the span name is not omitempty
+    out: dict = {"handler": "tracing", "span": ""}
     attributes = GoMap()
     while h.next_block(0):
         sub = h.val()
@@ -41,8 +42,6 @@ def parse_tracing(h: Helper) -> dict:
                     raise h.arg_err()
         else:
             raise h.arg_err()
-    if not out.get("span", True):
-        del out["span"]
     if attributes:
         out["span_attributes"] = attributes
     return out

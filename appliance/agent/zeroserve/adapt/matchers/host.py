@@ -7,7 +7,7 @@ from zeroserve.caddyfile.dispenser import Dispenser
 
 
 @matcher("host")
-def unmarshal_host(d: Dispenser, name: str) -> list[str]:
+def unmarshal_host(d: Dispenser, name: str) -> list[str] | None:
     """Syntax::
 
         host <hosts...>
@@ -19,4 +19,5 @@ def unmarshal_host(d: Dispenser, name: str) -> list[str]:
         hosts.extend(d.remaining_args())
         if d.next_block(0):
             raise d.err("malformed host matcher: blocks are not supported")
-    return hosts
+    # a matcher without values is a nil slice, which Go encodes as null
+    return hosts or None

@@ -7,7 +7,7 @@ from zeroserve.caddyfile.dispenser import Dispenser
 
 
 @matcher("method")
-def unmarshal_method(d: Dispenser, name: str) -> list[str]:
+def unmarshal_method(d: Dispenser, name: str) -> list[str] | None:
     """Syntax::
 
         method <verbs...>
@@ -19,4 +19,5 @@ def unmarshal_method(d: Dispenser, name: str) -> list[str]:
         methods.extend(d.remaining_args())
         if d.next_block(0):
             raise d.err("malformed method matcher: blocks are not supported")
-    return methods
+    # a matcher without values is a nil slice, which Go encodes as null
+    return methods or None

@@ -7,7 +7,7 @@ from zeroserve.caddyfile.dispenser import Dispenser
 
 
 @matcher("path")
-def unmarshal_path(d: Dispenser, name: str) -> list[str]:
+def unmarshal_path(d: Dispenser, name: str) -> list[str] | None:
     """Syntax::
 
         path <paths...>
@@ -19,4 +19,5 @@ def unmarshal_path(d: Dispenser, name: str) -> list[str]:
         paths.extend(d.remaining_args())
         if d.next_block(0):
             raise d.err("malformed path matcher: blocks are not supported")
-    return paths
+    # a matcher without values is a nil slice, which Go encodes as null
+    return paths or None

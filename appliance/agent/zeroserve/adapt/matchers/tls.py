@@ -16,7 +16,9 @@ def unmarshal_tls(d: Dispenser, name: str) -> dict:
     """
     out: dict = {}
     while d.next():
-        if d.next_arg() and d.val() == "early_data":
+        if d.next_arg():
+            if d.val() != "early_data":
+                raise d.errf("unrecognized option '%s'", d.val())
             out["handshake_complete"] = False
         if d.next_arg():
             raise d.arg_err()
