@@ -8,7 +8,7 @@ rounds. Wall time is the whole CLI invocation (interpreter start included: it is
 operator waits for); CPU time (user+system) and peak memory (max RSS) are the child's own,
 from wait4(2). On a shared machine CPU time is the steadier of the two times.
 
-    python bench/adapt_bench.py [--rounds 5] [--keep DIR] [--no-doc]
+    python bench/adapt_bench.py [--rounds 5] [--keep DIR] [--nice N] [--no-doc]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from benchlib import (
     machine_line,
     md_table,
     median,
+    parse_args,
     ratio,
     run_measured,
     write_section,
@@ -297,12 +298,8 @@ def report(rounds: int, lines: dict[str, int], results: dict[str, dict[str, Samp
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="write the generated Caddyfiles here and keep")
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs alone")
-    args = parser.parse_args()
-    if args.rounds < 3:
-        fail("--rounds must be at least 3 (medians of fewer rounds mean little)")
+    args = parse_args(parser, default_rounds=5)
     try:
         with tempfile.TemporaryDirectory(prefix="zs-adapt-bench-") as tmp:
             scratch = args.keep or Path(tmp)

@@ -7,6 +7,7 @@ SIGKILL), whatever happens in between; scripts use `Server` as a context manager
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
@@ -309,10 +310,12 @@ def machine_line() -> str:
             break
     caddy = tool_version([str(caddy_binary()), "version"]).split()[0]
     load = os.getloadavg()[0]
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
     return (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu}), "
         f"Linux {platform.release()}, load average {load:.1f} at the end (the machine is "
-        f"shared), Caddy {caddy}, zeroserve at commit {git_commit()}"
+        f"shared), every process of the run at niceness {nice}, Caddy {caddy}, "
+        f"zeroserve at commit {git_commit()}"
     )
 
 
@@ -336,6 +339,25 @@ def write_section(key: str, title: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     DOC.write_text(text)
+
+
+def parse_args(parser: argparse.ArgumentParser, default_rounds: int) -> argparse.Namespace:
+    """The options every script has (--rounds, --nice, --no-doc), checked, then applied.
+
+    `--nice` sets this process's niceness, which the servers and load generators it starts
+    inherit: on a shared machine a negative value keeps other work from deciding the result.
+    """
+    parser.add_argument("--rounds", type=int, default=default_rounds, help="rounds (>= 3)")
+    parser.add_argument("--nice", type=int, default=0, help="niceness for the whole run")
+    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs alone")
+    args = parser.parse_args()
+    if args.rounds < 3:
+        fail("--rounds must be at least 3 (medians of fewer rounds mean little)")
+    if not -20 <= args.nice <= 19:
+        fail("--nice must be between -20 and 19")
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+    return args
 
 
 def fail(message: str) -> None:

@@ -18,7 +18,8 @@ CPU 0. Before measuring zeroserve on a workload, its response is checked against
 (status, body, every header but Date); a workload zeroserve does not answer the same way is
 reported "not yet served" with the first difference, and not measured.
 
-    python bench/http_bench.py [--rounds 3] [--duration 5] [--latency-duration 5] [--no-doc]
+    python bench/http_bench.py [--rounds 3] [--duration 5] [--latency-duration 5]
+                               [--only KEY ...] [--nice N] [--no-doc]
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from benchlib import (
     machine_line,
     md_table,
     median,
+    parse_args,
     percentile,
     raise_fd_limit,
     ratio,
@@ -651,14 +653,10 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="wrk seconds per run")
     parser.add_argument("--latency-duration", type=int, default=5, help="h2load seconds per run")
     parser.add_argument("--only", nargs="*", help="workload keys to run (default: all)")
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs alone")
-    args = parser.parse_args()
-    if args.rounds < 3:
-        fail("--rounds must be at least 3 (medians of fewer rounds mean little)")
+    args = parse_args(parser, default_rounds=3)
     if not 1 <= args.duration <= 60 or not 1 <= args.latency_duration <= 60:
         fail("durations must be between 1 and 60 seconds")
     try:

@@ -10,7 +10,7 @@ and broken connections (read/write errors: resets, or closes mid-request) are co
 
 Pinning as in http_bench.py: server on CPU 1, wrk and this script on CPU 0.
 
-    python bench/reload_bench.py [--rounds 3] [--reloads 100] [--no-doc]
+    python bench/reload_bench.py [--rounds 3] [--reloads 100] [--nice N] [--no-doc]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from benchlib import (
     machine_line,
     md_table,
     median,
+    parse_args,
     percentile,
     require_tools,
     running,
@@ -255,12 +256,8 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reloads", type=int, default=100)
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs alone")
-    args = parser.parse_args()
-    if args.rounds < 3:
-        fail("--rounds must be at least 3 (medians of fewer rounds mean little)")
+    args = parse_args(parser, default_rounds=3)
     if not 1 <= args.reloads <= 1000:
         fail("--reloads must be between 1 and 1000")
     try:
