@@ -18,7 +18,7 @@ import enum
 import errno
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -222,6 +222,76 @@ def scratch_veth(prefix: str = "zs") -> Iterator[VethPair]:
         inner = _bring_up(ns, "zs0", inner_addr)
         outer = _bring_up(peer_ns, "zs1", outer_addr)
         yield VethPair(ns, peer_ns, inner, outer, inner_addr, outer_addr)
+    finally:
+        for name in created:
+            netns.remove(name)
+
+
+@contextmanager
+def in_netns(ns: str) -> Iterator[None]:
+    """Run the block in network namespace ns; sockets made in it stay there."""
+    netns.pushns(ns)
+    try:
+        yield
+    finally:
+        netns.popns()
+
+
+def add_route(ns: str, dst: str, gateway: str | None = None, local: bool = False) -> None:
+    """Route dst (a prefix) via gateway, or as local: delivered to this box's sockets
+    although no interface has the address (the kernel's AnyIP)."""
+    with _ipr(ns) as ipr:
+        if local:
+            lo = ipr.link_lookup(ifname="lo")[0]
+            ipr.route("add", dst=dst, type="local", oif=lo, table=255, scope=254)
+        else:
+            ipr.route("add", dst=dst, gateway=gateway)
+
+
+@dataclass(frozen=True)
+class Spoke:
+    """A namespace joined to the hub by its own veth pair, on 198.18.<n>.0/30."""
+
+    name: str
+    ns: str
+    hub_index: int  # the hub's end of the pair, in the hub namespace
+    index: int  # the spoke's end, in ns
+    hub_addr: str
+    addr: str
+
+
+@dataclass(frozen=True)
+class Star:
+    hub: str
+    spokes: dict[str, Spoke]
+
+
+@contextmanager
+def scratch_star(names: Sequence[str], prefix: str = "zs") -> Iterator[Star]:
+    """A hub namespace (the appliance) and one namespace per name (clients,
+    attackers), each on its own veth pair; every spoke routes 198.18.0.0/15 via
+    the hub. All of it is removed on exit, whatever happened."""
+    tag = uuid.uuid4().hex[:8]
+    hub = f"{prefix}-{tag}-hub"
+    created: list[str] = []
+    try:
+        netns.create(hub)
+        created.append(hub)
+        spokes = {}
+        for n, name in enumerate(names, start=1):
+            ns = f"{prefix}-{tag}-{name}"
+            netns.create(ns)
+            created.append(ns)
+            hub_if = f"zsh{n}"
+            with _ipr(hub) as ipr:
+                ipr.link("add", ifname=hub_if, kind="veth", peer={"ifname": "zs0"})
+                ipr.link("set", index=ipr.link_lookup(ifname="zs0")[0], net_ns_fd=ns)
+            hub_addr, addr = f"198.18.{n}.1", f"198.18.{n}.2"
+            hub_index = _bring_up(hub, hub_if, hub_addr)
+            index = _bring_up(ns, "zs0", addr)
+            add_route(ns, "198.18.0.0/15", gateway=hub_addr)
+            spokes[name] = Spoke(name, ns, hub_index, index, hub_addr, addr)
+        yield Star(hub, spokes)
     finally:
         for name in created:
             netns.remove(name)

@@ -12,6 +12,7 @@ are unlinked at every load (programs still attached keep their maps).
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 from collections.abc import Mapping
 
 from zeroserve.datapath import build, libbpf
@@ -82,3 +83,16 @@ def port_key(port: int) -> bytes:
     if not 0 < port < 65536:
         raise ValueError(f"port {port} outside 1..65535")
     return port.to_bytes(2, "big")
+
+
+def local_key(address: str, port: int, family: int | None = None) -> bytes:
+    """A zs_local_key: address "" (with family 4 or 6) is every address of the family."""
+    key = STRUCTS["zs_local_key"]()
+    key.port[:] = list(port_key(port))
+    if address:
+        ip = ipaddress.ip_address(address)
+        key.family = ip.version
+        key.addr[: len(ip.packed)] = list(ip.packed)
+    else:
+        key.family = family or 4
+    return bytes(key)

@@ -8,7 +8,6 @@ sites themselves live in a pinned map and change without a reload.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -66,19 +65,6 @@ def render_tc(features: TcFeatures, layout: PinLayout) -> str:
     )
 
 
-def local_key(address: str, port: int, family: int | None = None) -> bytes:
-    """A zs_local_key: address "" (with family 4 or 6) is every address of the family."""
-    key = STRUCTS["zs_local_key"]()
-    key.port[:] = list(layer.port_key(port))
-    if address:
-        ip = ipaddress.ip_address(address)
-        key.family = ip.version
-        key.addr[: len(ip.packed)] = list(ip.packed)
-    else:
-        key.family = family or 4
-    return bytes(key)
-
-
 @dataclass
 class TcLayer:
     """Loaded ingress and egress programs and their open maps. Attaching is attach.py's."""
@@ -120,7 +106,7 @@ class TcLayer:
             )
             families = (None,) if site.address else (4, 6)
             for family in families:
-                wanted[local_key(site.address, site.port, family)] = record
+                wanted[layer.local_key(site.address, site.port, family)] = record
         layer.sync(self.maps["zs_sites"], wanted)
 
     def apply(self, plan: TcPlan) -> None:
