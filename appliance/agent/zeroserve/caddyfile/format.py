@@ -19,10 +19,18 @@ final newline.
 
 from __future__ import annotations
 
+import re
+
 from zeroserve.caddyfile.lexer import HEREDOC_MARKER, WHITESPACE, decode_go
 
 _CLOSED, _OPENING, _OPENED = 0, 1, 2
 _WS = "".join(WHITESPACE)
+# Runs the state machine would copy one rune at a time without changing state:
+# the rest of a word, the inside of a double-quoted string, the rest of a comment.
+_WORD_RUN = re.compile("[^" + "".join(f"\\u{ord(c):04x}" for c in _WS) + "{}\\\\#`]+")
+_QUOTED_RUN = re.compile('[^\\\\`"]+')
+_BLANKS = frozenset(_WS.replace("\n", ""))
+_BLANK_RUN = re.compile("[" + "".join(f"\\u{ord(c):04x}" for c in _BLANKS) + "]+")
 
 
 def format_caddyfile(body: bytes) -> bytes:
@@ -85,7 +93,43 @@ class _Formatter:
         marker: list[str] = []
         closing: list[str] = []
 
-        for ch in text:
+        out = self.out
+        n = len(text)
+        i = 0
+        while i < n:
+            if heredoc == _CLOSED and not escaped:
+                # fast paths: provably the same as the rune loop below
+                if not comment and quotes == "" and text[i] in _BLANKS:
+                    self.finish_token()
+                    space = True
+                    heredoc_escaped = False
+                    i = _BLANK_RUN.match(text, i).end()
+                    continue
+            if heredoc == _CLOSED and not space and not escaped:
+                run = None
+                if comment:
+                    end = text.find("\n", i)
+                    run = text[i : end if end >= 0 else n] or None
+                elif quotes == '"':
+                    m = _QUOTED_RUN.match(text, i)
+                    run = m.group() if m else None
+                elif (
+                    quotes == ""
+                    and new_lines == 0
+                    and not self.beginning_of_line
+                    and (open_brace_written or not open_brace)
+                ):
+                    m = _WORD_RUN.match(text, i)
+                    if m:
+                        run = m.group()
+                        self.current_token.append(run)
+                if run is not None:
+                    out.append(run)
+                    self.last = run[-1]
+                    i += len(run)
+                    continue
+            ch = text[i]
+            i += 1
             if (
                 quotes == ""
                 and heredoc == _CLOSED
@@ -266,7 +310,7 @@ class _Formatter:
         if open_brace and not open_brace_written:
             # input ended right after a '{' that was still waiting for its line
             self.write_open_brace(open_brace_space, open_brace_own_line and top_import)
-        return "".join(self.out)
+        return "".join(out)
 
     def write_open_brace(self, space_before: bool, own_line: bool) -> None:
         """Write a pending block-opening '{' and start the block's first line."""
