@@ -97,9 +97,7 @@ def parse_appliance_config(data: Any, source: str = "appliance config") -> Appli
         raise fail("expected a table of settings at the top level")
     _known(data, _TOP, "", fail)
     interfaces = data.get("interfaces", [])
-    if not isinstance(interfaces, list) or not all(
-        isinstance(i, str) and i for i in interfaces
-    ):
+    if not isinstance(interfaces, list) or not all(isinstance(i, str) and i for i in interfaces):
         raise fail("interfaces: expected a list of interface names")
     mode = data.get("xdp_mode", "native")
     if mode not in XDP_MODES:

@@ -50,9 +50,7 @@ class LineIndex:
                     if previous is None or token.line != previous.line:
                         starts.append(token)
                     previous = token
-            self._blocks.append(
-                _Block({h for h, _ in keys if h}, {p for _, p in keys}, starts)
-            )
+            self._blocks.append(_Block({h for h, _ in keys if h}, {p for _, p in keys}, starts))
 
     def find(self, hosts: set[str], ports: set[int], directives: tuple[str, ...]) -> str:
         if hosts:

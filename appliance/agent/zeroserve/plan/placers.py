@@ -29,11 +29,14 @@ class Sources:
 
 
 @dataclass(frozen=True)
-class NeedsHttp:
+class Blocked:
+    """Why a rule stays in the engine (the matcher needs HTTP, say), and what would free it."""
+
     reason: str
+    hint: str = "with only remote_ip/client_ip matchers it would run in XDP"
 
 
-MatcherVerdict = Sources | NeedsHttp
+MatcherVerdict = Sources | Blocked
 MatcherPlacer = Callable[[Any, dict], MatcherVerdict]
 MATCHERS: dict[str, MatcherPlacer] = {}
 
@@ -54,16 +57,16 @@ def _prefixes(name: str, ranges: Any) -> MatcherVerdict:
         try:
             out.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError:
-            return NeedsHttp(f"`{name}` range {item!r} is not an address or CIDR prefix")
+            return Blocked(f"`{name}` range {item!r} is not an address or CIDR prefix")
     if not out:
-        return NeedsHttp(f"`{name}` has no ranges")
+        return Blocked(f"`{name}` has no ranges")
     return Sources(tuple(out))
 
 
 @matcher("remote_ip")
 def _remote_ip(value: Any, server: dict) -> MatcherVerdict:
     if value.get("forwarded"):
-        return NeedsHttp("`remote_ip forwarded` reads X-Forwarded-For")
+        return Blocked("`remote_ip forwarded` reads X-Forwarded-For")
     return _prefixes("remote_ip", value.get("ranges"))
 
 
@@ -72,13 +75,16 @@ def _client_ip(value: Any, server: dict) -> MatcherVerdict:
     # With trusted proxies the client address may come from a header; without, it
     # is the connection's source, exactly what XDP sees.
     if server.get("trusted_proxies"):
-        return NeedsHttp("`client_ip` with trusted_proxies may read X-Forwarded-For")
+        return Blocked(
+            "`client_ip` with trusted_proxies may read X-Forwarded-For",
+            "`remote_ip` (the connection's address) would run in XDP",
+        )
     return _prefixes("client_ip", value.get("ranges"))
 
 
 def _needs(what: str) -> MatcherPlacer:
     def place(value: Any, server: dict) -> MatcherVerdict:
-        return NeedsHttp(what)
+        return Blocked(what)
 
     return place
 
@@ -105,7 +111,7 @@ for _name, _what in {
 def place_matcher(name: str, value: Any, server: dict) -> MatcherVerdict:
     placer = MATCHERS.get(name)
     if placer is None:
-        return NeedsHttp(f"`{name}` is a matcher the planner does not know")
+        return Blocked(f"`{name}` is a matcher the planner does not know")
     return placer(value, server)
 
 
@@ -113,8 +119,9 @@ def place_matcher(name: str, value: Any, server: dict) -> MatcherVerdict:
 class RouteContext:
     """What the planner learned about a route before asking its handlers."""
 
-    sources: tuple[str, ...] | None  # None: matchers need HTTP (see blocker)
+    sources: tuple[str, ...] | None  # None: every source, or matchers need HTTP (see blocker)
     blocker: str  # why the route cannot leave the engine, "" if nothing but the handler decides
+    hint: str  # what would lift the blocker
     ports: tuple[int, ...]
 
 
@@ -166,19 +173,13 @@ def _static_response(h: dict, ctx: RouteContext) -> Decision:
         hint = "`abort` would run in XDP" if ctx.sources and not ctx.blocker else ""
         return Decision(Layer.ENGINE, f"`{directive}` needs HTTP", hint)
     if ctx.blocker:
-        return Decision(Layer.ENGINE, ctx.blocker, _abort_hint(ctx.blocker))
+        return Decision(Layer.ENGINE, ctx.blocker, ctx.hint)
     sources = ctx.sources or ALL_SOURCES
     return Decision(
         Layer.XDP,
         "abort on source address and listener only: XDP drops the packets",
         deny=sources,
     )
-
-
-def _abort_hint(blocker: str) -> str:
-    if "earlier route" in blocker:
-        return "put the abort before routes that answer (e.g. in a `route` block)"
-    return "with only remote_ip/client_ip matchers it would run in XDP"
 
 
 @handler("rate_limit", ("rate_limit",))
@@ -201,13 +202,9 @@ def _rate_limit(h: dict, ctx: RouteContext) -> Decision:
         elif zone.get("match"):
             why = f"zone {name} has its own request matchers"
     if why:
-        return Decision(
-            Layer.ENGINE, why, f"zones keyed on {SOURCE_KEY} alone would run in XDP"
-        )
+        return Decision(Layer.ENGINE, why, f"zones keyed on {SOURCE_KEY} alone would run in XDP")
     rate = tuple((int(z["max_events"]), int(z["window"])) for z in zones.values())
-    return Decision(
-        Layer.XDP, "per-source limit: XDP token buckets on new connections", rate=rate
-    )
+    return Decision(Layer.XDP, "per-source limit: XDP token buckets on new connections", rate=rate)
 
 
 def _http_only(what: str) -> Callable[[dict, RouteContext], Decision]:
@@ -222,8 +219,12 @@ for _name, _directives, _through, _what in (
     ("headers", ("header", "request_header"), True, "`header` edits HTTP headers"),
     ("vars", ("vars", "root", "log_skip", "skip_log", "log_name"), True, "sets request variables"),
     ("map", ("map",), True, "`map` reads placeholders of the request"),
-    ("rewrite", ("rewrite", "uri", "method", "try_files", "handle_path"), True,
-     "rewrites the HTTP request"),
+    (
+        "rewrite",
+        ("rewrite", "uri", "method", "try_files", "handle_path"),
+        True,
+        "rewrites the HTTP request",
+    ),
     ("encode", ("encode",), True, "`encode` compresses HTTP responses"),
     ("templates", ("templates",), True, "`templates` renders HTTP responses"),
     ("intercept", ("intercept",), True, "`intercept` rewrites HTTP responses"),
@@ -233,8 +234,7 @@ for _name, _directives, _through, _what in (
     ("log_append", ("log_append",), True, "`log_append` adds to the access log"),
     ("copy_response_headers", ("copy_response_headers",), True, "copies HTTP headers"),
     ("authentication", ("basic_auth", "basicauth"), False, "authentication needs HTTP"),
-    ("reverse_proxy", ("reverse_proxy", "php_fastcgi", "forward_auth"), False,
-     "proxies HTTP"),
+    ("reverse_proxy", ("reverse_proxy", "php_fastcgi", "forward_auth"), False, "proxies HTTP"),
     ("file_server", ("file_server",), False, "serves files over HTTP"),
     ("error", ("error",), False, "`error` answers with an HTTP error"),
     ("metrics", ("metrics",), False, "`metrics` serves an HTTP endpoint"),

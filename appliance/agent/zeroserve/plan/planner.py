@@ -26,7 +26,7 @@ from zeroserve.plan.model import (
     Site,
 )
 from zeroserve.plan.placers import (
-    NeedsHttp,
+    Blocked,
     RouteContext,
     Sources,
     place_matcher,
@@ -63,24 +63,27 @@ class _Walk:
     next_rule: list[int]
 
 
-def _match(route: dict, server: dict) -> tuple[tuple[str, ...] | None, str, set[str]]:
-    """(source prefixes or None for all, why it needs HTTP or "", hosts it names)."""
+_ONE_MATCHER = "one address matcher per set would run in XDP"
+_EARLIER = "put the abort before routes that answer (e.g. first in a `route` block)"
+
+
+def _match(route: dict, server: dict) -> tuple[tuple[str, ...] | None, Blocked | None]:
+    """(source prefixes, or None for every source; why it needs HTTP, or None)."""
     sets = route.get("match") or []
-    hosts = {h for s in sets for h in (s.get("host") or [])}
     if not sets:
-        return None, "", hosts
+        return None, None
     prefixes: list[str] = []
     for matcher_set in sets:
         verdicts = [place_matcher(name, value, server) for name, value in matcher_set.items()]
         for verdict in verdicts:
-            if isinstance(verdict, NeedsHttp):
-                return None, verdict.reason, hosts
+            if isinstance(verdict, Blocked):
+                return None, verdict
         if len(verdicts) != 1:
-            return None, "two address matchers in one set intersect", hosts
+            return None, Blocked("two address matchers in one set intersect", _ONE_MATCHER)
         verdict = verdicts[0]
         assert isinstance(verdict, Sources)
         prefixes.extend(verdict.prefixes)
-    return tuple(prefixes), "", hosts
+    return tuple(prefixes), None
 
 
 def _describe(handler: dict, route: dict) -> str:
@@ -106,17 +109,18 @@ def _walk(
     routes: list[dict],
     path: str,
     outer_sources: tuple[str, ...] | None,
-    outer_blocker: str,
+    outer: Blocked | None,
 ) -> bool:
     """Place every handler of routes; returns whether any of them may answer in the engine."""
-    earlier = ""  # why later routes cannot move: an engine route before them may answer
+    earlier = None  # why later routes cannot move: an engine route before them may answer
     may_answer = False
     for index, route in enumerate(routes):
         here = f"{path}.routes[{index}]"
-        sources, match_blocker, hosts = _match(route, w.server)
+        hosts = {h for s in route.get("match") or [] for h in (s.get("host") or [])}
+        sources, needs = _match(route, w.server)
         if sources is not None and outer_sources is not None:
-            match_blocker = "address matchers nested in address matchers intersect"
-        blocker = outer_blocker or match_blocker or earlier
+            needs = Blocked("address matchers nested in address matchers intersect", _ONE_MATCHER)
+        blocker = outer or needs or earlier
         if sources is None:
             sources = outer_sources
         route_answers = False
@@ -129,7 +133,9 @@ def _walk(
                 route_answers = route_answers or inner
                 continue
             placer = placer_for(name)
-            ctx = RouteContext(sources, blocker, w.ports)
+            ctx = RouteContext(
+                sources, blocker.reason if blocker else "", blocker.hint if blocker else "", w.ports
+            )
             decision = placer.place(handler, ctx)
             line = NO_LINE
             if w.lines is not None:
@@ -157,21 +163,29 @@ def _walk(
             )
         if route_answers:
             may_answer = True
-            earlier = earlier or f"an earlier route ({w.server_name}{here}) may answer first"
+            why = f"an earlier route ({w.server_name}{here}) may answer first"
+            earlier = earlier or Blocked(why, _EARLIER)
         elif route.get("terminal"):
-            earlier = earlier or f"an earlier terminal route ({w.server_name}{here}) ends the chain"
+            why = f"an earlier terminal route ({w.server_name}{here}) ends the chain"
+            earlier = earlier or Blocked(why, _EARLIER)
     return may_answer
 
 
-def _server_blocker(server: dict, ports: tuple[int, ...], shared: set[int]) -> str:
+def _server_blocker(server: dict, ports: tuple[int, ...], shared: set[int]) -> Blocked | None:
     if not ports:
-        return "the server listens on no TCP or UDP port (unix socket?)"
+        return Blocked("the server listens on no TCP or UDP port", "a TCP listener would")
     for wrapper in server.get("listener_wrappers") or []:
         if wrapper.get("wrapper") == "proxy_protocol":
-            return "the proxy_protocol listener wrapper takes the client address from a header"
+            return Blocked(
+                "the proxy_protocol listener wrapper takes the client address from a header",
+                "without PROXY protocol it would run in XDP",
+            )
     if shared & set(ports):
-        return f"port {min(shared & set(ports))} is shared with another server"
-    return ""
+        return Blocked(
+            f"port {min(shared & set(ports))} is shared with another server",
+            "a port of its own would let it run in XDP",
+        )
+    return None
 
 
 def build_plan(
@@ -193,7 +207,8 @@ def build_plan(
     for name, server in servers.items():
         ports = tuple(sorted({lst.port for lst in plan.listeners if lst.server == name}))
         walk = _Walk(name, server, ports, set(), lines, plan, next_rule)
-        _walk(walk, server.get("routes") or [], "", None, _server_blocker(server, ports, shared))
+        blocker = _server_blocker(server, ports, shared)
+        _walk(walk, server.get("routes") or [], "", None, blocker)
     _place_listeners(plan, appliance)
     return plan
 
