@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 _VERB = re.compile(r"%([%svdqT])")
 _ATOI = re.compile(r"[+-]?[0-9]+")
@@ -26,11 +27,37 @@ def go_value(value: object) -> str:
         return "<nil>"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return go_float(value)
     if isinstance(value, list | tuple):
         return "[" + " ".join(go_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "map[" + " ".join(f"{go_value(k)}:{go_value(v)}" for k, v in value.items()) + "]"
     return str(value)
+
+
+def go_float(value: float) -> str:
+    """A float64 as Go's %v prints it (shortest digits; exponent form below 1e-4 or from 1e6)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    sign = "-" if math.copysign(1.0, value) < 0 else ""
+    if value == 0:
+        return sign + "0"
+    # repr is the shortest round-trip form, like Go's; normalize drops trailing zeros
+    _, digit_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    point = len(digits) + int(exponent)
+    exp10 = point - 1
+    if exp10 < -4 or exp10 >= 6:
+        tail = "." + digits[1:] if len(digits) > 1 else ""
+        return f"{sign}{digits[0]}{tail}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
 def go_quote(text: str) -> str:
