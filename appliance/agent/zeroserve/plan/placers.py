@@ -93,6 +93,7 @@ for _name, _what in {
     "host": "`host` needs HTTP (the Host header)",
     "path": "`path` needs HTTP (the request path)",
     "path_regexp": "`path_regexp` needs HTTP (the request path)",
+    "url_pattern": "`url_pattern` needs HTTP (the request URL)",
     "method": "`method` needs HTTP",
     "header": "`header` needs HTTP headers",
     "header_regexp": "`header_regexp` needs HTTP headers",
