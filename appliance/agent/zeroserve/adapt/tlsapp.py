@@ -315,6 +315,21 @@ def _is_subset(a: AutomationPolicy, b: AutomationPolicy) -> bool:
     return all(any(match_wildcard(s, t) for t in b.subjects) for s in a.subjects)
 
 
+def _equivalent(a: AutomationPolicy, b: AutomationPolicy) -> bool:
+    """Same settings, where no issuers for internal names equals the internal issuer."""
+    internal = [GoMap(module="internal")]
+
+    def implicit_internal(ap: AutomationPolicy) -> bool:
+        return not ap.issuers_raw and bool(ap.subjects) and not _all_public(ap)
+
+    if a.issuers_raw != b.issuers_raw and not (
+        (implicit_internal(a) and b.issuers_raw == internal)
+        or (implicit_internal(b) and a.issuers_raw == internal)
+    ):
+        return False
+    return a.same_settings(AutomationPolicy(**{**b.__dict__, "issuers_raw": a.issuers_raw}))
+
+
 def _shadows(i: int, aps: list[AutomationPolicy]) -> int:
     for j in range(i + 1, len(aps)):
         if _is_subset(aps[i], aps[j]):
@@ -338,9 +353,9 @@ def consolidate_automation_policies(aps: list[AutomationPolicy]) -> list[Automat
         return ap == AutomationPolicy(subjects=ap.subjects)
 
     def covered_later(i: int) -> bool:
-        # by a get_certificate policy (which the names should use), or, for internal
-        # names, by any policy (auto-HTTPS gives them the internal issuer regardless)
-        return any(_is_subset(aps[i], aps[j]) and (aps[j].managers or not _all_public(aps[i]))
+        # by a get_certificate policy (whose certificates the names should use), or by
+        # a policy that would treat the names the same anyway
+        return any(_is_subset(aps[i], aps[j]) and (aps[j].managers or aps[i].same_settings(aps[j]))
                    for j in range(i + 1, len(aps)))
 
     # an empty policy only matters if a later policy would otherwise take its names, so
@@ -363,10 +378,16 @@ def consolidate_automation_policies(aps: list[AutomationPolicy]) -> list[Automat
         restart = False
         j = i + 1
         while j < len(aps):
-            if aps[i] == aps[j]:
+            if aps[i] == aps[j] or (aps[j].subjects and set(aps[j].subjects) <= set(
+                    aps[i].subjects) and _equivalent(aps[i], aps[j])):
                 del aps[j]
                 restart = True
                 break
+            if (aps[i].same_settings(aps[j]) and not aps[i].issuers_raw and aps[i].subjects
+                    and aps[j].subjects and _all_public(aps[i]) != _all_public(aps[j])):
+                # implicit issuers differ for public and internal names: keep them apart
+                j += 1
+                continue
             if aps[i].same_settings(aps[j]):
                 if aps[i].subjects and not aps[j].subjects:
                     if _shadows(i, aps) >= j:
@@ -425,6 +446,11 @@ def fill_in_global_acme_defaults(issuer: dict, options: dict[str, Any]) -> None:
             challenges.get("tls-alpn") or {}).get("alternate_port")):
         challenges = issuer.setdefault("challenges", {})
         challenges.setdefault("tls-alpn", {})["alternate_port"] = https_port
+    default_bind = options.get("default_bind")
+    if default_bind and not (issuer.get("challenges") or {}).get("bind_host"):
+        addresses = default_bind[0].value.addresses
+        if addresses and addresses[0]:
+            issuer.setdefault("challenges", {})["bind_host"] = addresses[0]
     if lifetime is not None and not issuer.get("certificate_lifetime"):
         issuer["certificate_lifetime"] = lifetime
 
