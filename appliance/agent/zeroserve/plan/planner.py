@@ -124,11 +124,13 @@ def _walk(
         if sources is None:
             sources = outer_sources
         route_answers = False
-        for handler in route.get("handle") or []:
+        handlers = route.get("handle") or []
+        for position, handler in enumerate(handlers):
+            at = f"{here}.handle[{position}]" if len(handlers) > 1 else here
             name = handler.get("handler", "")
             if name == "subroute":
                 saved, w.hosts = w.hosts, w.hosts | hosts
-                inner = _walk(w, handler.get("routes") or [], here, sources, blocker)
+                inner = _walk(w, handler.get("routes") or [], at, sources, blocker)
                 w.hosts = saved
                 route_answers = route_answers or inner
                 continue
@@ -141,19 +143,19 @@ def _walk(
             if w.lines is not None:
                 line = w.lines.find(w.hosts | hosts, set(w.ports), placer.directive_for(handler))
             if decision.layer is Layer.XDP:
-                rule = w.next_rule[0]
+                rule_id = w.next_rule[0]
                 w.next_rule[0] += 1
                 if decision.deny:
-                    w.plan.xdp.deny.append(DenyRule(rule, decision.deny, w.ports))
+                    w.plan.xdp.deny.append(DenyRule(rule_id, decision.deny, w.ports))
                 for burst, window in decision.rate:
-                    w.plan.xdp.rate.append(RateRule(rule, w.ports, burst, window))
-                reason = f"{decision.reason} (rule {rule})"
+                    w.plan.xdp.rate.append(RateRule(rule_id, w.ports, burst, window))
+                reason = f"{decision.reason} (rule {rule_id})"
             else:
                 reason = decision.reason
                 route_answers = route_answers or not placer.passes_through
             w.plan.placements.append(
                 Placement(
-                    f"{w.server_name}{here}",
+                    f"{w.server_name}{at}",
                     _describe(handler, route),
                     line,
                     decision.layer,
