@@ -252,4 +252,3 @@ class XdpLayer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -191,7 +191,7 @@ def _rate_limit(h: dict, ctx: RouteContext) -> Decision:
         why = ctx.blocker
     elif ctx.sources is not None:
         why = "a rate limit behind a remote_ip matcher needs per-prefix buckets"
-    elif h.get("distributed"):
+    elif "distributed" in h:  # present, even empty, means shared state
         why = "`distributed` rate limits share state across instances"
     elif not zones:
         why = "no zones"
