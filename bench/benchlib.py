@@ -2,7 +2,8 @@
 sampling /proc, measuring a child process, small statistics and writing docs/BENCHMARKS.md.
 
 Servers are started as separate processes and always stopped by their PID (SIGTERM, then
-SIGKILL), whatever happens in between; scripts use `Server` as a context manager for that.
+SIGKILL), whatever happens in between: scripts start them through the `running` context
+manager for that.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import os
 import platform
 import resource
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -58,15 +61,9 @@ def tool_version(argv: Sequence[str]) -> str:
 
 
 def require_tools(*names: str) -> None:
-    missing = [
-        n
-        for n in names
-        if not any(
-            os.access(Path(d) / n, os.X_OK) for d in os.environ.get("PATH", "").split(":") if d
-        )
-    ]
+    missing = [n for n in names if shutil.which(n) is None]
     if missing:
-        raise BenchError(f"missing {', '.join(missing)}: apt-get install -y wrk hey nghttp2-client")
+        raise BenchError(f"missing {', '.join(missing)}: apt-get install -y wrk nghttp2-client")
 
 
 def raise_fd_limit() -> int:
@@ -226,16 +223,13 @@ def run_measured(
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env
         )
-        deadline = start + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                os.kill(proc.pid, signal.SIGKILL)
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.002)
+        # A blocking wait4 returns the moment the child ends; the timer only bounds a hang.
+        killer = threading.Timer(timeout, os.kill, (proc.pid, signal.SIGKILL))
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     return ChildRun(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
