@@ -45,8 +45,8 @@ def caddy_fmt(body: bytes) -> bytes:
     return proc.stdout
 
 
-def caddy_adapt_error(body: bytes, cwd: Path) -> str | None:
-    """The error message of `caddy adapt` on `body` written to cwd/Caddyfile, or None.
+def caddy_adapt(body: bytes, cwd: Path) -> tuple[dict | None, str | None]:
+    """`caddy adapt` of `body` written to cwd/Caddyfile: (config, None) or (None, error).
 
     A Go panic counts as an error whose message is the panic text.
     """
@@ -59,17 +59,22 @@ def caddy_adapt_error(body: bytes, cwd: Path) -> str | None:
         env=clean_env(),
     )
     if proc.returncode == 0:
-        return None
+        return json.loads(proc.stdout), None
     lines = proc.stderr.decode(errors="replace").splitlines()
     for line in lines:
         if line.startswith("panic: "):
             # Caddy crashed; we report the same text as an error
-            return line.removeprefix("panic: ")
+            return None, line.removeprefix("panic: ")
     for line in reversed(lines):
         try:
             entry = json.loads(line)
         except ValueError:
             continue
         if entry.get("level") == "error":
-            return entry["msg"]
+            return None, entry["msg"]
     raise AssertionError(f"caddy adapt failed without an error line: {proc.stderr!r}")
+
+
+def caddy_adapt_error(body: bytes, cwd: Path) -> str | None:
+    """The error message of `caddy adapt` on `body` (see `caddy_adapt`), or None."""
+    return caddy_adapt(body, cwd)[1]

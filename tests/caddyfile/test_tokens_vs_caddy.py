@@ -9,15 +9,13 @@ Either both fail with the same message, or both give the same map.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
+from pathlib import Path
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tests.caddyfile.oracle import caddy_binary
-from tests.support import clean_env
+from tests.caddyfile.oracle import caddy_adapt
 from zeroserve.caddyfile import CaddyfileError, Dispenser, parse
 
 PIECES = st.sampled_from(
@@ -96,21 +94,10 @@ def vars_like_caddy(body: bytes) -> dict | str:
     return found
 
 
-def caddy_vars(body: bytes, cwd) -> dict | str:
-    (cwd / "Caddyfile").write_bytes(body)
-    proc = subprocess.run(
-        [str(caddy_binary()), "adapt", "--config", "Caddyfile"],
-        capture_output=True,
-        timeout=60,
-        cwd=cwd,
-        env=clean_env(),
-    )
-    if proc.returncode != 0:
-        for line in proc.stderr.decode(errors="replace").splitlines():
-            if '"level":"error"' in line:
-                return json.loads(line)["msg"]
-        raise AssertionError(proc.stderr)
-    config = json.loads(proc.stdout)
+def caddy_vars(body: bytes, cwd: Path) -> dict | str:
+    config, error = caddy_adapt(body, cwd)
+    if error is not None:
+        return error
     routes = config["apps"]["http"]["servers"]["srv0"]["routes"]
     [handler] = routes[0]["handle"]
     assert handler.pop("handler") == "vars"
