@@ -315,17 +315,15 @@ def _is_subset(a: AutomationPolicy, b: AutomationPolicy) -> bool:
     return all(any(match_wildcard(s, t) for t in b.subjects) for s in a.subjects)
 
 
+def _implicit_internal(ap: AutomationPolicy) -> bool:
+    """Internal names with no issuer of their own (none, or the default internal one)."""
+    return (not ap.issuers and bool(ap.subjects) and not _all_public(ap)
+            and ap.issuers_raw in (None, [GoMap(module="internal")]))
+
+
 def _equivalent(a: AutomationPolicy, b: AutomationPolicy) -> bool:
-    """Same settings, where no issuers for internal names equals the internal issuer."""
-    internal = [GoMap(module="internal")]
-
-    def implicit_internal(ap: AutomationPolicy) -> bool:
-        return not ap.issuers_raw and bool(ap.subjects) and not _all_public(ap)
-
-    if a.issuers_raw != b.issuers_raw and not (
-        (implicit_internal(a) and b.issuers_raw == internal)
-        or (implicit_internal(b) and a.issuers_raw == internal)
-    ):
+    """Same settings, counting implicit and default internal issuers as the same."""
+    if a.issuers_raw != b.issuers_raw and not (_implicit_internal(a) and _implicit_internal(b)):
         return False
     return a.same_settings(AutomationPolicy(**{**b.__dict__, "issuers_raw": a.issuers_raw}))
 
@@ -378,17 +376,16 @@ def consolidate_automation_policies(aps: list[AutomationPolicy]) -> list[Automat
         restart = False
         j = i + 1
         while j < len(aps):
-            if aps[i] == aps[j] or (aps[j].subjects and set(aps[j].subjects) <= set(
-                    aps[i].subjects) and _equivalent(aps[i], aps[j])):
+            if aps[i] == aps[j]:
                 del aps[j]
                 restart = True
                 break
-            if (aps[i].same_settings(aps[j]) and not aps[i].issuers_raw and aps[i].subjects
+            if (_equivalent(aps[i], aps[j]) and not aps[i].issuers_raw and aps[i].subjects
                     and aps[j].subjects and _all_public(aps[i]) != _all_public(aps[j])):
                 # implicit issuers differ for public and internal names: keep them apart
                 j += 1
                 continue
-            if aps[i].same_settings(aps[j]):
+            if _equivalent(aps[i], aps[j]):
                 if aps[i].subjects and not aps[j].subjects:
                     if _shadows(i, aps) >= j:
                         del aps[i]
