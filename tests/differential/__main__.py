@@ -42,7 +42,9 @@ def _report(result: CaseResult, candidate: str, show: bool, known: list[Known]) 
     if result.zeroserve_error:
         print(f"{name}: {candidate} cannot serve it: {result.zeroserve_error}")
         if find(known, name, "*") is None:
-            return [_entry(name, "*", f"does not start: {result.zeroserve_error}")]
+            # The innermost two parts say what is missing ("unknown module: http.handlers.x").
+            cause = ":".join(result.zeroserve_error.split(":")[-2:]).strip()
+            return [_entry(name, "*", f"zeroserve run refuses the config: {cause}")]
         return []
     unlisted = []
     for r in result.requests:
