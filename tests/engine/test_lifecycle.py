@@ -66,18 +66,16 @@ def test_python_face_reexports_the_extension():
             "loading matcher modules: module name 'nope': unknown module: http.matchers.nope",
         ),
         (
-            json.dumps(
-                server_config([{"handle": [{"handler": "static_response", "status_code": "abc"}]}])
-            ),
+            json.dumps(server_config([{"match": [{"path_regexp": {"pattern": "(["}}]}])),
             "loading http app module: provision http: server srv0: route 0: "
-            'loading handler modules: position 0: invalid status code "abc"',
+            "loading matcher modules: compiling matcher regexp ([: error parsing regexp: ",
         ),
     ],
 )
 def test_bad_config_is_one_line_engine_error(config, message):
     with pytest.raises(engine_mod.EngineError) as err:
         engine_mod.Engine(config)
-    assert str(err.value) == message
+    assert str(err.value).startswith(message)
 
 
 def test_listen_addresses_and_wait(servers):
@@ -131,8 +129,8 @@ def test_in_flight_request_finishes_on_old_config(servers):
 
 def test_failed_reload_keeps_old_config(servers):
     e, port = servers.engine(respond("kept"))
-    bad = server_config([{"handle": [{"handler": "static_response", "status_code": "x"}]}])
-    with pytest.raises(engine_mod.EngineError, match="invalid status code"):
+    bad = server_config([{"handle": [{"handler": "no_such_handler"}]}])
+    with pytest.raises(engine_mod.EngineError, match="http.handlers.no_such_handler"):
         e.reload(json.dumps(with_listen(bad, port)))
     assert exchange(port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").data.endswith(b"kept")
 

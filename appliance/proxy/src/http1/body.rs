@@ -157,6 +157,24 @@ impl ChunkedDecoder {
     }
 }
 
+/// The whole body, if `input` (the bytes after the head) holds all of it: the decoded data
+/// and the number of input bytes it spans. `Ok(None)` means more input is needed.
+pub fn buffered(input: &[u8], kind: BodyKind) -> Result<Option<(Vec<u8>, usize)>, ChunkError> {
+    match kind {
+        BodyKind::None => Ok(Some((Vec::new(), 0))),
+        BodyKind::Length(n) => Ok(usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= input.len())
+            .map(|n| (input[..n].to_vec(), n))),
+        BodyKind::Chunked => {
+            let mut dec = ChunkedDecoder::default();
+            let mut data = Vec::new();
+            let p = dec.feed(input, |d| data.extend_from_slice(d))?;
+            Ok(p.done.then_some((data, p.consumed)))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +223,21 @@ mod tests {
         ] {
             assert_eq!(decode(&[bad]).unwrap_err(), ChunkError, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn whole_bodies() {
+        assert_eq!(
+            buffered(b"abcX", BodyKind::Length(3)).unwrap(),
+            Some((b"abc".to_vec(), 3))
+        );
+        assert_eq!(buffered(b"ab", BodyKind::Length(3)).unwrap(), None);
+        assert_eq!(
+            buffered(b"2\r\nab\r\n0\r\n\r\nX", BodyKind::Chunked).unwrap(),
+            Some((b"ab".to_vec(), 12))
+        );
+        assert_eq!(buffered(b"2\r\nab", BodyKind::Chunked).unwrap(), None);
+        assert!(buffered(b"zz\r\n", BodyKind::Chunked).is_err());
     }
 
     #[test]

@@ -34,6 +34,19 @@ pub fn http_date(secs: u64) -> String {
     )
 }
 
+/// Formats seconds since the epoch as Go's `02/Jan/2006:15:04:05 -0700` in UTC.
+pub fn common_log(secs: u64) -> String {
+    let h = http_date(secs);
+    // "Mon, 02 Jan 2006 15:04:05 GMT" → "02/Jan/2006:15:04:05 +0000"
+    format!(
+        "{}/{}/{}:{} +0000",
+        &h[5..7],
+        &h[8..11],
+        &h[12..16],
+        &h[17..25]
+    )
+}
+
 /// A per-thread clock that re-formats the date only when the second changes.
 #[derive(Debug, Default)]
 pub struct DateCache {
@@ -65,5 +78,6 @@ mod tests {
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_date(1_795_752_807), "Fri, 27 Nov 2026 04:13:27 GMT");
         assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(super::common_log(951_782_400), "29/Feb/2000:00:00:00 +0000");
     }
 }

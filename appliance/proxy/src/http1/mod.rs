@@ -4,10 +4,12 @@
 
 pub mod body;
 pub mod date;
+pub mod header;
 pub mod parse;
 pub mod response;
 pub mod status;
 
-pub use body::{BodyKind, ChunkedDecoder, Progress};
+pub use body::{buffered, BodyKind, ChunkedDecoder, Progress};
+pub use header::HeaderMap;
 pub use parse::{parse_request, Head, ParseError, ParserConfig, Status, Version};
-pub use response::{Header, Response};
+pub use response::Response;

@@ -5,8 +5,9 @@
 //! number of bytes it used, or a [`ParseError`] naming the response Go's server would send.
 //! Checks run in the order net/http runs them, so that a request with several faults gets
 //! the same status and text as from Caddy. Where Go is lax in ways that enable request
-//! smuggling, we are strict: obs-fold is refused, and a body framed by both Content-Length
-//! and Transfer-Encoding is refused unless `allow_length_with_chunked` restores Go's rule.
+//! smuggling, we are strict: obs-fold and Transfer-Encoding on HTTP/1.0 are refused, and a
+//! body framed by both Content-Length and Transfer-Encoding is refused unless
+//! `allow_length_with_chunked` restores Go's rule.
 
 use super::body::BodyKind;
 
@@ -310,7 +311,12 @@ pub fn parse_request<'b>(
     let te: Vec<&str> = head.values("Transfer-Encoding").collect();
     let cls: Vec<&str> = head.values("Content-Length").collect();
     let mut chunked = false;
-    if !te.is_empty() && version.at_least_11() {
+    // Go ignores Transfer-Encoding on HTTP/1.0; it is faulty framing there (RFC 9112 §6.1),
+    // so we refuse it rather than guess where the body ends.
+    if !te.is_empty() && !version.at_least_11() {
+        return Err(BadRequest(None));
+    }
+    if !te.is_empty() {
         if te.len() != 1 || !te[0].eq_ignore_ascii_case("chunked") {
             return Err(ParseError::UnsupportedTransferEncoding);
         }
@@ -445,7 +451,7 @@ mod tests {
     req!(plus_cl: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n" => err(BadRequest(None)));
     req!(te_gzip: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n" => err(UnsupportedTransferEncoding));
     req!(te_twice: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" => err(UnsupportedTransferEncoding));
-    req!(te_ignored_http10: "POST / HTTP/1.0\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\n" => ok("POST", "/", Length(2), true));
+    req!(te_in_http10: "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" => err(BadRequest(None)));
     req!(obs_fold: "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n" => err(BadRequest(None)));
     req!(bare_cr: "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n" => err(BadRequest(None)));
     req!(http2: "GET / HTTP/2.0\r\nHost: a\r\n\r\n" => err(UnsupportedVersion));

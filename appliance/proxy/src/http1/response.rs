@@ -2,10 +2,8 @@
 //! headers sorted by name, then the server-added `Date`, `Content-Length`, `Connection`
 //! and `Transfer-Encoding`, with Go's rules for when each appears.
 
+use super::header::HeaderMap;
 use super::status::{body_allowed, reason};
-
-/// One header field with its values, name in the case the handler gave it.
-pub type Header = (String, Vec<String>);
 
 /// Bodies longer than this reach Go's chunk writer before the handler returns, so Go can no
 /// longer compute a Content-Length (its `bufferBeforeChunkingSize`).
@@ -15,83 +13,17 @@ const BUFFER_BEFORE_CHUNKING: usize = 2048;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<Header>,
+    pub headers: HeaderMap,
     pub body: Vec<u8>,
-}
-
-/// Go's `textproto.CanonicalMIMEHeaderKey`.
-pub fn canonical_key(name: &str) -> String {
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
-    {
-        return name.to_owned();
-    }
-    let mut upper = true;
-    name.chars()
-        .map(|c| {
-            let out = if upper {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
-            upper = c == '-';
-            out
-        })
-        .collect()
 }
 
 impl Response {
     pub fn new(status: u16) -> Response {
         Response {
             status,
-            headers: Vec::new(),
+            headers: HeaderMap::default(),
             body: Vec::new(),
         }
-    }
-
-    /// Values of header `name` (exact match on the canonical key, like Go's map lookup).
-    pub fn get(&self, name: &str) -> Option<&[String]> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_slice())
-    }
-
-    /// Go's `Header.Get(name)`: the first value, or "".
-    pub fn first(&self, name: &str) -> &str {
-        self.get(&canonical_key(name))
-            .and_then(|v| v.first())
-            .map_or("", String::as_str)
-    }
-
-    /// Go's `h[key] = values`.
-    pub fn set_raw(&mut self, key: String, values: Vec<String>) {
-        match self.headers.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = values,
-            None => self.headers.push((key, values)),
-        }
-    }
-
-    /// Go's `Header.Set`.
-    pub fn set(&mut self, name: &str, value: &str) {
-        self.set_raw(canonical_key(name), vec![value.to_owned()]);
-    }
-
-    /// Go's `Header.Add`.
-    pub fn add(&mut self, name: &str, value: &str) {
-        let key = canonical_key(name);
-        match self.headers.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1.push(value.to_owned()),
-            None => self.headers.push((key, vec![value.to_owned()])),
-        }
-    }
-
-    /// Go's `Header.Del`.
-    pub fn del(&mut self, name: &str) {
-        let key = canonical_key(name);
-        self.headers.retain(|(k, _)| *k != key);
     }
 }
 
@@ -122,16 +54,17 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
     let mut exclude: Vec<&str> = Vec::new();
     let mut close = x.close;
 
-    let has_te = resp.get("Transfer-Encoding").is_some();
+    let has_te = resp.headers.raw("Transfer-Encoding").is_some();
     let mut content_length: Option<usize> = resp
-        .get("Content-Length")
+        .headers
+        .raw("Content-Length")
         .and_then(|v| v.first())
         .and_then(|v| v.trim().parse().ok());
     let mut set_cl = None;
     if !direct_write
         && !has_te
         && body_allowed(status)
-        && resp.get("Content-Length").is_none()
+        && resp.headers.raw("Content-Length").is_none()
         && (!x.head || n > 0)
     {
         content_length = Some(n);
@@ -140,14 +73,14 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
     let mut set_connection: Option<&str> = None;
     let has_cl = content_length.is_some();
     if x.keep_alive_10 && (x.head || has_cl || !body_allowed(status)) {
-        if resp.get("Connection").is_none() {
+        if resp.headers.raw("Connection").is_none() {
             set_connection = Some("keep-alive");
         }
         close = false;
     } else if !x.http11 || x.close {
         close = true;
     }
-    if resp.first("Connection") == "close" {
+    if resp.headers.get("Connection") == "close" {
         close = true;
     }
     if x.body_too_large {
@@ -162,8 +95,8 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
             exclude.push("Content-Type");
         }
     }
-    let date = (resp.get("Date").is_none()).then_some(date);
-    let te_value = resp.first("Transfer-Encoding");
+    let date = (resp.headers.raw("Date").is_none()).then_some(date);
+    let te_value = resp.headers.get("Transfer-Encoding");
     let mut chunking = false;
     let mut set_te = None;
     if x.head || !body_allowed(status) || has_cl {
@@ -186,7 +119,7 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
     if chunking {
         exclude.push("Content-Length");
     }
-    if close && !has_token(resp.get("Connection"), "close") && !x.body_too_large {
+    if close && !has_token(resp.headers.raw("Connection"), "close") && !x.body_too_large {
         exclude.push("Connection");
         set_connection = x.http11.then_some("close");
     }
@@ -196,7 +129,7 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
         Some(text) => out.extend_from_slice(format!("{status:03} {text}\r\n").as_bytes()),
         None => out.extend_from_slice(format!("{status:03} status code {status}\r\n").as_bytes()),
     }
-    let mut sorted: Vec<&Header> = resp
+    let mut sorted: Vec<&(String, Vec<String>)> = resp
         .headers
         .iter()
         .filter(|(k, _)| !exclude.contains(&k.as_str()))
@@ -267,17 +200,10 @@ mod tests {
 
     fn hello() -> Response {
         let mut r = Response::new(200);
-        r.set("Server", "Caddy");
-        r.set("Content-Type", "text/plain; charset=utf-8");
+        r.headers.set("Server", "Caddy");
+        r.headers.set("Content-Type", "text/plain; charset=utf-8");
         r.body = b"hi there".to_vec();
         r
-    }
-
-    #[test]
-    fn canonical() {
-        assert_eq!(canonical_key("x-foo-BAR"), "X-Foo-Bar");
-        assert_eq!(canonical_key("aaa"), "Aaa");
-        assert_eq!(canonical_key("bad key"), "bad key");
     }
 
     #[test]

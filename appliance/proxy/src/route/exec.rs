@@ -2,85 +2,17 @@
 //! semantics: routes run in order; a route that does not match passes to the next; a matched
 //! route in an already-satisfied `group` is skipped; a `terminal` route ends the chain after
 //! its handlers; a subroute that falls through continues with the enclosing list; reaching
-//! the end of the chain writes nothing, which Go turns into an empty 200.
+//! the end of the chain writes nothing, which Go turns into an empty 200. A handler error
+//! restores the original method and URI and runs the server's error routes, whose own end
+//! writes the error status.
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
-
+use super::ctx::{Ctx, HandlerError};
 use super::handlers::Handler;
 use super::{Route, Server};
-use crate::http1::Response;
-
-/// The request as matchers and handlers see it.
-#[derive(Debug)]
-pub struct Req<'a> {
-    pub method: &'a str,
-    /// Go's `Request.Host` (may carry a port).
-    pub host: &'a str,
-    /// Decoded path (`URL.Path`).
-    pub path: String,
-    /// Path as sent (`URL.EscapedPath()`).
-    pub escaped_path: String,
-    /// Raw query without `?`.
-    pub query: String,
-    pub headers: &'a [(&'a str, &'a str)],
-    pub remote: Option<SocketAddr>,
-}
-
-fn unhex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
-}
-
-/// Go's `url.PathUnescape` (input already validated by the parser).
-pub fn path_unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (unhex(b[i + 1]), unhex(b[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-impl<'a> Req<'a> {
-    /// Splits a request target into path and query the way Go's `url.ParseRequestURI` does.
-    pub fn new(
-        method: &'a str,
-        target: &'a str,
-        host: &'a str,
-        headers: &'a [(&'a str, &'a str)],
-        remote: Option<SocketAddr>,
-    ) -> Req<'a> {
-        let origin = match target.split_once("://") {
-            Some((_, rest)) if !target.starts_with('/') => {
-                rest.find(['/', '?']).map_or("", |i| &rest[i..])
-            }
-            _ => target,
-        };
-        let (escaped, query) = origin.split_once('?').unwrap_or((origin, ""));
-        Req {
-            method,
-            host,
-            path: path_unescape(escaped),
-            escaped_path: escaped.to_owned(),
-            query: query.to_owned(),
-            headers,
-            remote,
-        }
-    }
-}
 
 /// How a chain ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flow {
     /// Fell off the end of this list: the enclosing chain continues.
     Next,
     /// A terminal route finished: nothing after it runs.
@@ -89,25 +21,22 @@ enum Flow {
     Responded,
     /// A handler asked to drop the connection without a response.
     Abort,
+    /// A handler failed the request.
+    Error(HandlerError),
 }
 
-/// What the connection should do with the request's result.
-#[derive(Debug)]
+/// What the connection should do once the routes have run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    Respond(Response),
+    /// Send `ctx.resp`.
+    Respond,
     Abort,
 }
 
-struct Ctx<'r, 'a> {
-    req: &'r mut Req<'a>,
-    resp: Response,
-    groups: HashSet<&'r str>,
-}
-
-fn run<'r>(routes: &'r [Route], ctx: &mut Ctx<'r, '_>) -> Flow {
+/// Runs `routes` in order (Caddy's compiled route chain).
+pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
     for route in routes {
-        if !route.matcher_sets.is_empty() && !route.matcher_sets.iter().any(|s| s.matches(ctx.req))
-        {
+        if !route.matcher_sets.is_empty() && !route.matcher_sets.iter().any(|s| s.matches(ctx)) {
             continue;
         }
         if let Some(g) = &route.group {
@@ -116,18 +45,33 @@ fn run<'r>(routes: &'r [Route], ctx: &mut Ctx<'r, '_>) -> Flow {
             }
         }
         for h in &route.handlers {
-            match h {
-                Handler::StaticResponse(s) => {
-                    if s.abort {
-                        return Flow::Abort;
-                    }
-                    s.respond(&mut ctx.resp);
-                    return Flow::Responded;
-                }
-                Handler::Subroute(s) => match run(&s.routes, ctx) {
-                    Flow::Next => {}
-                    other => return other,
+            let flow = match h {
+                Handler::StaticResponse(s) if s.abort => Flow::Abort,
+                Handler::StaticResponse(s) => match s.respond(ctx) {
+                    Ok(()) => Flow::Responded,
+                    Err(e) => Flow::Error(e),
                 },
+                Handler::Subroute(s) => s.run(ctx),
+                Handler::Headers(h) => {
+                    h.run(ctx);
+                    Flow::Next
+                }
+                Handler::Rewrite(r) => {
+                    r.run(ctx);
+                    Flow::Next
+                }
+                Handler::Vars(v) => {
+                    v.run(ctx);
+                    Flow::Next
+                }
+                Handler::Map(m) => {
+                    ctx.maps.push(m);
+                    Flow::Next
+                }
+                Handler::Error(e) => Flow::Error(e.run(ctx)),
+            };
+            if flow != Flow::Next {
+                return flow;
             }
         }
         if route.terminal {
@@ -137,55 +81,82 @@ fn run<'r>(routes: &'r [Route], ctx: &mut Ctx<'r, '_>) -> Flow {
     Flow::Next
 }
 
-/// Runs `server`'s routes for `req` and returns the response Caddy would write.
-pub fn serve(server: &Server, req: &mut Req<'_>) -> Outcome {
-    let mut resp = Response::new(200);
-    resp.set("Server", "Caddy");
-    let mut ctx = Ctx {
-        req,
-        resp,
-        groups: HashSet::new(),
-    };
-    match run(&server.routes, &mut ctx) {
+/// Runs `server`'s routes (and error routes) for the request in `ctx`; the response is left
+/// in `ctx.resp`.
+pub fn serve<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
+    ctx.resp.headers.set("Server", "Caddy");
+    match run(&server.routes, ctx) {
+        Flow::Responded => Outcome::Respond,
+        // Nothing wrote: Go answers 200 through the base writer, so deferred ops never run.
+        Flow::Next | Flow::Stop => Outcome::Respond,
         Flow::Abort => Outcome::Abort,
-        Flow::Next | Flow::Stop | Flow::Responded => Outcome::Respond(ctx.resp),
+        Flow::Error(e) => {
+            ctx.method = ctx.orig_method.to_owned();
+            ctx.uri = ctx.orig_uri.clone();
+            ctx.deferred.clear();
+            ctx.error = Some(e.clone());
+            if server.errors.is_empty() {
+                ctx.resp.status = e.status;
+                return Outcome::Respond;
+            }
+            match run(&server.errors, ctx) {
+                Flow::Responded => Outcome::Respond,
+                Flow::Abort => Outcome::Abort,
+                Flow::Next | Flow::Stop => {
+                    ctx.write_header(e.status);
+                    Outcome::Respond
+                }
+                Flow::Error(_) => {
+                    ctx.resp.status = e.status;
+                    Outcome::Respond
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http1::{parse_request, ParserConfig, Status};
     use crate::route::Program;
 
-    fn serve_json(routes: &str, method: &str, target: &str, host: &str) -> Response {
+    fn serve_json(routes: &str, request: &str) -> crate::http1::Response {
         let cfg = format!(
             r#"{{"apps":{{"http":{{"servers":{{"s":{{"listen":[":1"],"routes":{routes}}}}}}}}}}}"#
         );
         let p = Program::compile(&cfg).unwrap();
-        let mut req = Req::new(method, target, host, &[], None);
-        match serve(&p.servers[0], &mut req) {
-            Outcome::Respond(r) => r,
-            Outcome::Abort => panic!("abort"),
-        }
+        let Ok(Status::Complete(head, _)) =
+            parse_request(request.as_bytes(), &ParserConfig::default())
+        else {
+            panic!("bad test request")
+        };
+        let mut ctx = Ctx::new(&head, None, None);
+        assert_eq!(serve(&p.servers[0], &mut ctx), Outcome::Respond);
+        ctx.resp
     }
 
-    fn body(r: &Response) -> &str {
-        std::str::from_utf8(&r.body).unwrap()
+    fn get(routes: &str, path: &str, host: &str) -> String {
+        let r = serve_json(
+            routes,
+            &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        );
+        String::from_utf8(r.body).unwrap()
     }
 
     #[test]
     fn first_matching_route_responds() {
         let routes = r#"[{"match":[{"path":["/a"]}],"handle":[{"handler":"static_response","body":"A"}]},
                          {"handle":[{"handler":"static_response","body":"B"}]}]"#;
-        assert_eq!(body(&serve_json(routes, "GET", "/a", "x")), "A");
-        assert_eq!(body(&serve_json(routes, "GET", "/b", "x")), "B");
+        assert_eq!(get(routes, "/a", "x"), "A");
+        assert_eq!(get(routes, "/b", "x"), "B");
     }
 
     #[test]
     fn no_route_is_empty_200() {
-        let r = serve_json("[]", "GET", "/", "x");
+        let r = serve_json("[]", "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!((r.status, r.body.len()), (200, 0));
-        assert_eq!(r.first("Server"), "Caddy");
+        assert_eq!(r.headers.get("Server"), "Caddy");
     }
 
     #[test]
@@ -194,17 +165,9 @@ mod tests {
                            {"match":[{"path":["/x"]}],"handle":[{"handler":"static_response","body":"X"}]}]}],
                           "terminal":true},
                          {"handle":[{"handler":"static_response","body":"fallback"}]}]"#;
-        assert_eq!(body(&serve_json(routes, "GET", "/x", "A.test:80")), "X");
-        assert_eq!(body(&serve_json(routes, "GET", "/y", "a.test")), "");
-        assert_eq!(body(&serve_json(routes, "GET", "/y", "b.test")), "fallback");
-    }
-
-    #[test]
-    fn nonterminal_subroute_falls_through() {
-        let routes = r#"[{"handle":[{"handler":"subroute","routes":[
-                           {"match":[{"path":["/x"]}],"handle":[{"handler":"static_response","body":"X"}]}]}]},
-                         {"handle":[{"handler":"static_response","body":"after"}]}]"#;
-        assert_eq!(body(&serve_json(routes, "GET", "/y", "a")), "after");
+        assert_eq!(get(routes, "/x", "A.test:80"), "X");
+        assert_eq!(get(routes, "/y", "a.test"), "");
+        assert_eq!(get(routes, "/y", "b.test"), "fallback");
     }
 
     #[test]
@@ -212,16 +175,50 @@ mod tests {
         let routes = r#"[{"group":"g","match":[{"path":["/a*"]}],"handle":[{"handler":"subroute","routes":[]}]},
                          {"group":"g","handle":[{"handler":"static_response","body":"second"}]},
                          {"handle":[{"handler":"static_response","body":"end"}]}]"#;
-        assert_eq!(body(&serve_json(routes, "GET", "/abc", "a")), "end");
-        assert_eq!(body(&serve_json(routes, "GET", "/zzz", "a")), "second");
+        assert_eq!(get(routes, "/abc", "a"), "end");
+        assert_eq!(get(routes, "/zzz", "a"), "second");
     }
 
     #[test]
-    fn absolute_form_and_query() {
-        let r = Req::new("GET", "http://h:1/p%20q?a=1", "h:1", &[], None);
+    fn placeholders_and_vars() {
+        let routes = r#"[{"handle":[{"handler":"vars","n":"{http.request.uri.path.1}","x":1},
+                          {"handler":"static_response","body":"{http.request.host}|{http.vars.n}|{http.vars.x}|{http.request.uri.query.a}|{nope}"}]}]"#;
+        assert_eq!(get(routes, "/p/q?a=1&a=2", "h:8"), "h|q|1|1,2|{nope}");
+    }
+
+    #[test]
+    fn rewrite_then_match() {
+        let routes = r#"[{"handle":[{"handler":"rewrite","uri":"/new{http.request.uri.path}?x=1"}]},
+                         {"match":[{"path":["/new/*"]}],"handle":[{"handler":"static_response","body":"{http.request.uri}"}]}]"#;
+        assert_eq!(get(routes, "/old", "h"), "/new/old?x=1");
+    }
+
+    #[test]
+    fn error_routes_see_error() {
+        let cfg = r#"{"apps":{"http":{"servers":{"s":{"listen":[":1"],
+            "routes":[{"handle":[{"handler":"error","error":"nope {http.request.uri.path}","status_code":404}]}],
+            "errors":{"routes":[{"handle":[{"handler":"static_response","body":"{http.error.status_code} {http.error.message}"}]}]}}}}}}"#;
+        let p = Program::compile(cfg).unwrap();
+        let req = b"GET /z HTTP/1.1\r\nHost: x\r\n\r\n";
+        let Ok(Status::Complete(head, _)) = parse_request(req, &ParserConfig::default()) else {
+            panic!()
+        };
+        let mut ctx = Ctx::new(&head, None, None);
+        serve(&p.servers[0], &mut ctx);
         assert_eq!(
-            (r.path.as_str(), r.escaped_path.as_str(), r.query.as_str()),
-            ("/p q", "/p%20q", "a=1")
+            (ctx.resp.status, ctx.resp.body.as_slice()),
+            (404, &b"404 nope /z"[..])
+        );
+    }
+
+    #[test]
+    fn deferred_headers_apply_on_write() {
+        let routes = r#"[{"handle":[{"handler":"headers","response":{"set":{"X-A":["1"]},"delete":["Server"],"deferred":true}},
+                          {"handler":"static_response","body":"b"}]}]"#;
+        let r = serve_json(routes, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            (r.headers.get("X-A"), r.headers.has("Server")),
+            ("1", false)
         );
     }
 }

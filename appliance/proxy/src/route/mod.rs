@@ -5,10 +5,12 @@
 //! Caddy-like message. Workers hold an `Arc<Program>` and swap it whole on reload; a
 //! request is evaluated start to finish against one program by [`exec::serve`].
 
+pub mod ctx;
 pub mod exec;
 pub mod handlers;
 pub mod listen;
 pub mod matchers;
+pub mod placeholder;
 
 use serde_json::{Map, Value};
 
@@ -35,6 +37,21 @@ pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T> {
     Err(CompileError(msg.into()))
 }
 
+/// Compiles a regular expression, with the parser's complaint on one line like Go's
+/// (`error parsing regexp: ...`).
+pub(crate) fn regex(pattern: &str) -> std::result::Result<regex::Regex, String> {
+    regex::Regex::new(pattern).map_err(|e| match &e {
+        regex::Error::Syntax(text) => {
+            let why = text
+                .lines()
+                .find_map(|l| l.strip_prefix("error: "))
+                .unwrap_or("invalid syntax");
+            format!("error parsing regexp: {why}: `{pattern}`")
+        }
+        other => other.to_string(),
+    })
+}
+
 /// Prefixes an error with where it happened, as Caddy nests its provisioning errors.
 pub(crate) fn context<T>(r: Result<T>, what: impl std::fmt::Display) -> Result<T> {
     r.map_err(|e| CompileError(format!("{what}: {}", e.0)))
@@ -59,6 +76,9 @@ pub struct Server {
     pub parser: ParserConfig,
     pub idle_timeout: std::time::Duration,
     pub read_header_timeout: Option<std::time::Duration>,
+    /// Some handler reads the request body (`{http.request.body}`), so the body must be
+    /// buffered before the routes run.
+    pub needs_body: bool,
 }
 
 /// The compiled configuration every worker runs.
@@ -74,7 +94,7 @@ fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
     }
 }
 
-fn str_list(v: Option<&Value>, what: &str) -> Result<Vec<String>> {
+pub(crate) fn str_list(v: Option<&Value>, what: &str) -> Result<Vec<String>> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(a)) => a
@@ -199,7 +219,9 @@ fn compile_server(name: &str, v: &Value) -> Result<Server> {
         .map(|v| duration(v, "read_header_timeout"))
         .transpose()?
         .filter(|d| !d.is_zero());
+    let needs_body = v.to_string().contains("{http.request.body}");
     Ok(Server {
+        needs_body,
         name: name.to_owned(),
         listen,
         routes,

@@ -40,6 +40,7 @@ pub struct Conn {
     pub fd: OwnedFd,
     pub server: usize,
     pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
     pub input: Vec<u8>,
     pub output: Vec<u8>,
     /// A send is in flight (its buffer is owned by the ring).
@@ -58,10 +59,14 @@ pub struct Conn {
     pub deadline: Option<Instant>,
     /// Drain input for a moment before closing (after an oversized body).
     pub linger: bool,
+    /// Send our FIN before draining.
+    pub fin_first: bool,
     /// Draining now, until the deadline.
     pub lingering: bool,
     /// Previous request was a POST: Go tolerates stray CRLF before the next one.
     pub after_post: bool,
+    /// `100 Continue` already sent for the request being buffered.
+    pub continue_sent: bool,
 }
 
 impl Conn {
@@ -70,6 +75,7 @@ impl Conn {
             fd,
             server,
             peer: None,
+            local: None,
             input: Vec::new(),
             output: Vec::new(),
             sending: false,
@@ -81,8 +87,10 @@ impl Conn {
             closing: false,
             deadline: None,
             linger: false,
+            fin_first: false,
             lingering: false,
             after_post: false,
+            continue_sent: false,
         }
     }
 

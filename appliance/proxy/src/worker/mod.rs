@@ -21,11 +21,14 @@ use std::time::{Duration, Instant};
 use crate::http1::date::DateCache;
 use crate::http1::parse::has_token;
 use crate::http1::response::{encode, Exchange};
-use crate::http1::{parse_request, BodyKind, ChunkedDecoder, Response, Status};
+use crate::http1::{
+    buffered, parse_request, BodyKind, ChunkedDecoder, ParseError, Response, Status,
+};
 use crate::ring::eventfd::EventFd;
 use crate::ring::ops::accept::accepted;
 use crate::ring::{Completion, OpId, Owned, Ring};
-use crate::route::exec::{serve, Outcome, Req};
+use crate::route::ctx::Ctx;
+use crate::route::exec::{serve, Outcome};
 use crate::route::Program;
 use conn::{Conn, Discard, Phase, DISCARD_LIMIT};
 
@@ -38,6 +41,8 @@ const OUTPUT_HIGH_WATER: usize = 256 << 10;
 /// (Go's `rstAvoidanceDelay`).
 const LINGER: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(250);
+/// Largest request body buffered for handlers that read it (`{http.request.body}`).
+const MAX_BUFFERED_BODY: usize = 16 << 20;
 
 const KIND_SHIFT: u32 = 56;
 const ACCEPT: u64 = 1;
@@ -421,8 +426,12 @@ impl Worker {
             if !conn.linger || conn.read_closed {
                 return self.teardown(i);
             }
-            // Go's closeWriteAndWait after an oversized body: keep draining for a moment
-            // so the peer reads the response rather than a reset, then close.
+            // Go's closeWriteAndWait: keep draining for a moment so the peer reads the
+            // response rather than a reset, then close. After a 431 Go sends its FIN first;
+            // after an oversized body it keeps the connection open while it reads on.
+            if conn.fin_first {
+                let _ = socket2::SockRef::from(&conn.fd).shutdown(std::net::Shutdown::Write);
+            }
             conn.lingering = true;
             conn.input.clear();
             conn.deadline = Some(Instant::now() + LINGER);
@@ -445,101 +454,8 @@ impl Worker {
             match &mut conn.phase {
                 Phase::Done => return,
                 Phase::Head => {
-                    if conn.after_post {
-                        let n = conn
-                            .input
-                            .iter()
-                            .take(4)
-                            .take_while(|c| **c == b'\r' || **c == b'\n')
-                            .count();
-                        conn.input.drain(..n);
-                    }
-                    if conn.input.is_empty() {
+                    if !Self::next_request(conn, server, stopping, &mut self.date) {
                         return;
-                    }
-                    let parsed = parse_request(&conn.input, &server.parser);
-                    let (outcome, exchange, body, used, method_post) = match parsed {
-                        Ok(Status::Partial) => {
-                            if let Some(t) = server.read_header_timeout {
-                                conn.deadline.get_or_insert(Instant::now() + t);
-                            }
-                            return;
-                        }
-                        Err(e) => {
-                            conn.output.extend_from_slice(&e.response());
-                            conn.phase = Phase::Done;
-                            conn.close_after = true;
-                            return;
-                        }
-                        Ok(Status::Complete(head, used)) => {
-                            let exchange = Exchange {
-                                http11: head.version.at_least_11(),
-                                head: head.method == "HEAD",
-                                close: head.close || stopping,
-                                keep_alive_10: head.keep_alive_10 && !stopping,
-                                body_too_large: false,
-                            };
-                            let outcome = match head.expect {
-                                Some(v) if !has_token([v], "100-continue") => {
-                                    let mut r = Response::new(417);
-                                    r.set("Connection", "close");
-                                    Outcome::Respond(r)
-                                }
-                                _ => {
-                                    if conn.peer.is_none() {
-                                        conn.peer = socket2::SockRef::from(&conn.fd)
-                                            .peer_addr()
-                                            .ok()
-                                            .and_then(|a| a.as_socket());
-                                    }
-                                    let mut req = Req::new(
-                                        head.method,
-                                        head.target,
-                                        head.host,
-                                        &head.headers,
-                                        conn.peer,
-                                    );
-                                    serve(server, &mut req)
-                                }
-                            };
-                            (outcome, exchange, head.body, used, head.method == "POST")
-                        }
-                    };
-                    conn.input.drain(..used);
-                    conn.after_post = method_post;
-                    conn.deadline = None;
-                    let resp = match outcome {
-                        Outcome::Abort => {
-                            // No FIN-and-drain: flush() sees nothing to send on a read-closed
-                            // connection and tears it down at once, like Go's abort panic.
-                            conn.phase = Phase::Done;
-                            conn.close_after = true;
-                            conn.read_closed = true;
-                            return;
-                        }
-                        Outcome::Respond(r) => r,
-                    };
-                    let discard = match body {
-                        BodyKind::None => None,
-                        BodyKind::Length(n) => Some(Discard::Length(n)),
-                        BodyKind::Chunked => Some(Discard::Chunked(ChunkedDecoder::default())),
-                    };
-                    if resp.status == 417 && resp.first("Server").is_empty() {
-                        let _ = encode(&resp, exchange, self.date.now(), &mut conn.output);
-                        conn.phase = Phase::Done;
-                        conn.close_after = true;
-                        return;
-                    }
-                    match discard {
-                        None => Self::respond(conn, &resp, exchange, &mut self.date, server),
-                        Some(discard) => {
-                            conn.phase = Phase::Body {
-                                discard,
-                                seen: 0,
-                                response: Some(resp),
-                                exchange,
-                            }
-                        }
                     }
                 }
                 Phase::Body {
@@ -557,19 +473,24 @@ impl Worker {
                         }
                         Discard::Chunked(dec) => {
                             let mut data = 0u64;
-                            let limit = conn.input.len();
-                            match dec.feed(&conn.input[..limit], |d| data += d.len() as u64) {
+                            match dec.feed(&conn.input, |d| data += d.len() as u64) {
                                 Ok(p) => (p.consumed, data, p.done, false),
-                                Err(_) => (limit, data, false, true),
+                                Err(_) => (conn.input.len(), data, false, true),
                             }
                         }
                     };
                     conn.input.drain(..used);
                     *seen += data;
-                    let mut x = *exchange;
                     if broken {
-                        x.close = true;
-                    } else if *seen > DISCARD_LIMIT {
+                        // Malformed chunked framing: the rest of the stream cannot be trusted.
+                        conn.output
+                            .extend_from_slice(&ParseError::BadRequest(None).response());
+                        conn.phase = Phase::Done;
+                        conn.close_after = true;
+                        return;
+                    }
+                    let mut x = *exchange;
+                    if *seen > DISCARD_LIMIT {
                         x.body_too_large = true;
                     } else if !finished {
                         return;
@@ -580,6 +501,145 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Handles the request at the front of the input; false when it must wait for bytes.
+    fn next_request(
+        conn: &mut Conn,
+        server: &crate::route::Server,
+        stopping: bool,
+        date: &mut DateCache,
+    ) -> bool {
+        if conn.after_post {
+            let n = conn
+                .input
+                .iter()
+                .take(4)
+                .take_while(|c| **c == b'\r' || **c == b'\n')
+                .count();
+            conn.input.drain(..n);
+        }
+        if conn.input.is_empty() {
+            return false;
+        }
+        let head = match parse_request(&conn.input, &server.parser) {
+            Ok(Status::Partial) => {
+                if let Some(t) = server.read_header_timeout {
+                    conn.deadline.get_or_insert(Instant::now() + t);
+                }
+                return false;
+            }
+            Err(e) => {
+                conn.output.extend_from_slice(&e.response());
+                conn.phase = Phase::Done;
+                conn.close_after = true;
+                // Go drains (closeWriteAndWait) only after 431, as the peer may still be
+                // sending the oversized head; other errors close at once.
+                conn.linger = e == ParseError::TooLarge;
+                conn.fin_first = conn.linger;
+                return false;
+            }
+            Ok(Status::Complete(head, used)) => (head, used),
+        };
+        let (head, used) = head;
+        let exchange = Exchange {
+            http11: head.version.at_least_11(),
+            head: head.method == "HEAD",
+            close: head.close || stopping,
+            keep_alive_10: head.keep_alive_10 && !stopping,
+            body_too_large: false,
+        };
+        if head.expect.is_some_and(|v| !has_token([v], "100-continue")) {
+            // Go answers this itself, before any handler: no Server header, then close.
+            let mut r = Response::new(417);
+            r.headers.set("Connection", "close");
+            let _ = encode(&r, exchange, date.now(), &mut conn.output);
+            conn.phase = Phase::Done;
+            conn.close_after = true;
+            return false;
+        }
+        // A handler that reads the body sees all of it; the head is parsed again once it is in.
+        let mut body_data = None;
+        let mut consumed = used;
+        if server.needs_body && head.body != BodyKind::None {
+            match buffered(&conn.input[used..], head.body) {
+                Ok(Some((data, wire))) => {
+                    body_data = Some(data);
+                    consumed += wire;
+                }
+                Ok(None) => {
+                    let wants_continue = head.expect.is_some() && exchange.http11;
+                    if wants_continue && !conn.continue_sent {
+                        conn.output
+                            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        conn.continue_sent = true;
+                    }
+                    if conn.input.len() > MAX_BUFFERED_BODY {
+                        let mut r = Response::new(413);
+                        r.headers.set("Connection", "close");
+                        let _ = encode(&r, exchange, date.now(), &mut conn.output);
+                        conn.phase = Phase::Done;
+                        conn.close_after = true;
+                    }
+                    return false;
+                }
+                Err(_) => {
+                    conn.output
+                        .extend_from_slice(&ParseError::BadRequest(None).response());
+                    conn.phase = Phase::Done;
+                    conn.close_after = true;
+                    return false;
+                }
+            }
+        }
+        if conn.peer.is_none() {
+            let sock = socket2::SockRef::from(&conn.fd);
+            let canonical =
+                |a: Option<SocketAddr>| a.map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()));
+            conn.peer = canonical(sock.peer_addr().ok().and_then(|a| a.as_socket()));
+            conn.local = canonical(sock.local_addr().ok().and_then(|a| a.as_socket()));
+        }
+        let mut ctx = Ctx::new(&head, conn.peer, conn.local);
+        ctx.body = body_data.as_deref();
+        let outcome = serve(server, &mut ctx);
+        let resp = std::mem::take(&mut ctx.resp);
+        let body = if body_data.is_some() {
+            BodyKind::None
+        } else {
+            head.body
+        };
+        let post = head.method == "POST";
+        drop(ctx);
+        drop(head);
+        conn.input.drain(..consumed);
+        conn.after_post = post;
+        conn.continue_sent = false;
+        conn.deadline = None;
+        if outcome == Outcome::Abort {
+            // No FIN-and-drain: flush() sees nothing to send on a read-closed connection and
+            // tears it down at once, like Go's abort panic.
+            conn.phase = Phase::Done;
+            conn.close_after = true;
+            conn.read_closed = true;
+            return false;
+        }
+        let discard = match body {
+            BodyKind::None => None,
+            BodyKind::Length(n) => Some(Discard::Length(n)),
+            BodyKind::Chunked => Some(Discard::Chunked(ChunkedDecoder::default())),
+        };
+        match discard {
+            None => Self::respond(conn, &resp, exchange, date, server),
+            Some(discard) => {
+                conn.phase = Phase::Body {
+                    discard,
+                    seen: 0,
+                    response: Some(resp),
+                    exchange,
+                }
+            }
+        }
+        true
     }
 
     fn respond(

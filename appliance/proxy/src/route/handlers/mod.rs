@@ -1,7 +1,12 @@
 //! Request handlers (`http.handlers.*`), one file each, provisioned at compile time.
 
+pub mod error;
+pub mod headers;
+pub mod map;
+pub mod rewrite;
 pub mod static_response;
 pub mod subroute;
+pub mod vars;
 
 use serde_json::Value;
 
@@ -12,6 +17,11 @@ use super::{err, Result};
 pub enum Handler {
     StaticResponse(static_response::StaticResponse),
     Subroute(subroute::Subroute),
+    Headers(headers::Headers),
+    Rewrite(rewrite::Rewrite),
+    Vars(vars::Vars),
+    Error(error::StaticError),
+    Map(map::MapHandler),
 }
 
 /// Compiles one handler object by its `handler` name.
@@ -25,6 +35,11 @@ pub fn compile(v: &Value) -> Result<Handler> {
     Ok(match name {
         "static_response" => Handler::StaticResponse(static_response::StaticResponse::compile(m)?),
         "subroute" => Handler::Subroute(subroute::Subroute::compile(m)?),
+        "headers" => Handler::Headers(headers::Headers::compile(m)?),
+        "rewrite" => Handler::Rewrite(rewrite::Rewrite::compile(m)?),
+        "vars" => Handler::Vars(vars::Vars::compile(m)?),
+        "error" => Handler::Error(error::StaticError::compile(m)?),
+        "map" => Handler::Map(map::MapHandler::compile(m)?),
         other => return err(format!("unknown module: http.handlers.{other}")),
     })
 }

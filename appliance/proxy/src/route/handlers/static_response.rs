@@ -1,63 +1,61 @@
-//! `http.handlers.static_response` (Caddy's `respond`).
+//! `http.handlers.static_response` (`respond`, `redir`, `abort`).
 //!
-//! Flow: set `Connection: close` if `close`, then the configured headers (names canonicalised),
-//! then a Content-Type when the body is non-empty and none was given (`application/json` for a
-//! body that is a JSON object or array, else `text/plain; charset=utf-8`), then status and body.
-//! Errors: a status code that is not an integer is a compile error (Caddy fails the request
-//! with 500 instead; without placeholders the outcome is known up front). `abort` closes the
-//! connection without a response. Performance: the response is pre-built at compile time
-//! except for placeholders, so serving is a clone of headers and body.
+//! Flow: `abort` drops the connection; otherwise set `Connection: close` if `close`, then the
+//! configured headers (names canonicalised, placeholders expanded), then a Content-Type when
+//! the body is non-empty and none was set (`application/json` for a JSON object or array,
+//! else `text/plain; charset=utf-8`), then the status. Errors: a status that is not an
+//! integer after placeholder expansion fails the request with 500, as in Caddy. Performance:
+//! bodies without `{` are copied as configured; the JSON check runs once at compile time then.
 
 use serde_json::{Map, Value};
 
-use super::super::{err, Result};
-use crate::http1::response::canonical_key;
-use crate::http1::Response;
+use super::super::ctx::{Ctx, HandlerError};
+use super::super::placeholder::{has_placeholder, replace_all, replace_known};
+use super::super::{err, str_list, Result};
+use crate::http1::header::canonical_key;
 
 #[derive(Debug)]
 pub struct StaticResponse {
-    pub status: u16,
-    pub headers: Vec<(String, Vec<String>)>,
-    pub body: String,
-    pub content_type: Option<&'static str>,
-    pub close: bool,
+    status: Option<String>,
+    headers: Vec<(String, Vec<String>)>,
+    body: String,
+    static_content_type: Option<&'static str>,
+    close: bool,
     pub abort: bool,
 }
 
-fn status_code(v: &Value) -> Result<u16> {
-    let text = match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        _ => return err("status_code: expected a number or string"),
-    };
-    match text.parse::<u16>() {
-        Ok(n) if (100..=999).contains(&n) => Ok(n),
-        _ => err(format!("invalid status code {text:?}")),
-    }
+/// A `WeakString` status field as text (`None` when absent or empty).
+pub fn status_text(v: Option<&Value>) -> Result<Option<String>> {
+    Ok(match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => return err("status_code: expected a number or string"),
+    })
 }
 
-fn looks_like_json(body: &str) -> bool {
+fn content_type_for(body: &str) -> &'static str {
     let t = body.trim();
-    t.len() > 2
+    let json = t.len() > 2
         && ((t.starts_with('{') && t.ends_with('}')) || (t.starts_with('[') && t.ends_with(']')))
-        && serde_json::from_str::<Value>(t).is_ok()
+        && serde_json::from_str::<Value>(t).is_ok();
+    if json {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    }
 }
 
 impl StaticResponse {
     pub fn compile(m: &Map<String, Value>) -> Result<StaticResponse> {
-        let status = match m.get("status_code") {
-            None | Some(Value::Null) => 200,
-            Some(Value::String(s)) if s.is_empty() => 200,
-            Some(v) => status_code(v)?,
-        };
         let mut headers = Vec::new();
         if let Some(h) = m.get("headers") {
             let Value::Object(h) = h else {
                 return err("headers: expected an object");
             };
             for (name, vals) in h {
-                let vals = super::super::str_list(Some(vals), "headers")?;
-                headers.push((canonical_key(name), vals));
+                headers.push((name.clone(), str_list(Some(vals), "headers")?));
             }
         }
         let body = m
@@ -65,40 +63,61 @@ impl StaticResponse {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        let has_ct = headers.iter().any(|(k, _)| k == "Content-Type");
-        let content_type = (!body.is_empty() && !has_ct).then(|| {
-            if looks_like_json(&body) {
-                "application/json"
-            } else {
-                "text/plain; charset=utf-8"
-            }
-        });
+        let static_content_type =
+            (!body.is_empty() && !has_placeholder(&body)).then(|| content_type_for(&body));
         Ok(StaticResponse {
-            status,
+            status: status_text(m.get("status_code"))?,
             headers,
             body,
-            content_type,
+            static_content_type,
             close: m.get("close").and_then(Value::as_bool).unwrap_or(false),
             abort: m.get("abort").and_then(Value::as_bool).unwrap_or(false),
         })
     }
 
-    /// Writes the response into `resp` (which already carries headers set earlier).
-    pub fn respond(&self, resp: &mut Response) {
+    /// Writes the response into `ctx.resp`; `Err` when the status does not parse.
+    pub fn respond(&self, ctx: &mut Ctx<'_, '_>) -> std::result::Result<(), HandlerError> {
         if self.close {
-            resp.set("Connection", "close");
+            ctx.resp.headers.set("Connection", "close");
         }
         for (k, v) in &self.headers {
-            resp.set_raw(k.clone(), v.clone());
+            let key = canonical_key(&replace_all(k, &*ctx));
+            let vals = v.iter().map(|x| replace_all(x, &*ctx)).collect();
+            ctx.resp.headers.set_raw(key, vals);
         }
-        if let Some(ct) = self.content_type {
-            if resp.first("Content-Type").is_empty() {
-                resp.set("Content-Type", ct);
-            }
+        let body = if has_placeholder(&self.body) {
+            replace_known(&self.body, &*ctx)
+        } else {
+            self.body.clone()
+        };
+        if !body.is_empty() && ctx.resp.headers.get("Content-Type").is_empty() {
+            let ct = self
+                .static_content_type
+                .unwrap_or_else(|| content_type_for(&body));
+            ctx.resp.headers.set("Content-Type", ct);
         }
-        resp.status = self.status;
-        if self.status != 103 {
-            resp.body = self.body.clone().into_bytes();
+        let mut status = ctx.error.as_ref().map_or(200, |e| e.status);
+        if let Some(s) = &self.status {
+            status = match replace_all(s, &*ctx).parse::<u16>() {
+                Ok(n) if (100..=999).contains(&n) => n,
+                Ok(n) => {
+                    return Err(HandlerError {
+                        status: 500,
+                        message: format!("invalid WriteHeader code {n}"),
+                    })
+                }
+                Err(e) => {
+                    return Err(HandlerError {
+                        status: 500,
+                        message: e.to_string(),
+                    })
+                }
+            };
         }
+        ctx.write_header(status);
+        if status != 103 {
+            ctx.resp.body = body.into_bytes();
+        }
+        Ok(())
     }
 }

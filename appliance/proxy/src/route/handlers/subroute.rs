@@ -1,15 +1,18 @@
 //! `http.handlers.subroute`: a nested route list evaluated in place; when it falls through,
-//! evaluation continues with the routes after the enclosing one. Its own `errors` routes
-//! handle errors raised inside it.
+//! evaluation continues with the routes after the enclosing one. Errors raised inside it go
+//! to its own `errors` routes when it has some, which then also continue to the enclosing
+//! chain when they fall through.
 
 use serde_json::{Map, Value};
 
+use super::super::ctx::Ctx;
+use super::super::exec::{run, Flow};
 use super::super::{compile_routes, context, Result, Route};
 
 #[derive(Debug)]
 pub struct Subroute {
-    pub routes: Vec<Route>,
-    pub errors: Vec<Route>,
+    routes: Vec<Route>,
+    errors: Vec<Route>,
 }
 
 impl Subroute {
@@ -20,5 +23,15 @@ impl Subroute {
             None => Vec::new(),
         };
         Ok(Subroute { routes, errors })
+    }
+
+    pub fn run<'p>(&'p self, ctx: &mut Ctx<'p, '_>) -> Flow {
+        match run(&self.routes, ctx) {
+            Flow::Error(e) if !self.errors.is_empty() => {
+                ctx.error = Some(e);
+                run(&self.errors, ctx)
+            }
+            other => other,
+        }
     }
 }

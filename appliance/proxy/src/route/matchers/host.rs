@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::super::exec::Req;
+use super::super::ctx::Ctx;
 use super::super::Result;
 
 #[derive(Debug)]
@@ -49,8 +49,8 @@ impl MatchHost {
         Ok(MatchHost { exact, wildcards })
     }
 
-    pub fn matches(&self, req: &Req<'_>) -> bool {
-        let host = strip_port(req.host).to_ascii_lowercase();
+    pub fn matches(&self, ctx: &Ctx<'_, '_>) -> bool {
+        let host = strip_port(&ctx.host).to_ascii_lowercase();
         self.exact.binary_search(&host).is_ok()
             || self.wildcards.iter().any(|w| label_match(w, &host))
     }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::super::exec::Req;
+use super::super::ctx::Ctx;
 use super::super::Result;
 
 #[derive(Debug)]
@@ -14,7 +14,7 @@ impl MatchMethod {
         Ok(MatchMethod(super::strings(v, "method")?))
     }
 
-    pub fn matches(&self, req: &Req<'_>) -> bool {
-        self.0.iter().any(|m| m == req.method)
+    pub fn matches(&self, ctx: &Ctx<'_, '_>) -> bool {
+        self.0.contains(&ctx.method)
     }
 }

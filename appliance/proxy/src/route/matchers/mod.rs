@@ -1,29 +1,58 @@
 //! Request matchers (`http.matchers.*`): a matcher set matches when all of its matchers do,
 //! and a route matches when any of its sets does (Caddy's `MatcherSets.AnyMatch`).
 
+pub mod header;
 pub mod host;
 pub mod method;
+pub mod not;
 pub mod path;
+pub mod protocol;
+pub mod query;
+pub mod regexp;
+pub mod remote_ip;
+pub mod vars;
 
 use serde_json::Value;
 
-use super::exec::Req;
-use super::{err, Result};
+use super::ctx::Ctx;
+use super::matchers::path::clean_path;
+use super::{err, str_list, Result};
 
 /// One provisioned matcher.
 #[derive(Debug)]
 pub enum Matcher {
     Host(host::MatchHost),
     Path(path::MatchPath),
+    PathRe(regexp::MatchRegexp),
     Method(method::MatchMethod),
+    Header(header::MatchHeader),
+    HeaderRe(header::MatchHeaderRe),
+    Query(query::MatchQuery),
+    RemoteIp(remote_ip::MatchRemoteIp),
+    Protocol(protocol::MatchProtocol),
+    Not(not::MatchNot),
+    Vars(vars::MatchVars),
+    VarsRe(vars::MatchVarsRe),
 }
 
 impl Matcher {
-    pub fn matches(&self, req: &Req<'_>) -> bool {
+    pub fn matches(&self, ctx: &mut Ctx<'_, '_>) -> bool {
         match self {
-            Matcher::Host(m) => m.matches(req),
-            Matcher::Path(m) => m.matches(req),
-            Matcher::Method(m) => m.matches(req),
+            Matcher::Host(m) => m.matches(ctx),
+            Matcher::Path(m) => m.matches(ctx),
+            Matcher::PathRe(m) => {
+                let p = clean_path(&ctx.uri.path, true);
+                m.matches(&p, ctx)
+            }
+            Matcher::Method(m) => m.matches(ctx),
+            Matcher::Header(m) => m.matches(ctx),
+            Matcher::HeaderRe(m) => m.matches(ctx),
+            Matcher::Query(m) => m.matches(ctx),
+            Matcher::RemoteIp(m) => m.matches(ctx),
+            Matcher::Protocol(m) => m.matches(ctx),
+            Matcher::Not(m) => m.matches(ctx),
+            Matcher::Vars(m) => m.matches(ctx),
+            Matcher::VarsRe(m) => m.matches(ctx),
         }
     }
 }
@@ -33,8 +62,8 @@ impl Matcher {
 pub struct MatcherSet(pub Vec<Matcher>);
 
 impl MatcherSet {
-    pub fn matches(&self, req: &Req<'_>) -> bool {
-        self.0.iter().all(|m| m.matches(req))
+    pub fn matches(&self, ctx: &mut Ctx<'_, '_>) -> bool {
+        self.0.iter().all(|m| m.matches(ctx))
     }
 }
 
@@ -48,7 +77,16 @@ pub fn compile_set(v: &Value) -> Result<MatcherSet> {
         let matcher = match name.as_str() {
             "host" => Matcher::Host(host::MatchHost::compile(arg)?),
             "path" => Matcher::Path(path::MatchPath::compile(arg)?),
+            "path_regexp" => Matcher::PathRe(regexp::MatchRegexp::compile(arg)?),
             "method" => Matcher::Method(method::MatchMethod::compile(arg)?),
+            "header" => Matcher::Header(header::MatchHeader::compile(arg)?),
+            "header_regexp" => Matcher::HeaderRe(header::MatchHeaderRe::compile(arg)?),
+            "query" => Matcher::Query(query::MatchQuery::compile(arg)?),
+            "remote_ip" | "client_ip" => Matcher::RemoteIp(remote_ip::MatchRemoteIp::compile(arg)?),
+            "protocol" => Matcher::Protocol(protocol::MatchProtocol::compile(arg)?),
+            "not" => Matcher::Not(not::MatchNot::compile(arg)?),
+            "vars" => Matcher::Vars(vars::MatchVars::compile(arg)?),
+            "vars_regexp" => Matcher::VarsRe(vars::MatchVarsRe::compile(arg)?),
             other => {
                 return err(format!(
                     "module name '{other}': unknown module: http.matchers.{other}"
@@ -62,5 +100,5 @@ pub fn compile_set(v: &Value) -> Result<MatcherSet> {
 
 /// The strings of a JSON string array argument.
 pub(crate) fn strings(v: &Value, what: &str) -> Result<Vec<String>> {
-    super::str_list(Some(v), what)
+    str_list(Some(v), what)
 }

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::super::exec::Req;
+use super::super::ctx::Ctx;
 use super::super::Result;
 
 #[derive(Debug)]
@@ -144,11 +144,11 @@ impl MatchPath {
         ))
     }
 
-    pub fn matches(&self, req: &Req<'_>) -> bool {
-        let path = req.path.to_lowercase();
+    pub fn matches(&self, ctx: &Ctx<'_, '_>) -> bool {
+        let path = ctx.uri.path.to_lowercase();
         self.0
             .iter()
-            .any(|pattern| matches_one(pattern, &path, &req.escaped_path))
+            .any(|pattern| matches_one(pattern, &path, &ctx.uri.escaped_path()))
     }
 }
 

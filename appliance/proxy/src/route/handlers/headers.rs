@@ -1,0 +1,270 @@
+//! `http.handlers.headers` (the `header` and `request_header` directives).
+//!
+//! Flow: request ops apply at once to the request headers (`Host` goes through `r.Host`, as in
+//! Caddy's `ApplyToRequest`). Response ops apply at once to the response header map, unless
+//! `deferred` or `require` is set; then they wait until a handler writes the response and run
+//! only if `require` matches the status and headers. Within one op set: delete `*`, add, set,
+//! delete (with `*` prefix/suffix/substring wildcards), replace (substring or regexp).
+//! Performance: names and regexps are prepared at compile time; placeholders are expanded per
+//! request only where the configured text has a `{`.
+
+use regex::Regex;
+use serde_json::{Map, Value};
+
+use super::super::ctx::Ctx;
+use super::super::placeholder::{replace_known, Lookup};
+use super::super::{err, str_list, Result};
+use crate::http1::header::canonical_key;
+use crate::http1::HeaderMap;
+
+#[derive(Debug)]
+pub struct Replacement {
+    search: String,
+    re: Option<Regex>,
+    replace: String,
+}
+
+/// One set of header manipulations.
+#[derive(Debug, Default)]
+pub struct HeaderOps {
+    add: Vec<(String, Vec<String>)>,
+    set: Vec<(String, Vec<String>)>,
+    delete: Vec<String>,
+    replace: Vec<(String, Vec<Replacement>)>,
+}
+
+/// Caddy's `ResponseMatcher` (`require`).
+#[derive(Debug, Default)]
+pub struct ResponseMatcher {
+    status: Option<Vec<u16>>,
+    headers: Vec<(String, Option<Vec<String>>)>,
+}
+
+/// Response ops and when to apply them.
+#[derive(Debug)]
+pub struct RespOps {
+    pub ops: HeaderOps,
+    pub require: Option<ResponseMatcher>,
+    pub deferred: bool,
+}
+
+#[derive(Debug)]
+pub struct Headers {
+    request: Option<HeaderOps>,
+    response: Option<RespOps>,
+}
+
+fn header_lists(v: Option<&Value>, what: &str) -> Result<Vec<(String, Vec<String>)>> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), str_list(Some(v), what)?)))
+            .collect(),
+        Some(_) => err(format!("{what}: expected an object")),
+    }
+}
+
+impl HeaderOps {
+    fn compile(m: &Map<String, Value>) -> Result<HeaderOps> {
+        let mut replace = Vec::new();
+        if let Some(Value::Object(r)) = m.get("replace") {
+            for (field, reps) in r {
+                let Value::Array(reps) = reps else {
+                    return err("replace: expected arrays of replacements");
+                };
+                let mut out = Vec::new();
+                for (i, rep) in reps.iter().enumerate() {
+                    let s = |k: &str| rep.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+                    let (search, search_re) = (s("search"), s("search_regexp"));
+                    if !search.is_empty() && !search_re.is_empty() {
+                        return err(format!("cannot specify both a substring search and a regular expression search for field '{field}'"));
+                    }
+                    let re = if search_re.is_empty() {
+                        None
+                    } else {
+                        Some(super::super::regex(&search_re).map_err(|e| {
+                            super::super::CompileError(format!(
+                                "replacement {i} for header field '{field}': {e}"
+                            ))
+                        })?)
+                    };
+                    out.push(Replacement {
+                        search,
+                        re,
+                        replace: s("replace"),
+                    });
+                }
+                replace.push((field.clone(), out));
+            }
+        }
+        Ok(HeaderOps {
+            add: header_lists(m.get("add"), "add")?,
+            set: header_lists(m.get("set"), "set")?,
+            delete: str_list(m.get("delete"), "delete")?,
+            replace,
+        })
+    }
+
+    /// Caddy's `HeaderOps.ApplyTo`.
+    pub fn apply(&self, hdr: &mut HeaderMap, l: &impl Lookup) {
+        for name in &self.delete {
+            if replace_known(name, l) == "*" {
+                hdr.clear();
+            }
+        }
+        for (name, vals) in &self.add {
+            let name = replace_known(name, l);
+            for v in vals {
+                hdr.add(&name, &replace_known(v, l));
+            }
+        }
+        for (name, vals) in &self.set {
+            let name = replace_known(name, l);
+            let joined: Vec<String> = vals.iter().map(|v| replace_known(v, l)).collect();
+            hdr.set(&name, &joined.join(","));
+        }
+        for name in &self.delete {
+            let name = replace_known(name, l).to_lowercase();
+            if name == "*" {
+                continue;
+            }
+            let (pre, suf) = (name.starts_with('*'), name.ends_with('*') && name.len() > 1);
+            if pre || suf {
+                let core = name
+                    .trim_start_matches('*')
+                    .trim_end_matches('*')
+                    .to_owned();
+                hdr.retain(|k| {
+                    let k = k.to_lowercase();
+                    !match (pre, suf) {
+                        (true, true) => k.contains(&core),
+                        (true, false) => k.ends_with(&core),
+                        _ => k.starts_with(&core),
+                    }
+                });
+            } else {
+                hdr.del(&name);
+            }
+        }
+        for (field, reps) in &self.replace {
+            let field = canonical_key(&replace_known(field, l));
+            for r in reps {
+                let search = replace_known(&r.search, l);
+                let with = replace_known(&r.replace, l);
+                for (k, vals) in hdr.iter_mut() {
+                    if field != "*" && canonical_key(k) != field {
+                        continue;
+                    }
+                    for v in vals.iter_mut() {
+                        *v = match &r.re {
+                            // Go's expansion syntax (`$1`, `${name}`, longest name) is the regex crate's.
+                            Some(re) => re.replace_all(v, with.as_str()).into_owned(),
+                            None => v.replace(&search, &with),
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ResponseMatcher {
+    fn compile(v: &Value) -> Result<ResponseMatcher> {
+        let status = match v.get("status_code") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .map(|c| c.as_u64().map(|c| c as u16).ok_or(()))
+                    .collect::<std::result::Result<Vec<u16>, ()>>()
+                    .map_err(|_| super::super::CompileError("require: bad status_code".into()))?,
+            ),
+            Some(_) => return err("require: status_code must be an array"),
+        };
+        let mut headers = Vec::new();
+        if let Some(Value::Object(h)) = v.get("headers") {
+            for (k, vals) in h {
+                let vals = match vals {
+                    Value::Null => None,
+                    other => Some(str_list(Some(other), "require headers")?),
+                };
+                headers.push((k.clone(), vals));
+            }
+        }
+        Ok(ResponseMatcher { status, headers })
+    }
+
+    /// Caddy's `ResponseMatcher.Match`.
+    pub fn matches(&self, status: u16, hdr: &HeaderMap) -> bool {
+        if let Some(codes) = &self.status {
+            if !codes.iter().any(|c| status_matches(status, *c)) {
+                return false;
+            }
+        }
+        self.headers.iter().all(|(field, allowed)| {
+            let actual = hdr.values(field);
+            match (allowed, actual) {
+                (Some(a), Some(_)) if a.is_empty() => true,
+                (None, None) => true,
+                (Some(a), Some(actual)) => actual.iter().any(|v| {
+                    a.iter()
+                        .any(|p| super::super::matchers::header::wild_eq(p, v))
+                }),
+                _ => false,
+            }
+        })
+    }
+}
+
+/// Caddy's `StatusCodeMatches`: a configured code below 100 is a class (`2` = 2xx).
+pub fn status_matches(actual: u16, configured: u16) -> bool {
+    actual == configured
+        || (configured < 100 && actual >= configured * 100 && actual < (configured + 1) * 100)
+}
+
+impl Headers {
+    pub fn compile(m: &Map<String, Value>) -> Result<Headers> {
+        let request = match m.get("request") {
+            Some(Value::Object(r)) => Some(HeaderOps::compile(r)?),
+            _ => None,
+        };
+        let response = match m.get("response") {
+            Some(Value::Object(r)) => Some(RespOps {
+                ops: HeaderOps::compile(r)?,
+                require: r.get("require").map(ResponseMatcher::compile).transpose()?,
+                deferred: r.get("deferred").and_then(Value::as_bool).unwrap_or(false),
+            }),
+            _ => None,
+        };
+        Ok(Headers { request, response })
+    }
+
+    pub fn run<'p>(&'p self, ctx: &mut Ctx<'p, '_>) {
+        if let Some(ops) = &self.request {
+            // Caddy appends r.Host under "Host", applies the ops, and takes the last value back.
+            let mut hdr = ctx.headers.clone();
+            let had_host = hdr.raw("Host").map(<[String]>::to_vec);
+            hdr.add("Host", &ctx.host);
+            ops.apply(&mut hdr, &*ctx);
+            ctx.host = hdr
+                .raw("Host")
+                .and_then(|v| v.last())
+                .cloned()
+                .unwrap_or_default();
+            match had_host {
+                Some(v) => hdr.set_raw("Host".into(), v),
+                None => hdr.del("Host"),
+            }
+            ctx.headers = hdr;
+        }
+        if let Some(r) = &self.response {
+            if r.deferred || r.require.is_some() {
+                ctx.deferred.push(r);
+            } else {
+                let mut hdr = ctx.resp.headers.clone();
+                r.ops.apply(&mut hdr, &*ctx);
+                ctx.resp.headers = hdr;
+            }
+        }
+    }
+}
