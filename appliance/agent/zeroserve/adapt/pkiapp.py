@@ -33,7 +33,8 @@ def build_pki_app(pairings: list[Pairing], options: dict[str, Any],
                 if skip_install_trust:
                     ca["install_trust"] = False
                 cas.setdefault(ca["id"], ca)
-    if not cas and skip_install_trust:
+    # the local CA only matters when automatic HTTPS may use the internal issuer
+    if not cas and skip_install_trust and "off" not in (options.get("auto_https") or []):
         cas[DEFAULT_CA_ID] = {"id": DEFAULT_CA_ID, "install_trust": False}
     if not cas:
         return None
