@@ -34,6 +34,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # steals the other's CPU; the same split applies to Caddy and zeroserve.
 LOADGEN_CPU = "0"
 SERVER_CPU = "1"
+# Round-robin real-time scheduling, for runs that use a fraction of a core (fixed-rate
+# latency): other work on the shared machine then cannot decide the tail, and SCHED_RR (not
+# FIFO) still time-slices a server's own threads among themselves.
+REALTIME = ("chrt", "--rr", "10")
 
 
 class BenchError(Exception):
@@ -160,14 +164,18 @@ def server_argv(name: str, config: Path, workers: int = 1) -> list[str]:
     ]
 
 
+def on_cpu(cpus: str, argv: Sequence[str], realtime: bool = False) -> list[str]:
+    """`argv` pinned to `cpus`, under SCHED_RR if `realtime`; both wrappers exec, so the
+    PID is the command's own."""
+    return ["taskset", "-c", cpus, *(REALTIME if realtime else ()), *argv]
+
+
 @contextmanager
 def running(
-    name: str, config: Path, ports: Sequence[int], scratch: Path, cpus: str | None = SERVER_CPU
+    name: str, config: Path, ports: Sequence[int], scratch: Path, realtime: bool = False
 ) -> Iterator[Server]:
-    """Start a server, wait for its ports, and always stop it by PID afterwards."""
-    argv = server_argv(name, config)
-    if cpus is not None:
-        argv = ["taskset", "-c", cpus, *argv]  # taskset execs: the PID stays the server's
+    """Start a server on SERVER_CPU, wait for its ports, and always stop it by PID afterwards."""
+    argv = on_cpu(SERVER_CPU, server_argv(name, config), realtime)
     log = scratch / f"{name}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(

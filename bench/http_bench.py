@@ -8,7 +8,8 @@ Workloads: `respond "hello"`; `redir`; a site with 10 header operations; `file_s
   divided by the requests wrk completed;
 - latency at a fixed offered rate: `h2load --h1 --rps`, the same rate for both servers (half of
   Caddy's median throughput for that workload, capped), p50/p95/p99 from h2load's
-  per-request log;
+  per-request log; server and h2load under SCHED_RR unless --no-realtime, so that other work
+  on a shared machine does not make the tail;
 - memory: VmRSS of the server holding 10,000 idle keep-alive connections (each served one
   request first), opened by this script.
 
@@ -41,6 +42,7 @@ from typing import TypeVar
 
 from benchlib import (
     LOADGEN_CPU,
+    REALTIME,
     BenchError,
     Server,
     command_line,
@@ -52,6 +54,7 @@ from benchlib import (
     machine_line,
     md_table,
     median,
+    on_cpu,
     parse_args,
     percentile,
     raise_fd_limit,
@@ -222,11 +225,13 @@ WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 
 
 def wrk(port: int, w: Workload, seconds: int) -> str:
-    argv = ["taskset", "-c", LOADGEN_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s"]
+    argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s"]
     for name, value in w.headers:
         argv += ["-H", f"{name}: {value}"]
     argv.append(f"http://127.0.0.1:{port}{w.path}")
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    out = subprocess.run(
+        on_cpu(LOADGEN_CPU, argv), capture_output=True, text=True, timeout=seconds + 30
+    )
     if out.returncode != 0:
         raise BenchError(f"wrk failed: {out.stderr.strip()}")
     return out.stdout
@@ -265,15 +270,14 @@ H2LOAD_REQS = re.compile(
 )
 
 
-def measure_latency(port: int, w: Workload, rate: int, seconds: int, scratch: Path) -> Latency:
+def measure_latency(
+    port: int, w: Workload, rate: int, seconds: int, scratch: Path, realtime: bool
+) -> Latency:
     per_client = max(1, rate // LATENCY_CLIENTS)
     total = per_client * LATENCY_CLIENTS * seconds
     log = scratch / "h2load.log"
     log.unlink(missing_ok=True)
     argv = [
-        "taskset",
-        "-c",
-        LOADGEN_CPU,
         "h2load",
         "--h1",
         "-t1",
@@ -285,7 +289,12 @@ def measure_latency(port: int, w: Workload, rate: int, seconds: int, scratch: Pa
     for name, value in w.headers:
         argv += ["-H", f"{name}: {value}"]
     argv.append(f"http://127.0.0.1:{port}{w.path}")
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds * 4 + 30)
+    out = subprocess.run(
+        on_cpu(LOADGEN_CPU, argv, realtime),
+        capture_output=True,
+        text=True,
+        timeout=seconds * 4 + 30,
+    )
     match = H2LOAD_REQS.search(out.stdout)
     if out.returncode != 0 or not match:
         raise BenchError(f"h2load failed: {out.stderr.strip() or out.stdout[-300:]}")
@@ -398,6 +407,7 @@ def run_phase(
     samples: dict[tuple[str, str], list[T]],
     measure: Callable[[Workload, Server, int], T],
     show: Callable[[T], str],
+    realtime: bool = False,
 ) -> None:
     """Rounds of one measurement over workloads and servers, each server started fresh.
 
@@ -414,7 +424,7 @@ def run_phase(
                     continue
                 config, port = serving(w, scratch)
                 try:
-                    with running(name, config, [port], scratch) as server:
+                    with running(name, config, [port], scratch, realtime) as server:
                         sample = measure(w, server, port)
                         if not server.alive():
                             raise BenchError(f"exited: {server.last_log_line()}")
@@ -442,19 +452,19 @@ def run_throughput(
 
 
 def run_latency(
-    works: list[Workload], rounds: int, seconds: int, scratch: Path, res: Results
+    works: list[Workload], rounds: int, seconds: int, realtime: bool, scratch: Path, res: Results
 ) -> None:
     for w in works:
         caddy_rps = median([t.rps for t in res.throughput[(w.key, "caddy")]])
         res.rates[w.key] = max(LATENCY_CLIENTS, min(RATE_CAP, int(caddy_rps * RATE_SHARE)))
 
     def measure(w: Workload, server: Server, port: int) -> Latency:
-        return measure_latency(port, w, res.rates[w.key], seconds, scratch)
+        return measure_latency(port, w, res.rates[w.key], seconds, scratch, realtime)
 
     def show(lat: Latency) -> str:
         return f"p50 {lat.p50:.3f} p95 {lat.p95:.3f} p99 {lat.p99:.3f} ms failed {lat.failed}"
 
-    run_phase("latency", works, rounds, scratch, res, res.latency, measure, show)
+    run_phase("latency", works, rounds, scratch, res, res.latency, measure, show, realtime)
 
 
 def run_idle(works: list[Workload], rounds: int, scratch: Path, res: Results) -> None:
@@ -577,6 +587,7 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
     unmeasured = [name for name, verdict in checks if verdict == "not measured"]
 
     wrk_v = tool_version(["wrk", "--version"])
+    rt = " ".join(REALTIME) + " " if args.realtime else ""
     h2_v = tool_version(["h2load", "--version"])
     parts = [
         f"Command: `{command_line()}`",
@@ -614,13 +625,21 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
             thr_rows,
         ),
         "### Latency at a fixed offered rate",
-        f"`taskset -c 0 h2load --h1 -t1 -c{LATENCY_CLIENTS} --rps=R/{LATENCY_CLIENTS} "
+        f"`taskset -c 0 {rt}h2load --h1 -t1 -c{LATENCY_CLIENTS} --rps=R/{LATENCY_CLIENTS} "
         f"-n R×{args.latency_duration}` ({h2_v}); R = {RATE_SHARE:.0%} of Caddy's median req/s "
         f"for the workload, at most {RATE_CAP:,}/s, the same for both servers. Percentiles of "
         "every request's time from h2load's `--log-file`, in ms. h2load paces each of its "
         "connections (one request in flight per HTTP/1.1 connection), so a slow response "
         "delays that connection's next request: a closed loop per connection, open across "
-        "connections.",
+        "connections. "
+        + (
+            "Server and h2load run under SCHED_RR (`chrt --rr 10`): at a fixed rate neither "
+            "needs a whole core, and without it the tail measured the other work on the shared "
+            "machine (p95 of 5–10 ms for both servers) rather than the servers."
+            if args.realtime
+            else "Normal scheduling (`--no-realtime`): on a busy machine the tail includes "
+            "waiting for a CPU."
+        ),
         md_table(
             [
                 "workload",
@@ -669,11 +688,17 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="wrk seconds per run")
     parser.add_argument("--latency-duration", type=int, default=5, help="h2load seconds per run")
     parser.add_argument("--only", nargs="*", help="workload keys to run (default: all)")
+    parser.add_argument(
+        "--no-realtime",
+        dest="realtime",
+        action="store_false",
+        help="run the latency phase at normal priority instead of SCHED_RR",
+    )
     args = parse_args(parser, default_rounds=3)
     if not 1 <= args.duration <= 60 or not 1 <= args.latency_duration <= 60:
         fail("durations must be between 1 and 60 seconds")
     try:
-        require_tools("wrk", "h2load", "taskset")
+        require_tools("wrk", "h2load", "taskset", *(["chrt"] if args.realtime else []))
         if raise_fd_limit() < IDLE_CONNECTIONS + 100:
             raise BenchError(f"open-files hard limit below {IDLE_CONNECTIONS + 100}")
         os.sched_setaffinity(0, {int(LOADGEN_CPU)})
@@ -689,7 +714,7 @@ def main() -> None:
             print("throughput", flush=True)
             run_throughput(works, args.rounds, args.duration, scratch, res)
             print("latency", flush=True)
-            run_latency(works, args.rounds, args.latency_duration, scratch, res)
+            run_latency(works, args.rounds, args.latency_duration, args.realtime, scratch, res)
             if works[0].key == "respond":
                 print("idle connections", flush=True)
                 run_idle(works, args.rounds, scratch, res)

@@ -37,6 +37,7 @@ from benchlib import (
     machine_line,
     md_table,
     median,
+    on_cpu,
     parse_args,
     percentile,
     require_tools,
@@ -135,16 +136,16 @@ def one_round(name: str, reloads: int, scratch: Path) -> Round:
     reload = RELOADERS[name]
     with running(name, configs["A"], [port, admin], scratch):
         load = subprocess.Popen(
-            [
-                "taskset",
-                "-c",
+            on_cpu(
                 LOADGEN_CPU,
-                "wrk",
-                "-t1",
-                f"-c{CONNECTIONS}",
-                f"-d{reloads + 60}s",
-                f"http://127.0.0.1:{port}/",
-            ],
+                [
+                    "wrk",
+                    "-t1",
+                    f"-c{CONNECTIONS}",
+                    f"-d{reloads + 60}s",
+                    f"http://127.0.0.1:{port}/",
+                ],
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
