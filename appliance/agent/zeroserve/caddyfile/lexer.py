@@ -108,7 +108,9 @@ def is_next_on_new_line(t1: Token, t2: Token) -> bool:
     """Whether t2 starts on a later line than t1 ends (other file or import chain counts)."""
     if t1.file != t2.file or t1.imports != t2.imports:
         return True
-    return t1.line + t1.num_line_breaks() < t2.line
+    if t1.was_quoted == "<" or "\n" in t1.text:
+        return t1.line + t1.num_line_breaks() < t2.line
+    return t1.line < t2.line
 
 
 def tokenize(body: bytes, filename: str) -> list[Token]:
