@@ -101,11 +101,15 @@ static __always_inline int zs_ipv4_later_fragment(const struct iphdr *ip)
 	return (ip->frag_off & zs_htons(ZS_IP_OFFSET)) != 0;
 }
 
-/* What the hooks read from L4; ports in network order, zero if not TCP or UDP. */
+/* What the hooks read from L4: ports in network order (zero if not TCP or UDP)
+ * and TCP flags as values, not a header pointer, which the compiler may rebuild
+ * out of sight of the verifier's bounds checks. */
 struct zs_l4 {
 	__be16 sport;
 	__be16 dport;
-	struct tcphdr *tcp; /* NULL unless TCP with a whole fixed header */
+	__u8 tcp; /* TCP with a whole fixed header */
+	__u8 syn; /* SYN set */
+	__u8 ack; /* ACK set */
 };
 
 static __always_inline void zs_parse_l4(struct zs_cursor *cur, void *data_end, int proto,
@@ -119,7 +123,9 @@ static __always_inline void zs_parse_l4(struct zs_cursor *cur, void *data_end, i
 		cur->pos = tcp + 1;
 		l4->sport = tcp->source;
 		l4->dport = tcp->dest;
-		l4->tcp = tcp;
+		l4->tcp = 1;
+		l4->syn = tcp->syn;
+		l4->ack = tcp->ack;
 	} else if (proto == IPPROTO_UDP) {
 		struct udphdr *udp = cur->pos;
 
@@ -134,7 +140,7 @@ static __always_inline void zs_parse_l4(struct zs_cursor *cur, void *data_end, i
 /* A TCP SYN without ACK: someone opening a connection. */
 static __always_inline int zs_is_syn(const struct zs_l4 *l4)
 {
-	return l4->tcp && l4->tcp->syn && !l4->tcp->ack;
+	return l4->syn && !l4->ack;
 }
 
 #endif
