@@ -181,6 +181,20 @@ def test_an_xdp_deny_before_does_not_hold_later_rules_back():
     assert [r.layer for r in rows(p, "abort")] == [Layer.XDP, Layer.XDP]
 
 
+def test_error_routes_and_named_routes_stay():
+    p = plan("&(app) {\n\tabort\n}\n:8080 {\n\thandle_errors {\n\t\tabort\n\t}\n\tinvoke app\n}\n")
+    errors, named = rows(p, "abort")
+    assert (errors.rule, errors.layer, errors.line) == (
+        "srv0.errors.routes[0].routes[0]",
+        Layer.ENGINE,
+        "Caddyfile:6",
+    )
+    assert "runs only after a handler fails" in errors.reason
+    assert named.rule.startswith("srv0.named_routes.app")
+    assert "only where `invoke` calls it" in named.reason
+    assert p.xdp.deny == []
+
+
 def test_json_config_has_no_lines():
     config = adapt_caddyfile(b":8080 {\n\tabort\n}\n").config
     (row,) = [r for r in build_plan(config).placements if r.what == "abort"]

@@ -10,7 +10,9 @@ engine could answer the request first.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,9 +62,11 @@ class _Walk:
     hosts: set[str]
     lines: LineIndex | None
     plan: Plan
-    next_rule: list[int]
+    rule_ids: Iterator[int]
 
 
+_ON_ERROR = Blocked("runs only after a handler fails, which needs HTTP", "")
+_NAMED = Blocked("a named route runs only where `invoke` calls it", "")
 _ONE_MATCHER = "one address matcher per set would run in XDP"
 _EARLIER = "put the abort before routes that answer (e.g. first in a `route` block)"
 
@@ -143,8 +147,7 @@ def _walk(
             if w.lines is not None:
                 line = w.lines.find(w.hosts | hosts, set(w.ports), placer.directive_for(handler))
             if decision.layer is Layer.XDP:
-                rule_id = w.next_rule[0]
-                w.next_rule[0] += 1
+                rule_id = next(w.rule_ids)
                 if decision.deny:
                     w.plan.xdp.deny.append(DenyRule(rule_id, decision.deny, w.ports))
                 for burst, window in decision.rate:
@@ -205,12 +208,16 @@ def build_plan(
                 plan.listeners.append(listener)
                 by_port[listener.port].add(name)
     shared = {port for port, names in by_port.items() if len(names) > 1}
-    next_rule = [1]
+    rule_ids = itertools.count(1)
     for name, server in servers.items():
         ports = tuple(sorted({lst.port for lst in plan.listeners if lst.server == name}))
-        walk = _Walk(name, server, ports, set(), lines, plan, next_rule)
+        walk = _Walk(name, server, ports, set(), lines, plan, rule_ids)
         blocker = _server_blocker(server, ports, shared)
         _walk(walk, server.get("routes") or [], "", None, blocker)
+        errors = (server.get("errors") or {}).get("routes") or []
+        _walk(walk, errors, ".errors", None, _ON_ERROR)
+        for route_name, route in (server.get("named_routes") or {}).items():
+            _walk(walk, [route], f".named_routes.{route_name}", None, _NAMED)
     _place_listeners(plan, appliance)
     return plan
 
