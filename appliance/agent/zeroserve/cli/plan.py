@@ -14,9 +14,7 @@ from zeroserve.cli.config_input import config_filename, read_config
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", required=True, help="Configuration file to plan")
     p.add_argument("-a", "--adapter", default=None, help="Name of config adapter")
-    p.add_argument(
-        "--appliance-config", default=None, help="Network policy file (TOML or YAML)"
-    )
+    p.add_argument("--appliance-config", default=None, help="Network policy file (TOML or YAML)")
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
