@@ -170,12 +170,58 @@ def on_cpu(cpus: str, argv: Sequence[str], realtime: bool = False) -> list[str]:
     return ["taskset", "-c", cpus, *(REALTIME if realtime else ()), *argv]
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@contextmanager
+def cpu_budget(share: float) -> Iterator[Path]:
+    """A cgroup whose processes together get at most `share` of one core (CFS bandwidth).
+
+    cgroup v2 (`cpu.max`) or v1's cpu controller (`cpu.cfs_quota_us`). A 10 ms period keeps
+    the throttling fine-grained. The group is removed afterwards; it must be empty by then.
+    """
+    period = 10_000
+    quota = max(1000, int(period * share))
+    v2 = (CGROUP_ROOT / "cgroup.controllers").exists()
+    parent = CGROUP_ROOT if v2 else CGROUP_ROOT / "cpu"
+    group = parent / f"zeroserve-bench-{os.getpid()}"
+    try:
+        if v2:
+            (CGROUP_ROOT / "cgroup.subtree_control").write_text("+cpu")
+        group.mkdir()
+        if v2:
+            (group / "cpu.max").write_text(f"{quota} {period}")
+        else:
+            (group / "cpu.cfs_period_us").write_text(str(period))
+            (group / "cpu.cfs_quota_us").write_text(str(quota))
+    except OSError as exc:
+        if group.exists():
+            group.rmdir()
+        raise BenchError(f"cannot make a CPU-limited cgroup under {parent}: {exc}") from None
+    try:
+        yield group
+    finally:
+        group.rmdir()
+
+
 @contextmanager
 def running(
-    name: str, config: Path, ports: Sequence[int], scratch: Path, realtime: bool = False
+    name: str,
+    config: Path,
+    ports: Sequence[int],
+    scratch: Path,
+    realtime: bool = False,
+    cgroup: Path | None = None,
 ) -> Iterator[Server]:
-    """Start a server on SERVER_CPU, wait for its ports, and always stop it by PID afterwards."""
+    """Start a server on SERVER_CPU (inside `cgroup` if given), wait for its ports, and
+    always stop it by PID afterwards."""
     argv = on_cpu(SERVER_CPU, server_argv(name, config), realtime)
+
+    def join_cgroup() -> None:
+        # Runs in the child before exec, so every thread the server starts is in the group.
+        if cgroup is not None:
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
     log = scratch / f"{name}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -185,6 +231,7 @@ def running(
             stderr=out,
             env=child_env(scratch),
             cwd=scratch,
+            preexec_fn=join_cgroup,
         )
     server = Server(name, proc, log)
     try:
@@ -274,7 +321,8 @@ def fmt_num(value: float | None, digits: int = 0) -> str:
 
 
 def fmt_ratio(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}x"
+    # Three significant digits, so a ratio never looks on the other side of a goal's limit.
+    return "—" if value is None else f"{value:.3g}x"
 
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
