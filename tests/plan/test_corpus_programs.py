@@ -104,13 +104,14 @@ def _name(hook: str, features: object) -> str:
 @pytest.mark.parametrize(
     ("hook", "features"), FEATURE_SETS, ids=[_name(h, f) for h, f in FEATURE_SETS]
 )
-def test_programs_pass_the_verifier(hook, features, layout) -> None:
+def test_programs_pass_the_verifier(hook, features, request) -> None:
     from zeroserve.datapath.sock import SockLayer
     from zeroserve.datapath.tc import TcLayer
     from zeroserve.datapath.xdp import XdpLayer
 
     if os.geteuid() != 0:
         pytest.skip("needs root: loads BPF programs")
+    layout = request.getfixturevalue("layout")
     loader = {"xdp": XdpLayer, "tc": TcLayer, "sock": SockLayer}[hook]
     started = time.monotonic()
     with loader.load(features, layout) as loaded:

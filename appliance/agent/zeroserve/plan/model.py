@@ -108,6 +108,3 @@ class Plan:
     interfaces: tuple[str, ...] = ()
     xdp_mode: str = "native"
     warnings: list[str] = field(default_factory=list)
-
-    def layer_of(self, rule: str) -> Layer:
-        return next(p.layer for p in self.placements if p.rule == rule)
