@@ -513,8 +513,10 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
             hosts = sb.hosts_from_keys(False)
             forced = set(hosts) if "tls.force_automate" in sb.pile else set()
 
-            appended = len(tls_policies)
-            for cpv in sb.pile.get("tls.connection_policy", []):
+            cp_values = sb.pile.get("tls.connection_policy", [])
+            if not cp_values and hosts:
+                unpoliced_hosts.append(sorted(hosts))
+            for cpv in cp_values:
                 cp = cpv.value
                 for h in list(hosts):
                     if h == default_sni:
@@ -534,8 +536,8 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
                 if not conn_policy_settings_empty(cp) or forced & set(hosts):
                     tls_policies.append(cp)
                     has_catch_all_cp = not hosts
-            if len(tls_policies) == appended:
-                unpoliced_hosts.append(sorted(sb.hosts_from_keys(False)))
+                elif hosts:
+                    unpoliced_hosts.append([h for h in hosts if h])
 
             for addr in sb.parsed_keys:
                 if listeners_use_any_port_other_than(srv["listen"] or [], http_port):
@@ -639,8 +641,6 @@ def shield_from_wildcard_client_auth(policies: list[dict], unpoliced: list[list[
     for hosts in unpoliced:
         shields: dict[int, list[str]] = {}
         for host in hosts:
-            if host.startswith("*."):
-                continue
             for cp in policies:
                 sni = (cp.get("match") or {}).get("sni") or []
                 if cp.get("client_authentication") and any(

@@ -121,7 +121,8 @@ def build_subroute(
 ) -> list[Route]:
     """The routes of a subroute built from piled-up "route" values (Caddy's buildSubroute)."""
     order = order or DEFAULT_ORDER
-    values = list(values)
+    # sorted in place, as Caddy does: a site served on several listeners is built (and
+    # sorted) once per listener from the same list, and the comparator is not symmetric
     if needs_sorting:
         for v in values:
             if v.directive not in order:

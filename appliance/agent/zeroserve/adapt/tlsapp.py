@@ -64,7 +64,8 @@ def consolidate_conn_policies(cps: list[dict]) -> list[dict]:
                                      f"{label}: {_go_list(a[key])} vs. {_go_list(b[key])}")
         if a.get("client_authentication") is None and b.get("client_authentication") is not None:
             raise CaddyfileError("two policies with same match criteria have conflicting client "
-                                 "auth configuration")
+                                 f"auth configuration: <nil> vs. "
+                                 f"{_go_client_auth(b['client_authentication'])}")
         for key, label in (("default_sni", "default SNI"), ("fallback_sni", "fallback SNI"),
                            ("protocol_min", "min protocol"), ("protocol_max", "max protocol")):
             if both(key):
@@ -121,6 +122,22 @@ def consolidate_conn_policies(cps: list[dict]) -> list[dict]:
             # Go steps back and forward again after a change: the same index is re-checked
             i += 1
     return cps
+
+
+def _go_bytes(value: Any) -> str:
+    from zeroserve.caddyjson import encode
+
+    return "[" + " ".join(str(b) for b in encode(value)) + "]"
+
+
+def _go_client_auth(ca: dict[str, Any]) -> str:
+    """Go's %+v of a *caddytls.ClientAuthentication."""
+    ca_raw = _go_bytes(ca["ca"]) if ca.get("ca") is not None else "[]"
+    verifiers = "[" + " ".join(_go_bytes(v) for v in ca.get("verifiers", [])) + "]"
+    leaf = _go_list(ca.get("trusted_leaf_certs", []))
+    return (f"&{{CARaw:{ca_raw} ca:<nil> TrustedCACerts:[] TrustedCACertPEMFiles:[] "
+            f"TrustedLeafCerts:{leaf} VerifiersRaw:{verifiers} verifiers:[] "
+            f"Mode:{ca.get('mode', '')} existingVerifyPeerCert:<nil>}}")
 
 
 def _go_list(values: list[str]) -> str:
