@@ -173,6 +173,15 @@ def test_deny_rules_carry_prefixes_and_the_listener_port():
     ]
 
 
+def test_a_handler_that_answers_holds_back_the_rest_of_its_route():
+    config = adapt_caddyfile(b":8080 {\n\tabort\n}\n").config
+    route = config["apps"]["http"]["servers"]["srv0"]["routes"][0]
+    route["handle"].insert(0, {"handler": "static_response", "body": "first"})
+    row = next(r for r in build_plan(config).placements if r.what == "abort")
+    assert row.layer is Layer.ENGINE
+    assert "an earlier handler (srv0.routes[0]) may answer first" in row.reason
+
+
 def test_an_xdp_deny_before_does_not_hold_later_rules_back():
     p = plan(
         ":8080 {\n\troute {\n\t\tabort @a\n\t\tabort @b\n\t}\n"

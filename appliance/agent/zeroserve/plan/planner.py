@@ -132,6 +132,10 @@ def _walk(
         for position, handler in enumerate(handlers):
             at = f"{here}.handle[{position}]" if len(handlers) > 1 else here
             name = handler.get("handler", "")
+            if route_answers and not (outer or needs):
+                # A handler before this one in the same route may already have answered.
+                why = f"an earlier handler ({w.server_name}{here}) may answer first"
+                blocker = Blocked(why, _EARLIER)
             if name == "subroute":
                 saved, w.hosts = w.hosts, w.hosts | hosts
                 inner = _walk(w, handler.get("routes") or [], at, sources, blocker)
