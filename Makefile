@@ -6,7 +6,7 @@ CARGO_MANIFEST := appliance/proxy/Cargo.toml
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TARGET_DIR := $(CURDIR)/target
 
-.PHONY: setup run test lint test-slow test-image test-fleet fmt
+.PHONY: setup run test lint test-slow test-image test-fleet fmt image delivery-lint
 
 setup:
 	@bash tools/setup.sh
@@ -31,3 +31,8 @@ fmt: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# Delivery (image/, playbooks/, Vagrantfile): owned by the delivery issue.
+delivery-lint: setup
+	cd playbooks && ansible-lint
+	VAGRANT_DOTFILE_PATH=$$(mktemp -d) vagrant validate
