@@ -213,15 +213,9 @@ def running(
     realtime: bool = False,
     cgroup: Path | None = None,
 ) -> Iterator[Server]:
-    """Start a server on SERVER_CPU (inside `cgroup` if given), wait for its ports, and
+    """Start a server on SERVER_CPU, wait for its ports, move it into `cgroup` if given, and
     always stop it by PID afterwards."""
     argv = on_cpu(SERVER_CPU, server_argv(name, config), realtime)
-
-    def join_cgroup() -> None:
-        # Runs in the child before exec, so every thread the server starts is in the group.
-        if cgroup is not None:
-            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
-
     log = scratch / f"{name}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -231,12 +225,15 @@ def running(
             stderr=out,
             env=child_env(scratch),
             cwd=scratch,
-            preexec_fn=join_cgroup,
         )
     server = Server(name, proc, log)
     try:
         for port in ports:
             wait_port(port, server)
+        if cgroup is not None:
+            # Once it is up, so a capped start-up does not slow the run; writing the PID to
+            # cgroup.procs moves all of the process's threads.
+            (cgroup / "cgroup.procs").write_text(str(server.pid))
         yield server
     finally:
         server.stop()
