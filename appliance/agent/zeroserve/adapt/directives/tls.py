@@ -251,7 +251,11 @@ def parse_tls(h: Helper) -> list[ConfigValue]:
     if issuers:
         vals.extend(ConfigValue("tls.cert_issuer", iss) for iss in issuers)
     elif acme is not None:
-        defaults = [acme] if acme.get("ca") else default_issuers(acme.get("email", ""))
+        # global ACME issuers (cert_issuer) stand in for the default ones
+        global_acme = [i for i in h.option("cert_issuer") or [] if i.get("module") == "acme"]
+        defaults = global_acme or default_issuers(acme.get("email", ""))
+        if acme.get("ca"):
+            defaults = [acme]
         for iss in defaults:
             if iss is not acme and iss.get("module") == "acme":
                 merged = copy.deepcopy(acme)
