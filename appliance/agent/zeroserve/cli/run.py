@@ -17,6 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from zeroserve.agent.runner import Agent
+    from zeroserve.agent.sdnotify import notify
     from zeroserve.engine import EngineError
 
     config = load_config(args.config, args.adapter)
@@ -28,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"starting: {exc}") from None
     log_line("info", "serving initial configuration", listen=agent.engine.listen_addresses())
+    notify("READY=1")
     agent.serve_forever()
     log_line("info", "shutdown complete")
     return 0
