@@ -46,6 +46,44 @@ fn has_token(values: Option<&[String]>, token: &str) -> bool {
     values.is_some_and(|vs| super::parse::has_token(vs.iter().map(String::as_str), token))
 }
 
+/// Writes header fields sorted by name (Go's `Header.WriteSubset`), skipping `exclude`;
+/// CR and LF in values become spaces and surrounding blanks are trimmed.
+fn write_fields(headers: &HeaderMap, exclude: &[&str], out: &mut Vec<u8>) {
+    let mut sorted: Vec<&(String, Vec<String>)> = headers
+        .iter()
+        .filter(|(k, _)| !exclude.contains(&k.as_str()))
+        .collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, vs) in sorted {
+        for v in vs {
+            let v: String = v
+                .chars()
+                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+                .collect();
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.trim_matches([' ', '\t']).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+fn status_line(status: u16, http11: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(if http11 { b"HTTP/1.1 " } else { b"HTTP/1.0 " });
+    match reason(status) {
+        Some(text) => out.extend_from_slice(format!("{status:03} {text}\r\n").as_bytes()),
+        None => out.extend_from_slice(format!("{status:03} status code {status}\r\n").as_bytes()),
+    }
+}
+
+/// An informational (1xx) response as Go writes it mid-handler: status line and the current
+/// header fields without framing headers; the final response follows later.
+pub fn encode_interim(status: u16, headers: &HeaderMap, http11: bool, out: &mut Vec<u8>) {
+    status_line(status, http11, out);
+    write_fields(headers, &["Content-Length", "Transfer-Encoding"], out);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Appends the wire form of `resp` to `out`; returns whether the connection must close.
 pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bool {
     let status = resp.status;
@@ -124,29 +162,8 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
         set_connection = x.http11.then_some("close");
     }
 
-    out.extend_from_slice(if x.http11 { b"HTTP/1.1 " } else { b"HTTP/1.0 " });
-    match reason(status) {
-        Some(text) => out.extend_from_slice(format!("{status:03} {text}\r\n").as_bytes()),
-        None => out.extend_from_slice(format!("{status:03} status code {status}\r\n").as_bytes()),
-    }
-    let mut sorted: Vec<&(String, Vec<String>)> = resp
-        .headers
-        .iter()
-        .filter(|(k, _)| !exclude.contains(&k.as_str()))
-        .collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    for (k, vs) in sorted {
-        for v in vs {
-            let v: String = v
-                .chars()
-                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-                .collect();
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(v.trim_matches([' ', '\t']).as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-    }
+    status_line(status, x.http11, out);
+    write_fields(&resp.headers, &exclude, out);
     if let Some(d) = date {
         out.extend_from_slice(b"Date: ");
         out.extend_from_slice(d.as_bytes());

@@ -193,11 +193,17 @@ pub struct Ctx<'p, 'a> {
     pub remote: Option<SocketAddr>,
     pub local: Option<SocketAddr>,
     pub body: Option<&'a [u8]>,
+    /// The request has a body (framed by Content-Length or chunked).
+    pub has_body: bool,
+    /// A handler asked for the body before it was buffered: run again once it is.
+    pub body_wanted: std::cell::Cell<bool>,
     pub vars: Vec<(String, Value)>,
     /// Static replacer entries set by regexp matchers (`http.regexp.*`).
     pub captures: Vec<(String, String)>,
     pub error: Option<HandlerError>,
     pub resp: Response,
+    /// Informational responses already written (103 Early Hints), sent before `resp`.
+    pub interim: Vec<u8>,
     /// Deferred response header ops, applied (last first) when a handler writes.
     pub deferred: Vec<&'p super::handlers::headers::RespOps>,
     pub groups: HashSet<&'p str>,
@@ -213,13 +219,38 @@ impl<'p, 'a> Ctx<'p, 'a> {
         remote: Option<SocketAddr>,
         local: Option<SocketAddr>,
     ) -> Ctx<'p, 'a> {
+        Self::for_server(head, remote, local, None)
+    }
+
+    /// Like `new`, with the client address resolved through `server`'s trusted proxies
+    /// (Caddy's `client_ip` and `trusted_proxy` variables).
+    pub fn for_server(
+        head: &crate::http1::Head<'a>,
+        remote: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+        server: Option<&super::Server>,
+    ) -> Ctx<'p, 'a> {
         let mut headers = HeaderMap::default();
         for (name, value) in &head.headers {
             if !name.eq_ignore_ascii_case("Host") {
                 headers.add(name, value);
             }
         }
-        let uri = Uri::from_target(head.target);
+        let uri = if head.method == "CONNECT" && !head.target.starts_with('/') {
+            // authority-form: Caddy sees the root path
+            Uri::from_target("/")
+        } else {
+            Uri::from_target(head.target)
+        };
+        let (trusted, client) = match (server, remote) {
+            (Some(s), Some(r)) => s.client_ip(r.ip(), &headers),
+            (None, Some(r)) => (false, r.ip()),
+            (_, None) => (false, std::net::Ipv4Addr::UNSPECIFIED.into()),
+        };
+        let vars = vec![
+            ("client_ip".to_owned(), Value::String(client.to_string())),
+            ("trusted_proxy".to_owned(), Value::Bool(trusted)),
+        ];
         Ctx {
             method: head.method.to_owned(),
             host: head.host.to_owned(),
@@ -236,10 +267,13 @@ impl<'p, 'a> Ctx<'p, 'a> {
             remote,
             local,
             body: None,
-            vars: Vec::new(),
+            has_body: head.body != crate::http1::BodyKind::None,
+            body_wanted: std::cell::Cell::new(false),
+            vars,
             captures: Vec::new(),
             error: None,
             resp: Response::new(200),
+            interim: Vec::new(),
             deferred: Vec::new(),
             groups: HashSet::new(),
             maps: Vec::new(),
@@ -356,6 +390,26 @@ fn path_part(path: &str, idx: &str) -> Option<String> {
     Some(parts.get(idx).map_or(String::new(), |s| (*s).to_owned()))
 }
 
+/// Go's `path.Base`.
+fn base_of(path: &str) -> &str {
+    if path.is_empty() {
+        return ".";
+    }
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return "/";
+    }
+    file_of(trimmed)
+}
+
+/// Go's `path.Ext`: the suffix from the last dot of the final element.
+fn ext_of(path: &str) -> &str {
+    match path.rfind(['.', '/']) {
+        Some(i) if path.as_bytes()[i] == b'.' => &path[i..],
+        _ => "",
+    }
+}
+
 fn file_of(path: &str) -> &str {
     path.rsplit_once('/').map_or(path, |(_, f)| f)
 }
@@ -428,7 +482,7 @@ impl Lookup for Ctx<'_, '_> {
             return Some(Owned(vals.join(",")));
         }
         if let Some(name) = key.strip_prefix("http.request.cookie.") {
-            return self.cookie(name).map(Owned);
+            return Some(Owned(self.cookie(name).unwrap_or_default()));
         }
         if let Some(field) = key.strip_prefix("http.response.header.") {
             let vals = self.resp.headers.raw(&canonical_key(field)).unwrap_or(&[]);
@@ -470,15 +524,11 @@ impl Lookup for Ctx<'_, '_> {
             match rest {
                 "file" => return Some(Owned(file_of(&self.uri.path).to_owned())),
                 "dir" => return Some(Owned(dir_of(&self.uri.path).to_owned())),
-                "file.base" | "file.ext" => {
-                    let base = file_of(&self.uri.path);
-                    let base = if base.is_empty() { "." } else { base };
-                    let ext = base.rfind('.').map_or("", |i| &base[i..]);
-                    return Some(Owned(if rest == "file.ext" {
-                        ext.to_owned()
-                    } else {
-                        base[..base.len() - ext.len()].to_owned()
-                    }));
+                "file.ext" => return Some(Owned(ext_of(&self.uri.path).to_owned())),
+                "file.base" => {
+                    let base = base_of(&self.uri.path);
+                    let ext = ext_of(&self.uri.path);
+                    return Some(Owned(base.strip_suffix(ext).unwrap_or(base).to_owned()));
                 }
                 idx => return path_part(&self.uri.path, idx).map(Owned),
             }
@@ -509,6 +559,9 @@ impl Lookup for Ctx<'_, '_> {
             "http.request.uri.path" => Borrowed(self.uri.path.as_str()),
             "http.request.uri.query" => Borrowed(self.uri.query.as_str()),
             "http.request.body" => {
+                if self.body.is_none() && self.has_body {
+                    self.body_wanted.set(true);
+                }
                 Owned(String::from_utf8_lossy(self.body.unwrap_or(&[])).into_owned())
             }
             "http.request.orig_method" => Borrowed(self.orig_method),
@@ -583,6 +636,17 @@ mod tests {
         assert!(parse_query("a;b=1").is_err());
         assert!(parse_query("a=%zz").is_err());
         assert_eq!(query_escape("a b&c"), "a+b%26c");
+    }
+
+    #[test]
+    fn go_path_parts() {
+        assert_eq!((base_of("/"), ext_of("/")), ("/", ""));
+        assert_eq!(
+            (base_of("/a/b.tar.gz"), ext_of("/a/b.tar.gz")),
+            ("b.tar.gz", ".gz")
+        );
+        assert_eq!((base_of("/a/"), ext_of("/a.b/c")), ("a", ""));
+        assert_eq!(base_of(""), ".");
     }
 
     #[test]

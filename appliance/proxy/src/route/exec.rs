@@ -48,7 +48,8 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
             let flow = match h {
                 Handler::StaticResponse(s) if s.abort => Flow::Abort,
                 Handler::StaticResponse(s) => match s.respond(ctx) {
-                    Ok(()) => Flow::Responded,
+                    Ok(true) => Flow::Responded,
+                    Ok(false) => Flow::Next,
                     Err(e) => Flow::Error(e),
                 },
                 Handler::Subroute(s) => s.run(ctx),
@@ -85,7 +86,16 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
 /// in `ctx.resp`.
 pub fn serve<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
     ctx.resp.headers.set("Server", "Caddy");
-    match run(&server.routes, ctx) {
+    let flow = if ctx.host.is_empty() && ctx.proto == "HTTP/1.1" {
+        // Caddy refuses an empty Host before routing, through its error path.
+        Flow::Error(HandlerError {
+            status: 400,
+            message: "missing or empty Host header".to_owned(),
+        })
+    } else {
+        run(&server.routes, ctx)
+    };
+    match flow {
         Flow::Responded => Outcome::Respond,
         // Nothing wrote: Go answers 200 through the base writer, so deferred ops never run.
         Flow::Next | Flow::Stop => Outcome::Respond,

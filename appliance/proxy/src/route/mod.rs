@@ -76,9 +76,55 @@ pub struct Server {
     pub parser: ParserConfig,
     pub idle_timeout: std::time::Duration,
     pub read_header_timeout: Option<std::time::Duration>,
-    /// Some handler reads the request body (`{http.request.body}`), so the body must be
-    /// buffered before the routes run.
-    pub needs_body: bool,
+    /// Peers whose client-IP headers are believed (`trusted_proxies` static ranges).
+    pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
+    pub client_ip_headers: Vec<String>,
+    pub trusted_proxies_strict: bool,
+}
+
+impl Server {
+    /// Caddy's `determineTrustedProxy`: whether the peer is a trusted proxy, and the client
+    /// address (from the client-IP headers when it is, else the peer's).
+    pub fn client_ip(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &crate::http1::HeaderMap,
+    ) -> (bool, std::net::IpAddr) {
+        use matchers::remote_ip::in_range;
+        let trusted = |ip| self.trusted_proxies.iter().any(|r| in_range(ip, *r));
+        if !trusted(peer) {
+            return (false, peer);
+        }
+        let values: Vec<&str> = self
+            .client_ip_headers
+            .iter()
+            .flat_map(|h| headers.values(h).unwrap_or(&[]).iter().map(String::as_str))
+            .collect();
+        if values.is_empty() {
+            return (true, peer);
+        }
+        let joined = values.join(",");
+        let parse = |part: &str| -> Option<std::net::IpAddr> {
+            let part = part.trim();
+            let host = match part.parse::<std::net::SocketAddr>() {
+                Ok(sa) => return Some(sa.ip()),
+                Err(_) => part,
+            };
+            host.split('%').next()?.parse().ok()
+        };
+        if self.trusted_proxies_strict {
+            for part in joined.split(',').rev() {
+                match parse(part) {
+                    Some(ip) if !trusted(ip) => return (true, ip),
+                    Some(_) => continue,
+                    None => return (true, peer),
+                }
+            }
+            return (true, peer);
+        }
+        let client = joined.split(',').find_map(parse).unwrap_or(peer);
+        (true, client)
+    }
 }
 
 /// The compiled configuration every worker runs.
@@ -219,9 +265,30 @@ fn compile_server(name: &str, v: &Value) -> Result<Server> {
         .map(|v| duration(v, "read_header_timeout"))
         .transpose()?
         .filter(|d| !d.is_zero());
-    let needs_body = v.to_string().contains("{http.request.body}");
+    let trusted_proxies = match m.get("trusted_proxies") {
+        Some(t) => {
+            let source = t.get("source").and_then(Value::as_str).unwrap_or("");
+            if source != "static" {
+                return err(format!(
+                    "trusted_proxies: source '{source}' is not supported by the engine"
+                ));
+            }
+            matchers::remote_ip::parse_ranges(&str_list(t.get("ranges"), "ranges")?)?
+        }
+        None => Vec::new(),
+    };
+    let mut client_ip_headers = str_list(m.get("client_ip_headers"), "client_ip_headers")?;
+    if client_ip_headers.is_empty() {
+        client_ip_headers.push("X-Forwarded-For".to_owned());
+    }
     Ok(Server {
-        needs_body,
+        trusted_proxies,
+        client_ip_headers,
+        trusted_proxies_strict: m
+            .get("trusted_proxies_strict")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            > 0,
         name: name.to_owned(),
         listen,
         routes,

@@ -65,8 +65,10 @@ pub struct Conn {
     pub lingering: bool,
     /// Previous request was a POST: Go tolerates stray CRLF before the next one.
     pub after_post: bool,
-    /// `100 Continue` already sent for the request being buffered.
-    pub continue_sent: bool,
+    /// The routes asked for the body of the request at the front: buffer it, then rerun.
+    pub wants_body: bool,
+    /// No request has been read yet.
+    pub fresh: bool,
 }
 
 impl Conn {
@@ -90,7 +92,8 @@ impl Conn {
             fin_first: false,
             lingering: false,
             after_post: false,
-            continue_sent: false,
+            wants_body: false,
+            fresh: true,
         }
     }
 

@@ -43,6 +43,8 @@ const LINGER: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(250);
 /// Largest request body buffered for handlers that read it (`{http.request.body}`).
 const MAX_BUFFERED_BODY: usize = 16 << 20;
+/// Length of "PRI * HTTP/2.0", what Go peeks for before reading a first request.
+const H2C_PREFACE_LINE: usize = 14;
 
 const KIND_SHIFT: u32 = 56;
 const ACCEPT: u64 = 1;
@@ -519,9 +521,12 @@ impl Worker {
                 .count();
             conn.input.drain(..n);
         }
-        if conn.input.is_empty() {
+        // Go first peeks for the 14-byte h2c preface line ("PRI * HTTP/2.0"), so it parses
+        // nothing on a fresh connection until that much has arrived.
+        if conn.input.is_empty() || (conn.fresh && conn.input.len() < H2C_PREFACE_LINE) {
             return false;
         }
+        conn.fresh = false;
         let head = match parse_request(&conn.input, &server.parser) {
             Ok(Status::Partial) => {
                 if let Some(t) = server.read_header_timeout {
@@ -558,22 +563,27 @@ impl Worker {
             conn.close_after = true;
             return false;
         }
-        // A handler that reads the body sees all of it; the head is parsed again once it is in.
+        if head.method == "OPTIONS" && head.target == "*" {
+            // Go's own handler for `OPTIONS *`; Caddy never sees it.
+            let mut r = Response::new(200);
+            r.headers.set("Content-Length", "0");
+            conn.input.drain(..used);
+            conn.deadline = None;
+            conn.phase = Phase::Head;
+            Self::respond(conn, &r, exchange, date, server);
+            return true;
+        }
+        // A handler that reads the body sees all of it: the routes ran once without it and
+        // asked; the head is parsed again each time until the whole body is in.
         let mut body_data = None;
         let mut consumed = used;
-        if server.needs_body && head.body != BodyKind::None {
+        if conn.wants_body {
             match buffered(&conn.input[used..], head.body) {
                 Ok(Some((data, wire))) => {
                     body_data = Some(data);
                     consumed += wire;
                 }
                 Ok(None) => {
-                    let wants_continue = head.expect.is_some() && exchange.http11;
-                    if wants_continue && !conn.continue_sent {
-                        conn.output
-                            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                        conn.continue_sent = true;
-                    }
                     if conn.input.len() > MAX_BUFFERED_BODY {
                         let mut r = Response::new(413);
                         r.headers.set("Connection", "close");
@@ -599,10 +609,21 @@ impl Worker {
             conn.peer = canonical(sock.peer_addr().ok().and_then(|a| a.as_socket()));
             conn.local = canonical(sock.local_addr().ok().and_then(|a| a.as_socket()));
         }
-        let mut ctx = Ctx::new(&head, conn.peer, conn.local);
+        let mut ctx = Ctx::for_server(&head, conn.peer, conn.local, Some(server));
         ctx.body = body_data.as_deref();
         let outcome = serve(server, &mut ctx);
+        if ctx.body_wanted.get() && body_data.is_none() {
+            // Go sends 100 Continue when a handler first reads a body the client holds back.
+            let expects = head.expect.is_some_and(|v| has_token([v], "100-continue"));
+            if expects && exchange.http11 {
+                conn.output
+                    .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            conn.wants_body = true;
+            return true;
+        }
         let resp = std::mem::take(&mut ctx.resp);
+        conn.output.extend_from_slice(&ctx.interim);
         let body = if body_data.is_some() {
             BodyKind::None
         } else {
@@ -613,7 +634,7 @@ impl Worker {
         drop(head);
         conn.input.drain(..consumed);
         conn.after_post = post;
-        conn.continue_sent = false;
+        conn.wants_body = false;
         conn.deadline = None;
         if outcome == Outcome::Abort {
             // No FIN-and-drain: flush() sees nothing to send on a read-closed connection and

@@ -13,6 +13,7 @@ use super::super::ctx::{Ctx, HandlerError};
 use super::super::placeholder::{has_placeholder, replace_all, replace_known};
 use super::super::{err, str_list, Result};
 use crate::http1::header::canonical_key;
+use crate::http1::response::encode_interim;
 
 #[derive(Debug)]
 pub struct StaticResponse {
@@ -75,8 +76,9 @@ impl StaticResponse {
         })
     }
 
-    /// Writes the response into `ctx.resp`; `Err` when the status does not parse.
-    pub fn respond(&self, ctx: &mut Ctx<'_, '_>) -> std::result::Result<(), HandlerError> {
+    /// Writes the response into `ctx.resp`; `Ok(false)` after an interim 103, when the chain
+    /// goes on; `Err` when the status does not parse.
+    pub fn respond(&self, ctx: &mut Ctx<'_, '_>) -> std::result::Result<bool, HandlerError> {
         if self.close {
             ctx.resp.headers.set("Connection", "close");
         }
@@ -114,10 +116,13 @@ impl StaticResponse {
                 }
             };
         }
-        ctx.write_header(status);
-        if status != 103 {
-            ctx.resp.body = body.into_bytes();
+        if status == 103 {
+            let http11 = ctx.proto == "HTTP/1.1";
+            encode_interim(103, &ctx.resp.headers, http11, &mut ctx.interim);
+            return Ok(false);
         }
-        Ok(())
+        ctx.write_header(status);
+        ctx.resp.body = body.into_bytes();
+        Ok(true)
     }
 }

@@ -1,6 +1,6 @@
 //! `http.matchers.remote_ip` and `http.matchers.client_ip`: the peer address (or, for
-//! `client_ip`, the client address, which is the peer while no trusted proxies are
-//! configured) lies in one of the CIDR ranges or equals one of the addresses.
+//! `client_ip`, the client address the server derived through its trusted proxies, the
+//! `client_ip` variable) lies in one of the CIDR ranges or equals one of the addresses.
 
 use std::net::IpAddr;
 
@@ -10,9 +10,12 @@ use super::super::ctx::Ctx;
 use super::super::{err, str_list, Result};
 
 #[derive(Debug)]
-pub struct MatchRemoteIp(Vec<(IpAddr, u8)>);
+pub struct MatchRemoteIp {
+    ranges: Vec<(IpAddr, u8)>,
+    client: bool,
+}
 
-fn parse_range(s: &str) -> Option<(IpAddr, u8)> {
+pub fn parse_range(s: &str) -> Option<(IpAddr, u8)> {
     let (ip, bits) = match s.split_once('/') {
         Some((ip, bits)) => (ip, Some(bits.parse::<u8>().ok()?)),
         None => (s, None),
@@ -23,7 +26,17 @@ fn parse_range(s: &str) -> Option<(IpAddr, u8)> {
     (bits <= max).then_some((ip, bits))
 }
 
-fn in_range(ip: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
+/// Parses CIDR ranges or single addresses, Caddy's error text on the first bad one.
+pub fn parse_ranges(list: &[String]) -> Result<Vec<(IpAddr, u8)>> {
+    list.iter()
+        .map(|r| match parse_range(r) {
+            Some(x) => Ok(x),
+            None => err(format!("invalid IP address: '{r}'")),
+        })
+        .collect()
+}
+
+pub fn in_range(ip: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
@@ -38,21 +51,20 @@ fn in_range(ip: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
 }
 
 impl MatchRemoteIp {
-    pub fn compile(v: &Value) -> Result<MatchRemoteIp> {
-        let ranges = str_list(v.get("ranges"), "ranges")?;
-        ranges
-            .iter()
-            .map(|r| match parse_range(r) {
-                Some(x) => Ok(x),
-                None => err(format!("invalid IP address: '{r}'")),
-            })
-            .collect::<Result<_>>()
-            .map(MatchRemoteIp)
+    pub fn compile(v: &Value, client: bool) -> Result<MatchRemoteIp> {
+        let ranges = parse_ranges(&str_list(v.get("ranges"), "ranges")?)?;
+        Ok(MatchRemoteIp { ranges, client })
     }
 
     pub fn matches(&self, ctx: &Ctx<'_, '_>) -> bool {
-        ctx.remote
-            .is_some_and(|a| self.0.iter().any(|r| in_range(a.ip(), *r)))
+        let ip = if self.client {
+            ctx.var("client_ip")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+        } else {
+            ctx.remote.map(|a| a.ip())
+        };
+        ip.is_some_and(|ip| self.ranges.iter().any(|r| in_range(ip, *r)))
     }
 }
 
