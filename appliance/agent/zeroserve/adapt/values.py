@@ -219,6 +219,11 @@ def parse_bytes(s: str) -> int:
     return int(value)
 
 
+def int64(value: int) -> int:
+    """A Go `int64(uint64)` conversion: values of 2**63 and above wrap to negative."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def canonical_header_key(key: str) -> str:
     """net/textproto's `CanonicalMIMEHeaderKey` ("x-foo-bar" → "X-Foo-Bar")."""
     if not key:

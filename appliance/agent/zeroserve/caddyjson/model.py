@@ -20,6 +20,9 @@ def sorted_copy(value: Any) -> Any:
         return GoMap((k, sorted_copy(v)) for k, v in value.items())
     if isinstance(value, list | tuple):
         return [sorted_copy(v) for v in value]
+    # the decode step turns every number into a float64, which rounds integers beyond 2**53
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1 << 53:
+        return float(value)
     return value
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zeroserve.adapt.helper import Helper
 from zeroserve.adapt.registry import handler_directive
-from zeroserve.adapt.values import parse_bytes
+from zeroserve.adapt.values import int64, parse_bytes
 
 
 @handler_directive("request_body")
@@ -25,7 +25,7 @@ def parse_request_body(h: Helper) -> dict:
             if only is None:
                 raise h.arg_err()
             try:
-                size = parse_bytes(only[0])
+                size = int64(parse_bytes(only[0]))
             except ValueError as exc:
                 raise h.errf("parsing max_size: %v", exc) from None
             if size:

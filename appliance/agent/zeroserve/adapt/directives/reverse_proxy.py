@@ -23,7 +23,14 @@ from zeroserve.adapt.helper import Helper
 from zeroserve.adapt.matchers.nested import parse_nested_matcher_set
 from zeroserve.adapt.modules import unmarshal_module
 from zeroserve.adapt.registry import handler_directive
-from zeroserve.adapt.values import PRIVATE_RANGES, atoi, parse_bytes, parse_duration, weak_string
+from zeroserve.adapt.values import (
+    PRIVATE_RANGES,
+    atoi,
+    int64,
+    parse_bytes,
+    parse_duration,
+    weak_string,
+)
 from zeroserve.caddyfile.dispenser import Dispenser
 from zeroserve.caddyfile.errors import CaddyfileError
 
@@ -219,7 +226,7 @@ class ReverseProxy:
                     size = -1
                 else:
                     try:
-                        size = parse_bytes(d.val())
+                        size = int64(parse_bytes(d.val()))
                     except ValueError as exc:
                         raise d.errf("invalid byte size '%s': %v", d.val(), exc) from None
                 if d.next_arg():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from zeroserve.adapt.capools import unmarshal_ca_pool
 from zeroserve.adapt.modules import unmarshal_module
-from zeroserve.adapt.values import atoi, parse_bytes, parse_duration
+from zeroserve.adapt.values import atoi, int64, parse_bytes, parse_duration
 from zeroserve.caddyfile.dispenser import Dispenser
 from zeroserve.caddyjson import GoMap
 
@@ -27,7 +27,8 @@ def _size(d: Dispenser, message: str) -> int:
     if not d.next_arg():
         raise d.arg_err()
     try:
-        return parse_bytes(d.val())
+        # Go converts the unsigned size to a signed int
+        return int64(parse_bytes(d.val()))
     except ValueError as exc:
         raise d.errf(message, d.val(), exc) from None
 

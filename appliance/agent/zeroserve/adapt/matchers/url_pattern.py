@@ -33,7 +33,7 @@ def unmarshal_url_pattern(d: Dispenser, name: str) -> dict:
                 ignore_case = True
             else:
                 raise d.err(f"unrecognized url_pattern option '{sub}'")
-    out: dict = {"pattern": pattern}
+    out: dict = {"pattern": pattern} if pattern else {}
     if base_url:
         out["base_url"] = base_url
     if ignore_case:
