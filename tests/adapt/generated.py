@@ -29,6 +29,16 @@ GLOBALS = [
     "cert_issuer internal", "cert_issuer acme {\n\t\temail a@b.c\n\t}",
     "on_demand_tls {\n\t\task http://localhost/ask\n\t}", "preferred_chains smallest",
     "acme_eab {\n\t\tkey_id k\n\t\tmac_key m\n\t}", "acme_ca_root /etc/ca.pem",
+    "servers :8080 {\n\t\tlistener_wrappers {\n\t\t\thttp_redirect\n\t\t\ttls\n\t\t}\n\t}",
+    "servers {\n\t\ttrusted_proxies static private_ranges\n\t\tclient_ip_headers X-Real-IP\n"
+    "\t\tmax_header_size 1MB\n\t\tkeepalive_interval 30s\n\t\tlog_credentials\n\t}",
+    "servers {\n\t\ttrusted_proxies_strict\n\t\tenable_full_duplex\n\t\ttrace\n\t}",
+    "log second {\n\t\toutput stdout\n\t\tformat console\n\t\texclude http.log.access\n\t}",
+    "log {\n\t\tsampling {\n\t\t\tfirst 10\n\t\t\tthereafter 5\n\t\t}\n\t}",
+    "pki {\n\t\tca corp {\n\t\t\troot_cn Corp\n\t\t\tintermediate_lifetime 24h\n\t\t}\n\t}",
+    "order log_append first", "order vars last", "admin :2021 {\n\t\torigins a b\n\t}",
+    "cert_issuer zerossl KEY", "storage file_system /data", "email x@y.z",
+    "https_port 4443", "http_port 8000",
 ]
 
 ADDRESSES = [
