@@ -26,6 +26,7 @@ DEFAULT_ORDER: tuple[str, ...] = (
     "header",
     "copy_response_headers",  # only in reverse_proxy's handle_response
     "request_body",
+    "timeouts",
     "redir",
     # incoming request manipulation
     "method",
