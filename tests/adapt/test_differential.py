@@ -100,3 +100,24 @@ def test_examples_bytes(path, tmp_path) -> None:
 @pytest.mark.parametrize("index", GENERATED)
 def test_generated_bytes(index, tmp_path) -> None:
     _same(make_workdir(tmp_path, generate(index)))
+
+
+# one simple use of (nearly) every ordered directive, written in reverse order
+_ORDERED_LINES = [
+    "acme_server", "file_server", "php_fastcgi /php localhost:2", "reverse_proxy /rp localhost:1",
+    "metrics /metrics", 'respond "x"', "error /e 500", "abort /ab",
+    'route {\n\t\trespond "r"\n\t}', 'handle_path /hp/* {\n\t\trespond "hp"\n\t}',
+    'handle /h {\n\t\trespond "h"\n\t}', "invoke named", "templates", "push", "encode gzip",
+    "request_header X-Q a", "forward_auth /fa localhost:9 {\n\t\turi /auth\n\t}",
+    "basic_auth /ba {\n\t\tbob $2a$14$Zkx19XLiW6VYouLHR5NmfOFU0z2GTNmpkT/5qqR7hx4IjWJPDhjvG\n\t}",
+    "try_files {path} /index.html", "uri strip_prefix /p", "rewrite /x /y", "method /m GET",
+    "redir /a /b", "timeouts", "request_body {\n\t\tmax_size 1\n\t}", "header X-H a",
+    "log_name n", "log_skip /ls", "log_append k v", "root * /srv", "fs myfs", "vars a b",
+    "map {host} {x} {\n\t\tdefault y\n\t}",
+]
+
+
+def test_directive_order_bytes(tmp_path) -> None:
+    body = "\n\t".join(_ORDERED_LINES)
+    caddyfile = f'&(named) {{\n\trespond "n"\n}}\n\n:8080 {{\n\t{body}\n}}\n'
+    _same(make_workdir(tmp_path, caddyfile))
