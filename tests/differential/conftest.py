@@ -23,8 +23,10 @@ class Tally:
 
     def line(self) -> str:
         pct = 100.0 * self.identical / self.total if self.total else 0.0
-        return (f"differential: {self.identical}/{self.total} requests identical ({pct:.1f}%); "
-                f"{self.intended} intended, {self.gaps} known gaps, {self.unlisted} unlisted")
+        ok = 100.0 * (self.identical + self.intended) / self.total if self.total else 0.0
+        return (f"differential: {self.identical}/{self.total} requests identical ({pct:.1f}%; "
+                f"{ok:.1f}% with the {self.intended} intended differences); "
+                f"{self.gaps} known gaps, {self.unlisted} unlisted")
 
 
 TALLY_KEY = pytest.StashKey[Tally]()
