@@ -153,12 +153,7 @@ def _log_encoder_config(d: Dispenser, body: dict[str, Any]) -> None:
             continue
         if sub not in _ENCODER_KEYS:
             raise d.errf("unrecognized subdirective %s", sub)
-        value = _arg(d)
-        if sub == "time_format" and value in ("wall", "wall_milli", "wall_nano", "common_log"):
-            value = {"wall": "2006/01/02 15:04:05", "wall_milli": "2006/01/02 15:04:05.000",
-                     "wall_nano": "2006/01/02 15:04:05.000000000",
-                     "common_log": "02/Jan/2006:15:04:05 -0700"}[value]
-        body[sub] = value
+        body[sub] = _arg(d)
         if d.next_arg():
             raise d.arg_err()
 

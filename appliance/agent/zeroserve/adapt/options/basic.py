@@ -266,15 +266,7 @@ def parse_opt_on_demand(d: Dispenser, existing: Any) -> dict[str, Any]:
                 if name != "http":
                     raise d.errf("getting module named 'tls.permission.%s': module not "
                                  "registered: tls.permission.%s", name, name)
-                body = {}
-                if d.next_arg():
-                    body["endpoint"] = d.val()
-                nesting2 = d.nesting()
-                while d.next_block(nesting2):
-                    if d.val() != "endpoint":
-                        raise d.errf("unrecognized subdirective '%s'", d.val())
-                    body["endpoint"] = arg(d)
-                ond["permission"] = module_object(body, "module", "http")
+                ond["permission"] = module_object({"endpoint": arg(d)}, "module", "http")
         elif sub in ("interval", "burst"):
             raise d.errf("the on_demand_tls '%s' option is no longer supported, remove it from "
                          "your config", sub)
