@@ -23,6 +23,8 @@ class Engine:
         """Block until no worker runs (True) or the timeout passes (False)."""
     def listen_addresses(self) -> list[str]:
         """The bound `host:port` of every listener."""
+    def listener_fds(self) -> list[int]:
+        """Every worker's listening socket (SO_REUSEPORT); engine-owned, valid while started."""
 
 def probe() -> ProbeReport:
     """io_uring support on this kernel: ring setup, the opcodes the engine uses, any error."""

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -92,6 +93,8 @@ pub struct Engine {
     handles: Vec<WorkerHandle>,
     /// Bound addresses (as configured → as bound), server index.
     bound: Bound,
+    /// Bound address → the workers' listening sockets for it (owned by the workers).
+    fds: BTreeMap<SocketAddr, Vec<RawFd>>,
     liveness: Arc<Liveness>,
 }
 
@@ -127,6 +130,7 @@ impl Engine {
             workers,
             handles: Vec::new(),
             bound: BTreeMap::new(),
+            fds: BTreeMap::new(),
             liveness: Arc::new(Liveness::default()),
         })
     }
@@ -179,6 +183,26 @@ impl Engine {
         Ok((per_worker, bound))
     }
 
+    /// The listening fds once `per_worker` serves `bound`: new sockets, and kept ones.
+    fn fds_after(
+        &self,
+        per_worker: &[Vec<ListenerSpec>],
+        bound: &Bound,
+    ) -> BTreeMap<SocketAddr, Vec<RawFd>> {
+        let mut fds: BTreeMap<SocketAddr, Vec<RawFd>> = BTreeMap::new();
+        for spec in per_worker.iter().flatten() {
+            if let Some(fd) = &spec.socket {
+                fds.entry(spec.addr).or_default().push(fd.as_raw_fd());
+            }
+        }
+        for (actual, _) in bound.values() {
+            if let Some(kept) = self.fds.get(actual) {
+                fds.entry(*actual).or_insert_with(|| kept.clone());
+            }
+        }
+        fds
+    }
+
     /// Binds listeners and starts the workers; returns once all are serving.
     pub fn start(&mut self) -> Result<()> {
         if self.running() {
@@ -190,6 +214,7 @@ impl Engine {
         }
         let wanted = listen_set(&self.program)?;
         let (per_worker, bound) = self.bind_all(&wanted)?;
+        self.fds = self.fds_after(&per_worker, &bound);
         let (ready_tx, ready_rx) = mpsc::channel::<std::io::Result<()>>();
         for (n, specs) in per_worker.into_iter().enumerate() {
             let (tx, rx) = mpsc::channel();
@@ -252,6 +277,7 @@ impl Engine {
             return Ok(());
         }
         let (per_worker, bound) = self.bind_all(&wanted)?;
+        let fds = self.fds_after(&per_worker, &bound);
         let (ack_tx, ack_rx) = mpsc::channel();
         for (h, specs) in self.handles.iter().zip(per_worker) {
             h.send(Command::Swap {
@@ -268,6 +294,7 @@ impl Engine {
                 ));
             }
         }
+        self.fds = fds;
         self.program = program;
         self.bound = bound;
         Ok(())
@@ -285,6 +312,12 @@ impl Engine {
         }
         self.handles.clear();
         self.bound.clear();
+        self.fds.clear();
+    }
+
+    /// The workers' listening sockets, every address; valid while the engine runs.
+    pub fn listener_fds(&self) -> Vec<RawFd> {
+        self.fds.values().flatten().copied().collect()
     }
 
     /// Addresses being served, as bound (`host:port`).

@@ -94,6 +94,10 @@ impl PyEngine {
     fn listen_addresses(&self) -> Vec<String> {
         self.lock().listen_addresses()
     }
+
+    fn listener_fds(&self) -> Vec<i32> {
+        self.lock().listener_fds()
+    }
 }
 
 /// io_uring support on this kernel, for `zeroserve doctor`.
