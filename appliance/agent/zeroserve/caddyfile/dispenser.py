@@ -61,10 +61,15 @@ class Dispenser:
         """Load the next token if it is on the same line and is not a block opening."""
         if not self._next_on_same_line():
             return False
-        if self.tokens[self.cursor].text == "{":
+        if self._is_brace("{"):
             self.cursor -= 1
             return False
         return True
+
+    def _is_brace(self, brace: str) -> bool:
+        # a quoted brace is an ordinary argument, never block structure
+        tok = self.tokens[self.cursor]
+        return tok.text == brace and not tok.was_quoted
 
     def _next_on_same_line(self) -> bool:
         cursor = self.cursor
@@ -102,19 +107,18 @@ class Dispenser:
         if self._nesting > initial_nesting_level:
             if not self.next():
                 return False
-            val = self.tokens[self.cursor].text
-            if val == "}" and not self._next_on_same_line():
+            if self._is_brace("}") and not self._next_on_same_line():
                 self._nesting -= 1
-            elif val == "{" and not self._next_on_same_line():
+            elif self._is_brace("{") and not self._next_on_same_line():
                 self._nesting += 1
             return self._nesting > initial_nesting_level
         if not self._next_on_same_line():
             return False
-        if self.val() != "{":
+        if not self._is_brace("{"):
             self.cursor -= 1
             return False
         self.next()
-        if self.val() == "}":
+        if self._is_brace("}"):
             return False
         self._nesting += 1
         return True

@@ -287,8 +287,9 @@ class _Parser(Dispenser):
 
     def _directives(self) -> None:
         while self.next():
-            value = self.tokens[self.cursor].text
-            if value == "}":
+            token = self.tokens[self.cursor]
+            value = token.text
+            if value == "}" and not token.was_quoted:
                 break
             if value == "import":
                 self._do_import(1)
@@ -303,7 +304,9 @@ class _Parser(Dispenser):
         while self.next():
             token = tokens[self.cursor]
             value = token.text
-            if value == "{":
+            # a quoted brace is an argument like any other (Caddy 2.11)
+            brace = value if value in ("{", "}") and not token.was_quoted else ""
+            if brace == "{":
                 self.block_nesting += 1
                 if not self.is_next_on_new_line() and not token.was_quoted:
                     raise self.err("Unexpected next token after '{' on same line")
@@ -318,9 +321,9 @@ class _Parser(Dispenser):
             elif self.is_new_line() and self.block_nesting == 0:
                 self.cursor -= 1
                 break
-            elif value == "}" and self.block_nesting > 0:
+            elif brace == "}" and self.block_nesting > 0:
                 self.block_nesting -= 1
-            elif value == "}" and self.block_nesting == 0:
+            elif brace == "}" and self.block_nesting == 0:
                 raise self.err("Unexpected '}' because no matching opening brace")
             elif value == "import" and self.is_new_line():
                 self._do_import(1)
@@ -352,13 +355,13 @@ class _Parser(Dispenser):
             tokens.append(self.token())
         while self.next():
             token = self.tokens[self.cursor]
-            if token.text == "}":
+            if token.text == "}" and not token.was_quoted:
                 nesting -= 1
                 if nesting == 0:
                     if retain_curlies:
                         tokens.append(token)
                     break
-            if token.text == "{":
+            if token.text == "{" and not token.was_quoted:
                 nesting += 1
             tokens.append(token)
         if nesting != 0:
