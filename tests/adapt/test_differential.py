@@ -65,6 +65,8 @@ CORPUS = [f for f in fixtures() if f.mock_module() is None]
 EXAMPLES = sorted(p for p in (REPO / "examples").rglob("*") if p.is_file()
                   and (p.name.startswith("Caddyfile") or p.suffix == ".caddyfile"))
 GENERATED = range(300)
+# hand-written cases, separated by "=====" lines
+CASES = (Path(__file__).parent / "differential_cases.txt").read_text().split("\n=====\n")
 
 
 def _no_pointers(message: str | None) -> str | None:
@@ -121,3 +123,8 @@ def test_directive_order_bytes(tmp_path) -> None:
     body = "\n\t".join(_ORDERED_LINES)
     caddyfile = f'&(named) {{\n\trespond "n"\n}}\n\n:8080 {{\n\t{body}\n}}\n'
     _same(make_workdir(tmp_path, caddyfile))
+
+
+@pytest.mark.parametrize("index", range(len(CASES)))
+def test_case_bytes(index, tmp_path) -> None:
+    _same(make_workdir(tmp_path, CASES[index].strip() + "\n"))

@@ -360,10 +360,7 @@ def parse_client_auth(d: Dispenser) -> dict[str, Any]:
         if sub == "mode":
             if not d.args(1):
                 raise d.arg_err()
-            mode = d.val()
-            if mode not in ("request", "require", "verify_if_given", "require_and_verify"):
-                raise d.errf("client auth mode not recognized: %s", mode)
-            ca["mode"] = mode
+            ca["mode"] = d.val()
         elif sub == "trusted_ca_cert":
             if not d.next_arg():
                 raise d.arg_err()

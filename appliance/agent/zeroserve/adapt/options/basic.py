@@ -22,6 +22,7 @@ from zeroserve.adapt.tlsmodules import (
 )
 from zeroserve.adapt.values import atoi, parse_duration, parse_float
 from zeroserve.caddyfile.dispenser import Dispenser
+from zeroserve.caddyfile.errors import CaddyfileError
 from zeroserve.caddyjson import GoMap, module_object
 
 DEFAULT_ADMIN_LISTEN = "localhost:2019"
@@ -52,7 +53,8 @@ def parse_opt_duration(d: Dispenser, existing: Any) -> int:
     try:
         return parse_duration(d.val())
     except ValueError as exc:
-        raise d.wrap_err(str(exc)) from None
+        # Caddy returns the parser's error as it is, without a location
+        raise CaddyfileError(str(exc)) from None
 
 
 @global_option("default_sni", "fallback_sni", "acme_ca", "acme_ca_root", "email", "key_type")
