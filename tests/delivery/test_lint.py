@@ -97,7 +97,7 @@ def rendered(tmp_path_factory, zeroserve_bin) -> Path:
             tool("ansible-playbook"),
             "-i",
             "localhost,",
-            str(REPO / "tests" / "delivery" / "render.yml"),
+            "render.yml",
             "-e",
             f"render_dir={out}",
             "-e",
