@@ -9,15 +9,7 @@ from zeroserve.adapt import adapt_caddyfile
 from zeroserve.caddyfile.errors import CaddyfileError
 
 FIXTURES = fixtures()
-_passed: list[str] = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report_pass_count():
-    yield
-    runnable = sum(1 for f in FIXTURES if f.mock_module() is None)
-    print(f"\nadapt corpus: {len(_passed)}/{runnable} fixtures passed "
-          f"({len(FIXTURES) - runnable} need test-only modules and are skipped)")
+PASSED: list[str] = []
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f.name for f in FIXTURES])
@@ -35,4 +27,4 @@ def test_fixture(fixture: Fixture, tmp_path, monkeypatch) -> None:
     else:
         result = adapt_caddyfile(body, "Caddyfile")
         assert result.config == fixture.expected_json
-    _passed.append(fixture.name)
+    PASSED.append(fixture.name)
