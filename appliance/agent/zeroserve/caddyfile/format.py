@@ -97,14 +97,48 @@ class _Formatter:
         n = len(text)
         i = 0
         while i < n:
-            if heredoc == _CLOSED and not escaped:
+            if heredoc == _CLOSED and not escaped and not comment and quotes == "":
                 # fast paths: provably the same as the rune loop below
-                if not comment and quotes == "" and text[i] in _BLANKS:
+                ch = text[i]
+                if ch in _BLANKS:
                     self.finish_token()
                     space = True
                     heredoc_escaped = False
                     i = _BLANK_RUN.match(text, i).end()
                     continue
+                if space and ch not in '"<' and self.last != "<":
+                    m = _WORD_RUN.match(text, i)
+                    if m:
+                        # a plain word starts: the regular-rune steps for its first
+                        # rune (with whitespace before it), then the rest at once
+                        space = False
+                        if open_brace and not open_brace_written:
+                            open_brace = False
+                            self.write_open_brace(
+                                open_brace_space, open_brace_own_line and top_import
+                            )
+                            open_brace_written = True
+                            open_brace_own_line = False
+                            new_lines = 0
+                        if new_lines:
+                            self.next_line()
+                            if new_lines > 1:
+                                self.next_line()
+                            new_lines = 0
+                        if self.beginning_of_line:
+                            self.indent()
+                            if self.nesting == 0 and self.last == "}":
+                                self.next_line()
+                                self.next_line()
+                        if not self.beginning_of_line:
+                            out.append(" ")
+                        run = m.group()
+                        self.current_token.append(run)
+                        out.append(run)
+                        self.last = run[-1]
+                        self.beginning_of_line = False
+                        i = m.end()
+                        continue
             if heredoc == _CLOSED and not space and not escaped:
                 run = None
                 if comment:
