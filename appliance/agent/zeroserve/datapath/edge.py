@@ -1,6 +1,6 @@
 """A whole plan on the hooks: load every layer aside, then swap them in.
 
-Provisioning comes first (render, compile, verify, fill maps) and only then are
+Staging comes first (render, compile, verify), then the maps are filled, and only then are
 the programs attached, each with a replace that leaves no moment with nothing
 attached: XDP with XDP_FLAGS_REPLACE against the program we attached last, TC by
 replacing the filter in its fixed clsact slot, sk_lookup by linking the new
@@ -9,7 +9,8 @@ already switched are switched back and the old programs keep running.
 
 Maps are pinned and shared by old and new programs, so the new plan's rules
 reach the old programs too the moment they are written: rules never go through
-the swap, only program shapes (features) do.
+the swap, only program shapes (features) do. A plan whose shapes equal the running
+ones is therefore staged without compiling and committed as map writes alone.
 """
 
 from __future__ import annotations
@@ -39,6 +40,35 @@ class _Loaded:
             if layer is not None:
                 layer.close()
 
+    def shape(self) -> tuple[XdpFeatures | None, TcFeatures | None, bool]:
+        return (
+            self.xdp.features if self.xdp else None,
+            self.tc.features if self.tc else None,
+            self.sock is not None,
+        )
+
+
+def _shape(plan: Plan, sock: bool) -> tuple[XdpFeatures | None, TcFeatures | None, bool]:
+    """The programs a plan needs: equal shapes run the same programs with other map data."""
+    return (
+        XdpFeatures.for_plan(plan.xdp) if plan.xdp.needed else None,
+        TcFeatures.for_plan(plan.tc) if plan.tc.needed else None,
+        sock,
+    )
+
+
+@dataclass
+class Staged:
+    """A plan made ready beside the running one; `loaded` is None when only maps change."""
+
+    plan: Plan
+    loaded: _Loaded | None
+
+    def discard(self) -> None:
+        if self.loaded is not None:
+            self.loaded.close()
+            self.loaded = None
+
 
 @dataclass
 class Edge:
@@ -50,39 +80,75 @@ class Edge:
     interfaces: tuple[str, ...] = ()
     xdp_mode: attach.XdpMode = attach.XdpMode.NATIVE
     sk_link: int = -1
+    plan: Plan | None = None
+    sockets: Mapping[tuple[str, int], int] = field(default_factory=dict)
 
     def apply(self, plan: Plan, sockets: Mapping[tuple[str, int], int] | None = None) -> None:
         """Make plan the running one; sockets are the listeners sk_lookup dispatches to."""
-        mode = attach.XdpMode[plan.xdp_mode.upper()]
-        if self.interfaces and (plan.interfaces, mode) != (self.interfaces, self.xdp_mode):
-            raise ValueError("interfaces and XDP mode change only with a detach first")
-        indexes = [attach.ifindex(name, self.ns) for name in plan.interfaces]
-        new = self._provision(plan, sockets)
-        try:
-            self._swap(new, indexes, mode)
-        except BaseException:
-            new.close()
-            raise
-        old, self.current = self.current, new
-        self.interfaces, self.xdp_mode = plan.interfaces, mode
-        old.close()
+        self.commit(self.stage(plan, bool(sockets)), sockets)
 
-    def _provision(self, plan: Plan, sockets: Mapping[tuple[str, int], int] | None) -> _Loaded:
+    def stage(self, plan: Plan, sock: bool) -> Staged:
+        """Render, compile and verify what plan needs, unless the running programs fit it.
+
+        sock says whether listening sockets will be dispatched. Nothing running changes:
+        a compile or verifier error (BuildError) leaves the old programs in force.
+        """
+        mode = attach.XdpMode[plan.xdp_mode.upper()]
+        if self.plan is not None and (plan.interfaces, mode) != (self.interfaces, self.xdp_mode):
+            raise ValueError("interfaces and XDP mode change only with a detach first")
+        if self.plan is not None and _shape(plan, sock) == self.current.shape():
+            return Staged(plan, None)
+        return Staged(plan, self._provision(plan, sock))
+
+    def commit(self, staged: Staged, sockets: Mapping[tuple[str, int], int] | None) -> None:
+        """Write the staged plan's rules, then swap its programs in (if it has new ones).
+
+        On failure the interfaces already switched go back, the old plan's rules are
+        written again and the old programs stay in force.
+        """
+        plan, sockets = staged.plan, dict(sockets or {})
+        try:
+            self._write(staged.loaded or self.current, plan, sockets)
+            if staged.loaded is not None:
+                mode = attach.XdpMode[plan.xdp_mode.upper()]
+                indexes = [attach.ifindex(name, self.ns) for name in plan.interfaces]
+                self._swap(staged.loaded, indexes, mode)
+        except BaseException:
+            staged.discard()
+            if self.plan is not None:
+                self._write(self.current, self.plan, self.sockets)
+            raise
+        if staged.loaded is not None:
+            old, self.current = self.current, staged.loaded
+            old.close()
+        self.interfaces = plan.interfaces
+        self.xdp_mode = attach.XdpMode[plan.xdp_mode.upper()]
+        self.plan, self.sockets = plan, sockets
+
+    def _provision(self, plan: Plan, sock: bool) -> _Loaded:
+        xdp, tc, _ = _shape(plan, sock)
         new = _Loaded()
         try:
-            if plan.xdp.needed:
-                new.xdp = XdpLayer.load(XdpFeatures.for_plan(plan.xdp), self.layout)
-                new.xdp.apply(plan.xdp)
-            if plan.tc.needed:
-                new.tc = TcLayer.load(TcFeatures.for_plan(plan.tc), self.layout)
-                new.tc.apply(plan.tc)
-            if sockets:
+            if xdp is not None:
+                new.xdp = XdpLayer.load(xdp, self.layout)
+            if tc is not None:
+                new.tc = TcLayer.load(tc, self.layout)
+            if sock:
                 new.sock = SockLayer.load(SockFeatures(), self.layout)
-                new.sock.set_dispatch(sockets)
         except BaseException:
             new.close()
             raise
         return new
+
+    @staticmethod
+    def _write(loaded: _Loaded, plan: Plan, sockets: Mapping[tuple[str, int], int]) -> None:
+        """Rules into the maps, which old and new programs share."""
+        if loaded.xdp is not None:
+            loaded.xdp.apply(plan.xdp)
+        if loaded.tc is not None:
+            loaded.tc.apply(plan.tc)
+        if loaded.sock is not None:
+            loaded.sock.set_dispatch(sockets)
 
     def _swap(self, new: _Loaded, indexes: list[int], mode: attach.XdpMode) -> None:
         undo: list[Callable[[], None]] = []
@@ -152,3 +218,4 @@ class Edge:
         self.current.close()
         self.current = _Loaded()
         self.interfaces = ()
+        self.plan, self.sockets = None, {}
