@@ -9,7 +9,7 @@ two seeds) plus fully random bytes. Each input must
 - parse (env substitution, lexing, imports, grouping) or raise CaddyfileError,
 - lex to exactly what the plain rune-loop transcription of Caddy's lexer
   (tests/caddyfile/reference.py) gives, and
-- format without an exception,
+- format to exactly what the rune-loop transcription of Caddy's formatter gives,
 
 each within a time budget, under an address-space limit. The first failing
 input is written to --crash-dir and the run exits 1. It runs in a scratch
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "appliance" / "agent"))
 sys.path.insert(0, str(REPO))
 
-from tests.caddyfile.reference import lexed, reference_lexed  # noqa: E402
+from tests.caddyfile.reference import lexed, reference_format, reference_lexed  # noqa: E402
 
 from zeroserve.caddyfile import CaddyfileError, parse  # noqa: E402
 from zeroserve.caddyfile.format import format_caddyfile  # noqa: E402
@@ -139,7 +139,8 @@ def check(data: bytes) -> None:
     got = lexed(data)
     if got != reference_lexed(data):
         raise AssertionError(f"lexer differs from the rune loop: {got!r}")
-    format_caddyfile(data)
+    if format_caddyfile(data) != reference_format(data):
+        raise AssertionError("formatter differs from the rune loop")
     elapsed = time.monotonic() - start
     assert elapsed < TIME_BUDGET_S, f"took {elapsed:.1f}s"
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from tests.caddyfile import corpus
 from tests.caddyfile.oracle import caddy_fmt
+from tests.caddyfile.reference import reference_format
 from zeroserve.caddyfile.format import format_caddyfile
 
 FIXTURES = corpus.fixtures()
@@ -105,8 +106,15 @@ def test_random_fragments_match_caddy_fmt(text):
     assert format_caddyfile(body) == caddy_fmt(body)
 
 
-@settings(max_examples=300, derandomize=True, deadline=None)
+@settings(max_examples=3000, derandomize=True, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS + ["}x", "x{", '"a b"', "# c\n", "\\<<"]), max_size=50))
+def test_shortcuts_agree_with_rune_loop(parts):
+    body = "".join(parts).encode()
+    assert format_caddyfile(body) == reference_format(body)
+
+
+@settings(max_examples=500, derandomize=True, deadline=None)
 @given(st.binary(max_size=200))
 def test_format_is_total(body):
     out = format_caddyfile(body)
-    assert out.endswith(b"\n")
+    assert out == reference_format(body) and out.endswith(b"\n")
