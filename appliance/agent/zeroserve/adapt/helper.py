@@ -162,9 +162,6 @@ class Helper:
         """Sorted names of the files the tokens of this server block came from."""
         return sorted({tok.file for seg in self.parent_block.segments for tok in seg})
 
-    def warn(self, message: str) -> None:
-        self.warnings.append(Warning(self.dispenser.file(), self.dispenser.line(), "", message))
-
     def with_dispenser(self, d: Dispenser) -> Helper:
         h = Helper(
             d,

@@ -45,7 +45,7 @@ from zeroserve.adapt.shorthands import apply_to_segment
 from zeroserve.caddyfile.dispenser import Dispenser
 from zeroserve.caddyfile.errors import CaddyfileError
 from zeroserve.caddyfile.lexer import Token
-from zeroserve.caddyjson import GoMap
+from zeroserve.caddyjson import GoMap, struct
 
 SERVER_KEYS = (
     "listen", "listener_wrappers", "packet_conn_wrappers", "read_timeout",
@@ -55,25 +55,6 @@ SERVER_KEYS = (
     "trusted_proxies", "client_ip_headers", "trusted_proxies_strict", "trusted_proxies_unix",
     "logs", "protocols", "listen_protocols", "metrics", "trace",
 )
-
-
-def ordered(obj: dict, keys: tuple[str, ...], keep: tuple[str, ...] = ()) -> dict:
-    """`obj` with its keys in Go struct order (`keys`), omitting empty values (omitempty).
-
-    Keys in `keep` are Go pointers: kept whenever present and not None, even if false.
-    """
-    out = {}
-    for k in keys:
-        if k not in obj:
-            continue
-        v = obj[k]
-        if v is None:
-            continue
-        if k not in keep and (v is False or v == "" or (isinstance(v, int | float) and v == 0)
-                              or (isinstance(v, list | dict) and not v)):
-            continue
-        out[k] = v
-    return out
 
 
 @dataclass
@@ -709,31 +690,27 @@ def detect_conflicting_schemes(srv: dict[str, Any], blocks: list[SiteBlock],
 # --- output -----------------------------------------------------------------------
 
 
-def route_json(r: Route) -> dict:
-    return r.to_json()
-
-
 def server_json(srv: dict[str, Any]) -> dict:
     out = dict(srv)
-    out["routes"] = [route_json(r) for r in srv.get("routes") or []]
+    out["routes"] = [r.to_json() for r in srv.get("routes") or []]
     if srv.get("errors"):
-        out["errors"] = {"routes": [route_json(r) for r in srv["errors"]["routes"]]}
+        out["errors"] = {"routes": [r.to_json() for r in srv["errors"]["routes"]]}
     if srv.get("tls_connection_policies"):
         from zeroserve.adapt.tlsapp import conn_policy_json
 
         out["tls_connection_policies"] = [conn_policy_json(cp)
                                           for cp in srv["tls_connection_policies"]]
     if srv.get("automatic_https"):
-        out["automatic_https"] = ordered(srv["automatic_https"], (
+        out["automatic_https"] = struct(srv["automatic_https"], (
             "disable", "disable_redirects", "disable_certificates", "skip", "skip_certificates",
             "ignore_loaded_certificates"))
     if srv.get("logs") is not None:
-        out["logs"] = ordered(srv["logs"], (
+        out["logs"] = struct(srv["logs"], (
             "default_logger_name", "logger_names", "skip_hosts", "skip_unmapped_hosts",
             "should_log_credentials", "trace"))
     if srv.get("named_routes"):
         out["named_routes"] = GoMap((k, v) for k, v in srv["named_routes"].items())
-    return ordered(out, SERVER_KEYS, keep=("strict_sni_host", "logs"))
+    return struct(out, SERVER_KEYS, keep=("strict_sni_host", "logs"))
 
 
 def setup(blocks: list[Any], options: dict[str, Any]) -> tuple[dict, list[Warning]]:
@@ -802,17 +779,12 @@ def setup(blocks: list[Any], options: dict[str, Any]) -> tuple[dict, list[Warnin
     pki_app = build_pki_app(pairings, options, warnings)
 
     apps = GoMap()
-    for value in options.values():
-        if isinstance(value, RawApp):
-            apps[value.name] = value.value
     if servers:
         apps["http"] = http_app
     if tls_app:
         apps["tls"] = tls_app
     if pki_app:
         apps["pki"] = pki_app
-    if options.get("filesystem") is not None:
-        apps["caddy.filesystems"] = options["filesystem"]
 
     config: dict[str, Any] = {}
     admin = options.get("admin")
@@ -821,7 +793,7 @@ def setup(blocks: list[Any], options: dict[str, Any]) -> tuple[dict, list[Warnin
         admin["config"] = {"persist": False}
     if admin is not None:
         config["admin"] = _admin_json(admin)
-    logging = build_logging(sites_from(pairings), options)
+    logging = build_logging([sb for p in pairings for sb in p.blocks or []], options)
     if logging is not None:
         config["logging"] = logging
     if options.get("storage") is not None:
@@ -832,24 +804,12 @@ def setup(blocks: list[Any], options: dict[str, Any]) -> tuple[dict, list[Warnin
     return config, warnings
 
 
-def sites_from(pairings: list[Pairing]) -> list[SiteBlock]:
-    return [sb for p in pairings for sb in (p.blocks or [])]
-
-
 def _metrics_json(metrics: dict[str, Any]) -> dict:
-    return ordered(metrics, ("per_host", "observe_catchall_hosts"))
+    return struct(metrics, ("per_host", "observe_catchall_hosts"))
 
 
 def _admin_json(admin: dict[str, Any]) -> dict:
-    out = ordered(admin, ("disabled", "listen", "enforce_origin", "origins"))
+    out = struct(admin, ("disabled", "listen", "enforce_origin", "origins"))
     if "config" in admin:
         out["config"] = admin["config"]
     return out
-
-
-@dataclass
-class RawApp:
-    """A non-standard app configured from a global option (Caddy's httpcaddyfile.App)."""
-
-    name: str
-    value: Any

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from zeroserve.adapt.addresses import AddrError, listeners_use_any_port_other_than, split_host_port
 from zeroserve.adapt.gosort import stable_sort
 from zeroserve.caddyfile.errors import CaddyfileError
-from zeroserve.caddyjson import GoMap, module_object
+from zeroserve.caddyjson import GoMap, module_object, struct
 
 if TYPE_CHECKING:
     from zeroserve.adapt.helper import Warning
@@ -43,9 +43,7 @@ def _settings(cp: dict) -> dict:
 
 
 def conn_policy_json(cp: dict) -> dict:
-    from zeroserve.adapt.httptype import ordered
-
-    return ordered(cp, CONN_POLICY_KEYS)
+    return struct(cp, CONN_POLICY_KEYS)
 
 
 def consolidate_conn_policies(cps: list[dict]) -> list[dict]:
@@ -652,9 +650,7 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
             automation["policies"] = [ap.to_json() for ap in policies]
 
     if automation:
-        from zeroserve.adapt.httptype import ordered
-
-        tls["automation"] = ordered(automation, (
+            tls["automation"] = struct(automation, (
             "policies", "on_demand", "ocsp_interval", "renew_interval",
             "storage_clean_interval"))
     if certificates:
@@ -665,9 +661,7 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
         tls["resolvers"] = options["tls_resolvers"]
     if options.get("ech") is not None:
         tls["encrypted_client_hello"] = options["ech"]
-    from zeroserve.adapt.httptype import ordered
-
-    out = ordered(tls, ("certificates", "automation", "session_tickets", "cache",
+    out = struct(tls, ("certificates", "automation", "session_tickets", "cache",
                         "disable_ocsp_stapling", "disable_storage_check",
                         "disable_storage_clean", "encrypted_client_hello", "dns", "resolvers"))
     return out or None

@@ -14,7 +14,7 @@ from typing import Any
 from zeroserve.adapt.values import atoi, parse_duration
 from zeroserve.caddyfile.dispenser import Dispenser
 from zeroserve.caddyfile.errors import CaddyfileError
-from zeroserve.caddyjson import GoMap, module_object
+from zeroserve.caddyjson import GoMap, module_object, struct
 
 
 def arg(d: Dispenser) -> str:
@@ -349,8 +349,6 @@ CLIENT_AUTH_KEYS = ("ca", "trusted_ca_certs", "trusted_ca_certs_pem_files", "tru
 
 def parse_client_auth(d: Dispenser) -> dict[str, Any]:
     """caddytls.ClientAuthentication.UnmarshalCaddyfile over the `client_auth` segment."""
-    from zeroserve.adapt.httptype import ordered
-
     ca: dict[str, Any] = {}
     legacy_certs: list[str] = []
     d.next()
@@ -390,4 +388,4 @@ def parse_client_auth(d: Dispenser) -> dict[str, Any]:
             raise d.err("cannot specify both 'trust_pool' and 'trusted_ca_cert' or "
                         "'trusted_ca_cert_file'")
         ca["ca"] = module_object({"trusted_ca_certs": legacy_certs}, "provider", "inline")
-    return ordered(ca, CLIENT_AUTH_KEYS)
+    return struct(ca, CLIENT_AUTH_KEYS)

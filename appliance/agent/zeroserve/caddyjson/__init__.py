@@ -7,6 +7,6 @@ bytes Go's encoding/json would produce.
 """
 
 from zeroserve.caddyjson.encode import encode
-from zeroserve.caddyjson.model import GoMap, module_object, sorted_copy
+from zeroserve.caddyjson.model import GoMap, module_object, sorted_copy, struct
 
-__all__ = ["GoMap", "encode", "module_object", "sorted_copy"]
+__all__ = ["GoMap", "encode", "module_object", "sorted_copy", "struct"]

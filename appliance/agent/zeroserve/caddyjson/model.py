@@ -31,3 +31,22 @@ def module_object(value: dict, field: str, name: str) -> GoMap:
     obj = sorted_copy(value)
     obj[field] = name
     return obj
+
+
+def struct(obj: dict, keys: tuple[str, ...], keep: tuple[str, ...] = ()) -> dict:
+    """A Go struct's JSON: `obj`'s fields in declaration order (`keys`), omitempty applied.
+
+    Fields in `keep` are pointers in Go: present whenever set (not None), even if false
+    or empty.
+    """
+    out = {}
+    for k in keys:
+        if k not in obj or obj[k] is None:
+            continue
+        v = obj[k]
+        empty = v is False or v == "" or (isinstance(v, int | float) and v == 0) or (
+            isinstance(v, list | dict) and not v)
+        if empty and k not in keep:
+            continue
+        out[k] = v
+    return out

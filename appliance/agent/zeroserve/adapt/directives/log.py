@@ -27,7 +27,7 @@ from zeroserve.adapt.helper import ConfigValue, Helper, NamedCustomLog
 from zeroserve.adapt.registry import directive
 from zeroserve.adapt.values import atoi, parse_bytes, parse_duration
 from zeroserve.caddyfile.dispenser import Dispenser
-from zeroserve.caddyjson import GoMap, module_object
+from zeroserve.caddyjson import GoMap, module_object, struct
 
 DEFAULT_LOGGER_NAME = "default"
 
@@ -405,7 +405,5 @@ def parse_log(h: Helper) -> list[ConfigValue]:
 
 
 def custom_log_json(cl: dict[str, Any]) -> dict[str, Any]:
-    from zeroserve.adapt.httptype import ordered
-
-    return ordered(cl, CUSTOM_LOG_KEYS, keep=("sampling",))
+    return struct(cl, CUSTOM_LOG_KEYS, keep=("sampling",))
 

@@ -23,7 +23,7 @@ from zeroserve.adapt.tlsmodules import (
 from zeroserve.adapt.values import atoi, parse_duration, parse_float
 from zeroserve.caddyfile.dispenser import Dispenser
 from zeroserve.caddyfile.errors import CaddyfileError
-from zeroserve.caddyjson import GoMap, module_object
+from zeroserve.caddyjson import GoMap, module_object, struct
 
 DEFAULT_ADMIN_LISTEN = "localhost:2019"
 
@@ -404,6 +404,4 @@ def parse_opt_pki(d: Dispenser, existing: Any) -> dict[str, dict]:
 
 
 def ca_json(ca: dict[str, Any]) -> dict[str, Any]:
-    from zeroserve.adapt.httptype import ordered
-
-    return ordered(ca, _CA_KEYS, keep=("install_trust",))
+    return struct(ca, _CA_KEYS, keep=("install_trust",))
