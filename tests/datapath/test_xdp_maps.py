@@ -27,6 +27,7 @@ def test_maps_pinned_under_versioned_path(layout):
         "zs_deny4_lpm",
         "zs_deny6_host",
         "zs_deny6_lpm",
+        "zs_drops",
         "zs_rule_stats",
         "zs_verdicts",
     ]

@@ -108,7 +108,13 @@ def test_for_plan_builds_the_smallest_program(layout):
     assert (features.deny_v4, features.deny_v6, features.rate) == (True, False, False)
     with XdpLayer.load(features, layout) as xdp:
         xdp.apply(plan)
-        assert sorted(xdp.maps) == ["zs_deny4_host", "zs_deny4_lpm", "zs_rule_stats", "zs_verdicts"]
+        assert sorted(xdp.maps) == [
+            "zs_deny4_host",
+            "zs_deny4_lpm",
+            "zs_drops",
+            "zs_rule_stats",
+            "zs_verdicts",
+        ]
         assert verdict(xdp, syn("203.0.113.1", 8080)) == XDP_DROP
         assert xdp.rule_counter(3).packets == 1
         with pytest.raises(ValueError, match="not compiled in"):

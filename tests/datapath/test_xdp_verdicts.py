@@ -6,6 +6,8 @@ for the features under test, loaded by the production loader."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
@@ -181,3 +183,21 @@ def test_v6_off_compiles_no_v6_lookup(layout):
         v6 = bytes(Ether() / IPv6(src="2001:db8:dead::5") / SYN)
         assert libbpf.prog_test_run(xdp.prog_fd, v6).retval == XDP_PASS
         assert sorted(xdp.maps) == ["zs_deny4_host", "zs_deny4_lpm", "zs_rule_stats", "zs_verdicts"]
+
+
+def test_drops_are_sampled_by_source_reason_and_rule(layout):
+    with XdpLayer.load(XdpFeatures(), layout) as xdp:
+        xdp.set_deny(RULES)
+        denied = bytes(Ether() / IP(src="192.0.2.7") / SYN)
+        passed = bytes(Ether() / IP(src="198.51.100.1") / SYN)
+        denied6 = bytes(Ether() / IPv6(src="2001:db8::1") / SYN)
+        before = time.monotonic_ns()
+        assert libbpf.prog_test_run(xdp.prog_fd, denied, repeat=5).retval == XDP_DROP
+        assert libbpf.prog_test_run(xdp.prog_fd, passed).retval == XDP_PASS
+        libbpf.prog_test_run(xdp.prog_fd, denied6)
+        drops = {d.source: d for d in xdp.drops()}
+        assert set(drops) == {"192.0.2.7", "2001:db8::1"}
+        assert drops["2001:db8::1"][1:3] == ("deny", 4)
+        first = drops["192.0.2.7"]
+        assert (first.reason, first.rule, first.packets) == ("deny", 2, 5)
+        assert before <= first.first_ns <= first.last_ns <= time.monotonic_ns()

@@ -31,6 +31,9 @@
 #ifndef ZS_RATE_SOURCES_MAX
 #define ZS_RATE_SOURCES_MAX 65536
 #endif
+#ifndef ZS_DROPS_MAX
+#define ZS_DROPS_MAX 1024
+#endif
 #ifndef ZS_SITES_MAX
 #define ZS_SITES_MAX 256
 #endif

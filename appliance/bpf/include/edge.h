@@ -79,8 +79,10 @@ static __always_inline int zs_edge(ZS_CTX *ctx)
 out:
 	zs_count_verdict(reason, rule, data_end - data);
 	/* Malformed packets go to the stack, which drops them with its own counters. */
-	return reason == ZS_REASON_PASS || reason == ZS_REASON_MALFORMED ? ZS_VERDICT_PASS
-									 : ZS_VERDICT_DROP;
+	if (reason == ZS_REASON_PASS || reason == ZS_REASON_MALFORMED)
+		return ZS_VERDICT_PASS;
+	zs_sample_drop(reason, rule, source.addr);
+	return ZS_VERDICT_DROP;
 }
 
 #endif

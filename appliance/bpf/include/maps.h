@@ -53,6 +53,9 @@ BPF_TABLE_PINNED("lru_hash", struct zs_rate_key, struct zs_bucket, zs_rate_bucke
 /* Packets and bytes that hit each rule, per CPU. */
 BPF_TABLE_PINNED("percpu_array", __u32, struct zs_counter, zs_rule_stats, ZS_RULES_MAX,
 		 ZS_PIN(zs_rule_stats));
+/* Recently dropped sources, for `zeroserve status`; the oldest are forgotten. */
+BPF_TABLE_PINNED("lru_hash", struct zs_drop_key, struct zs_drop, zs_drops, ZS_DROPS_MAX,
+		 ZS_PIN(zs_drops));
 /* Packets and bytes per verdict reason (ZS_REASON_*), per CPU. */
 BPF_TABLE_PINNED("percpu_array", __u32, struct zs_counter, zs_verdicts, ZS_REASON_MAX,
 		 ZS_PIN(zs_verdicts));

@@ -19,4 +19,26 @@ static __always_inline void zs_count_verdict(__u32 reason, __u32 rule, __u64 byt
 		zs_count(zs_rule_stats.lookup(&rule), bytes);
 }
 
+/* Remember who was dropped and why. The count is shared by CPUs, hence atomic;
+ * a lost first insert between two CPUs costs one sample, not correctness. */
+static __always_inline void zs_sample_drop(__u32 reason, __u32 rule, const __u8 *addr)
+{
+	struct zs_drop_key key = { .reason = reason, .rule = rule };
+	struct zs_drop first = {};
+	struct zs_drop *seen;
+	__u64 now = bpf_ktime_get_ns();
+
+	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
+	seen = zs_drops.lookup(&key);
+	if (seen) {
+		seen->last_ns = now;
+		__sync_fetch_and_add(&seen->packets, 1);
+		return;
+	}
+	first.first_ns = now;
+	first.last_ns = now;
+	first.packets = 1;
+	zs_drops.update(&key, &first);
+}
+
 #endif

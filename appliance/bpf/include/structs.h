@@ -88,6 +88,21 @@ struct zs_rule {
 	__u32 id;
 };
 
+/* A dropped source, per verdict reason and rule (0 for reasons without one); IPv4
+ * sources are IPv4-mapped, as in zs_rate_key. */
+struct zs_drop_key {
+	__u32 reason;
+	__u32 rule;
+	__u8 addr[16];
+};
+
+/* When the key's packets were first and last dropped (bpf_ktime_get_ns), and how many. */
+struct zs_drop {
+	__u64 first_ns;
+	__u64 last_ns;
+	__u64 packets;
+};
+
 /* Per-CPU packet and byte counts, per rule and per verdict reason. */
 struct zs_counter {
 	__u64 packets;

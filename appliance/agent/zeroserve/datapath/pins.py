@@ -25,7 +25,7 @@ from pathlib import Path
 
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "zeroserve"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 
 class BpffsError(OSError):

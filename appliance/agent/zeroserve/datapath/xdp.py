@@ -36,6 +36,17 @@ class Counter(NamedTuple):
     bytes: int
 
 
+class Drop(NamedTuple):
+    """A source recently dropped: why (a REASONS name), under which rule, when, how often."""
+
+    source: str
+    reason: str
+    rule: int
+    first_ns: int  # CLOCK_MONOTONIC, like time.monotonic_ns()
+    last_ns: int
+    packets: int
+
+
 @dataclass(frozen=True)
 class XdpFeatures:
     """What the program is compiled with; every field becomes a #define."""
@@ -74,6 +85,7 @@ class XdpFeatures:
         maps = {
             "zs_rule_stats": ("__u32", "zs_counter", self.rules_max),
             "zs_verdicts": ("__u32", "zs_counter", CONSTS["ZS_REASON_MAX"]),
+            "zs_drops": ("zs_drop_key", "zs_drop", CONSTS["ZS_DROPS_MAX"]),
         }
         if self.deny_v4:
             maps["zs_deny4_lpm"] = ("zs_lpm4_key", "zs_rule", self.deny_lpm_max)
@@ -241,6 +253,25 @@ class XdpLayer:
 
     def verdict_counters(self) -> dict[str, Counter]:
         return {name: self._counter("zs_verdicts", value) for name, value in REASONS.items()}
+
+    def drops(self) -> list[Drop]:
+        """The sampled drop records, most recent first."""
+        names = {value: name for name, value in REASONS.items()}
+        key_type, value_type = STRUCTS["zs_drop_key"], STRUCTS["zs_drop"]
+        table = self.maps["zs_drops"]
+        out = []
+        for raw in table.keys():
+            value = table.lookup(raw)
+            if value is None:  # forgotten by the LRU since keys() listed it
+                continue
+            key, drop = key_type.from_buffer_copy(raw), value_type.from_buffer_copy(value)
+            address = ipaddress.ip_address(bytes(key.addr))
+            source = address.ipv4_mapped or address
+            reason = names.get(key.reason, str(key.reason))
+            out.append(
+                Drop(str(source), reason, key.rule, drop.first_ns, drop.last_ns, drop.packets)
+            )
+        return sorted(out, key=lambda d: d.last_ns, reverse=True)
 
     def close(self) -> None:
         for table in self.maps.values():
