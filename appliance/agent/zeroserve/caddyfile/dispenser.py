@@ -17,8 +17,6 @@ from zeroserve.caddyfile.errors import CaddyfileError
 from zeroserve.caddyfile.gofmt import go_scalar, go_sprintf
 from zeroserve.caddyfile.lexer import Token, is_next_on_new_line, tokenize
 
-MATCHER_NAME_CTX_KEY = "matcher_name"
-
 _EMPTY = Token("", 0, "")
 
 

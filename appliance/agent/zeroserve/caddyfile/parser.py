@@ -189,16 +189,8 @@ class _Parser(Dispenser):
         self._block_contents()
 
     def _named_route(self, name: str) -> None:
-        current = self.token()
-        name_token = Token(
-            current.file,
-            current.line,
-            name,
-            current.was_quoted,
-            current.heredoc_marker,
-            current.imports,
-            current.snippet_name,
-        )
+        name_token = self.token().clone()
+        name_token.text = name
         self.block.keys = [name_token]
         self.block.is_named_route = True
         tokens = self._block_tokens(retain_curlies=True)
@@ -209,10 +201,10 @@ class _Parser(Dispenser):
             raise self.errf("redeclaration of previously declared snippet %s", name)
         tokens = self._block_tokens(retain_curlies=False)
         # tokens remember their snippet, so import cycles are tracked per snippet
-        self.defined_snippets[name] = [
-            Token(t.file, t.line, t.text, t.was_quoted, t.heredoc_marker, t.imports, name)
-            for t in tokens
-        ]
+        snippet_tokens = [t.clone() for t in tokens]
+        for t in snippet_tokens:
+            t.snippet_name = name
+        self.defined_snippets[name] = snippet_tokens
         self.block.keys = []
 
     def _addresses(self) -> None:
@@ -256,17 +248,9 @@ class _Parser(Dispenser):
                         value,
                     )
                 if value:
-                    keys.append(
-                        Token(
-                            token.file,
-                            token.line,
-                            value,
-                            token.was_quoted,
-                            token.heredoc_marker,
-                            token.imports,
-                            token.snippet_name,
-                        )
-                    )
+                    key = token.clone()
+                    key.text = value
+                    keys.append(key)
             has_next = self.next()
             if expecting_another and not has_next:
                 raise self.eof_err()
@@ -526,15 +510,8 @@ class _Parser(Dispenser):
                 chain = f"{here} (import {token.snippet_name})"
             else:
                 chain = f"{here} (import)"
-            token = Token(
-                token.file,
-                token.line,
-                token.text,
-                token.was_quoted,
-                token.heredoc_marker,
-                (*token.imports, chain),
-                token.snippet_name,
-            )
+            token = token.clone()
+            token.imports = (*token.imports, chain)
             text = token.text
             # a naive snippet detector: "(name)" first on a line, then "{"
             if not maybe_snippet and nesting == 0:
@@ -579,17 +556,9 @@ class _Parser(Dispenser):
             span = importargs.parse_variadic(token, arg_count)
             if span is not None:
                 for arg in args[span[0] : span[1]]:
-                    out.append(
-                        Token(
-                            token.file,
-                            token.line,
-                            arg,
-                            token.was_quoted,
-                            token.heredoc_marker,
-                            token.imports,
-                            token.snippet_name,
-                        )
-                    )
+                    copy = token.clone()
+                    copy.text = arg
+                    out.append(copy)
                 continue
             if "{" in text:
                 token.text = replace(text)
