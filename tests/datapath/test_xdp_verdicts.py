@@ -182,7 +182,7 @@ def test_v6_off_compiles_no_v6_lookup(layout):
         xdp.set_deny({1: ["203.0.113.0/24"]})
         v6 = bytes(Ether() / IPv6(src="2001:db8:dead::5") / SYN)
         assert libbpf.prog_test_run(xdp.prog_fd, v6).retval == XDP_PASS
-        assert sorted(xdp.maps) == ["zs_deny4_host", "zs_deny4_lpm", "zs_rule_stats", "zs_verdicts"]
+        assert not any(name.startswith("zs_deny6") for name in xdp.maps)
 
 
 def test_drops_are_sampled_by_source_reason_and_rule(layout):
