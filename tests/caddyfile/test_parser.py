@@ -286,3 +286,35 @@ def test_import_from_imported_file_reports_full_path(tmp_path, monkeypatch):
         parse("Caddyfile", Path("Caddyfile").read_bytes())
     expected = caddy_adapt_error(Path("Caddyfile").read_bytes(), tmp_path)
     assert str(err.value) == expected
+
+
+@pytest.mark.parametrize(
+    "caddyfile",
+    [
+        "import a.caddy\n",
+        "import self.caddy\n",
+        "x {\n\timport a.caddy\n}\n",
+        "(s) {\n\timport s2\n}\n(s2) {\n\timport t.caddy\n}\nimport s\n",
+        "import d\n",
+        "import d/*\n",
+        "import bad.caddy\n",
+    ],
+)
+def test_file_import_errors_match_caddy(caddyfile, tmp_path, monkeypatch):
+    files = {
+        "a.caddy": "import b.caddy\n",
+        "b.caddy": "import a.caddy\n",
+        "self.caddy": "import self.caddy\n",
+        "t.caddy": "import s\n",
+        "d/sub/x": "",
+        "bad.caddy": "x <<E!\nE!\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    body = caddyfile.encode()
+    expected = caddy_adapt_error(body, tmp_path)
+    with pytest.raises(CaddyfileError) as err:
+        parse("Caddyfile", body)
+    assert str(err.value) == expected
