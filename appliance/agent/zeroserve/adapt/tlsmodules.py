@@ -11,6 +11,7 @@ import base64
 import re
 from typing import Any
 
+from zeroserve.adapt.capools import unmarshal_ca_pool
 from zeroserve.adapt.values import atoi, parse_duration
 from zeroserve.caddyfile.dispenser import Dispenser
 from zeroserve.caddyfile.errors import CaddyfileError
@@ -268,54 +269,14 @@ def pem_file_ders(d: Dispenser, filename: str) -> list[str]:
 
 
 def _trust_pool(d: Dispenser) -> GoMap:
-    name = arg(d)
-    body: dict[str, Any] = {}
-    nesting = d.nesting()
-    if name == "inline":
-        while d.next_block(nesting):
-            sub = d.val()
-            if sub == "trust_der":
-                body.setdefault("trusted_ca_certs", []).extend(d.remaining_args())
-            elif sub == "trust_pem":
-                body.setdefault("trusted_ca_certs", []).extend(
-                    der for a in d.remaining_args() for der in _pem_text_ders(d, a))
-            else:
-                raise d.errf("unknown directive: %s", sub)
-    elif name == "file":
-        body["pem_files"] = d.remaining_args()
-        while d.next_block(nesting):
-            if d.val() != "pem_file":
-                raise d.errf("unknown directive: %s", d.val())
-            body.setdefault("pem_files", []).extend(d.remaining_args())
-        if not body["pem_files"]:
-            del body["pem_files"]
-    elif name in ("pki_root", "pki_intermediate"):
-        body["authority"] = d.remaining_args()
-        while d.next_block(nesting):
-            if d.val() != "authority":
-                raise d.errf("unknown directive: %s", d.val())
-            body["authority"].extend(d.remaining_args())
-        if not body["authority"]:
-            del body["authority"]
-    elif name == "combined":
-        while d.next_block(nesting):
-            if d.val() != "source":
-                raise d.errf("unknown directive: %s", d.val())
-            body.setdefault("sources", []).append(_trust_pool(d))
-    else:
-        raise module_not_registered(d, "tls.ca_pool.source." + name)
-    return module_object(body, "provider", name)
-
-
-def _pem_text_ders(d: Dispenser, text: str) -> list[str]:
-    ders = []
-    for kind, body in _PEM_CERT.findall(text):
-        if kind == "CERTIFICATE":
-            der = base64.b64decode("".join(body.split()))
-            ders.append(base64.b64encode(der).decode())
-    if not ders:
-        raise d.err("no CERTIFICATE pem block found")
-    return ders
+    """`trust_pool <module> ...`: a `tls.ca_pool.source.*` module (see capools.py)."""
+    arg(d)
+    try:
+        pool = unmarshal_ca_pool(d)
+    except CaddyfileError as exc:
+        # Caddy wraps the module's error once more, at the end of its segment
+        raise d.wrap_err(str(exc)) from None
+    return module_object(pool, "provider", pool["provider"])
 
 
 def _verifier(d: Dispenser) -> GoMap:
@@ -376,8 +337,6 @@ def parse_client_auth(d: Dispenser) -> dict[str, Any]:
                 raise d.arg_err()
             ca.setdefault("trusted_leaf_certs", []).extend(pem_file_ders(d, d.val()))
         elif sub == "trust_pool":
-            if "ca" in ca:
-                raise d.err("cannot specify more than one trust_pool")
             ca["ca"] = _trust_pool(d)
         elif sub == "verifier":
             ca.setdefault("verifiers", []).append(_verifier(d))
