@@ -60,7 +60,8 @@ def caddy_adapt(body: bytes, cwd: Path) -> tuple[dict | None, str | None]:
     )
     if proc.returncode == 0:
         return json.loads(proc.stdout), None
-    lines = proc.stderr.decode(errors="replace").splitlines()
+    # split on newlines only: messages may contain U+2028, U+0085 and the like
+    lines = proc.stderr.decode(errors="replace").split("\n")
     for line in lines:
         if line.startswith("panic: "):
             # Caddy crashed; we report the same text as an error
