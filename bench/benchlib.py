@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import resource
 import shlex
 import shutil
@@ -285,6 +286,45 @@ def run_measured(
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     return ChildRun(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+
+
+@dataclass
+class WrkTotals:
+    """What wrk reports at the end of a run."""
+
+    requests: int
+    rps: float
+    connect_errors: int
+    broken: int  # read + write errors: resets, or a connection closed with a request on it
+    timeouts: int
+    bad_status: int  # responses outside 2xx/3xx
+
+    @property
+    def errors(self) -> int:
+        return self.connect_errors + self.broken + self.timeouts + self.bad_status
+
+
+WRK_REQUESTS = re.compile(r"(\d+) requests in")
+WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+WRK_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+WRK_STATUS = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+
+
+def parse_wrk(text: str) -> WrkTotals:
+    requests, rps = WRK_REQUESTS.search(text), WRK_RPS.search(text)
+    if requests is None or rps is None:
+        raise BenchError(f"cannot read wrk output: {text!r}")
+    sock = WRK_SOCKET.search(text)
+    connect, read, write, timeout = (int(g) for g in sock.groups()) if sock else (0, 0, 0, 0)
+    status = WRK_STATUS.search(text)
+    return WrkTotals(
+        int(requests.group(1)),
+        float(rps.group(1)),
+        connect,
+        read + write,
+        timeout,
+        int(status.group(1)) if status else 0,
+    )
 
 
 def median(values: Sequence[float]) -> float:

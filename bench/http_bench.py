@@ -59,6 +59,7 @@ from benchlib import (
     median,
     on_cpu,
     parse_args,
+    parse_wrk,
     percentile,
     raise_fd_limit,
     ratio,
@@ -224,12 +225,6 @@ class Throughput:
     busy: float  # share of its core the server used during the run
 
 
-WRK_REQS = re.compile(r"(\d+) requests in")
-WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
-WRK_SOCK = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
-WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
-
-
 def wrk(port: int, w: Workload, seconds: int) -> str:
     argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s"]
     for name, value in w.headers:
@@ -248,17 +243,9 @@ def measure_throughput(pid: int, port: int, w: Workload, seconds: int) -> Throug
     before, start = cpu_seconds(pid), time.perf_counter()
     text = wrk(port, w, seconds)
     used, wall = cpu_seconds(pid) - before, time.perf_counter() - start
-    requests_m, rps_m = WRK_REQS.search(text), WRK_RPS.search(text)
-    if not requests_m or not rps_m:
-        raise BenchError(f"cannot read wrk output: {text!r}")
-    requests = int(requests_m.group(1))
-    sock = WRK_SOCK.search(text)
-    non2xx = WRK_NON2XX.search(text)
-    errors = (sum(int(g) for g in sock.groups()) if sock else 0) + (
-        int(non2xx.group(1)) if non2xx else 0
-    )
-    per_req = used * 1e6 / requests if requests else float("nan")
-    return Throughput(float(rps_m.group(1)), requests, errors, per_req, used / wall)
+    totals = parse_wrk(text)
+    per_req = used * 1e6 / totals.requests if totals.requests else float("nan")
+    return Throughput(totals.rps, totals.requests, totals.errors, per_req, used / wall)
 
 
 @dataclass

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import re
 import signal
 import subprocess
 import tempfile
@@ -39,6 +38,7 @@ from benchlib import (
     median,
     on_cpu,
     parse_args,
+    parse_wrk,
     percentile,
     require_tools,
     running,
@@ -124,12 +124,6 @@ class Round:
     connect_errors: int
 
 
-WRK_REQS = re.compile(r"(\d+) requests in")
-WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
-WRK_SOCK = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
-WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
-
-
 def one_round(name: str, reloads: int, scratch: Path) -> Round:
     port, admin = free_port(), free_port()
     configs = write_configs(scratch, port, admin)
@@ -169,21 +163,16 @@ def one_round(name: str, reloads: int, scratch: Path) -> Round:
             if load.poll() is None:
                 load.send_signal(signal.SIGINT)  # wrk prints its totals on SIGINT
             text = load.communicate(timeout=30)[0]
-    requests, rps = WRK_REQS.search(text), WRK_RPS.search(text)
-    if requests is None or rps is None:
-        raise BenchError(f"cannot read wrk output: {text!r}")
-    sock = WRK_SOCK.search(text)
-    connect, read, write, timeout = (int(g) for g in sock.groups()) if sock else (0, 0, 0, 0)
-    non2xx = WRK_NON2XX.search(text)
+    totals = parse_wrk(text)
     return Round(
         times,
         errors,
         effective,
-        int(requests.group(1)),
-        float(rps.group(1)),
-        timeout + (int(non2xx.group(1)) if non2xx else 0),
-        read + write,
-        connect,
+        totals.requests,
+        totals.rps,
+        totals.timeouts + totals.bad_status,
+        totals.broken,
+        totals.connect_errors,
     )
 
 
