@@ -666,7 +666,10 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
         + (
             "Server and h2load run under SCHED_RR (`chrt --rr 10`): at a fixed rate neither "
             "needs a whole core, and without it the tail measured the other work on the shared "
-            "machine (p95 of 5–10 ms for both servers) rather than the servers."
+            "machine (p95 of 5–10 ms for both servers) rather than the servers. Paced requests "
+            "find client and server asleep, so every figure includes wake-up costs (a paced "
+            "request to zeroserve takes ~0.2 ms, a back-to-back one ~0.05 ms); both servers pay "
+            "them, which pulls the ratios toward 1."
             if args.realtime
             else "Normal scheduling (`--no-realtime`): on a busy machine the tail includes "
             "waiting for a CPU."

@@ -162,7 +162,12 @@ def one_round(name: str, reloads: int, scratch: Path) -> Round:
         finally:
             if load.poll() is None:
                 load.send_signal(signal.SIGINT)  # wrk prints its totals on SIGINT
-            text = load.communicate(timeout=30)[0]
+            try:
+                text = load.communicate(timeout=30)[0]
+            except subprocess.TimeoutExpired:
+                load.kill()
+                load.wait()
+                raise BenchError("wrk did not stop on SIGINT") from None
     totals = parse_wrk(text)
     return Round(
         times,
