@@ -50,6 +50,14 @@ PIECES = st.sampled_from(
         "-",
         "0x1p2",
         "+5",
+        "\u0085",
+        "\u1680",
+        "\u180e",
+        "\u200b",
+        "\u3000",
+        "\x1f",
+        "\x0b",
+        "\u2028",
     ]
 )
 VALUES = st.lists(st.lists(PIECES, min_size=1, max_size=6).map("".join), min_size=1, max_size=4)
