@@ -383,10 +383,15 @@ def command_line() -> str:
 
 
 def git_commit() -> str:
-    out = subprocess.run(
+    """HEAD, marked "+ uncommitted changes" when the product tree differs from it (the engine
+    in .venv is built from the working tree)."""
+    head = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
-    return out.stdout.strip() or "?"
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "appliance"], capture_output=True
+    ).returncode
+    return (head or "?") + (" + uncommitted changes" if dirty else "")
 
 
 def machine_line() -> str:
