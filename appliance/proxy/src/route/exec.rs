@@ -7,6 +7,7 @@
 //! writes the error status.
 
 use super::ctx::{Ctx, HandlerError};
+use super::handlers::file_server::Served;
 use super::handlers::Handler;
 use super::{Route, Server};
 
@@ -70,6 +71,11 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                     Flow::Next
                 }
                 Handler::Error(e) => Flow::Error(e.run(ctx)),
+                Handler::FileServer(f) => match f.serve(ctx) {
+                    Served::Responded => Flow::Responded,
+                    Served::Next => Flow::Next,
+                    Served::Error(e) => Flow::Error(e),
+                },
             };
             if flow != Flow::Next {
                 return flow;

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod handlers;
 pub mod listen;
 pub mod matchers;
+pub mod mime;
 pub mod placeholder;
 
 use serde_json::{Map, Value};

@@ -1,6 +1,7 @@
 //! Request handlers (`http.handlers.*`), one file each, provisioned at compile time.
 
 pub mod error;
+pub mod file_server;
 pub mod headers;
 pub mod map;
 pub mod rewrite;
@@ -22,6 +23,7 @@ pub enum Handler {
     Vars(vars::Vars),
     Error(error::StaticError),
     Map(map::MapHandler),
+    FileServer(file_server::FileServer),
 }
 
 /// Compiles one handler object by its `handler` name.
@@ -40,6 +42,7 @@ pub fn compile(v: &Value) -> Result<Handler> {
         "vars" => Handler::Vars(vars::Vars::compile(m)?),
         "error" => Handler::Error(error::StaticError::compile(m)?),
         "map" => Handler::Map(map::MapHandler::compile(m)?),
+        "file_server" => Handler::FileServer(file_server::FileServer::compile(m)?),
         other => return err(format!("unknown module: http.handlers.{other}")),
     })
 }
