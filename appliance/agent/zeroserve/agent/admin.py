@@ -1,4 +1,5 @@
-"""The admin endpoint, shaped like Caddy's (admin.go): `POST /load`, `GET /config/`, `POST /stop`.
+"""The admin endpoint, shaped like Caddy's (admin.go): `POST /load`, `GET /config/`, `POST /stop`,
+plus read-only views (`GET /metrics`, `GET /zeroserve/status`).
 
 It is the control plane, so it runs in Python on its own thread; requests to the sites
 never pass through it. Behaviour kept from Caddy:
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,6 +25,8 @@ from zeroserve.caddyjson.encode import encode
 DEFAULT_ADDRESS = "localhost:2019"
 MAX_BODY = 100 * 1024 * 1024
 ConfigLoader = Callable[[bytes, str | None, bool], list[dict[str, Any]]]
+# GET path -> (content type, body): read-only reports such as /metrics.
+Views = Mapping[str, Callable[[], tuple[str, bytes]]]
 
 
 class AdminError(Exception):
@@ -73,10 +76,12 @@ class AdminServer:
         get_config: Callable[[], dict[str, Any]],
         load: ConfigLoader,
         stop: Callable[[], None],
+        views: Views | None = None,
     ) -> None:
         self._get_config = get_config
         self._load = load
         self._stop = stop
+        self.views = dict(views or {})
         self._server: ThreadingHTTPServer | None = None
         self.address: str | None = None
 
@@ -166,6 +171,10 @@ class _AdminHandler(BaseHTTPRequestHandler):
             elif path == "/config" or path.startswith("/config/"):
                 self._require(method, "GET")
                 self._get_config(path.removeprefix("/config").lstrip("/"))
+            elif path in self.server_admin.views:
+                self._require(method, "GET")
+                content_type, body = self.server_admin.views[path]()
+                self._send(200, body, content_type)
             else:
                 self._send(
                     404,

@@ -1,8 +1,10 @@
-"""Run a config in the foreground: the engine, the admin endpoint, and config swaps.
+"""Run a config in the foreground: the engine, the edge layers, the admin endpoint,
+and config swaps.
 
 Every change — from `POST /load`, `zeroserve reload` or a signal — goes through
-`Agent.apply`, under one lock (Caddy's `rawCfgMu`): adapt, compile aside, swap. A
-rejected config raises and leaves the old one serving.
+`Agent.apply`, under one lock (Caddy's `rawCfgMu`): adapt, plan, compile the engine
+config and the edge programs aside, swap the engine, commit the edge. A rejected
+config raises and leaves the old one serving, programs included.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 
 from zeroserve.agent.admin import AdminError, AdminServer, admin_address
 from zeroserve.agent.durations import seconds
+from zeroserve.agent.layers import EdgeError, EdgeLayers, metrics
 from zeroserve.caddyjson.encode import encode
 from zeroserve.engine import Engine, EngineError
+from zeroserve.plan import LineIndex
 
 
 def grace_period(config: dict[str, Any]) -> float:
@@ -27,30 +31,88 @@ def grace_period(config: dict[str, Any]) -> float:
 class Agent:
     """Holds the serving config and the parts that serve it."""
 
-    def __init__(self, config: dict[str, Any], workers: int | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        workers: int | None = None,
+        edge: EdgeLayers | None = None,
+        lines: LineIndex | None = None,
+    ) -> None:
+        """edge (opened; the agent closes it) runs the edge layers, None serves without;
+        lines maps rules to Caddyfile lines."""
         self.config = config
         self.engine = Engine(encode(config, pretty=False).decode(), workers)
-        self.admin = AdminServer(lambda: self.config, self._load_from_admin, self._request_stop)
+        self.edge = edge
+        self.lines = lines
+        views = {
+            "/zeroserve/status": lambda: ("application/json", self.status()),
+            "/metrics": lambda: ("text/plain; version=0.0.4; charset=utf-8", self.metrics()),
+        }
+        self.admin = AdminServer(
+            lambda: self.config, self._load_from_admin, self._request_stop, views
+        )
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
     def start(self) -> None:
-        """Bind the sites, then the admin endpoint; a failure of either stops both."""
-        self.engine.start()
+        """Compile the edge aside, bind the sites, commit the edge, then the admin endpoint;
+        a failure of any stops them all."""
+        staged = None
+        if self.edge is not None:
+            try:
+                staged = self.edge.stage(self.edge.plan(self.config, self.lines))
+            except BaseException:
+                self.edge.close()
+                raise
         try:
-            self.admin.move_to(admin_address(self.config))
-        except OSError:
-            self.engine.stop(0.0)
+            self.engine.start()
+            try:
+                if staged is not None:
+                    self.edge.commit(staged, self.engine.listener_fds())
+                self.admin.move_to(admin_address(self.config))
+            except BaseException:
+                self.engine.stop(0.0)
+                raise
+        except BaseException:
+            if staged is not None:
+                staged.discard()
+                self.edge.close()
             raise
 
-    def apply(self, config: dict[str, Any], force: bool = False) -> None:
-        """Swap to a new config; raises EngineError/OSError and keeps the old one serving."""
+    def apply(
+        self, config: dict[str, Any], force: bool = False, lines: LineIndex | None = None
+    ) -> None:
+        """Swap to a new config; raises EngineError/EdgeError/OSError and keeps the old
+        one serving."""
         with self._lock:
             if config == self.config and not force:
                 return
-            self.engine.reload(encode(config, pretty=False).decode())
-            self.config = config
+            staged = None
+            if self.edge is not None:
+                staged = self.edge.stage(self.edge.plan(config, lines))
+            old = encode(self.config, pretty=False).decode()
+            try:
+                self.engine.reload(encode(config, pretty=False).decode())
+            except BaseException:
+                if staged is not None:
+                    staged.discard()
+                raise
+            if staged is not None:
+                try:
+                    self.edge.commit(staged, self.engine.listener_fds())
+                except EdgeError:
+                    self.engine.reload(old)
+                    raise
+            self.config, self.lines = config, lines
             self.admin.move_to(admin_address(config))
+
+    def status(self) -> bytes:
+        edge = self.edge.status() if self.edge is not None else {"enabled": False}
+        body = {"listen": self.engine.listen_addresses(), "edge": edge}
+        return encode(body, pretty=True) + b"\n"
+
+    def metrics(self) -> bytes:
+        return metrics(self.edge.status() if self.edge is not None else None).encode()
 
     def _load_from_admin(self, body: bytes, adapter: str | None, force: bool) -> list[dict]:
         from zeroserve.adapt import adapt_config
@@ -64,18 +126,20 @@ class Agent:
             except ValueError as exc:
                 raise AdminError(400, f"decoding request body: {exc}") from None
             warnings: list[dict] = []
+            lines = None
         else:
             try:
                 result = adapt_config(body, "Caddyfile", adapter)
             except CaddyfileError as exc:
                 raise AdminError(400, f"adapting config using {adapter} adapter: {exc}") from None
             config = result.config
+            lines = LineIndex("Caddyfile", body)
             warnings = [
                 {"file": w.file, "line": w.line, "message": w.message} for w in result.warnings
             ]
         try:
-            self.apply(config, force)
-        except (EngineError, OSError) as exc:
+            self.apply(config, force, lines)
+        except (EngineError, EdgeError, OSError) as exc:
             raise AdminError(400, f"loading config: {exc}") from None
         return warnings
 
@@ -84,7 +148,11 @@ class Agent:
 
     def stop(self) -> None:
         self.admin.close()
-        self.engine.stop(grace_period(self.config))
+        try:
+            self.engine.stop(grace_period(self.config))
+        finally:
+            if self.edge is not None:
+                self.edge.close()
 
     def serve_forever(self) -> None:
         """Block until SIGINT/SIGTERM or `POST /stop`, then drain and stop."""

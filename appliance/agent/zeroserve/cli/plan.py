@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from zeroserve.adapt import is_caddyfile_name
 from zeroserve.cli.adapt import load_config
 from zeroserve.cli.command import Command, CommandError
 from zeroserve.cli.config_input import config_filename, read_config
+
+if TYPE_CHECKING:
+    from zeroserve.plan import ApplianceConfig, LineIndex
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,25 +31,34 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def run(args: argparse.Namespace) -> int:
-    from zeroserve.plan import (
-        ApplianceConfigError,
-        LineIndex,
-        build_plan,
-        load_appliance_config,
-    )
+def line_index(path: str, adapter: str | None) -> LineIndex | None:
+    """Caddyfile lines for the rules of a config file; None for JSON and stdin (spent by
+    now)."""
+    from zeroserve.plan import LineIndex
 
-    config = load_config(args.config, args.adapter)
-    adapter = args.adapter or ("caddyfile" if is_caddyfile_name(args.config) else "json")
-    lines = None
-    # stdin is spent by now; its routes get no line numbers.
-    if adapter == "caddyfile" and args.config != "-":
-        lines = LineIndex(config_filename(args.config), read_config(args.config))
+    adapter = adapter or ("caddyfile" if is_caddyfile_name(path) else "json")
+    if adapter != "caddyfile" or path == "-":
+        return None
+    return LineIndex(config_filename(path), read_config(path))
+
+
+def appliance_config(path: str | None) -> ApplianceConfig | None:
+    """The --appliance-config file, checked; a mistake is one `Error:` line."""
+    from zeroserve.plan import ApplianceConfigError, load_appliance_config
+
     try:
-        appliance = load_appliance_config(args.appliance_config) if args.appliance_config else None
+        return load_appliance_config(path) if path else None
     except ApplianceConfigError as err:
         raise CommandError(str(err)) from None
-    plan = build_plan(config, appliance, lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from zeroserve.plan import build_plan
+
+    config = load_config(args.config, args.adapter)
+    plan = build_plan(
+        config, appliance_config(args.appliance_config), line_index(args.config, args.adapter)
+    )
     rows = [("RULE", "WHAT", "LINE", "LAYER", "REASON")]
     for p in plan.placements:
         reason = f"{p.reason}; {p.hint}" if p.hint else p.reason

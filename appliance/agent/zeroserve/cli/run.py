@@ -3,31 +3,61 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from zeroserve.cli.adapt import load_config
 from zeroserve.cli.command import Command, CommandError
 from zeroserve.cli.output import log_line
+
+if TYPE_CHECKING:
+    from zeroserve.agent.layers import EdgeLayers
+    from zeroserve.plan import ApplianceConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", required=True, help="Configuration file ('-' = stdin)")
     p.add_argument("-a", "--adapter", default=None, help="Name of config adapter")
     p.add_argument("--workers", type=int, default=None, help="Engine workers (default: per core)")
+    p.add_argument("--appliance-config", default=None, help="Network policy file (TOML or YAML)")
+    p.add_argument("--no-edge", action="store_true", help="Serve without the BPF edge layers")
+
+
+def edge_layers(appliance: ApplianceConfig | None) -> EdgeLayers | None:
+    """The opened edge layers, or None (logged) where BPF cannot run or another agent has it."""
+    from zeroserve.agent.layers import EdgeError, EdgeLayers, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is None:
+        edge = EdgeLayers(appliance)
+        try:
+            edge.open()
+            return edge
+        except EdgeError as exc:
+            reason = str(exc)
+    log_line("warn", "edge layers disabled; serving without them", reason=reason)
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
+    from zeroserve.agent.layers import EdgeError
     from zeroserve.agent.runner import Agent
     from zeroserve.agent.sdnotify import notify
+    from zeroserve.cli.plan import appliance_config, line_index
     from zeroserve.engine import EngineError
 
     config = load_config(args.config, args.adapter)
+    edge = None if args.no_edge else edge_layers(appliance_config(args.appliance_config))
     try:
-        agent = Agent(config, args.workers)
+        agent = Agent(config, args.workers, edge, line_index(args.config, args.adapter))
         agent.start()
-    except EngineError as exc:
+    except (EngineError, EdgeError) as exc:
         raise CommandError(f"loading config: {exc}") from None
     except OSError as exc:
         raise CommandError(f"starting: {exc}") from None
+    if edge is not None:
+        for left in edge.cleaned:
+            log_line("warn", "removed edge program left by a stopped agent", hook=left)
+        log_line("info", "edge layers attached", interfaces=list(edge.edge.interfaces))
     log_line("info", "serving initial configuration", listen=agent.engine.listen_addresses())
     notify("READY=1")
     agent.serve_forever()
@@ -37,9 +67,15 @@ def run(args: argparse.Namespace) -> int:
 
 COMMAND = Command(
     name="run",
-    usage="--config <path> [--adapter <name>] [--workers N]",
+    usage=(
+        "--config <path> [--adapter <name>] [--workers N] [--appliance-config <path>] [--no-edge]"
+    ),
     short="Starts the server and blocks indefinitely",
-    long="Adapts the config, starts the io_uring engine and serves until SIGINT or SIGTERM.",
+    long=(
+        "Adapts the config, starts the io_uring engine and serves until SIGINT or SIGTERM. "
+        "As root, the edge layers (XDP, TC, sk_lookup) run the rules the planner places "
+        "there on every up interface, or those the appliance config names."
+    ),
     add_arguments=add_arguments,
     run=run,
 )

@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", required=True, help="Configuration file")
     p.add_argument("-a", "--adapter", default=None, help="Name of config adapter")
     p.add_argument("--workers", type=int, default=None, help="Engine workers (default: per core)")
+    p.add_argument("--appliance-config", default=None, help="Network policy file (TOML or YAML)")
+    p.add_argument("--no-edge", action="store_true", help="Serve without the BPF edge layers")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
         cmd += ["--adapter", args.adapter]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
+    if args.appliance_config:
+        cmd += ["--appliance-config", args.appliance_config]
+    if args.no_edge:
+        cmd.append("--no-edge")
     child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -50,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
 COMMAND = Command(
     name="start",
-    usage="--config <path> [--adapter <name>] [--workers N]",
+    usage=(
+        "--config <path> [--adapter <name>] [--workers N] [--appliance-config <path>] [--no-edge]"
+    ),
     short="Starts zeroserve in the background and returns",
     long="Runs `zeroserve run` detached and waits until its admin endpoint answers.",
     add_arguments=add_arguments,

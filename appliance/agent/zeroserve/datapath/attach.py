@@ -34,6 +34,7 @@ from zeroserve.datapath import libbpf
 
 # clsact's ingress/egress minor handles (TC_H_MIN_INGRESS/EGRESS under TC_H_CLSACT).
 _TC_PARENT = {"ingress": "ffff:fff2", "egress": "ffff:fff3"}
+_IFF_UP, _IFF_LOOPBACK = 0x1, 0x8
 # One zeroserve filter per direction; a fixed slot lets "replace" swap it atomically.
 _TC_PRIO = 1
 _TC_HANDLE = 1
@@ -68,6 +69,23 @@ def ifindex(name: str, ns: str | None = None) -> int:
     if not found:
         raise AttachError(f"no interface {name!r}" + (f" in netns {ns}" if ns else ""))
     return found[0]
+
+
+def up_interfaces(ns: str | None = None) -> tuple[str, ...]:
+    """Names of the links that are administratively up, loopback excepted."""
+    with _ipr(ns) as ipr:
+        links = ipr.get_links()
+    return tuple(
+        link.get_attr("IFLA_IFNAME")
+        for link in links
+        if link["flags"] & _IFF_UP and not link["flags"] & _IFF_LOOPBACK
+    )
+
+
+def all_interfaces(ns: str | None = None) -> dict[str, int]:
+    """Every link of the namespace: name -> ifindex."""
+    with _ipr(ns) as ipr:
+        return {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
 
 
 def attach_xdp(

@@ -19,12 +19,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from zeroserve.datapath import attach
+from zeroserve.datapath import attach, build
 from zeroserve.datapath.pins import PinLayout
 from zeroserve.datapath.sock import SockFeatures, SockLayer
 from zeroserve.datapath.tc import TcFeatures, TcLayer
 from zeroserve.datapath.xdp import XdpFeatures, XdpLayer
-from zeroserve.plan.model import Plan
+from zeroserve.plan.model import Layer, Plan
 
 TC_NAMES = {"ingress": "zeroserve-in", "egress": "zeroserve-out"}
 
@@ -55,6 +55,14 @@ def _shape(plan: Plan, sock: bool) -> tuple[XdpFeatures | None, TcFeatures | Non
         TcFeatures.for_plan(plan.tc) if plan.tc.needed else None,
         sock,
     )
+
+
+class StageError(build.BuildError):
+    """A layer's program failed to compile or verify; the running programs are untouched."""
+
+    def __init__(self, layer: Layer, text: str) -> None:
+        super().__init__(text)
+        self.layer = layer
 
 
 @dataclass
@@ -128,13 +136,19 @@ class Edge:
     def _provision(self, plan: Plan, sock: bool) -> _Loaded:
         xdp, tc, _ = _shape(plan, sock)
         new = _Loaded()
+        hook = Layer.XDP
         try:
             if xdp is not None:
                 new.xdp = XdpLayer.load(xdp, self.layout)
+            hook = Layer.TC
             if tc is not None:
                 new.tc = TcLayer.load(tc, self.layout)
+            hook = Layer.SOCK
             if sock:
                 new.sock = SockLayer.load(SockFeatures(), self.layout)
+        except build.BuildError as err:
+            new.close()
+            raise StageError(hook, str(err)) from err
         except BaseException:
             new.close()
             raise

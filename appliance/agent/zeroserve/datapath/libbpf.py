@@ -131,6 +131,7 @@ def _lib() -> ctypes.CDLL:
         "bpf_obj_get_info_by_fd": [i32, ptr, ctypes.POINTER(u32)],
         "bpf_prog_test_run_opts": [i32, ctypes.POINTER(_TestRunOpts)],
         "bpf_link_create": [i32, i32, i32, ptr],
+        "bpf_prog_get_fd_by_id": [u32],
     }
     for fn, argtypes in signatures.items():
         getattr(lib, fn).argtypes = argtypes
@@ -177,6 +178,15 @@ def prog_info(fd: int) -> ProgInfo:
         info.xlated_prog_len // 8,  # sizeof(struct bpf_insn)
         info.jited_prog_len,
     )
+
+
+def prog_name_by_id(prog_id: int) -> str:
+    """The name of a loaded program (whoever loaded it), by its id."""
+    fd = _check(_lib().bpf_prog_get_fd_by_id(prog_id), f"open program id {prog_id}")
+    try:
+        return prog_info(fd).name
+    finally:
+        os.close(fd)
 
 
 def map_info(fd: int) -> MapInfo:

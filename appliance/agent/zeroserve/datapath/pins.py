@@ -17,6 +17,7 @@ import ctypes
 import ctypes.util
 import fcntl
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from pathlib import Path
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "zeroserve"
 LAYOUT_VERSION = 3
+_VERSION = re.compile(r"v\d+")
 
 
 class BpffsError(OSError):
@@ -115,11 +117,33 @@ class PinLayout:
         if not self.root.is_dir():
             return []
         stale = sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and p.name != self.base.name
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and _VERSION.fullmatch(p.name) and p.name != self.base.name
         )
         for name in stale:
             shutil.rmtree(self.root / name)
         return stale
+
+    def remove_handoffs(self) -> None:
+        """Unlink hand-off pins a build left behind when its parent died mid-way."""
+        shutil.rmtree(self.base / "handoff", ignore_errors=True)
+
+    def claim(self) -> int | None:
+        """Claim the pinned state for one agent's lifetime: a held lock on a directory
+        beside the versions, released by the kernel when the agent exits or dies.
+
+        Returns the fd that holds the claim, or None if a live agent holds it.
+        """
+        owner = self.root / "owner"
+        owner.mkdir(parents=True, exist_ok=True)
+        fd = os.open(owner, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
 
     def remove_all(self) -> None:
         """Unlink every pin under root (tests' teardown; `zeroserve` uninstall)."""

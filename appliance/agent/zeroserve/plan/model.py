@@ -28,6 +28,7 @@ class Placement:
     layer: Layer
     reason: str
     hint: str = ""  # what would let an engine rule move down
+    rule_id: int = 0  # XDP: the id its counters and drop records carry (0: none)
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,7 @@ def _walk(
                     w.plan.xdp.rate.append(RateRule(rule_id, w.ports, burst, window))
                 reason = f"{decision.reason} (rule {rule_id})"
             else:
+                rule_id = 0
                 reason = decision.reason
                 route_answers = route_answers or not placer.passes_through
             w.plan.placements.append(
@@ -168,6 +169,7 @@ def _walk(
                     decision.layer,
                     reason,
                     decision.hint,
+                    rule_id,
                 )
             )
         if route_answers:

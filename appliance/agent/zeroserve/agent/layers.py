@@ -1,0 +1,319 @@
+"""The agent's edge layers: each config is planned, its programs staged beside the
+running ones, and committed once the engine serves the config.
+
+The engine runs every rule of the config, so the layers only ever take work off it:
+a dropped packet is one the engine would have answered with `abort`. That makes the
+order safe: the programs are compiled and verified before the engine swaps (a
+rejection leaves both old), and committed after it, when the new listening sockets
+exist for sk_lookup. If the commit fails, the agent swaps the engine back.
+
+One agent owns the pinned state of a bpffs at a time (`PinLayout.claim`). Holding
+the claim at start means any zeroserve program still attached in this namespace
+was left by an agent that died; it is taken off before the new one attaches.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from zeroserve.plan import ApplianceConfig, Layer, LineIndex, Plan, build_plan
+
+XDP_PROGRAM = "zs_xdp"
+TC_FILTERS = ("zeroserve-in", "zeroserve-out")
+
+
+class EdgeError(Exception):
+    """Edge programs or rules the kernel refused; str() leads with the Caddyfile line."""
+
+
+def unavailable_reason() -> str | None:
+    """Why the edge layers cannot run in this process, or None when they can."""
+    if os.geteuid() != 0:
+        return "not running as root: BPF programs need CAP_BPF and CAP_NET_ADMIN"
+    if importlib.util.find_spec("bcc") is None:
+        return "bcc is not installed (python3-bpfcc): BPF programs cannot be compiled"
+    from zeroserve.datapath.pins import BpffsError, ensure_bpffs
+
+    try:
+        ensure_bpffs()
+    except BpffsError as err:
+        return str(err)
+    return None
+
+
+def sockets_by_address(fds: list[int]) -> dict[tuple[str, int], int]:
+    """(address, port) -> one listening fd per address; "" is the wildcard of both families.
+
+    One socket of a SO_REUSEPORT group is enough: the kernel spreads the
+    connections sk_lookup hands to it over the whole group.
+    """
+    out: dict[tuple[str, int], int] = {}
+    for fd in fds:
+        sock = socket.socket(fileno=fd)
+        try:
+            host, port = sock.getsockname()[:2]
+        finally:
+            sock.detach()  # the engine owns the fd
+        address = "" if ipaddress.ip_address(host).is_unspecified else host
+        out.setdefault((address, port), fd)
+    return out
+
+
+def _first_line(text: str) -> str:
+    """The line of a compiler or verifier report that says what went wrong."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in lines:
+        if "error" in line.lower():
+            return line
+    return lines[-1] if lines else "rejected"
+
+
+@dataclass
+class Timing:
+    """How the last commits went: map writes alone, or a program swap with its compile."""
+
+    kind: str = ""
+    stage_s: float = 0.0
+    commit_s: float = 0.0
+    counts: dict[str, int] = field(default_factory=lambda: {"maps": 0, "programs": 0})
+
+
+class EdgeLayers:
+    """The edge programs of one agent, on the interfaces of its network namespace."""
+
+    def __init__(self, appliance: ApplianceConfig | None = None, layout: Any = None) -> None:
+        from zeroserve.datapath import attach
+        from zeroserve.datapath.edge import Edge
+        from zeroserve.datapath.pins import PinLayout
+
+        self.appliance = appliance or ApplianceConfig()
+        self.layout = layout or PinLayout()
+        interfaces = self.appliance.interfaces or attach.up_interfaces()
+        self.appliance = replace(self.appliance, interfaces=interfaces)
+        self.edge = Edge(self.layout)
+        self.timing = Timing()
+        self.cleaned: list[str] = []  # hooks a dead agent left, taken off by open()
+        self._claim: int | None = None
+        self._mu = threading.Lock()  # status readers against commits
+
+    def open(self) -> None:
+        """Claim the pinned state and take off what a dead agent left (see `cleaned`)."""
+        from zeroserve.datapath import attach
+
+        self._claim = self.layout.claim()
+        if self._claim is None:
+            raise EdgeError(f"another zeroserve agent holds {self.layout.root}")
+        cleaned = self.cleaned = []
+        with self.layout.lock():
+            self.layout.remove_handoffs()
+            for name, index in attach.all_interfaces().items():
+                prog = attach.xdp_prog_id(index)
+                if prog and _prog_name(prog) == XDP_PROGRAM:
+                    for mode in attach.XdpMode:
+                        attach.detach_xdp(index, mode)
+                    cleaned.append(f"xdp on {name}")
+                names = {n for d in ("ingress", "egress") for n in attach.tc_filter_names(index, d)}
+                if names & set(TC_FILTERS):
+                    attach.detach_tc(index)
+                    cleaned.append(f"tc on {name}")
+
+    def plan(self, config: dict[str, Any], lines: LineIndex | None = None) -> Plan:
+        return build_plan(config, self.appliance, lines)
+
+    def stage(self, plan: Plan) -> Any:
+        """Compile and verify aside (a no-op when only rules change); raises EdgeError."""
+        from zeroserve.datapath.edge import StageError
+
+        started = time.monotonic()
+        try:
+            staged = self.edge.stage(plan, bool(plan.sock.dispatch))
+        except StageError as err:
+            raise EdgeError(f"{_where(plan, err.layer)}: {_first_line(str(err))}") from None
+        self.timing.stage_s = time.monotonic() - started
+        return staged
+
+    def commit(self, staged: Any, listener_fds: list[int]) -> None:
+        """Write the staged plan's rules and swap its programs in; raises EdgeError."""
+        from zeroserve.datapath import attach, libbpf
+
+        started = time.monotonic()
+        kind = "maps" if staged.loaded is None else "programs"
+        sockets = sockets_by_address(listener_fds)
+        wanted = {(d.address, d.port) for d in staged.plan.sock.dispatch}
+        sockets = {key: fd for key, fd in sockets.items() if key in wanted}
+        with self._mu:
+            try:
+                self.edge.commit(staged, sockets)
+            except (attach.AttachError, libbpf.BpfError, ValueError, OSError) as err:
+                raise EdgeError(f"{_where(staged.plan, None)}: edge layers: {err}") from None
+        self.timing.kind = kind
+        self.timing.commit_s = time.monotonic() - started
+        self.timing.counts[kind] += 1
+
+    def close(self) -> None:
+        """Take every program off its hook (rules and counters stay pinned); end the claim."""
+        with self._mu:
+            try:
+                self.edge.detach()
+            finally:
+                if self._claim is not None:
+                    os.close(self._claim)
+                    self._claim = None
+
+    def status(self) -> dict[str, Any]:
+        """Per-rule counters per layer, the hooks in use and the sampled drops."""
+        with self._mu:
+            return _status(self)
+
+
+def _prog_name(prog_id: int) -> str:
+    from zeroserve.datapath import libbpf
+
+    try:
+        return libbpf.prog_name_by_id(prog_id)
+    except libbpf.BpfError:  # unloaded since the link was read
+        return ""
+
+
+def _where(plan: Plan, layer: Layer | None) -> str:
+    """The Caddyfile line of the first rule the failing layer runs, else of any edge rule."""
+    rules = [p for p in plan.placements if p.layer is not Layer.ENGINE]
+    for placement in rules:
+        if (layer is None or placement.layer is layer) and placement.line != "n/a":
+            return f"{placement.line}: {placement.what}"
+    for placement in rules:
+        if layer is None or placement.layer is layer:
+            return placement.rule
+    return "edge layers"
+
+
+def _counter(c: Any) -> dict[str, int]:
+    return {"packets": c.packets, "bytes": c.bytes}
+
+
+def _status(layers: EdgeLayers) -> dict[str, Any]:
+    edge, plan = layers.edge, layers.edge.plan
+    current = edge.current
+    out: dict[str, Any] = {
+        "enabled": True,
+        "interfaces": list(edge.interfaces),
+        "xdp_mode": edge.xdp_mode.name.lower(),
+        "programs": {
+            "xdp": current.xdp.prog_id if current.xdp else None,
+            "tc": current.tc is not None,
+            "sk_lookup": edge.sk_link >= 0,
+        },
+        "reloads": dict(layers.timing.counts),
+        "last_reload": {
+            "kind": layers.timing.kind,
+            "stage_ms": round(layers.timing.stage_s * 1000, 3),
+            "commit_ms": round(layers.timing.commit_s * 1000, 3),
+        },
+        "rules": [],
+        "verdicts": {},
+        "sites": [],
+        "dispatch": [],
+        "drops": [],
+    }
+    if plan is None:
+        return out
+    for p in plan.placements:
+        row: dict[str, Any] = {
+            "rule": p.rule,
+            "what": p.what,
+            "line": p.line,
+            "layer": p.layer.value,
+        }
+        if p.rule_id and current.xdp is not None:
+            row["id"] = p.rule_id
+            row["dropped"] = _counter(current.xdp.rule_counter(p.rule_id))
+        out["rules"].append(row)
+    if current.xdp is not None:
+        out["verdicts"] = {k: _counter(v) for k, v in current.xdp.verdict_counters().items()}
+        out["drops"] = list(_drops(current.xdp.drops()))
+    if current.tc is not None:
+        for site in plan.tc.sites:
+            counter = current.tc.site_counter(site.id)
+            out["sites"].append({"site": f"{site.address}:{site.port}", **counter._asdict()})
+    if current.sock is not None:
+        out["dispatch"] = [f"{address}:{port}" for address, port in edge.sockets]
+    return out
+
+
+def _drops(drops: list[Any]) -> Iterator[dict[str, Any]]:
+    # bpf_ktime_get_ns is CLOCK_MONOTONIC: shift it onto the wall clock once.
+    offset = time.time() - time.monotonic_ns() / 1e9
+    for d in drops:
+        yield {
+            "source": d.source,
+            "reason": d.reason,
+            "rule": d.rule,
+            "first": round(offset + d.first_ns / 1e9, 3),
+            "last": round(offset + d.last_ns / 1e9, 3),
+            "packets": d.packets,
+        }
+
+
+def _label(value: object) -> str:
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+def metrics(status: dict[str, Any] | None) -> str:
+    """Prometheus text exposition of the layers' counters (`zeroserve_*`)."""
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            shown = ",".join(f"{k}={_label(v)}" for k, v in labels.items())
+            lines.append(f"{name}{{{shown}}} {value}" if shown else f"{name} {value}")
+
+    enabled = status is not None
+    family("zeroserve_edge_enabled", "gauge", "1 if the BPF edge layers run.", [({}, int(enabled))])
+    if status is None:
+        return "\n".join(lines) + "\n"
+    rules = [r for r in status["rules"] if "dropped" in r]
+    for unit in ("packets", "bytes"):
+        family(
+            f"zeroserve_xdp_dropped_{unit}_total",
+            "counter",
+            f"{unit.capitalize()} XDP dropped per rule (deny and rate limit).",
+            [({"rule": r["id"], "line": r["line"]}, r["dropped"][unit]) for r in rules],
+        )
+        family(
+            f"zeroserve_xdp_{unit}_total",
+            "counter",
+            f"{unit.capitalize()} seen by the XDP program, per verdict.",
+            [({"verdict": k}, v[unit]) for k, v in status["verdicts"].items()],
+        )
+    for direction in ("in", "out"):
+        for unit in ("packets", "bytes"):
+            family(
+                f"zeroserve_tc_site_{direction}_{unit}_total",
+                "counter",
+                f"{unit.capitalize()} per site counted by TC ({direction}).",
+                [({"site": s["site"]}, s[f"{direction}_{unit}"]) for s in status["sites"]],
+            )
+    family(
+        "zeroserve_sk_lookup_dispatch_entries",
+        "gauge",
+        "Listen addresses sk_lookup hands to the engine's sockets.",
+        [({}, len(status["dispatch"]))],
+    )
+    family(
+        "zeroserve_edge_reloads_total",
+        "counter",
+        "Edge commits, as map writes alone or as program swaps.",
+        [({"kind": k}, v) for k, v in status["reloads"].items()],
+    )
+    return "\n".join(lines) + "\n"
