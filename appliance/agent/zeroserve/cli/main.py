@@ -9,7 +9,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zeroserve.cli import adapt, doctor, fmt, plan, reload, run, start, stop, validate, version
+from zeroserve.cli import (
+    adapt,
+    doctor,
+    fmt,
+    plan,
+    reload,
+    run,
+    start,
+    status,
+    stop,
+    validate,
+    version,
+)
 from zeroserve.cli.command import Command, CommandError
 
 COMMANDS: tuple[Command, ...] = (
@@ -20,6 +32,7 @@ COMMANDS: tuple[Command, ...] = (
     reload.COMMAND,
     run.COMMAND,
     start.COMMAND,
+    status.COMMAND,
     stop.COMMAND,
     validate.COMMAND,
     version.COMMAND,
