@@ -21,7 +21,7 @@ from tests.differential.case import load_cases
 from tests.differential.compare import summary
 from tests.differential.known import Known, find, load_known
 from tests.differential.runner import CaseResult, Pool, prepare_fixtures
-from tests.differential.servers import ServerKind
+from tests.differential.servers import ZEROSERVE_ARGS, ServerKind
 from tests.differential.upstream import Upstream
 
 VENV_BIN = Path(sys.executable).parent
@@ -75,7 +75,7 @@ def main() -> int:
     args = p.parse_args()
     cases = [c for c in load_cases() if not args.cases or c.name in args.cases]
     known = load_known()
-    extra = ("--workers", "1") if args.candidate.name == "zeroserve" else ()
+    extra = ZEROSERVE_ARGS if args.candidate.name == "zeroserve" else ()
     total = identical = 0
     suggestions: list[str] = []
     upstream = Upstream()

@@ -9,7 +9,7 @@ import pytest
 
 from tests.differential.case import Case
 from tests.differential.runner import Pool, prepare_fixtures
-from tests.differential.servers import ServerKind
+from tests.differential.servers import ZEROSERVE_ARGS, ServerKind
 from tests.differential.upstream import Upstream
 
 
@@ -48,7 +48,7 @@ def echo_upstream() -> Iterator[str]:
 def differential_pool(request, caddy_bin, zeroserve_bin, fixture_site, echo_upstream,
                       tmp_path_factory) -> Iterator[Pool]:
     pool = Pool(ServerKind("caddy", caddy_bin),
-                ServerKind("zeroserve", zeroserve_bin, ("--workers", "1")),
+                ServerKind("zeroserve", zeroserve_bin, ZEROSERVE_ARGS),
                 fixture_site, echo_upstream, tmp_path_factory.mktemp("runs"))
     # Start every selected case now, so later tests find their results ready.
     params = (getattr(item, "callspec", None) for item in request.session.items)

@@ -17,6 +17,12 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 
 
+# The engine alone: one worker (cases run side by side on two shared cores) and no BPF edge
+# layers, which allow one agent per machine and would attach to loopback under everyone's
+# tests. The edge layers' own differences from Caddy are in docs/COMPATIBILITY.md.
+ZEROSERVE_ARGS = ("--workers", "1", "--no-edge")
+
+
 @dataclass(frozen=True)
 class ServerKind:
     """How to run one implementation: `caddy run` or `zeroserve run`, same flags."""
