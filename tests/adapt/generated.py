@@ -46,7 +46,9 @@ ADDRESSES = [
     "http://example.org", "https://example.net", "example.com:8443", "127.0.0.1",
     "[::1]:9000", "http://", "https://", "foo.localhost", "a.example.com/api/*",
     "http://bar.example.com:8081", "192.168.1.10", "sub.example.com", "{$UNSET_HOST:env.host}",
-    "internal.test", "app.internal", "HTTP://Mixed.Example.COM",
+    "internal.test", "app.internal", "HTTP://Mixed.Example.COM", "http://localhost:8080",
+    "https://example.com:8443", ":8443", "example.com:8080", "http://:8081", "[::]:80",
+    "https://*.example.org", "a.example.org:443", "b.example.org:80",
 ]
 
 DIRECTIVES = [
@@ -64,7 +66,8 @@ DIRECTIVES = [
     "log_name custom", "tls internal", "tls admin@example.com", "tls cert.pem key.pem",
     "tls {\n\t\tprotocols tls1.2 tls1.3\n\t\talpn h2\n\t}",
     "tls {\n\t\ton_demand\n\t}", "tls {\n\t\tissuer acme {\n\t\t\tdir https://x/dir\n\t\t}\n\t}",
-    "bind 127.0.0.1", "bind 0.0.0.0 [::]", "bind tcp4/127.0.0.2 {\n\t\tprotocols h1\n\t}",
+    "bind 127.0.0.1", "bind 0.0.0.0 [::]", "bind 127.0.0.1 ::1", "bind unix//tmp/s.sock",
+    "bind udp/127.0.0.1 {\n\t\tprotocols h3\n\t}", "bind tcp4/127.0.0.2 {\n\t\tprotocols h1\n\t}",
     "vars foo bar", "vars /x a b", "uri strip_prefix /p", "try_files {path} /index.html",
     "invoke shared", "error /secret 403", "abort /bad", "request_body {\n\t\tmax_size 1MB\n\t}",
     "basic_auth /admin {\n\t\tbob "

@@ -546,7 +546,6 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
             err_vals = sb.pile.get("error_route")
             if err_vals:
                 error_routes = error_routes if error_routes is not None else []
-                err_vals = list(err_vals)
                 stable_sort(err_vals, lambda a, b: not (
                     not a.value[0].match and b.value[0].match))
                 err_sub = [r for v in err_vals for r in v.value]

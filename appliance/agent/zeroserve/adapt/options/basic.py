@@ -371,7 +371,8 @@ def _key_pair(d: Dispenser) -> dict[str, Any]:
 @global_option("pki")
 def parse_opt_pki(d: Dispenser, existing: Any) -> dict[str, dict]:
     """`pki { ca [<id>] { name, root_cn, intermediate_cn, intermediate_lifetime, ... } }`."""
-    cas: dict[str, dict] = dict(existing or {})
+    # a later pki option replaces an earlier one, as in Caddy
+    cas: dict[str, dict] = {}
     d.next()
     while d.next_block(0):
         if d.val() != "ca":
