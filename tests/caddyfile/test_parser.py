@@ -192,6 +192,12 @@ PARSE_ERRORS = [
     "(x) {\n}\n(y)\nimport x\n",
     "&(r)\nimport x\n",
     "(s) {\n{args[:]} a\n}\nimport s\n",
+    # quoted braces are text, never structure
+    '(s)\n"{"\nrespond x\n}\n',
+    '&(r)\n"{"\nrespond x\n}\n',
+    'a {\n\trespond x\n"}"\n',
+    'a {\n\trespond x\n"}"\nb\n',
+    ':80 {\n\thandle "{"\n\t\trespond x\n\t}\n}\n',
 ]
 
 
@@ -246,6 +252,8 @@ SOUP = st.sampled_from(
         "{blocks.k}",
         "k",
         '"q"',
+        '"{"',
+        '"}"',
         "<<EOF\nx\nEOF",
         "#c",
         "\\\n",
@@ -318,3 +326,8 @@ def test_file_import_errors_match_caddy(caddyfile, tmp_path, monkeypatch):
     with pytest.raises(CaddyfileError) as err:
         parse("Caddyfile", body)
     assert str(err.value) == expected
+
+
+def test_quoted_braces_are_keys_and_arguments():
+    blocks = parse_text('a "{" "x{" {\n\theader X "{"\n\trespond "}"\n}\n')
+    assert shape(blocks) == [(["a", "{", "x{"], [["header", "X", "{"], ["respond", "}"]])]

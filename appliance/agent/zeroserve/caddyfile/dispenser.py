@@ -65,9 +65,11 @@ class Dispenser:
         return True
 
     def _is_brace(self, brace: str) -> bool:
-        # a quoted brace is an ordinary argument, never block structure
-        tok = self.tokens[self.cursor]
-        return tok.text == brace and not tok.was_quoted
+        """Whether the current token is `brace` as structure (a quoted brace is text)."""
+        if 0 <= self.cursor < len(self.tokens):
+            token = self.tokens[self.cursor]
+            return token.text == brace and not token.was_quoted
+        return False
 
     def _next_on_same_line(self) -> bool:
         cursor = self.cursor
@@ -302,7 +304,7 @@ class Dispenser:
 
     def arg_err(self) -> CaddyfileError:
         """Another argument was expected (a line end or '{' came instead)."""
-        if self.val() == "{":
+        if self._is_brace("{"):
             return self.err("unexpected token '{', expecting argument")
         return self.err(f"wrong argument count or unexpected line ending after '{self.val()}'")
 

@@ -222,14 +222,14 @@ class _Parser(Dispenser):
             if value == "import" and self.is_new_line():
                 self._do_import(0)
                 continue
-            if value == "{":
+            if value == "{" and not token.was_quoted:
                 if expecting_another:
                     raise self.errf(
                         "Expected another address but had '%s' - check for extra comma", value
                     )
                 self.block.has_braces = True
                 break
-            if value.endswith("{"):
+            if value.endswith("{") and not token.was_quoted:
                 raise self.errf(
                     "Site addresses cannot end with a curly brace: '%s' - put a space between "
                     "the token and the brace",
@@ -261,12 +261,12 @@ class _Parser(Dispenser):
                 break
 
     def _block_contents(self) -> None:
-        braced = self.val() == "{"
+        braced = self._is_brace("{")
         if not braced:
             # a single site needs no braces
             self.cursor -= 1
         self._directives()
-        if braced and self.val() != "}":
+        if braced and not self._is_brace("}"):
             raise self.syntax_err("}")
 
     def _directives(self) -> None:
@@ -321,7 +321,7 @@ class _Parser(Dispenser):
 
     def _block_tokens(self, retain_curlies: bool) -> list[Token]:
         """Everything in the block opening at the cursor, for later replay."""
-        if self.val() != "{":
+        if not self._is_brace("{"):
             if (
                 self.val() == "import"
                 and self.block.keys
