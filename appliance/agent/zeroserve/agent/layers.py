@@ -14,9 +14,11 @@ was left by an agent that died; it is taken off before the new one attaches.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import ipaddress
 import os
+import re
 import socket
 import threading
 import time
@@ -65,6 +67,59 @@ def sockets_by_address(fds: list[int]) -> dict[tuple[str, int], int]:
         address = "" if ipaddress.ip_address(host).is_unspecified else host
         out.setdefault((address, port), fd)
     return out
+
+
+# Handlers the engine has no module for, run by an edge layer alone when placed there.
+EDGE_ONLY_HANDLERS = ("rate_limit",)
+_STEP = re.compile(r"\.(routes|handle)\[(\d+)\]|\.(errors)|\.named_routes\.([^.\[]+)")
+
+
+def engine_config(config: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """The config the engine runs: all of it, less the edge-only handlers placed in XDP.
+
+    Rules XDP runs stay in the engine too when it has a handler for them (an `abort`
+    still meets traffic that crosses no attached interface, such as loopback's).
+    """
+    servers = ((config.get("apps") or {}).get("http") or {}).get("servers") or {}
+    rules = [
+        p.rule
+        for p in plan.placements
+        if p.layer is Layer.XDP and p.what.split(" ")[0] in EDGE_ONLY_HANDLERS
+    ]
+    if not rules:
+        return config
+    out = copy.deepcopy(config)
+    copies = out["apps"]["http"]["servers"]
+    drop: set[int] = set()
+    for rule in rules:
+        name = max((n for n in servers if rule.startswith(f"{n}.")), key=len)
+        node: Any = copies[name]
+        for step in _STEP.finditer(rule, len(name)):
+            kind, index, errors, named = step.groups()
+            if kind == "routes" and "handle" in node:  # a route's lone subroute, unnamed
+                node = node["handle"][0]
+            if kind:
+                node = node[kind][int(index)]
+            elif errors:
+                node = node["errors"]
+            else:
+                node = node["named_routes"][named]
+        if "handle" in node:  # the route of a lone handler
+            node = node["handle"][0]
+        drop.add(id(node))
+    _without(out, drop)
+    return out
+
+
+def _without(node: Any, drop: set[int]) -> None:
+    if isinstance(node, dict):
+        if isinstance(node.get("handle"), list):
+            node["handle"] = [h for h in node["handle"] if id(h) not in drop]
+        for value in node.values():
+            _without(value, drop)
+    elif isinstance(node, list):
+        for value in node:
+            _without(value, drop)
 
 
 def _first_line(text: str) -> str:

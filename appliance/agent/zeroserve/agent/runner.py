@@ -17,10 +17,10 @@ from typing import Any
 
 from zeroserve.agent.admin import AdminError, AdminServer, admin_address
 from zeroserve.agent.durations import seconds
-from zeroserve.agent.layers import EdgeError, EdgeLayers, metrics
+from zeroserve.agent.layers import EdgeError, EdgeLayers, engine_config, metrics
 from zeroserve.caddyjson.encode import encode
 from zeroserve.engine import Engine, EngineError
-from zeroserve.plan import LineIndex
+from zeroserve.plan import LineIndex, Plan
 
 
 def grace_period(config: dict[str, Any]) -> float:
@@ -41,9 +41,11 @@ class Agent:
         """edge (opened; the agent closes it) runs the edge layers, None serves without;
         lines maps rules to Caddyfile lines."""
         self.config = config
-        self.engine = Engine(encode(config, pretty=False).decode(), workers)
         self.edge = edge
         self.lines = lines
+        self._plan = edge.plan(config, lines) if edge is not None else None
+        self._engine_json = self._engine_json_for(config, self._plan)
+        self.engine = Engine(self._engine_json, workers)
         views = {
             "/zeroserve/status": lambda: ("application/json", self.status()),
             "/metrics": lambda: ("text/plain; version=0.0.4; charset=utf-8", self.metrics()),
@@ -60,7 +62,7 @@ class Agent:
         staged = None
         if self.edge is not None:
             try:
-                staged = self.edge.stage(self.edge.plan(self.config, self.lines))
+                staged = self.edge.stage(self._plan)
             except BaseException:
                 self.edge.close()
                 raise
@@ -87,12 +89,13 @@ class Agent:
         with self._lock:
             if config == self.config and not force:
                 return
-            staged = None
+            staged = plan = None
             if self.edge is not None:
-                staged = self.edge.stage(self.edge.plan(config, lines))
-            old = encode(self.config, pretty=False).decode()
+                plan = self.edge.plan(config, lines)
+                staged = self.edge.stage(plan)
+            engine_json = self._engine_json_for(config, plan)
             try:
-                self.engine.reload(encode(config, pretty=False).decode())
+                self.engine.reload(engine_json)
             except BaseException:
                 if staged is not None:
                     staged.discard()
@@ -101,10 +104,16 @@ class Agent:
                 try:
                     self.edge.commit(staged, self.engine.listener_fds())
                 except EdgeError:
-                    self.engine.reload(old)
+                    self.engine.reload(self._engine_json)
                     raise
-            self.config, self.lines = config, lines
+            self.config, self.lines, self._engine_json = config, lines, engine_json
             self.admin.move_to(admin_address(config))
+
+    @staticmethod
+    def _engine_json_for(config: dict[str, Any], plan: Plan | None) -> str:
+        """The engine's share of a config: with edge layers, less what only they run."""
+        engine = engine_config(config, plan) if plan is not None else config
+        return encode(engine, pretty=False).decode()
 
     def status(self) -> bytes:
         edge = self.edge.status() if self.edge is not None else {"enabled": False}
