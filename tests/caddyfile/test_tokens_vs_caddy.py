@@ -58,6 +58,10 @@ PIECES = st.sampled_from(
         "\x1f",
         "\x0b",
         "\u2028",
+        '"{"',
+        '"}"',
+        " {\n",
+        "\n}",
     ]
 )
 VALUES = st.lists(st.lists(PIECES, min_size=1, max_size=6).map("".join), min_size=1, max_size=4)
