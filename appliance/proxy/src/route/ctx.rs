@@ -195,11 +195,17 @@ pub struct Ctx<'p, 'a> {
     pub body: Option<&'a [u8]>,
     /// The request has a body (framed by Content-Length or chunked).
     pub has_body: bool,
+    /// `request_body max_size`: reading more than this fails.
+    pub max_body: Option<u64>,
+    /// The server's `named_routes`, for `invoke`.
+    pub named_routes: &'p [(String, super::Route)],
     /// A handler asked for the body before it was buffered: run again once it is.
     pub body_wanted: std::cell::Cell<bool>,
     pub vars: Vec<(String, Value)>,
-    /// Static replacer entries set by regexp matchers (`http.regexp.*`).
+    /// Static replacer entries set by matchers (`http.regexp.*`, `http.matchers.file.*`).
     pub captures: Vec<(String, String)>,
+    /// An error a matcher raised (`try_files =404`); the route chain fails with it.
+    pub matcher_error: Option<HandlerError>,
     pub error: Option<HandlerError>,
     pub resp: Response,
     /// Informational responses already written (103 Early Hints), sent before `resp`.
@@ -268,9 +274,12 @@ impl<'p, 'a> Ctx<'p, 'a> {
             local,
             body: None,
             has_body: head.body != crate::http1::BodyKind::None,
+            max_body: None,
+            named_routes: &[],
             body_wanted: std::cell::Cell::new(false),
             vars,
             captures: Vec::new(),
+            matcher_error: None,
             error: None,
             resp: Response::new(200),
             interim: Vec::new(),
@@ -491,12 +500,8 @@ impl Lookup for Ctx<'_, '_> {
         if let Some(name) = key.strip_prefix("http.vars.") {
             return Some(self.var(name).map_or(Borrowed(""), value_string));
         }
-        if key.starts_with("http.regexp.") {
-            return self
-                .captures
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| Borrowed(v.as_str()));
+        if let Some((_, v)) = self.captures.iter().find(|(k, _)| k == key) {
+            return Some(Borrowed(v.as_str()));
         }
         if let Some(field) = key.strip_prefix("http.error.") {
             let e = self.error.as_ref()?;
@@ -562,7 +567,11 @@ impl Lookup for Ctx<'_, '_> {
                 if self.body.is_none() && self.has_body {
                     self.body_wanted.set(true);
                 }
-                Owned(String::from_utf8_lossy(self.body.unwrap_or(&[])).into_owned())
+                let body = self.body.unwrap_or(&[]);
+                if self.max_body.is_some_and(|max| body.len() as u64 > max) {
+                    return Some(Borrowed("request body: http: request body too large"));
+                }
+                Owned(String::from_utf8_lossy(body).into_owned())
             }
             "http.request.orig_method" => Borrowed(self.orig_method),
             "http.request.orig_uri" => Borrowed(self.orig_target),

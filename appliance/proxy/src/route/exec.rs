@@ -38,6 +38,9 @@ pub enum Outcome {
 pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
     for route in routes {
         if !route.matcher_sets.is_empty() && !route.matcher_sets.iter().any(|s| s.matches(ctx)) {
+            if let Some(e) = ctx.matcher_error.take() {
+                return Flow::Error(e);
+            }
             continue;
         }
         if let Some(g) = &route.group {
@@ -71,6 +74,12 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                     Flow::Next
                 }
                 Handler::Error(e) => Flow::Error(e.run(ctx)),
+                Handler::RequestBody(b) => {
+                    b.run(ctx);
+                    Flow::Next
+                }
+                Handler::Invoke(i) => i.run(ctx),
+                Handler::LogAppend(_) => Flow::Next,
                 Handler::FileServer(f) => match f.serve(ctx) {
                     Served::Responded => Flow::Responded,
                     Served::Next => Flow::Next,
@@ -92,6 +101,7 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
 /// in `ctx.resp`.
 pub fn serve<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
     ctx.resp.headers.set("Server", "Caddy");
+    ctx.named_routes = &server.named_routes;
     let flow = if ctx.host.is_empty() && ctx.proto == "HTTP/1.1" {
         // Caddy refuses an empty Host before routing, through its error path.
         Flow::Error(HandlerError {

@@ -74,6 +74,8 @@ pub struct Server {
     pub listen: Vec<ListenAddr>,
     pub routes: Vec<Route>,
     pub errors: Vec<Route>,
+    /// `named_routes`, run by the `invoke` handler.
+    pub named_routes: Vec<(String, Route)>,
     pub parser: ParserConfig,
     pub idle_timeout: std::time::Duration,
     pub read_header_timeout: Option<std::time::Duration>,
@@ -250,6 +252,13 @@ fn compile_server(name: &str, v: &Value) -> Result<Server> {
         Some(e) => context(compile_routes(obj(e, "errors")?.get("routes")), "errors")?,
         None => Vec::new(),
     };
+    let mut named_routes = Vec::new();
+    if let Some(Value::Object(named)) = m.get("named_routes") {
+        for (name, r) in named {
+            let route = context(compile_route(r), format_args!("named route {name}"))?;
+            named_routes.push((name.clone(), route));
+        }
+    }
     let mut parser = ParserConfig::default();
     if let Some(n) = m.get("max_header_bytes").and_then(Value::as_u64) {
         if n > 0 {
@@ -294,6 +303,7 @@ fn compile_server(name: &str, v: &Value) -> Result<Server> {
         listen,
         routes,
         errors,
+        named_routes,
         parser,
         idle_timeout,
         read_header_timeout,

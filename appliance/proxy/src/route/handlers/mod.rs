@@ -3,7 +3,10 @@
 pub mod error;
 pub mod file_server;
 pub mod headers;
+pub mod invoke;
+pub mod log_append;
 pub mod map;
+pub mod request_body;
 pub mod rewrite;
 pub mod static_response;
 pub mod subroute;
@@ -24,6 +27,9 @@ pub enum Handler {
     Error(error::StaticError),
     Map(map::MapHandler),
     FileServer(file_server::FileServer),
+    RequestBody(request_body::RequestBody),
+    Invoke(invoke::Invoke),
+    LogAppend(log_append::LogAppend),
 }
 
 /// Compiles one handler object by its `handler` name.
@@ -43,6 +49,9 @@ pub fn compile(v: &Value) -> Result<Handler> {
         "error" => Handler::Error(error::StaticError::compile(m)?),
         "map" => Handler::Map(map::MapHandler::compile(m)?),
         "file_server" => Handler::FileServer(file_server::FileServer::compile(m)?),
+        "request_body" => Handler::RequestBody(request_body::RequestBody::compile(m)?),
+        "invoke" => Handler::Invoke(invoke::Invoke::compile(m)?),
+        "log_append" => Handler::LogAppend(log_append::LogAppend::compile(m)?),
         other => return err(format!("unknown module: http.handlers.{other}")),
     })
 }

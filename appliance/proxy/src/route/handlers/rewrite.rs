@@ -10,7 +10,7 @@
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use super::super::ctx::{parse_query, query_escape, unescape, Ctx};
+use super::super::ctx::{escape_path, parse_query, query_escape, unescape, Ctx};
 use super::super::matchers::path::clean_path;
 use super::super::placeholder::{replace_all, replace_known, Lookup};
 use super::super::{err, CompileError, Result};
@@ -213,7 +213,13 @@ impl Rewrite {
         });
         let mut new_path = String::new();
         if !path.is_empty() {
-            let path = path.replace("{http.request.uri.path}", &ctx.uri.escaped_path());
+            let mut path = path.replace("{http.request.uri.path}", &ctx.uri.escaped_path());
+            if path.contains("{http.matchers.file.relative}") {
+                if let Some(rel) = ctx.lookup("http.matchers.file.relative") {
+                    let escaped = escape_path(&rel);
+                    path = path.replace("{http.matchers.file.relative}", &escaped);
+                }
+            }
             new_path = replace_all(&path, &*ctx);
         }
         if let Some(i) = new_path.find('#') {

@@ -1,6 +1,7 @@
 //! Request matchers (`http.matchers.*`): a matcher set matches when all of its matchers do,
 //! and a route matches when any of its sets does (Caddy's `MatcherSets.AnyMatch`).
 
+pub mod file;
 pub mod header;
 pub mod host;
 pub mod method;
@@ -33,6 +34,7 @@ pub enum Matcher {
     Not(not::MatchNot),
     Vars(vars::MatchVars),
     VarsRe(vars::MatchVarsRe),
+    File(file::MatchFile),
 }
 
 impl Matcher {
@@ -53,6 +55,7 @@ impl Matcher {
             Matcher::Not(m) => m.matches(ctx),
             Matcher::Vars(m) => m.matches(ctx),
             Matcher::VarsRe(m) => m.matches(ctx),
+            Matcher::File(m) => m.matches(ctx),
         }
     }
 }
@@ -88,6 +91,7 @@ pub fn compile_set(v: &Value) -> Result<MatcherSet> {
             "not" => Matcher::Not(not::MatchNot::compile(arg)?),
             "vars" => Matcher::Vars(vars::MatchVars::compile(arg)?),
             "vars_regexp" => Matcher::VarsRe(vars::MatchVarsRe::compile(arg)?),
+            "file" => Matcher::File(file::MatchFile::compile(arg)?),
             other => {
                 return err(format!(
                     "module name '{other}': unknown module: http.matchers.{other}"
