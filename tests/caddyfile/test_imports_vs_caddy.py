@@ -34,6 +34,8 @@ VALUES = [
     '"{args[0]} q"',
     "{args[0:9]}",
     "{x}",
+    '"{"',
+    '"}"',
 ]
 ARGS = ["A", "B C", '"q r"', "{args[0]}", "1", "{block}"]
 BLOCK_LINES = ["kb v", "kc {args[0]}", "b bv", "c {", "{", "d", 'kd "x"']
