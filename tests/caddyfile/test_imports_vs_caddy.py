@@ -38,7 +38,7 @@ VALUES = [
     '"}"',
 ]
 ARGS = ["A", "B C", '"q r"', "{args[0]}", "1", "{block}"]
-BLOCK_LINES = ["kb v", "kc {args[0]}", "b bv", "c {", "{", "d", 'kd "x"']
+BLOCK_LINES = ["kb v", "kc {args[0]}", "b bv", "c {", "{", "d", 'kd "x"', '"{" q', 'k "}"']
 
 
 @st.composite
