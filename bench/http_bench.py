@@ -1,7 +1,7 @@
 """HTTP engine: zeroserve vs Caddy on the same Caddyfiles, one run, medians of rounds.
 
 Workloads: `respond "hello"`; `redir`; a site with 10 header operations; `file_server` of a
-1 KB and a 1 MB file; `encode gzip` of a 100 KB text file. For each workload and server:
+1 KB .png and a 1 MB .jpg; `encode gzip` of a 100 KB .html file. For each workload and server:
 
 - throughput: `wrk -t1 -c64` for --duration seconds after a 1 s warm-up, once with the
   server free to use its core and once with each server capped at the same 10% of a core
@@ -129,13 +129,13 @@ def workloads(www: Path) -> list[Workload]:
             "/some/page?id=42",
         ),
         Workload("headers", "10 `header` operations + respond", TEN_HEADER_OPS, "/"),
-        Workload("file_1k", "`file_server` 1 KB", files, "/1k.bin"),
-        Workload("file_1m", "`file_server` 1 MB", files, "/1m.bin"),
+        Workload("file_1k", "`file_server` 1 KB .png", files, "/1k.png"),
+        Workload("file_1m", "`file_server` 1 MB .jpg", files, "/1m.jpg"),
         Workload(
             "gzip_100k",
-            "`encode gzip` + `file_server` 100 KB text",
+            "`encode gzip` + `file_server` 100 KB .html",
             "\tencode gzip\n" + files,
-            "/100k.txt",
+            "/100k.html",
             gzip_hdr,
         ),
     ]
@@ -144,9 +144,11 @@ def workloads(www: Path) -> list[Workload]:
 def make_files(www: Path) -> None:
     rng = random.Random(20251127)
     www.mkdir(parents=True, exist_ok=True)
-    (www / "1k.bin").write_bytes(rng.randbytes(1024))
-    (www / "1m.bin").write_bytes(rng.randbytes(1024 * 1024))
-    # Text from a small vocabulary compresses about as well as prose or HTML does.
+    (www / "1k.png").write_bytes(rng.randbytes(1024))
+    (www / "1m.jpg").write_bytes(rng.randbytes(1024 * 1024))
+    # Paragraphs of words from a small vocabulary compress about as well as real HTML does.
+    # The file types (.png, .jpg, .html) are ones Go's built-in MIME table knows, so the
+    # Content-Type does not depend on the machine's mime.types.
     vocab = [
         w * rng.randint(1, 3)
         for w in (
@@ -169,10 +171,10 @@ def make_files(www: Path) -> None:
     words: list[str] = []
     size = 0
     while size < 100 * 1024:
-        word = rng.choice(vocab) + (".\n" if rng.random() < 0.08 else " ")
+        word = rng.choice(vocab) + (".</p>\n<p>" if rng.random() < 0.08 else " ")
         words.append(word)
         size += len(word)
-    (www / "100k.txt").write_text("".join(words)[: 100 * 1024])
+    (www / "100k.html").write_text("".join(words)[: 100 * 1024])
 
 
 def write_caddyfile(scratch: Path, w: Workload, port: int) -> Path:
