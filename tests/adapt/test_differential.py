@@ -28,6 +28,8 @@ from zeroserve.caddyjson import encode
 class Outcome:
     stdout: bytes | None
     error: str | None
+    # adapter warnings: (message, file, line)
+    warnings: list[tuple[str, str, int]] | None = None
 
 
 def caddy_adapt(config: Path, pretty: bool = False) -> Outcome:
@@ -37,8 +39,16 @@ def caddy_adapt(config: Path, pretty: bool = False) -> Outcome:
         cmd.append("--pretty")
     proc = subprocess.run(cmd, cwd=config.parent, capture_output=True, timeout=60,
                           env=clean_env())
+    records = []
+    for line in proc.stderr.decode(errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
     if proc.returncode == 0:
-        return Outcome(proc.stdout.removesuffix(b"\n"), None)
+        warnings = [(r["msg"], r["file"], r["line"]) for r in records
+                    if r.get("level") == "warn" and "file" in r]
+        return Outcome(proc.stdout.removesuffix(b"\n"), None, warnings)
     for line in reversed(proc.stderr.decode(errors="replace").splitlines()):
         try:
             record = json.loads(line)
@@ -55,7 +65,9 @@ def zeroserve_adapt(config: Path, pretty: bool = False) -> Outcome:
     os.chdir(config.parent)
     try:
         result = adapt_caddyfile(config.read_bytes(), config.name)
-        return Outcome(encode(result.config, pretty), None)
+        warnings = [(f"{w.directive}: {w.message}" if w.directive else w.message, w.file, w.line)
+                    for w in result.warnings]
+        return Outcome(encode(result.config, pretty), None, warnings)
     except CaddyfileError as exc:
         return Outcome(None, str(exc))
     finally:
@@ -82,6 +94,7 @@ def _same(work: Path, pretty: bool = False) -> None:
     else:
         assert ours.error is None, ours.error
         assert ours.stdout == theirs.stdout
+        assert ours.warnings == theirs.warnings
 
 
 @pytest.mark.parametrize("fixture", CORPUS, ids=[f.name for f in CORPUS])
