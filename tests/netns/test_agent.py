@@ -255,8 +255,10 @@ def test_map_only_reload_and_rejected_config(topology, agent):
     assert http_get(client.ns, f"http://{client.hub_addr}:8080/") == "ok"
 
 
-def test_stop_detaches_and_a_killed_agent_is_cleaned_up(topology, zeroserve_bin, caddyfile):
-    star = topology
+def test_stop_detaches_and_a_killed_agent_is_cleaned_up(star, zeroserve_bin, tmp_path):
+    # A topology of its own: the module's agent must not share its interfaces.
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text(CADDYFILE.replace(f"\tbind {ANYIP}\n", ""))
     with running(star.hub, zeroserve_bin, caddyfile):
         assert all(zeroserve_xdp(star).values())
         stop = subprocess.run(
