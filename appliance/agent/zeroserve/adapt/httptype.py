@@ -48,12 +48,14 @@ from zeroserve.caddyfile.lexer import Token
 from zeroserve.caddyjson import GoMap, struct
 
 SERVER_KEYS = (
-    "listen", "listener_wrappers", "packet_conn_wrappers", "read_timeout",
-    "read_header_timeout", "write_timeout", "idle_timeout", "keepalive_interval",
-    "keepalive_idle", "keepalive_count", "max_header_bytes", "enable_full_duplex", "routes",
-    "errors", "named_routes", "tls_connection_policies", "automatic_https", "strict_sni_host",
-    "trusted_proxies", "client_ip_headers", "trusted_proxies_strict", "trusted_proxies_unix",
-    "logs", "protocols", "listen_protocols", "metrics", "trace",
+    "listen", "listener_wrappers", "packet_conn_wrappers", "read_timeout", "read_header_timeout",
+    "read_idle_timeout", "read_min_rate", "write_timeout", "write_idle_timeout", "write_min_rate",
+    "max_write_chunk", "idle_timeout", "keepalive_interval", "keepalive_idle", "keepalive_count",
+    "max_header_bytes", "enable_full_duplex", "expected_underscore_headers",
+    "expected_dot_headers", "routes", "errors", "named_routes", "tls_connection_policies",
+    "automatic_https", "strict_sni_host", "trusted_proxies", "client_ip_headers",
+    "trusted_proxies_strict", "trusted_proxies_unix", "logs", "protocols", "listen_protocols",
+    "allow_0rtt", "metrics",
 )
 
 
@@ -709,7 +711,7 @@ def server_json(srv: dict[str, Any]) -> dict:
             "should_log_credentials", "trace"))
     if srv.get("named_routes"):
         out["named_routes"] = GoMap((k, v) for k, v in srv["named_routes"].items())
-    return struct(out, SERVER_KEYS, keep=("strict_sni_host", "logs"))
+    return struct(out, SERVER_KEYS, keep=("strict_sni_host", "logs", "allow_0rtt"))
 
 
 def setup(blocks: list[Any], options: dict[str, Any]) -> tuple[dict, list[Warning]]:

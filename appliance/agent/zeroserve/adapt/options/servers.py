@@ -5,11 +5,16 @@ Syntax::
     servers [<listener_address>] {
         name <name>
         listener_wrappers { <module> ... }
-        timeouts { read_body|read_header|write|idle <duration> }
+        timeouts {
+            read_body|read_header|write|idle <duration>
+            read_body_idle|write_idle <duration> [<min_rate>]
+            write_max_chunk <size>
+        }
         keepalive_interval|keepalive_idle <duration>
         keepalive_count <n>
         max_header_size <size>
         enable_full_duplex
+        expected_underscore_headers|expected_dot_headers <headers...>
         log_credentials
         protocols [h1|h2|h2c|h3] ...
         strict_sni_host [on|insecure_off]
@@ -19,6 +24,7 @@ Syntax::
         client_ip_headers <headers...>
         metrics { per_host }
         trace
+        0rtt off
     }
 """
 
@@ -110,6 +116,35 @@ def _trusted_proxies(d: Dispenser) -> dict:
     return module_object(body, "source", "static")
 
 
+_TIMEOUTS = {"read_body": "read_timeout", "read_header": "read_header_timeout",
+             "write": "write_timeout", "idle": "idle_timeout",
+             "read_body_idle": "read_idle_timeout", "write_idle": "write_idle_timeout"}
+
+
+def _parse_timeouts(d: Dispenser, f: dict[str, Any]) -> None:
+    nesting = d.nesting()
+    while d.next_block(nesting):
+        sub = d.val()
+        if sub == "write_max_chunk":
+            if not d.next_arg():
+                raise d.arg_err()
+            try:
+                f["max_write_chunk"] = parse_bytes(d.val())
+            except ValueError as exc:
+                raise d.errf("parsing write_max_chunk: %s", str(exc)) from None
+            continue
+        key = _TIMEOUTS.get(sub)
+        if key is None:
+            raise d.errf("unrecognized timeouts option '%s'", sub)
+        f[key] = _duration(d, f"{sub} timeout duration")
+        if sub in ("read_body_idle", "write_idle") and d.next_arg():
+            rate = d.val()
+            if not rate.lstrip("+-").isdigit() or not rate.isascii():
+                raise d.errf("parsing %s min_rate bytes/second: strconv.ParseInt: parsing "
+                             "\"%s\": invalid syntax", sub, rate)
+            f[sub.split("_")[0] + "_min_rate"] = int(rate)
+
+
 @global_option("servers")
 def parse_servers(d: Dispenser, existing: Any) -> ServerOptions:
     d.next()
@@ -132,13 +167,7 @@ def parse_servers(d: Dispenser, existing: Any) -> ServerOptions:
             while d.next_block(nesting):
                 f.setdefault("listener_wrappers", []).append(_listener_wrapper(d))
         elif sub == "timeouts":
-            nesting = d.nesting()
-            while d.next_block(nesting):
-                key = {"read_body": "read_timeout", "read_header": "read_header_timeout",
-                       "write": "write_timeout", "idle": "idle_timeout"}.get(d.val())
-                if key is None:
-                    raise d.errf("unrecognized timeouts option '%s'", d.val())
-                f[key] = _duration(d, f"{d.val()} timeout duration")
+            _parse_timeouts(d, f)
         elif sub == "keepalive_interval":
             f["keepalive_interval"] = _duration(d, "keepalive interval duration")
         elif sub == "keepalive_idle":
@@ -158,6 +187,17 @@ def parse_servers(d: Dispenser, existing: Any) -> ServerOptions:
                 f["max_header_bytes"] = parse_bytes(args[0])
             except ValueError as exc:
                 raise d.errf("parsing max_header_size: %s", str(exc)) from None
+        elif sub in ("expected_underscore_headers", "expected_dot_headers"):
+            headers = d.remaining_args()
+            if not headers:
+                raise d.arg_err()
+            f[sub] = headers
+        elif sub == "0rtt":
+            if not d.next_arg():
+                raise d.arg_err()
+            if d.val() != "off":
+                raise d.errf("unsupported 0rtt argument '%s' (only 'off' is supported)", d.val())
+            f["allow_0rtt"] = False
         elif sub == "enable_full_duplex":
             if d.next_arg():
                 raise d.arg_err()
@@ -216,10 +256,12 @@ def parse_servers(d: Dispenser, existing: Any) -> ServerOptions:
 
 
 _APPLIED = (
-    "listener_wrappers", "read_timeout", "read_header_timeout", "write_timeout", "idle_timeout",
-    "keepalive_interval", "keepalive_idle", "keepalive_count", "max_header_bytes",
-    "enable_full_duplex", "protocols", "strict_sni_host", "trusted_proxies",
-    "client_ip_headers", "trusted_proxies_strict", "trusted_proxies_unix", "metrics",
+    "listener_wrappers", "read_timeout", "read_header_timeout", "read_idle_timeout",
+    "read_min_rate", "write_timeout", "write_idle_timeout", "write_min_rate", "max_write_chunk",
+    "idle_timeout", "keepalive_interval", "keepalive_idle", "keepalive_count", "max_header_bytes",
+    "enable_full_duplex", "expected_underscore_headers", "expected_dot_headers", "protocols",
+    "strict_sni_host", "trusted_proxies", "client_ip_headers", "trusted_proxies_strict",
+    "trusted_proxies_unix", "metrics", "allow_0rtt",
 )
 
 
