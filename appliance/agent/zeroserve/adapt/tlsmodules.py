@@ -184,13 +184,14 @@ def parse_zerossl_issuer(d: Dispenser) -> dict[str, Any]:
         if sub == "api_key":
             iss["api_key"] = arg(d)
         elif sub == "validity_days":
+            # Caddy parses the subdirective's own name as the number, so this always fails
             try:
-                iss["validity_days"] = atoi(arg(d))
+                iss["validity_days"] = atoi(d.val())
             except ValueError as exc:
-                raise d.errf("failed parsing validity days: %s", str(exc)) from None
+                raise d.errf("invalid number of days %s: %s", d.val(), str(exc)) from None
         elif sub == "alt_http_port":
             try:
-                iss["alt_http_port"] = atoi(arg(d))
+                iss["alternate_http_port"] = atoi(arg(d))
             except ValueError as exc:
                 raise d.errf("invalid port value %s: %s", d.val(), str(exc)) from None
         elif sub == "dns":
