@@ -20,7 +20,7 @@ from pathlib import Path
 from tests.differential.case import load_cases
 from tests.differential.compare import summary
 from tests.differential.known import Known, find, load_known
-from tests.differential.runner import CaseResult, Pool, prepare_fixtures
+from tests.differential.runner import CaseResult, Pool, RequestResult, prepare_fixtures
 from tests.differential.servers import ZEROSERVE_ARGS, ServerKind
 from tests.differential.upstream import Upstream
 
@@ -60,8 +60,12 @@ def _report(result: CaseResult, candidate: str, show: bool, known: list[Known]) 
             unlisted.append(r)
     if unlisted and len(unlisted) == len(result.requests):
         return [_entry(name, "*", f"every request differs, e.g. {unlisted[0].section}: "
-                                  f"{unlisted[0].diffs[0]}")]
-    return [_entry(name, r.section, r.diffs[0]) for r in unlisted]
+                                  f"{_observed(unlisted[0])}")]
+    return [_entry(name, r.section, _observed(r)) for r in unlisted]
+
+
+def _observed(r: RequestResult) -> str:
+    return f"zeroserve: {summary(r.zeroserve)[:120]}; Caddy: {summary(r.caddy)[:120]}"
 
 
 def main() -> int:
