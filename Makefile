@@ -36,3 +36,15 @@ test-slow: setup
 delivery-lint: setup
 	cd playbooks && ansible-lint
 	VAGRANT_DOTFILE_PATH=$$(mktemp -d) vagrant validate
+
+image: setup
+	bash image/deps.sh
+	nice bash image/build.sh
+
+test-image: setup
+	bash image/deps.sh
+	$(PY) -m pytest -q -m slow tests/delivery/test_image.py
+
+test-fleet: setup
+	bash image/deps.sh
+	$(PY) -m pytest -q -m slow tests/delivery/test_fleet.py

@@ -145,3 +145,40 @@ def test_rendered_unit_verifies(rendered):
     ):
         assert line in text.splitlines(), line
     assert "ZEROSERVE_DEPLOY_ID=" in text
+
+
+IMAGE = REPO / "image"
+SCRIPTS = [
+    IMAGE / "build.sh",
+    IMAGE / "deps.sh",
+    IMAGE / "rootfs" / "usr" / "sbin" / "zeroserve-update",
+    IMAGE / "rootfs" / "usr" / "libexec" / "zeroserve" / "import-config",
+    IMAGE / "rootfs" / "usr" / "libexec" / "zeroserve" / "health-check",
+]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_image_scripts_parse(script):
+    proc = run(["bash", "-n", str(script)], REPO)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_update_refuses_outside_an_ab_boot(tmp_path):
+    update = str(IMAGE / "rootfs" / "usr" / "sbin" / "zeroserve-update")
+    missing = run(["bash", update, str(tmp_path / "nope.tar")], REPO)
+    assert (missing.returncode, missing.stderr.strip()) == (
+        1,
+        f"zeroserve-update: {tmp_path / 'nope.tar'}: cannot read",
+    )
+    bundle = tmp_path / "update.tar"
+    bundle.write_bytes(b"")
+    # This machine did not boot from a zs-root-a/b partition. (The default of --tries is
+    # filled in by the image build.)
+    proc = run(["bash", update, "--tries", "3", str(bundle)], REPO)
+    assert proc.returncode == 1
+    assert "not booted from an A/B slot" in proc.stderr
+    usage = run(["bash", update, "--tries", "0", str(bundle)], REPO)
+    assert (usage.returncode, usage.stderr.strip()) == (
+        1,
+        "zeroserve-update: --tries must be 1..99",
+    )

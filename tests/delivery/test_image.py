@@ -1,0 +1,83 @@
+"""`make test-image`: the built appliance boots, serves, updates A/B and rolls a bad update back.
+
+Needs `make image` first (image/out/). KVM when /dev/kvm works, else TCG (much slower).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.delivery.appliance import NAME, OUT, Guest, config_media, rebundle
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
+CADDYFILE = b':80 {\n\trespond "served by the zeroserve appliance"\n}\n'
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, str]:
+    for suffix in (".qcow2", ".update.tar"):
+        if not (OUT / f"{NAME}{suffix}").exists():
+            pytest.fail(f"image/out/{NAME}{suffix} is missing: run `make image` first")
+    release = (OUT / "VERSION").read_text().strip()
+    return {"version": release}
+
+
+@pytest.fixture(scope="module")
+def guest(tmp_path_factory) -> Guest:
+    g = Guest(tmp_path_factory.mktemp("appliance"))
+    yield g
+    g.shutdown(timeout=30)
+
+
+def test_boot_serves_the_config_media(guest, built, tmp_path_factory, record_property):
+    media = config_media(tmp_path_factory.mktemp("media") / "config.img", {"Caddyfile": CADDYFILE})
+    started = guest.boot(media)
+    end = guest.wait_console(f"zeroserve-health: good: slot a version {built['version']}", 300)
+    status, body = guest.get("/")
+    boot_s = time.monotonic() - started
+    record_property("boot_seconds", round(boot_s, 1))
+    print(f"appliance boot to first response: {boot_s:.1f}s")
+    assert (status, body) == (200, b"served by the zeroserve appliance")
+    assert "zeroserve-config: imported Caddyfile" in guest.console()[:end]
+    guest.shutdown()
+    # The factory entry is good from the start: no boot counter on it.
+    assert guest.esp_entries() == ["zeroserve-a.conf"]
+
+
+def test_update_boots_the_other_slot_and_is_blessed(guest, built, tmp_path_factory):
+    new = built["version"] + ".1"
+    work = tmp_path_factory.mktemp("update")
+    bundle = rebundle(OUT / f"{NAME}.update.tar", work / "update.tar", new)
+    media = config_media(work / "config.img", {"Caddyfile": CADDYFILE, "update.tar": bundle})
+    mark = len(guest.console())
+    guest.boot(media)
+    at = guest.wait_console("zeroserve-update: slot b has " + new, 600, mark)
+    guest.wait_console(f"zeroserve-health: good: slot b version {new}", 300, at)
+    assert guest.get("/") == (200, b"served by the zeroserve appliance")
+    guest.shutdown()
+    # systemd-bless-boot dropped the counter: slot b is good, slot a stays as the fallback.
+    assert guest.esp_entries() == ["zeroserve-a.conf", "zeroserve-b.conf"]
+
+
+def test_bad_update_runs_out_of_tries_and_falls_back(guest, built, tmp_path_factory):
+    good = built["version"] + ".1"
+    bad = built["version"] + ".2"
+    work = tmp_path_factory.mktemp("bad")
+    # A release whose server never starts: every boot of it fails the health check.
+    bundle = rebundle(
+        OUT / f"{NAME}.update.tar", work / "update.tar", bad, "systemd.mask=zeroserve.service"
+    )
+    media = config_media(work / "config.img", {"Caddyfile": CADDYFILE, "update.tar": bundle})
+    mark = len(guest.console())
+    guest.boot(media)
+    at = guest.wait_console("zeroserve-update: slot a has " + bad, 600, mark)
+    for _ in range(3):
+        at = guest.wait_console(f"zeroserve-health: bad: slot a version {bad}", 300, at)
+    guest.wait_console(f"zeroserve-health: good: slot b version {good}", 300, at)
+    assert guest.get("/") == (200, b"served by the zeroserve appliance")
+    guest.shutdown()
+    # Slot a's entry spent its three tries and counts as bad; b remains good.
+    assert guest.esp_entries() == ["zeroserve-a+0-3.conf", "zeroserve-b.conf"]
