@@ -118,3 +118,27 @@ def generate(index: int) -> str:
         lines.append("&(shared) {\n\trespond \"shared\"\n}\n")
         lines.append("&(other) {\n\theader X-O 1\n\tinvoke shared\n}\n")
     return "\n".join(lines + sites)
+
+
+_TLS_KEYS = ["a.com", "b.com", "c.local", "localhost", "127.0.0.1", "*.a.com", "x.a.com", ":443",
+             "https://", ":8443", "d.com:8443", "http://e.com", "[::1]"]
+_TLS_BODIES = ["", "", "", "tls internal", "tls {\n\t\ton_demand\n\t}",
+               "tls {\n\t\tkey_type p256\n\t}", "tls a@b.c",
+               "tls {\n\t\tget_certificate http http://x\n\t}", "bind 127.0.0.1",
+               "tls force_automate"]
+_TLS_GLOBALS = ["", "", "email g@h.i", "acme_ca https://ca", "local_certs", "key_type p384",
+                "cert_issuer internal", "on_demand_tls {\n\t\task http://a\n\t}"]
+
+
+def generate_tls(index: int) -> str:
+    """Sites that differ only in names and TLS settings: automation and connection policies."""
+    rng = random.Random(10000 + index)
+    option = rng.choice(_TLS_GLOBALS)
+    text = "{\n\t" + option + "\n}\n" if option else ""
+    used: set[str] = set()
+    for _ in range(rng.randint(2, 4)):
+        keys = [k for k in rng.sample(_TLS_KEYS, rng.randint(1, 2)) if k not in used]
+        if keys:
+            used.update(keys)
+            text += ", ".join(keys) + " {\n\t" + rng.choice(_TLS_BODIES) + "\n}\n"
+    return text

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.adapt.corpus import fixtures, make_workdir
-from tests.adapt.generated import generate
+from tests.adapt.generated import generate, generate_tls
 from tests.caddyfile.oracle import caddy_binary
 from tests.support import REPO, clean_env
 from zeroserve.adapt import adapt_caddyfile
@@ -149,3 +149,8 @@ def test_directive_order_bytes(tmp_path) -> None:
 @pytest.mark.parametrize("index", range(len(CASES)))
 def test_case_bytes(index, tmp_path) -> None:
     _same(make_workdir(tmp_path, CASES[index].strip() + "\n"))
+
+
+@pytest.mark.parametrize("index", range(150))
+def test_generated_tls_bytes(index, tmp_path) -> None:
+    _same(make_workdir(tmp_path, generate_tls(index)))
