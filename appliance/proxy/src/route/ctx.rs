@@ -213,6 +213,8 @@ pub struct Ctx<'p, 'a> {
     /// Deferred response header ops, applied (last first) when a handler writes.
     pub deferred: Vec<&'p super::handlers::headers::RespOps>,
     pub groups: HashSet<&'p str>,
+    /// Encoders wrapped around the handlers that follow them, with the chosen encoding.
+    pub encoders: Vec<(&'p super::handlers::encode::Encode, String)>,
     /// `map` handlers run so far; their destinations are placeholders.
     pub maps: Vec<&'p super::handlers::map::MapHandler>,
     uuid: OnceCell<String>,
@@ -286,6 +288,7 @@ impl<'p, 'a> Ctx<'p, 'a> {
             deferred: Vec::new(),
             groups: HashSet::new(),
             maps: Vec::new(),
+            encoders: Vec::new(),
             uuid: OnceCell::new(),
         }
     }

@@ -80,12 +80,22 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                 }
                 Handler::Invoke(i) => i.run(ctx),
                 Handler::LogAppend(_) => Flow::Next,
+                Handler::Encode(e) => {
+                    e.run(ctx);
+                    Flow::Next
+                }
                 Handler::FileServer(f) => match f.serve(ctx) {
                     Served::Responded => Flow::Responded,
                     Served::Next => Flow::Next,
                     Served::Error(e) => Flow::Error(e),
                 },
             };
+            if flow == Flow::Responded {
+                // The response passes out through the encoders wrapped around this handler.
+                for (enc, name) in std::mem::take(&mut ctx.encoders).iter().rev() {
+                    enc.apply(name, ctx);
+                }
+            }
             if flow != Flow::Next {
                 return flow;
             }
@@ -120,6 +130,7 @@ pub fn serve<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
             ctx.method = ctx.orig_method.to_owned();
             ctx.uri = ctx.orig_uri.clone();
             ctx.deferred.clear();
+            ctx.encoders.clear();
             ctx.error = Some(e.clone());
             if server.errors.is_empty() {
                 ctx.resp.status = e.status;

@@ -348,7 +348,7 @@ fn parse_ranges(s: &str, size: u64) -> std::result::Result<Vec<Range>, RangeErro
 }
 
 /// Caddy's `AcceptedEncodings`: accepted codings by descending q, then preference order.
-fn accepted_encodings(header: &str, order: &[String]) -> Vec<String> {
+pub fn accepted_encodings(header: &str, order: &[String]) -> Vec<String> {
     let mut prefs: Vec<(String, f64, isize)> = Vec::new();
     for item in header.split(',') {
         let mut parts = item.split(';');

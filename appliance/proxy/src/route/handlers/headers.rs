@@ -170,7 +170,18 @@ impl HeaderOps {
 }
 
 impl ResponseMatcher {
-    fn compile(v: &Value) -> Result<ResponseMatcher> {
+    /// A matcher on Content-Type patterns only (`*` wildcards as in header matchers).
+    pub fn content_types(patterns: &[&str]) -> ResponseMatcher {
+        ResponseMatcher {
+            status: None,
+            headers: vec![(
+                "Content-Type".to_owned(),
+                Some(patterns.iter().map(|p| (*p).to_owned()).collect()),
+            )],
+        }
+    }
+
+    pub fn compile(v: &Value) -> Result<ResponseMatcher> {
         let status = match v.get("status_code") {
             None | Some(Value::Null) => None,
             Some(Value::Array(a)) => Some(

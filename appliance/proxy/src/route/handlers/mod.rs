@@ -1,5 +1,6 @@
 //! Request handlers (`http.handlers.*`), one file each, provisioned at compile time.
 
+pub mod encode;
 pub mod error;
 pub mod file_server;
 pub mod headers;
@@ -30,6 +31,7 @@ pub enum Handler {
     RequestBody(request_body::RequestBody),
     Invoke(invoke::Invoke),
     LogAppend(log_append::LogAppend),
+    Encode(encode::Encode),
 }
 
 /// Compiles one handler object by its `handler` name.
@@ -52,6 +54,7 @@ pub fn compile(v: &Value) -> Result<Handler> {
         "request_body" => Handler::RequestBody(request_body::RequestBody::compile(m)?),
         "invoke" => Handler::Invoke(invoke::Invoke::compile(m)?),
         "log_append" => Handler::LogAppend(log_append::LogAppend::compile(m)?),
+        "encode" => Handler::Encode(encode::Encode::compile(m)?),
         other => return err(format!("unknown module: http.handlers.{other}")),
     })
 }

@@ -1,0 +1,184 @@
+//! `http.handlers.encode`: compresses responses written after it (gzip, zstd).
+//!
+//! Flow: the first encoding the client accepts (by q-value, then `prefer`) that is offered
+//! is chosen up front; If-None-Match loses our `-<encoding>` ETag suffix so upstream
+//! validators still match. When a later handler writes a response whose body (or declared
+//! Content-Length) exceeds `minimum_length` and which the matcher accepts (by default the
+//! compressible Content-Types), the body is compressed: Content-Encoding set, Content-Length
+//! and Accept-Ranges removed, `Vary: Accept-Encoding` added, a strong ETag suffixed. A 304
+//! gets the Vary too. `Cache-Control: no-transform` on the request or response prevents it.
+//! Errors: an unknown encoding is a compile error. Performance: compresses the whole body in
+//! one call; gzip via flate2 (level 5), zstd via libzstd (level 3).
+
+use std::io::Write;
+
+use serde_json::{Map, Value};
+
+use super::super::ctx::Ctx;
+use super::super::{err, str_list, Result};
+use super::file_server::accepted_encodings;
+use super::headers::ResponseMatcher;
+
+const DEFAULT_TYPES: &[&str] = &[
+    "application/atom+xml*",
+    "application/eot*",
+    "application/font*",
+    "application/geo+json*",
+    "application/graphql+json*",
+    "application/graphql-response+json*",
+    "application/javascript*",
+    "application/json*",
+    "application/ld+json*",
+    "application/manifest+json*",
+    "application/opentype*",
+    "application/otf*",
+    "application/rss+xml*",
+    "application/truetype*",
+    "application/ttf*",
+    "application/vnd.api+json*",
+    "application/vnd.ms-fontobject*",
+    "application/wasm*",
+    "application/x-httpd-cgi*",
+    "application/x-javascript*",
+    "application/x-opentype*",
+    "application/x-otf*",
+    "application/x-perl*",
+    "application/x-protobuf*",
+    "application/x-ttf*",
+    "application/xhtml+xml*",
+    "application/xml*",
+    "font/*",
+    "image/svg+xml*",
+    "image/vnd.microsoft.icon*",
+    "image/x-icon*",
+    "multipart/bag*",
+    "multipart/mixed*",
+    "text/*",
+];
+
+#[derive(Debug)]
+pub struct Encode {
+    offered: Vec<(String, i32)>,
+    prefer: Vec<String>,
+    min_length: usize,
+    matcher: ResponseMatcher,
+}
+
+fn no_transform(cache_control: &str) -> bool {
+    cache_control.contains("no-transform")
+}
+
+impl Encode {
+    pub fn compile(m: &Map<String, Value>) -> Result<Encode> {
+        let mut offered = Vec::new();
+        if let Some(Value::Object(encs)) = m.get("encodings") {
+            for (name, cfg) in encs {
+                let level = cfg.get("level").and_then(Value::as_i64);
+                let level = match name.as_str() {
+                    "gzip" => level.unwrap_or(5) as i32,
+                    "zstd" => level.unwrap_or(3) as i32,
+                    other => return err(format!("unknown encoding: {other}")),
+                };
+                offered.push((name.clone(), level));
+            }
+        }
+        let matcher = match m.get("match") {
+            Some(v) => ResponseMatcher::compile(v)?,
+            None => ResponseMatcher::content_types(DEFAULT_TYPES),
+        };
+        Ok(Encode {
+            offered,
+            prefer: str_list(m.get("prefer"), "prefer")?,
+            min_length: m
+                .get("minimum_length")
+                .and_then(Value::as_u64)
+                .unwrap_or(512) as usize,
+            matcher,
+        })
+    }
+
+    /// Chooses the encoding for this request, if any, and registers it on the context.
+    pub fn run<'p>(&'p self, ctx: &mut Ctx<'p, '_>) {
+        if no_transform(ctx.headers.get("Cache-Control")) {
+            return;
+        }
+        let accepted = accepted_encodings(ctx.headers.get("Accept-Encoding"), &self.prefer);
+        let Some(chosen) = accepted
+            .into_iter()
+            .find(|a| self.offered.iter().any(|(o, _)| o == a))
+        else {
+            return;
+        };
+        let inm = ctx.headers.get("If-None-Match").to_owned();
+        let suffix = format!("-{chosen}\"");
+        if !inm.is_empty() && !inm.starts_with("W/") {
+            if let Some(stripped) = inm.strip_suffix(&suffix) {
+                ctx.headers.set("If-None-Match", &format!("{stripped}\""));
+            }
+        }
+        ctx.encoders.push((self, chosen));
+    }
+
+    /// Compresses `ctx.resp` as Caddy's encoding response writer would.
+    pub fn apply(&self, encoding: &str, ctx: &mut Ctx<'_, '_>) {
+        let status = ctx.resp.status;
+        let hdr = &mut ctx.resp.headers;
+        let vary = |hdr: &crate::http1::HeaderMap| {
+            hdr.values("Vary").is_some_and(|vs| {
+                vs.iter().any(|v| {
+                    v.split(',')
+                        .any(|t| t.trim().eq_ignore_ascii_case("Accept-Encoding"))
+                })
+            })
+        };
+        if status == 304 && !vary(hdr) {
+            hdr.add("Vary", "Accept-Encoding");
+        }
+        let declared = hdr.get("Content-Length").parse::<usize>().unwrap_or(0);
+        let long = ctx.resp.body.len() > self.min_length || declared > self.min_length;
+        if !long
+            || !hdr.get("Content-Encoding").is_empty()
+            || no_transform(hdr.get("Cache-Control"))
+            || !self.matcher.matches(status, hdr)
+        {
+            return;
+        }
+        let level = self
+            .offered
+            .iter()
+            .find(|(n, _)| n == encoding)
+            .map_or(0, |(_, l)| *l);
+        // A HEAD response has no body here, yet Go counts the bytes of the (empty) stream the
+        // encoder still writes on close, and sends that as the Content-Length.
+        let body = std::mem::take(&mut ctx.resp.body);
+        let compressed = compress(encoding, level, &body);
+        let hdr = &mut ctx.resp.headers;
+        hdr.del("Content-Length");
+        hdr.set("Content-Encoding", encoding);
+        if !vary(hdr) {
+            hdr.add("Vary", "Accept-Encoding");
+        }
+        hdr.del("Accept-Ranges");
+        let etag = hdr.get("Etag").to_owned();
+        if !etag.is_empty() && !etag.starts_with("W/") {
+            let base = etag.strip_suffix('"').unwrap_or(&etag);
+            hdr.set("Etag", &format!("{base}-{encoding}\""));
+        }
+        ctx.resp.body = compressed;
+    }
+}
+
+fn compress(encoding: &str, level: i32, body: &[u8]) -> Vec<u8> {
+    match encoding {
+        "gzip" => {
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(level.clamp(0, 9) as u32),
+            );
+            // Writing into a Vec cannot fail.
+            let _ = enc.write_all(body);
+            enc.finish().unwrap_or_default()
+        }
+        _ => zstd::bulk::compress(body, level).unwrap_or_default(),
+    }
+}
