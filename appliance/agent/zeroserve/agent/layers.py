@@ -191,7 +191,7 @@ class EdgeLayers:
         try:
             staged = self.edge.stage(plan, bool(plan.sock.dispatch))
         except StageError as err:
-            raise EdgeError(f"{_where(plan, err.layer)}: {_first_line(str(err))}") from None
+            raise EdgeError(f"{blame(plan, err.layer)}: {_first_line(str(err))}") from None
         self.timing.stage_s = time.monotonic() - started
         return staged
 
@@ -208,7 +208,7 @@ class EdgeLayers:
             try:
                 self.edge.commit(staged, sockets)
             except (attach.AttachError, libbpf.BpfError, ValueError, OSError) as err:
-                raise EdgeError(f"{_where(staged.plan, None)}: edge layers: {err}") from None
+                raise EdgeError(f"{blame(staged.plan, None)}: edge layers: {err}") from None
         self.timing.kind = kind
         self.timing.commit_s = time.monotonic() - started
         self.timing.counts[kind] += 1
@@ -238,7 +238,7 @@ def _prog_name(prog_id: int) -> str:
         return ""
 
 
-def _where(plan: Plan, layer: Layer | None) -> str:
+def blame(plan: Plan, layer: Layer | None) -> str:
     """The Caddyfile line of the first rule the failing layer runs, else of any edge rule."""
     rules = [p for p in plan.placements if p.layer is not Layer.ENGINE]
     for placement in rules:
