@@ -3,6 +3,9 @@ headers, framing and Go's answers to malformed requests. Dates are masked."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
 from tests.engine.conftest import server_config
@@ -238,3 +241,35 @@ def test_stricter_than_caddy(ports, name):
         b"Connection: close\r\n\r\n400 Bad Request"
     )
     assert got.end in ("closed", "reset")
+
+
+def _state_after(port: int, first: bytes, wait: float) -> str:
+    """Send `first`, wait, and tell whether the server has closed the connection by then."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(first)
+        time.sleep(wait)
+        s.setblocking(False)
+        try:
+            data = s.recv(65536)
+        except BlockingIOError:
+            return "open"
+        except ConnectionResetError:
+            return "reset"
+        return "closed" if data == b"" else "data"
+
+
+def test_timeouts_like_caddy(servers):
+    """read_header_timeout closes a slow head silently; idle_timeout spares a quiet
+    keep-alive connection until it expires, then closes it silently."""
+    config = server_config(ROUTES[:1], read_header_timeout="1s", idle_timeout="3s")
+    request = b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+    for port in (servers.caddy(config), servers.engine(config)[1]):
+        assert _state_after(port, b"GET /hello HTTP/1.1\r\nHost: t\r\n", 1.8) == "closed"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(request)
+            assert s.recv(4096).endswith(b"hi there")
+            time.sleep(1.8)
+            s.sendall(request)
+            assert s.recv(4096).endswith(b"hi there")
+            time.sleep(3.6)
+            assert s.recv(4096) == b""

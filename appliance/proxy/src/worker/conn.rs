@@ -69,6 +69,8 @@ pub struct Conn {
     pub wants_body: bool,
     /// No request has been read yet.
     pub fresh: bool,
+    /// A request head has started arriving (the header deadline applies, not the idle one).
+    pub reading_head: bool,
 }
 
 impl Conn {
@@ -94,6 +96,7 @@ impl Conn {
             after_post: false,
             wants_body: false,
             fresh: true,
+            reading_head: false,
         }
     }
 

@@ -234,7 +234,9 @@ impl Worker {
         let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
         let idle = self.program.servers[server].idle_timeout;
         let mut conn = Conn::new(fd, server);
-        conn.deadline = Some(Instant::now() + idle);
+        let header = self.program.servers[server].read_header_timeout;
+        conn.deadline = Some(Instant::now() + header.unwrap_or(idle));
+        conn.reading_head = header.is_some();
         let slot = match self.free_conns.pop() {
             Some(i) => i,
             None => {
@@ -529,8 +531,13 @@ impl Worker {
         conn.fresh = false;
         let head = match parse_request(&conn.input, &server.parser) {
             Ok(Status::Partial) => {
-                if let Some(t) = server.read_header_timeout {
-                    conn.deadline.get_or_insert(Instant::now() + t);
+                // Go switches from the idle deadline to the header deadline once a request
+                // starts arriving; without a header timeout the idle one stays as a backstop.
+                if !conn.reading_head {
+                    conn.reading_head = true;
+                    if let Some(t) = server.read_header_timeout {
+                        conn.deadline = Some(Instant::now() + t);
+                    }
                 }
                 return false;
             }
@@ -569,6 +576,7 @@ impl Worker {
             r.headers.set("Content-Length", "0");
             conn.input.drain(..used);
             conn.deadline = None;
+            conn.reading_head = false;
             conn.phase = Phase::Head;
             Self::respond(conn, &r, exchange, date, server);
             return true;
@@ -635,6 +643,7 @@ impl Worker {
         conn.input.drain(..consumed);
         conn.after_post = post;
         conn.wants_body = false;
+        conn.reading_head = false;
         conn.deadline = None;
         if outcome == Outcome::Abort {
             // No FIN-and-drain: flush() sees nothing to send on a read-closed connection and
