@@ -1,6 +1,7 @@
 //! Request matchers (`http.matchers.*`): a matcher set matches when all of its matchers do,
 //! and a route matches when any of its sets does (Caddy's `MatcherSets.AnyMatch`).
 
+pub mod expression;
 pub mod file;
 pub mod header;
 pub mod host;
@@ -35,6 +36,7 @@ pub enum Matcher {
     Vars(vars::MatchVars),
     VarsRe(vars::MatchVarsRe),
     File(file::MatchFile),
+    Expression(expression::MatchExpression),
 }
 
 impl Matcher {
@@ -56,6 +58,7 @@ impl Matcher {
             Matcher::Vars(m) => m.matches(ctx),
             Matcher::VarsRe(m) => m.matches(ctx),
             Matcher::File(m) => m.matches(ctx),
+            Matcher::Expression(m) => m.matches(ctx),
         }
     }
 }
@@ -92,6 +95,7 @@ pub fn compile_set(v: &Value) -> Result<MatcherSet> {
             "vars" => Matcher::Vars(vars::MatchVars::compile(arg)?),
             "vars_regexp" => Matcher::VarsRe(vars::MatchVarsRe::compile(arg)?),
             "file" => Matcher::File(file::MatchFile::compile(arg)?),
+            "expression" => Matcher::Expression(expression::MatchExpression::compile(arg)?),
             other => {
                 return err(format!(
                     "module name '{other}': unknown module: http.matchers.{other}"
