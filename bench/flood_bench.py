@@ -8,9 +8,9 @@ connection flood (wrk from the attacker) and during a SYN flood (hping3, bounded
 Then, for zeroserve alone: map-only reloads (the denied range moves), program swaps (an
 IPv6 range adds a feature, so the XDP program is recompiled) under load, and the agent's RSS.
 
-Server on core 1, every client and attacker on core 0 (the attackers at niceness 10), so
-both servers meet the same contention; each figure is the median of --rounds rounds, the
-servers alternating which goes first.
+Server on core 1 under a CPU cap (the bottleneck), every client and attacker on core 0
+(the attackers at niceness 10), so both servers meet the same contention; each figure is
+the median of --rounds rounds, the servers alternating which goes first.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from benchlib import (
     Server,
     child_env,
     command_line,
+    cpu_budget,
     fail,
     fmt_num,
     machine_line,
@@ -135,8 +136,11 @@ def admin(ns: str, method: str, path: str, body: bytes = b"", ctype: str = "") -
 
 
 @contextmanager
-def serving(name: str, star: attach.Star, config: Path, scratch: Path) -> Iterator[Server]:
-    """name's server in the hub, on SERVER_CPU, up once the client gets an answer."""
+def serving(
+    name: str, star: attach.Star, config: Path, scratch: Path, cgroup: Path | None = None
+) -> Iterator[Server]:
+    """name's server in the hub, on SERVER_CPU, up once the client gets an answer, then
+    moved into cgroup (if given)."""
     argv = in_ns(star.hub, on_cpu(SERVER_CPU, server_argv(name, config)))
     log = scratch / f"{name}.log"
     with log.open("ab") as out:
@@ -157,6 +161,8 @@ def serving(name: str, star: attach.Star, config: Path, scratch: Path) -> Iterat
                 if time.monotonic() > deadline:
                     raise BenchError(f"{name} did not answer in 60 s") from None
                 time.sleep(0.1)
+        if cgroup is not None:
+            (cgroup / "cgroup.procs").write_text(str(server.pid))
         yield server
     finally:
         server.stop()
@@ -225,15 +231,19 @@ def xdp_dropped(star: attach.Star) -> int:
 
 
 def flood_rounds(
-    star: attach.Star, config: Path, scratch: Path, rounds: int, seconds: int, lua: Path
+    star: attach.Star, config: Path, scratch: Path, args: argparse.Namespace, lua: Path
 ) -> tuple[dict, dict]:
     """name -> flood -> [(rps, p95, errors)], and zeroserve's XDP drops per flood."""
     results: dict[str, dict[str, list]] = {n: {} for n in ("zeroserve", "caddy")}
     drops: dict[str, list[int]] = {}
-    for r in range(rounds):
+    seconds = args.duration
+    for r in range(args.rounds):
         order = ("zeroserve", "caddy") if r % 2 == 0 else ("caddy", "zeroserve")
         for name in order:
-            with serving(name, star, config, scratch):
+            with (
+                cpu_budget(args.budget) as group,
+                serving(name, star, config, scratch, group),
+            ):
                 legit(star, 1, lua)  # warm-up
                 # The conditions rotate too, so none always runs first after the warm-up.
                 for flood in FLOODS[r % 3 :] + FLOODS[: r % 3]:
@@ -348,8 +358,12 @@ def report(args: argparse.Namespace, flood: tuple[dict, dict], reload: dict) -> 
 {tool_version(["hping3", "--version"]).splitlines()[0]}.
 
 Topology: network namespaces, a hub serving the Caddyfile below on `:{PORT}` and two spokes
-on veth pairs (client 198.18.1.2, attacker 198.18.2.2). The server runs on core 1 (zeroserve
-with one engine worker; the agent attaches XDP native to both hub interfaces), the legit
+on veth pairs (client 198.18.1.2, attacker 198.18.2.2). The server runs on core 1, capped at
+{args.budget:.0%} of it (cgroup CPU bandwidth) so that it, not the one-thread client, is the
+bottleneck (zeroserve with one engine worker; the agent attaches XDP native to both hub
+interfaces). On veth, XDP and the stack process a packet on the sending core, so the
+attackers' packets cost core 0 for both servers; what lands on the server's budget is what
+gets past the layer that drops it (for Caddy: accepting and aborting). The legit
 client (`wrk -t1 -c{LEGIT_CONNECTIONS}`, keep-alive, {args.duration} s, p95 from wrk's
 histogram) on core 0, the attackers on core 0 at niceness 10: the HTTP connection flood opens
 {FLOOD_RATE:,} connections a second to the denied site, keeps {FLOOD_OPEN} open and sends a
@@ -385,6 +399,9 @@ that exits).
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
+    parser.add_argument(
+        "--budget", type=float, default=0.5, help="server's share of its core under floods"
+    )
     args = parse_args(parser, default_rounds=3)
     if os.geteuid() != 0:
         fail("needs root: it makes network namespaces and loads XDP programs")
@@ -396,7 +413,7 @@ def main() -> None:
         lua = scratch / "p95.lua"
         lua.write_text(P95_LUA)
         with attach.scratch_star(["client", "attacker"], prefix="zs-bench") as star:
-            flood = flood_rounds(star, config, scratch, args.rounds, args.duration, lua)
+            flood = flood_rounds(star, config, scratch, args, lua)
             reload = reloads(star, config, scratch, lua)
     body = report(args, flood, reload)
     print(body)
