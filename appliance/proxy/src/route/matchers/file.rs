@@ -1,6 +1,6 @@
 //! `http.matchers.file` (`file` and `try_files`): the first candidate (by `try_policy`) that
 //! exists under `root`, where a candidate ending in `/` must be a directory and any other
-//! must not. A match sets `{http.matchers.file.relative|absolute|type|remainder}`; an entry
+//! must not (`first_exist_fallback` takes the last entry unchecked). A match sets `{http.matchers.file.relative|absolute|type|remainder}`; an entry
 //! `=NNN` fails the request with that status. `split_path` cuts a candidate after the first
 //! listed (case-insensitive) suffix that ends a path segment, leaving the rest as remainder.
 
@@ -17,6 +17,8 @@ use super::path::clean;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Policy {
     FirstExist,
+    /// Like `FirstExist`, but the last entry is taken without looking at the disk.
+    FirstExistFallback,
     LargestSize,
     SmallestSize,
     MostRecent,
@@ -34,13 +36,15 @@ struct Candidate {
     rel: String,
     abs: String,
     remainder: String,
-    meta: fs::Metadata,
+    /// `None` for an unchecked fallback.
+    meta: Option<fs::Metadata>,
 }
 
 impl MatchFile {
     pub fn compile(v: &Value) -> Result<MatchFile> {
         let policy = match v.get("try_policy").and_then(Value::as_str).unwrap_or("") {
             "" | "first_exist" => Policy::FirstExist,
+            "first_exist_fallback" => Policy::FirstExistFallback,
             "largest_size" => Policy::LargestSize,
             "smallest_size" => Policy::SmallestSize,
             "most_recently_modified" => Policy::MostRecent,
@@ -83,13 +87,23 @@ impl MatchFile {
         (path.to_owned(), String::new())
     }
 
-    fn candidate(&self, file: &str, root: &str, ctx: &Ctx<'_, '_>) -> Option<Candidate> {
+    fn candidate(
+        &self,
+        file: &str,
+        root: &str,
+        ctx: &Ctx<'_, '_>,
+        stat: bool,
+    ) -> Option<Candidate> {
         let (mut rel, remainder) = self.split(&clean(&replace_all(file, ctx)));
         if file.ends_with('/') {
             rel.push('/');
         }
         let abs = sanitized_join(root, &rel);
-        let meta = fs::metadata(&abs).ok()?;
+        let meta = if stat {
+            Some(fs::metadata(&abs).ok()?)
+        } else {
+            None
+        };
         Some(Candidate {
             rel,
             abs,
@@ -101,7 +115,8 @@ impl MatchFile {
     pub fn matches(&self, ctx: &mut Ctx<'_, '_>) -> bool {
         let root = replace_all_or(&self.root, &*ctx, ".");
         let mut best: Option<Candidate> = None;
-        for f in &self.try_files {
+        let last = self.try_files.len().saturating_sub(1);
+        for (i, f) in self.try_files.iter().enumerate() {
             if let Some(code) = f.strip_prefix('=').and_then(|c| c.parse::<u16>().ok()) {
                 if (100..=999).contains(&code) {
                     ctx.matcher_error = Some(HandlerError {
@@ -111,30 +126,42 @@ impl MatchFile {
                     return false;
                 }
             }
-            let Some(c) = self.candidate(f, &root, ctx) else {
+            let fallback = self.policy == Policy::FirstExistFallback && i == last;
+            let Some(c) = self.candidate(f, &root, ctx, !fallback) else {
                 continue;
             };
-            let strict = if c.abs.ends_with('/') {
-                c.meta.is_dir()
-            } else {
-                !c.meta.is_dir()
+            let Some(meta) = &c.meta else {
+                best = Some(c);
+                break;
             };
+            let strict = if c.abs.ends_with('/') {
+                meta.is_dir()
+            } else {
+                !meta.is_dir()
+            };
+            let size = |c: &Candidate| c.meta.as_ref().map_or(0, fs::Metadata::len);
+            let modified = |c: &Candidate| c.meta.as_ref().and_then(|m| m.modified().ok());
             let better = match (self.policy, &best) {
-                (Policy::FirstExist, _) => strict,
+                (Policy::FirstExist | Policy::FirstExistFallback, _) => strict,
                 (_, None) => true,
-                (Policy::LargestSize, Some(b)) => c.meta.len() > b.meta.len(),
-                (Policy::SmallestSize, Some(b)) => c.meta.len() < b.meta.len(),
-                (Policy::MostRecent, Some(b)) => c.meta.modified().ok() > b.meta.modified().ok(),
+                (Policy::LargestSize, Some(b)) => size(&c) > size(b),
+                (Policy::SmallestSize, Some(b)) => size(&c) < size(b),
+                (Policy::MostRecent, Some(b)) => modified(&c) > modified(b),
             };
             if better {
+                let first = matches!(self.policy, Policy::FirstExist | Policy::FirstExistFallback);
                 best = Some(c);
-                if self.policy == Policy::FirstExist {
+                if first {
                     break;
                 }
             }
         }
         let Some(c) = best else { return false };
-        let kind = if c.meta.is_dir() { "directory" } else { "file" };
+        let kind = if c.meta.as_ref().is_some_and(fs::Metadata::is_dir) {
+            "directory"
+        } else {
+            "file"
+        };
         ctx.set_capture("http.matchers.file.relative".into(), c.rel);
         ctx.set_capture("http.matchers.file.absolute".into(), c.abs);
         ctx.set_capture("http.matchers.file.remainder".into(), c.remainder);
