@@ -80,6 +80,10 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                 }
                 Handler::Invoke(i) => i.run(ctx),
                 Handler::LogAppend(_) => Flow::Next,
+                Handler::Authentication(a) => match a.run(ctx) {
+                    Ok(()) => Flow::Next,
+                    Err(e) => Flow::Error(e),
+                },
                 Handler::Encode(e) => {
                     e.run(ctx);
                     Flow::Next

@@ -1,5 +1,6 @@
 //! Request handlers (`http.handlers.*`), one file each, provisioned at compile time.
 
+pub mod authentication;
 pub mod encode;
 pub mod error;
 pub mod file_server;
@@ -32,6 +33,7 @@ pub enum Handler {
     Invoke(invoke::Invoke),
     LogAppend(log_append::LogAppend),
     Encode(encode::Encode),
+    Authentication(authentication::Authentication),
 }
 
 /// Compiles one handler object by its `handler` name.
@@ -55,6 +57,7 @@ pub fn compile(v: &Value) -> Result<Handler> {
         "invoke" => Handler::Invoke(invoke::Invoke::compile(m)?),
         "log_append" => Handler::LogAppend(log_append::LogAppend::compile(m)?),
         "encode" => Handler::Encode(encode::Encode::compile(m)?),
+        "authentication" => Handler::Authentication(authentication::Authentication::compile(m)?),
         other => return err(format!("unknown module: http.handlers.{other}")),
     })
 }
