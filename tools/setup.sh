@@ -13,6 +13,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 packages=(
   python3-bpfcc bpfcc-tools libbpf1 linux-headers-amd64 iproute2 python3-venv python3-dev
   build-essential pkg-config wrk hey nghttp2-client hping3
+  ansible ansible-lint vagrant vagrant-libvirt systemd-container
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -42,8 +43,7 @@ fi
 # The package and its Rust engine, built in place so tests import the working tree.
 log "building the Rust engine (maturin develop --release)"
 export CARGO_TARGET_DIR="$PWD/target"
-VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release --quiet \
-  --manifest-path appliance/proxy/Cargo.toml >/dev/null
+VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release --quiet >/dev/null
 
 # bcc needs kernel headers that match the running kernel's layout; this kernel ships none.
 .venv/bin/python -m zeroserve.datapath.kernel_headers --ensure
