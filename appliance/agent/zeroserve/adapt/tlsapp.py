@@ -366,9 +366,11 @@ def consolidate_automation_policies(aps: list[AutomationPolicy]) -> list[Automat
         return ap == AutomationPolicy(subjects=ap.subjects)
 
     def covered_later(i: int) -> bool:
-        # by a get_certificate policy (whose certificates the names should use), or by
-        # a policy that would treat the names the same anyway
-        return any(_is_subset(aps[i], aps[j]) and (aps[j].managers or aps[i].same_settings(aps[j]))
+        # by a policy that only gets certificates from managers (whose certificates the
+        # names should use too), or by a policy that would treat the names the same anyway
+        return any(_is_subset(aps[i], aps[j])
+                   and ((aps[j].managers and not aps[j].issuers_raw)
+                        or aps[i].same_settings(aps[j]))
                    for j in range(i + 1, len(aps)))
 
     # an empty policy only matters if a later policy would otherwise take its names, so
