@@ -480,6 +480,49 @@ mod tests {
         assert_eq!(h.host, "example.com:81");
     }
 
+    /// Mutated requests (byte flips, inserts, cuts) must parse or be refused, never panic,
+    /// and a complete parse must never claim more bytes than it was given.
+    #[test]
+    fn mutations_never_panic() {
+        let seeds: [&[u8]; 3] = [
+            b"GET /a%20b?x=1 HTTP/1.1\r\nHost: h:80\r\nConnection: close\r\n\r\n",
+            b"POST http://h/p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"PUT / HTTP/1.0\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let special = b" :\r\n\t%/?*\x00\x7f\xff,;=\"";
+        for _ in 0..50_000 {
+            let mut input = seeds[(next() % 3) as usize].to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % (input.len() + 1);
+                let byte = if next() % 2 == 0 {
+                    special[(next() as usize) % special.len()]
+                } else {
+                    next() as u8
+                };
+                match next() % 3 {
+                    0 if at < input.len() => input[at] = byte,
+                    1 => input.insert(at, byte),
+                    _ => input.truncate(at),
+                }
+            }
+            let cfg = ParserConfig::default();
+            if let Ok(Status::Complete(_, used)) = parse_request(&input, &cfg) {
+                assert!(used <= input.len());
+            }
+            let mut dec = super::super::body::ChunkedDecoder::default();
+            if let Ok(p) = dec.feed(&input, |_| {}) {
+                assert!(p.consumed <= input.len());
+            }
+        }
+    }
+
     #[test]
     fn lax_switches() {
         let cfg = ParserConfig {
