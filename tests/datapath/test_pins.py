@@ -64,3 +64,17 @@ def test_lock_serialises(layout):
         order.append("holder")
     thread.join(5)
     assert order == ["holder", "other"]
+
+
+def test_one_claim_at_a_time_and_it_outlives_version_cleanup(layout):
+    held = layout.claim()
+    assert held is not None
+    try:
+        assert layout.claim() is None, "a second agent must not get the pinned state"
+        layout.remove_stale_versions()
+        assert (layout.root / "owner").is_dir()
+    finally:
+        os.close(held)
+    again = layout.claim()
+    assert again is not None, "closing the fd (or dying) releases the claim"
+    os.close(again)
