@@ -176,3 +176,23 @@ def test_grace_expiry_drops_stragglers(servers):
         e.stop(0.5)
         assert 0.4 < time.monotonic() - t0 < 2.0
         assert s.recv(1) == b""
+
+
+def test_reload_that_cannot_bind_keeps_old_config(servers):
+    e, port = servers.engine(respond("still here"))
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        cfg = with_listen(respond("never"), port)
+        cfg["apps"]["http"]["servers"]["srv0"]["listen"].append(f"127.0.0.1:{taken}")
+        with pytest.raises(engine_mod.EngineError, match=f"listening on tcp/127.0.0.1:{taken}"):
+            e.reload(json.dumps(cfg))
+    assert e.listen_addresses() == [f"127.0.0.1:{port}"]
+    assert exchange(port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").data.endswith(b"still here")
+
+
+def test_start_twice_is_an_error(servers):
+    e, _ = servers.engine(respond("x"))
+    with pytest.raises(engine_mod.EngineError, match="already started"):
+        e.start()
