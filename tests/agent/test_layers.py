@@ -3,8 +3,16 @@ the Caddyfile line a rejection names, listening sockets by address, metrics text
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import urllib.request
 
+import pytest
+
+from tests.cli.test_run import stop, wait_for
+from tests.support import clean_env, free_port
 from zeroserve.adapt import adapt_caddyfile
 from zeroserve.agent.layers import blame, engine_config, metrics, sockets_by_address
 from zeroserve.plan import Layer, LineIndex, build_plan
@@ -105,3 +113,33 @@ def test_metrics_text():
         "# HELP zeroserve_edge_enabled 1 if the BPF edge layers run.\n"
         "# TYPE zeroserve_edge_enabled gauge\nzeroserve_edge_enabled 0\n"
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to an unprivileged user")
+def test_run_without_root_serves_with_the_edge_off(zeroserve_bin):
+    port, admin = free_port(), free_port()
+    caddyfile = (
+        f"{{\n\tadmin 127.0.0.1:{admin}\n}}\nhttp://:{port} {{\n\tbind 127.0.0.1\n"
+        "\t@b remote_ip 10.0.0.0/8\n\tabort @b\n\trespond one\n}\n"
+    )
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    proc = subprocess.Popen(
+        [*nobody, str(zeroserve_bin), "run", "-c", "-", "--adapter", "caddyfile"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=clean_env() | {"HOME": "/tmp"},
+    )
+    proc.stdin.write(caddyfile)
+    proc.stdin.close()
+    try:
+        wait_for(f"http://127.0.0.1:{port}/", proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            assert resp.read() == b"one"
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/zeroserve/status") as resp:
+            assert json.loads(resp.read())["edge"] == {"enabled": False}
+    finally:
+        stop(proc)
+    warning = json.loads(proc.stderr.readline())
+    assert warning["level"] == "warn" and "not running as root" in warning["reason"]
