@@ -215,6 +215,8 @@ pub struct Ctx<'p, 'a> {
     pub groups: HashSet<&'p str>,
     /// Encoders wrapped around the handlers that follow them, with the chosen encoding.
     pub encoders: Vec<(&'p super::handlers::encode::Encode, String)>,
+    /// Intercepts wrapped around the handlers that follow them.
+    pub intercepts: Vec<&'p super::handlers::intercept::Intercept>,
     /// `map` handlers run so far; their destinations are placeholders.
     pub maps: Vec<&'p super::handlers::map::MapHandler>,
     uuid: OnceCell<String>,
@@ -289,6 +291,7 @@ impl<'p, 'a> Ctx<'p, 'a> {
             groups: HashSet::new(),
             maps: Vec::new(),
             encoders: Vec::new(),
+            intercepts: Vec::new(),
             uuid: OnceCell::new(),
         }
     }

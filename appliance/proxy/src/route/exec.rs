@@ -80,6 +80,10 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                 }
                 Handler::Invoke(i) => i.run(ctx),
                 Handler::LogAppend(_) => Flow::Next,
+                Handler::Intercept(i) => {
+                    ctx.intercepts.push(i);
+                    Flow::Next
+                }
                 Handler::Authentication(a) => match a.run(ctx) {
                     Ok(()) => Flow::Next,
                     Err(e) => Flow::Error(e),
@@ -94,8 +98,14 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                     Served::Error(e) => Flow::Error(e),
                 },
             };
+            let mut flow = flow;
             if flow == Flow::Responded {
-                // The response passes out through the encoders wrapped around this handler.
+                // The response passes out through the wrappers around this handler.
+                if let Some(i) = ctx.intercepts.pop() {
+                    flow = i.intercept(ctx);
+                }
+            }
+            if flow == Flow::Responded {
                 for (enc, name) in std::mem::take(&mut ctx.encoders).iter().rev() {
                     enc.apply(name, ctx);
                 }
@@ -135,6 +145,7 @@ pub fn serve<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
             ctx.uri = ctx.orig_uri.clone();
             ctx.deferred.clear();
             ctx.encoders.clear();
+            ctx.intercepts.clear();
             ctx.error = Some(e.clone());
             if server.errors.is_empty() {
                 ctx.resp.status = e.status;

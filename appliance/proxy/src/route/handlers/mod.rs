@@ -5,6 +5,7 @@ pub mod encode;
 pub mod error;
 pub mod file_server;
 pub mod headers;
+pub mod intercept;
 pub mod invoke;
 pub mod log_append;
 pub mod map;
@@ -34,6 +35,7 @@ pub enum Handler {
     LogAppend(log_append::LogAppend),
     Encode(encode::Encode),
     Authentication(authentication::Authentication),
+    Intercept(intercept::Intercept),
 }
 
 /// Compiles one handler object by its `handler` name.
@@ -58,6 +60,7 @@ pub fn compile(v: &Value) -> Result<Handler> {
         "log_append" => Handler::LogAppend(log_append::LogAppend::compile(m)?),
         "encode" => Handler::Encode(encode::Encode::compile(m)?),
         "authentication" => Handler::Authentication(authentication::Authentication::compile(m)?),
+        "intercept" => Handler::Intercept(intercept::Intercept::compile(m)?),
         other => return err(format!("unknown module: http.handlers.{other}")),
     })
 }
