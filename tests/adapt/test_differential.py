@@ -112,16 +112,8 @@ def test_examples_bytes(path, tmp_path) -> None:
     _same(make_workdir(tmp_path, path.read_text()))
 
 
-# Known divergences, each a gap in the report. Strict: a fixed one fails until removed here.
-KNOWN = {
-    256: "TLS automation policies when one site has a host-less key on several listeners",
-}
-
-
 @pytest.mark.parametrize("index", GENERATED)
-def test_generated_bytes(index, tmp_path, request) -> None:
-    if index in KNOWN:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN[index], strict=True))
+def test_generated_bytes(index, tmp_path) -> None:
     _same(make_workdir(tmp_path, generate(index)))
 
 
@@ -151,6 +143,6 @@ def test_case_bytes(index, tmp_path) -> None:
     _same(make_workdir(tmp_path, CASES[index].strip() + "\n"))
 
 
-@pytest.mark.parametrize("index", range(150))
+@pytest.mark.parametrize("index", range(200))
 def test_generated_tls_bytes(index, tmp_path) -> None:
     _same(make_workdir(tmp_path, generate_tls(index)))

@@ -366,12 +366,14 @@ def consolidate_automation_policies(aps: list[AutomationPolicy]) -> list[Automat
         return ap == AutomationPolicy(subjects=ap.subjects)
 
     def covered_later(i: int) -> bool:
-        # by a policy that only gets certificates from managers (whose certificates the
-        # names should use too), or by a policy that would treat the names the same anyway
-        return any(_is_subset(aps[i], aps[j])
-                   and ((aps[j].managers and not aps[j].issuers_raw)
-                        or aps[i].same_settings(aps[j]))
-                   for j in range(i + 1, len(aps)))
+        # the first later policy that would take these names decides: it must only get
+        # certificates from managers (whose certificates the names should use too), or
+        # treat the names the same anyway
+        for j in range(i + 1, len(aps)):
+            if _is_subset(aps[i], aps[j]):
+                without_managers = AutomationPolicy(**{**aps[j].__dict__, "managers": []})
+                return aps[i].same_settings(without_managers)
+        return False
 
     # an empty policy only matters if a later policy would otherwise take its names, so
     # the last one goes, and so does one covered by a later policy it should defer to
