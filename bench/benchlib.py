@@ -127,7 +127,8 @@ class Server:
             self.proc.wait(timeout=10)
 
 
-def wait_port(port: int, server: Server, timeout: float = 20.0) -> None:
+def wait_port(port: int, server: Server, timeout: float = 60.0) -> None:
+    """Until `port` accepts; generous, as zeroserve's start compiles its BPF programs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server.alive():
