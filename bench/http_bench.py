@@ -755,7 +755,8 @@ def main() -> None:
                 print("idle connections", flush=True)
                 run_idle(works, args.rounds, scratch, res)
             body = report(works, args, res)
-    except BenchError as exc:
+    except (BenchError, OSError, http.client.HTTPException) as exc:
+        # Caddy, the reference, misbehaving (or the machine refusing) ends the run plainly.
         fail(str(exc))
     print(body)
     if not args.no_doc:
