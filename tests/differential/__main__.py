@@ -30,8 +30,10 @@ VENV_BIN = Path(sys.executable).parent
 def _entry(case: str, request: str, reason: str) -> str:
     """A known_differences.toml entry, the reason cut to a readable length."""
     # A JSON string is a valid TOML basic string.
-    return (f'[[difference]]\ncase = "{case}"\nrequest = "{request}"\nkind = "gap"\n'
-            f"reason = {json.dumps(reason[:300])}\n")
+    return (
+        f'[[difference]]\ncase = "{case}"\nrequest = "{request}"\nkind = "gap"\n'
+        f"reason = {json.dumps(reason[:300])}\n"
+    )
 
 
 def _report(result: CaseResult, candidate: str, show: bool, known: list[Known]) -> list[str]:
@@ -59,8 +61,13 @@ def _report(result: CaseResult, candidate: str, show: bool, known: list[Known]) 
         if find(known, name, r.section) is None:
             unlisted.append(r)
     if unlisted and len(unlisted) == len(result.requests):
-        return [_entry(name, "*", f"every request differs, e.g. {unlisted[0].section}: "
-                                  f"{_observed(unlisted[0])}")]
+        return [
+            _entry(
+                name,
+                "*",
+                f"every request differs, e.g. {unlisted[0].section}: {_observed(unlisted[0])}",
+            )
+        ]
     return [_entry(name, r.section, _observed(r)) for r in unlisted]
 
 
@@ -72,8 +79,11 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="python -m tests.differential")
     p.add_argument("--caddy", type=Path, default=VENV_BIN / "caddy")
     p.add_argument("--candidate", type=Path, default=VENV_BIN / "zeroserve")
-    p.add_argument("--suggest", action="store_true",
-                   help="end with known_differences.toml entries for unlisted differences")
+    p.add_argument(
+        "--suggest",
+        action="store_true",
+        help="end with known_differences.toml entries for unlisted differences",
+    )
     p.add_argument("--show", action="store_true", help="print Caddy's answer to every request")
     p.add_argument("cases", nargs="*")
     args = p.parse_args()
@@ -85,9 +95,13 @@ def main() -> int:
     upstream = Upstream()
     with tempfile.TemporaryDirectory(prefix="differential-") as tmp:
         base = Path(tmp)
-        pool = Pool(ServerKind("caddy", args.caddy),
-                    ServerKind(args.candidate.name, args.candidate, extra),
-                    prepare_fixtures(base / "site"), upstream.address, base / "runs")
+        pool = Pool(
+            ServerKind("caddy", args.caddy),
+            ServerKind(args.candidate.name, args.candidate, extra),
+            prepare_fixtures(base / "site"),
+            upstream.address,
+            base / "runs",
+        )
         pool.submit(cases)
         try:
             for case in cases:

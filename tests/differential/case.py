@@ -66,7 +66,6 @@ class Section:
     parts: tuple[bytes, ...]  # sent one after another, with a pause between
     responses: int
     methods: tuple[str, ...]  # per expected response, for HEAD's bodiless replies
-    line: int
     timeout: float  # seconds of silence after which reading gives up
 
     def for_port(self, port: int) -> tuple[bytes, ...]:
@@ -76,7 +75,6 @@ class Section:
 @dataclass(frozen=True)
 class Case:
     name: str
-    path: Path
     description: str
     caddyfile: str
     sections: tuple[Section, ...]
@@ -121,8 +119,9 @@ def request_methods(data: bytes) -> list[str]:
         if any(ln.startswith(b"transfer-encoding:") and b"chunked" in ln for ln in lines):
             pos = _skip_chunked(data, pos)
         else:
-            lengths = [ln.split(b":", 1)[1].strip() for ln in lines
-                       if ln.startswith(b"content-length:")]
+            lengths = [
+                ln.split(b":", 1)[1].strip() for ln in lines if ln.startswith(b"content-length:")
+            ]
             if lengths and lengths[0].isdigit():
                 pos += int(lengths[0])
     return methods
@@ -171,7 +170,7 @@ def _section(name: str, opts: list[str], lines: list[str], where: str, line: int
     methods = request_methods(b"".join(parts))
     count = responses if responses is not None else max(len(methods), 1)
     methods += ["GET"] * (count - len(methods))
-    return Section(name, parts, count, tuple(methods[:count]), line, timeout)
+    return Section(name, parts, count, tuple(methods[:count]), timeout)
 
 
 def parse_case(path: Path) -> Case:
@@ -219,7 +218,6 @@ def parse_case(path: Path) -> Case:
         raise CaseError(f"{where}: no '=== NAME' request sections")
     return Case(
         name=path.stem,
-        path=path,
         description=" ".join(description),
         caddyfile=caddyfile,
         sections=tuple(sections),

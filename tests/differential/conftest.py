@@ -24,9 +24,11 @@ class Tally:
     def line(self) -> str:
         pct = 100.0 * self.identical / self.total if self.total else 0.0
         ok = 100.0 * (self.identical + self.intended) / self.total if self.total else 0.0
-        return (f"differential: {self.identical}/{self.total} requests identical ({pct:.1f}%; "
-                f"{ok:.1f}% with the {self.intended} intended differences); "
-                f"{self.gaps} known gaps, {self.unlisted} unlisted")
+        return (
+            f"differential: {self.identical}/{self.total} requests identical ({pct:.1f}%; "
+            f"{ok:.1f}% with the {self.intended} intended differences); "
+            f"{self.gaps} known gaps, {self.unlisted} unlisted"
+        )
 
 
 TALLY_KEY = pytest.StashKey[Tally]()
@@ -45,15 +47,21 @@ def echo_upstream() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def differential_pool(request, caddy_bin, zeroserve_bin, fixture_site, echo_upstream,
-                      tmp_path_factory) -> Iterator[Pool]:
-    pool = Pool(ServerKind("caddy", caddy_bin),
-                ServerKind("zeroserve", zeroserve_bin, ZEROSERVE_ARGS),
-                fixture_site, echo_upstream, tmp_path_factory.mktemp("runs"))
+def differential_pool(
+    request, caddy_bin, zeroserve_bin, fixture_site, echo_upstream, tmp_path_factory
+) -> Iterator[Pool]:
+    pool = Pool(
+        ServerKind("caddy", caddy_bin),
+        ServerKind("zeroserve", zeroserve_bin, ZEROSERVE_ARGS),
+        fixture_site,
+        echo_upstream,
+        tmp_path_factory.mktemp("runs"),
+    )
     # Start every selected case now, so later tests find their results ready.
     params = (getattr(item, "callspec", None) for item in request.session.items)
-    pool.submit(p.params["case"] for p in params
-                if p is not None and isinstance(p.params.get("case"), Case))
+    pool.submit(
+        p.params["case"] for p in params if p is not None and isinstance(p.params.get("case"), Case)
+    )
     yield pool
     pool.close()
 

@@ -41,8 +41,9 @@ def prepare_fixtures(dest: Path) -> Path:
     # Children first, so setting a file's time does not disturb its directory's afterwards.
     for root, dirs, files in os.walk(dest, topdown=False):
         for name in files + dirs:
-            os.utime(Path(root) / name, ns=(FIXTURE_MTIME_NS, FIXTURE_MTIME_NS),
-                     follow_symlinks=False)
+            os.utime(
+                Path(root) / name, ns=(FIXTURE_MTIME_NS, FIXTURE_MTIME_NS), follow_symlinks=False
+            )
     os.utime(dest, ns=(FIXTURE_MTIME_NS, FIXTURE_MTIME_NS))
     return dest
 
@@ -53,14 +54,14 @@ def _run_sections(server: Running, case: Case) -> list[View]:
         if server.error is not None:
             views.append({"responses": [], "end": "server not running"})
             continue
-        ex = exchange(server.port, section.for_port(server.port), section.methods,
-                      section.timeout)
+        ex = exchange(server.port, section.for_port(server.port), section.methods, section.timeout)
         views.append(view(ex, server.port, case.ignore_headers))
     return views
 
 
-def _serve_and_ask(kind: ServerKind, case: Case, caddyfile: str,
-                   workdir: Path) -> tuple[Running, list[View]]:
+def _serve_and_ask(
+    kind: ServerKind, case: Case, caddyfile: str, workdir: Path
+) -> tuple[Running, list[View]]:
     server = start(kind, caddyfile, workdir)
     try:
         return server, _run_sections(server, case)
@@ -68,14 +69,21 @@ def _serve_and_ask(kind: ServerKind, case: Case, caddyfile: str,
         server.stop()
 
 
-def run_case(case: Case, caddy: ServerKind, candidate: ServerKind, fixtures: Path,
-             upstream: str, workdir: Path) -> CaseResult:
+def run_case(
+    case: Case,
+    caddy: ServerKind,
+    candidate: ServerKind,
+    fixtures: Path,
+    upstream: str,
+    workdir: Path,
+) -> CaseResult:
     """Serve the case with both at once (each on its own port) and compare per section."""
     caddyfile = case.caddyfile_with(fixtures, upstream)
     with ThreadPoolExecutor(max_workers=2) as both:
         ref = both.submit(_serve_and_ask, caddy, case, caddyfile, workdir / case.name / "caddy")
-        cand = both.submit(_serve_and_ask, candidate, case, caddyfile,
-                           workdir / case.name / "zeroserve")
+        cand = both.submit(
+            _serve_and_ask, candidate, case, caddyfile, workdir / case.name / "zeroserve"
+        )
         (ref_server, ref_views), (cand_server, cand_views) = ref.result(), cand.result()
     requests = [
         RequestResult(s.name, c, z, differences(c, z))
@@ -91,8 +99,15 @@ class Pool:
     the two shared cores usable for everyone else.
     """
 
-    def __init__(self, caddy: ServerKind, candidate: ServerKind, fixtures: Path,
-                 upstream: str, workdir: Path, workers: int = 3) -> None:
+    def __init__(
+        self,
+        caddy: ServerKind,
+        candidate: ServerKind,
+        fixtures: Path,
+        upstream: str,
+        workdir: Path,
+        workers: int = 3,
+    ) -> None:
         self._args = (caddy, candidate, fixtures, upstream, workdir)
         self._executor = ThreadPoolExecutor(max_workers=workers)
         self._futures: dict[str, Future[CaseResult]] = {}

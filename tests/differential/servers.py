@@ -34,8 +34,15 @@ class ServerKind:
 
     def argv(self, config: Path) -> list[str]:
         # Absolute, since the child runs in its work dir.
-        return [str(self.binary.absolute()), "run", "--config", str(config), "--adapter",
-                "caddyfile", *self.extra_args]
+        return [
+            str(self.binary.absolute()),
+            "run",
+            "--config",
+            str(config),
+            "--adapter",
+            "caddyfile",
+            *self.extra_args,
+        ]
 
 
 @dataclass
@@ -87,9 +94,13 @@ def _tail(path: Path, limit: int = 1500) -> str:
 
 def _adapt_error(kind: ServerKind, config: Path) -> str:
     """Why the config does not load, from `adapt`: `caddy run` exits silently on such errors."""
-    proc = subprocess.run([str(kind.binary), "adapt", "--config", str(config), "--adapter",
-                           "caddyfile"], capture_output=True, text=True, env=clean_env(),
-                          timeout=60)
+    proc = subprocess.run(
+        [str(kind.binary), "adapt", "--config", str(config), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+    )
     lines = (proc.stderr or proc.stdout).strip().splitlines()
     return lines[-1] if lines and proc.returncode else "no error message"
 
@@ -113,21 +124,34 @@ def _start_once(kind: ServerKind, caddyfile: str, workdir: Path) -> Running:
     config.write_text(caddyfile.replace("{PORT}", str(port)))
     env = clean_env()
     env.update(kind.env)
-    env.update(HOME=str(workdir), XDG_CONFIG_HOME=str(workdir / "config"),
-               XDG_DATA_HOME=str(workdir / "data"))
+    env.update(
+        HOME=str(workdir),
+        XDG_CONFIG_HOME=str(workdir / "config"),
+        XDG_DATA_HOME=str(workdir / "data"),
+    )
     log = workdir / "server.log"
     try:
         with log.open("wb") as out:
-            proc = subprocess.Popen(kind.argv(config), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, env=env, cwd=workdir,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                kind.argv(config),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=workdir,
+                start_new_session=True,
+            )
     except OSError as exc:
         return Running(kind, port, None, f"cannot run {kind.binary}: {exc}")
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            return Running(kind, port, None, f"exited with {proc.returncode}: "
-                                             f"{_tail(log) or _adapt_error(kind, config)}")
+            return Running(
+                kind,
+                port,
+                None,
+                f"exited with {proc.returncode}: {_tail(log) or _adapt_error(kind, config)}",
+            )
         if _listening(port):
             return Running(kind, port, proc, None)
         time.sleep(0.05)

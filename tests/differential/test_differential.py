@@ -40,8 +40,9 @@ def test_case(case, differential_pool, differential_tally):
         differential_tally.total += len(result.requests)
         if wildcard is None or wildcard.kind != "gap":
             differential_tally.unlisted += len(result.requests)
-            pytest.fail(f"zeroserve does not serve this case: {result.zeroserve_error}",
-                        pytrace=False)
+            pytest.fail(
+                f"zeroserve does not serve this case: {result.zeroserve_error}", pytrace=False
+            )
         differential_tally.gaps += len(result.requests)
         raise KnownDifference(f"zeroserve does not start: {result.zeroserve_error}")
     problems: list[str] = []
@@ -57,14 +58,18 @@ def test_case(case, differential_pool, differential_tally):
         detail = f"{r.section}: " + "; ".join(r.diffs)
         if known is None:
             differential_tally.unlisted += 1
-            problems.append(f"{detail}\n    caddy:     {summary(r.caddy)}"
-                            f"\n    zeroserve: {summary(r.zeroserve)}")
+            problems.append(
+                f"{detail}\n    caddy:     {summary(r.caddy)}"
+                f"\n    zeroserve: {summary(r.zeroserve)}"
+            )
         elif known.kind == "intended":
             differential_tally.intended += 1
             first = r.zeroserve["responses"][:1]
             if [resp["status"] for resp in first] != [known.zeroserve_status]:
-                problems.append(f"{r.section}: intended zeroserve status {known.zeroserve_status},"
-                                f" got {summary(r.zeroserve)}")
+                problems.append(
+                    f"{r.section}: intended zeroserve status {known.zeroserve_status},"
+                    f" got {summary(r.zeroserve)}"
+                )
         else:
             differential_tally.gaps += 1
             remaining.append(f"{detail} [{known.reason}]")
@@ -78,8 +83,11 @@ def test_case(case, differential_pool, differential_tally):
 
 def test_known_differences_name_real_requests():
     sections = {c.name: {s.name for s in c.sections} for c in CASES}
-    stale = [f"{k.case}/{k.request}" for k in KNOWN
-             if k.case not in sections or (k.request != "*" and k.request not in sections[k.case])]
+    stale = [
+        f"{k.case}/{k.request}"
+        for k in KNOWN
+        if k.case not in sections or (k.request != "*" and k.request not in sections[k.case])
+    ]
     assert not stale, f"known_differences.toml names requests that no case has: {stale}"
 
 
@@ -96,13 +104,17 @@ def test_known_differences_documented():
 # Cases whose responses carry parts that vary by nature (time placeholders, random multipart
 # boundaries, compressed bodies, ports): Caddy against itself must still come out identical,
 # or the normaliser hides or invents differences.
-SELF_CHECK = ("placeholders_time", "file_server_range", "encode_gzip", "encode_zstd",
-              "placeholders_port")
+SELF_CHECK = (
+    "placeholders_time",
+    "file_server_range",
+    "encode_gzip",
+    "encode_zstd",
+    "placeholders_port",
+)
 
 
 @pytest.mark.parametrize("name", SELF_CHECK)
-def test_caddy_against_itself_is_identical(name, caddy_bin, fixture_site, echo_upstream,
-                                           tmp_path):
+def test_caddy_against_itself_is_identical(name, caddy_bin, fixture_site, echo_upstream, tmp_path):
     case = next(c for c in CASES if c.name == name)
     kind = ServerKind("caddy", caddy_bin)
     result = run_case(case, kind, kind, fixture_site, echo_upstream, tmp_path)

@@ -16,19 +16,23 @@ def test_every_case_file_parses_with_unique_names():
 
 
 def test_pipelined_requests_are_counted_across_bodies():
-    data = (b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
-            b"POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nGET "
-            b"POST /3 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nGET\r\n0\r\n\r\n"
-            b"HEAD /4 HTTP/1.1\r\nHost: a\r\n\r\n")
+    data = (
+        b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nGET "
+        b"POST /3 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nGET\r\n0\r\n\r\n"
+        b"HEAD /4 HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
     assert request_methods(data) == ["GET", "POST", "POST", "HEAD"]
 
 
 def test_text_and_raw_sections(tmp_path):
     path = tmp_path / "demo.case"
-    path.write_text("# demo\n----\n{\n\tadmin off\n}\n:{PORT} {\n\trespond ok\n}\n"
-                    "=== text\nPOST / HTTP/1.1\nHost: a\nContent-Length: 3\n\nabc\n"
-                    "=== rawsec raw responses=2 timeout=1.5\n"
-                    "GET / HTTP/1.1\\r\\nHost: {PORT}\\r\\n\\r\\n{PAUSE}{REPEAT:3:x}\\x00\n")
+    path.write_text(
+        "# demo\n----\n{\n\tadmin off\n}\n:{PORT} {\n\trespond ok\n}\n"
+        "=== text\nPOST / HTTP/1.1\nHost: a\nContent-Length: 3\n\nabc\n"
+        "=== rawsec raw responses=2 timeout=1.5\n"
+        "GET / HTTP/1.1\\r\\nHost: {PORT}\\r\\n\\r\\n{PAUSE}{REPEAT:3:x}\\x00\n"
+    )
     text, raw = parse_case(path).sections
     assert text.parts == (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",)
     assert raw.for_port(8) == (b"GET / HTTP/1.1\r\nHost: 8\r\n\r\n", b"xxx\x00")
@@ -38,9 +42,11 @@ def test_text_and_raw_sections(tmp_path):
 def test_a_real_difference_is_reported(caddy_bin, fixture_site, echo_upstream, tmp_path):
     """Two Caddies whose answers differ only in one header must be told apart."""
     path = tmp_path / "differs.case"
-    path.write_text("# differs\n----\n{\n\tadmin off\n\tdefault_bind 127.0.0.1\n}\n"
-                    ":{PORT} {\n\theader X-Who {$ZS_DIFF_WHO:a}\n\trespond same\n}\n"
-                    "=== get\nGET / HTTP/1.1\nHost: a\n")
+    path.write_text(
+        "# differs\n----\n{\n\tadmin off\n\tdefault_bind 127.0.0.1\n}\n"
+        ":{PORT} {\n\theader X-Who {$ZS_DIFF_WHO:a}\n\trespond same\n}\n"
+        "=== get\nGET / HTTP/1.1\nHost: a\n"
+    )
     a = ServerKind("caddy", caddy_bin)
     b = ServerKind("caddy", caddy_bin, env=(("ZS_DIFF_WHO", "b"),))
     result = run_case(parse_case(path), a, b, fixture_site, echo_upstream, tmp_path)

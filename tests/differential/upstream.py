@@ -43,8 +43,9 @@ class _Echo(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         body = self._body()
         lines = [f"{self.command} {self.path}"]
-        lines += sorted(f"{k.lower()}: {v}" for k, v in self.headers.items()
-                        if k.lower() not in _UNECHOED)
+        lines += sorted(
+            f"{k.lower()}: {v}" for k, v in self.headers.items() if k.lower() not in _UNECHOED
+        )
         out = ("\n".join(lines) + "\n\n").encode() + body
         status = int(m.group(1)) if (m := _STATUS.match(self.path)) else 200
         self.send_response(status)

@@ -137,8 +137,9 @@ def _one_response(reader: _Reader, method: str) -> Response:
     return Response(status, reason, headers, body, interim)
 
 
-def exchange(port: int, parts: tuple[bytes, ...], methods: tuple[str, ...],
-             timeout: float) -> Exchange:
+def exchange(
+    port: int, parts: tuple[bytes, ...], methods: tuple[str, ...], timeout: float
+) -> Exchange:
     """Send `parts` to 127.0.0.1:port on a fresh connection and read len(methods) responses."""
     responses: list[Response] = []
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
