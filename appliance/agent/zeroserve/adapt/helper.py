@@ -7,6 +7,20 @@ plus the adaptation's options, warnings, named matchers and shared state.
 Route values travel as `Route` (one route) or `Subroute` (routes to keep
 together, in order, without nesting them) inside `ConfigValue`s of class
 "route"; everything a helper hands back to directive code is plain JSON data.
+
+Config value classes the server builder reads (as Caddy's pile):
+
+- "route": Route | Subroute; "error_route": list[Route] (handle_errors)
+- "bind": AddressesWithProtocols; "custom_log": NamedCustomLog; "named_route": str
+- "tls.connection_policy" (dict), "tls.cert_issuer" (issuer dict with "module"),
+  "tls.cert_loader" ((module name, items)), "tls.cert_manager", "tls.key_type",
+  "tls.on_demand", "tls.reuse_private_keys", "tls.force_automate",
+  "tls.renewal_window_ratio"
+- "pki.ca": a CA dict with its "id" (see pkiapp.py); "listener_wrapper": a module object
+
+JSON conventions (see caddyjson): a dict is a Go struct (keys in field order), a
+GoMap is a Go map (keys sorted); handler objects are module objects, sorted
+recursively, exactly as Caddy's JSONModuleObject leaves them.
 """
 
 from __future__ import annotations
