@@ -35,9 +35,11 @@ class _Loaded:
     tc: TcLayer | None = None
     sock: SockLayer | None = None
 
-    def close(self) -> None:
+    def close(self, keep: _Loaded | None = None) -> None:
+        """Close every layer but those keep holds too (reused by the next plan)."""
+        kept = (keep.xdp, keep.tc, keep.sock) if keep else ()
         for layer in (self.xdp, self.tc, self.sock):
-            if layer is not None:
+            if layer is not None and not any(layer is k for k in kept):
                 layer.close()
 
     def shape(self) -> tuple[XdpFeatures | None, TcFeatures | None, bool]:
@@ -67,14 +69,19 @@ class StageError(build.BuildError):
 
 @dataclass
 class Staged:
-    """A plan made ready beside the running one; `loaded` is None when only maps change."""
+    """A plan made ready beside the running one; `loaded` is None when only maps change.
+
+    A layer whose features did not change is the running one itself (`running`), neither
+    rebuilt nor re-attached.
+    """
 
     plan: Plan
     loaded: _Loaded | None
+    running: _Loaded | None = None
 
     def discard(self) -> None:
         if self.loaded is not None:
-            self.loaded.close()
+            self.loaded.close(keep=self.running)
             self.loaded = None
 
 
@@ -106,7 +113,7 @@ class Edge:
             raise ValueError("interfaces and XDP mode change only with a detach first")
         if self.plan is not None and _shape(plan, sock) == self.current.shape():
             return Staged(plan, None)
-        return Staged(plan, self._provision(plan, sock))
+        return Staged(plan, self._provision(plan, sock), self.current)
 
     def commit(self, staged: Staged, sockets: Mapping[tuple[str, int], int] | None) -> None:
         """Write the staged plan's rules, then swap its programs in (if it has new ones).
@@ -128,29 +135,32 @@ class Edge:
             raise
         if staged.loaded is not None:
             old, self.current = self.current, staged.loaded
-            old.close()
+            old.close(keep=self.current)
         self.interfaces = plan.interfaces
         self.xdp_mode = attach.XdpMode[plan.xdp_mode.upper()]
         self.plan, self.sockets = plan, sockets
 
     def _provision(self, plan: Plan, sock: bool) -> _Loaded:
         xdp, tc, _ = _shape(plan, sock)
+        running = self.current if self.plan is not None else _Loaded()
         new = _Loaded()
         hook = Layer.XDP
         try:
             if xdp is not None:
-                new.xdp = XdpLayer.load(xdp, self.layout)
+                same = running.xdp is not None and running.xdp.features == xdp
+                new.xdp = running.xdp if same else XdpLayer.load(xdp, self.layout)
             hook = Layer.TC
             if tc is not None:
-                new.tc = TcLayer.load(tc, self.layout)
+                same = running.tc is not None and running.tc.features == tc
+                new.tc = running.tc if same else TcLayer.load(tc, self.layout)
             hook = Layer.SOCK
             if sock:
-                new.sock = SockLayer.load(SockFeatures(), self.layout)
+                new.sock = running.sock or SockLayer.load(SockFeatures(), self.layout)
         except build.BuildError as err:
-            new.close()
+            new.close(keep=running)
             raise StageError(hook, str(err)) from err
         except BaseException:
-            new.close()
+            new.close(keep=running)
             raise
         return new
 
@@ -166,19 +176,20 @@ class Edge:
 
     def _swap(self, new: _Loaded, indexes: list[int], mode: attach.XdpMode) -> None:
         undo: list[Callable[[], None]] = []
-        link = -1
+        kept = new.sock is self.current.sock
+        link = self.sk_link if kept else -1
         try:
             for index in indexes:
                 self._swap_xdp(index, new, mode, undo)
                 self._swap_tc(index, new, undo)
-            if new.sock is not None:
+            if new.sock is not None and not kept:
                 link = attach.attach_sk_lookup(new.sock.prog_fd, self.ns)
         except BaseException:
             for step in reversed(undo):
                 step()
             raise
         # The new link runs before the old one closes: lookups never go without.
-        if self.sk_link >= 0:
+        if link != self.sk_link and self.sk_link >= 0:
             os.close(self.sk_link)
         self.sk_link = link
 
@@ -186,6 +197,8 @@ class Edge:
         self, index: int, new: _Loaded, mode: attach.XdpMode, undo: list[Callable[[], None]]
     ) -> None:
         old = self.current.xdp
+        if new.xdp is old:
+            return
         if new.xdp is not None:
             attach.attach_xdp(
                 index, new.xdp.prog_fd, mode, old.prog_fd if old else None, ns=self.ns
@@ -202,6 +215,8 @@ class Edge:
 
     def _swap_tc(self, index: int, new: _Loaded, undo: list[Callable[[], None]]) -> None:
         old = self.current.tc
+        if new.tc is old:
+            return
         if new.tc is not None:
             fds = {"ingress": new.tc.ingress_fd, "egress": new.tc.egress_fd}
             for direction, fd in fds.items():
