@@ -48,6 +48,8 @@ pub struct Conn {
     /// Reusable allocation for the next send.
     pub spare: Vec<u8>,
     pub recv: Option<OpId>,
+    /// The recv was cancelled because the input backlog is too large.
+    pub read_paused: bool,
     pub phase: Phase,
     /// Close once output is flushed.
     pub close_after: bool,
@@ -85,6 +87,7 @@ impl Conn {
             sending: false,
             spare: Vec::new(),
             recv: None,
+            read_paused: false,
             phase: Phase::Head,
             close_after: false,
             read_closed: false,

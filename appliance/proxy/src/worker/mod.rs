@@ -37,6 +37,10 @@ const BUFFERS: u16 = 256;
 const BUFFER_SIZE: usize = 16 << 10;
 /// Stop parsing pipelined requests while this much output is unsent.
 const OUTPUT_HIGH_WATER: usize = 256 << 10;
+/// Stop reading from a peer whose unparsed input has grown past this (it pipelines requests
+/// without reading the responses); any single request head or buffered body has its own,
+/// smaller limit.
+const INPUT_HIGH_WATER: usize = 32 << 20;
 /// How long a connection that refused an oversized body drains input before closing
 /// (Go's `rstAvoidanceDelay`).
 const LINGER: Duration = Duration::from_millis(500);
@@ -286,12 +290,24 @@ impl Worker {
         Ok(())
     }
 
+    /// Keeps exactly one multishot recv armed while reading makes sense: not after EOF or
+    /// teardown, and not while a peer that pipelines without reading our answers has filled
+    /// the input past `INPUT_HIGH_WATER` (then it resumes once sends drain the backlog).
     fn rearm_recv(&mut self, i: usize) -> io::Result<()> {
         let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
             return Ok(());
         };
-        if conn.recv.is_none() && !conn.read_closed && !conn.closing {
-            conn.recv = Some(self.ring.recv_multi(&conn.fd, tag(RECV, i))?);
+        let flooded = conn.input.len() > INPUT_HIGH_WATER;
+        match conn.recv {
+            Some(op) if flooded && !conn.read_paused => {
+                conn.read_paused = true;
+                self.ring.cancel(op, tag(CANCEL, 0))?;
+            }
+            None if !conn.read_closed && !conn.closing && !flooded => {
+                conn.read_paused = false;
+                conn.recv = Some(self.ring.recv_multi(&conn.fd, tag(RECV, i))?);
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -319,6 +335,7 @@ impl Worker {
         conn.spare = buf;
         self.process(i);
         self.flush(i)?;
+        self.rearm_recv(i)?;
         self.maybe_free(i);
         Ok(())
     }
