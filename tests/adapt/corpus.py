@@ -11,9 +11,8 @@ from pathlib import Path
 CORPUS = Path(os.environ.get("ZEROSERVE_CADDY_CORPUS", "/work/shared/caddy-corpus"))
 SEPARATOR = "----------"
 
-# modules that only exist in upstream's Go test binary
-MOCK_MODULES = ("dns.providers.mock", "tls.client_auth.verifier.dummy")
-_MOCK_MARKERS = {"dns.providers.mock": ("dns mock", "acme_dns mock", "acme_dns\n"),
+# modules that only exist in upstream's Go test binary, and how fixtures use them
+_MOCK_MARKERS = {"dns.providers.mock": ("dns mock", "acme_dns mock"),
                  "tls.client_auth.verifier.dummy": ("verifier dummy",)}
 
 
