@@ -176,11 +176,13 @@ def parse_zerossl_issuer(d: Dispenser) -> dict[str, Any]:
         iss["api_key"] = d.val()
         if d.next_arg():
             raise d.arg_err()
+
+    def cname() -> dict[str, Any]:
+        return iss.setdefault("cname_validation", {})
+
     nesting = d.nesting()
     while d.next_block(nesting):
         sub = d.val()
-        cname = iss.setdefault("cname_validation", {}) if sub in (
-            "dns", "propagation_delay", "propagation_timeout", "resolvers", "dns_ttl") else None
         if sub == "api_key":
             iss["api_key"] = arg(d)
         elif sub == "validity_days":
@@ -195,20 +197,15 @@ def parse_zerossl_issuer(d: Dispenser) -> dict[str, Any]:
             except ValueError as exc:
                 raise d.errf("invalid port value %s: %s", d.val(), str(exc)) from None
         elif sub == "dns":
-            assert cname is not None
-            cname["provider"] = dns_provider(d)
+            cname()["provider"] = dns_provider(d)
         elif sub == "propagation_delay":
-            assert cname is not None
-            cname["propagation_delay"] = duration_arg(d, "propagation_delay")
+            cname()["propagation_delay"] = duration_arg(d, "propagation_delay")
         elif sub == "propagation_timeout":
-            assert cname is not None
-            cname["propagation_timeout"] = _timeout_arg(d)
+            cname()["propagation_timeout"] = _timeout_arg(d)
         elif sub == "resolvers":
-            assert cname is not None
-            cname["resolvers"] = d.remaining_args()
+            cname()["resolvers"] = d.remaining_args()
         elif sub == "dns_ttl":
-            assert cname is not None
-            cname["ttl"] = duration_arg(d, "dns_ttl")
+            cname()["ttl"] = duration_arg(d, "dns_ttl")
         else:
             raise d.errf("unrecognized zerossl issuer property: %s", sub)
     return iss
