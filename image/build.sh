@@ -191,7 +191,7 @@ tar_fixed -cf "$OUT/$NAME.update.tar" -C "$bundle" SHA256SUMS initrd.img root.sq
 # 8. The Vagrant box: the same disk, with Vagrant's public key for 'admin' on the ESP.
 log "vagrant box"
 vagrant_key=$(find /usr/share/rubygems-integration /usr/lib/ruby /usr/share/vagrant \
-  -path '*/keys/vagrant.pub' 2>/dev/null | head -n1)
+  -path '*/keys/vagrant.pub' 2>/dev/null | head -n1 || true)
 [ -n "$vagrant_key" ] || { echo "image: Vagrant's public key not found (apt-get install vagrant)" >&2; exit 1; }
 cp "$vagrant_key" "$WORK/authorized_keys"
 esp_tree "$WORK/esp-box" "$WORK/authorized_keys"

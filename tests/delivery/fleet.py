@@ -74,9 +74,10 @@ class Edge:
         bpffs.mkdir()
         sh("mount", "-t", "bpf", "bpf", str(bpffs))
         log = (self.workdir / "console.log").open("wb")
+        # --register=no --keep-unit: nspawn needs no service manager on this host.
         self.proc = subprocess.Popen(
             [
-                "systemd-nspawn", "--quiet", "--boot", "--register=no",
+                "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
                 f"--directory={root}", "--volatile=overlay", f"--machine={self.name}",
                 f"--network-namespace-path=/run/netns/{self.netns}",
                 "--capability=CAP_BPF,CAP_PERFMON", f"--bind={bpffs}:/sys/fs/bpf",
