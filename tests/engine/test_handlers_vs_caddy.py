@@ -1,7 +1,8 @@
 """Handlers, matchers and placeholders compared byte for byte with the reference Caddy on
 one JSON config (dates masked): headers (immediate, deferred, require), rewrite, vars, map,
 error routes, request and response placeholders, the matcher modules, and file_server on a
-scratch directory with fixed modification times."""
+scratch directory with fixed modification times (including a 2 MiB file, which the engine
+streams from disk rather than reading whole)."""
 
 from __future__ import annotations
 
@@ -153,6 +154,14 @@ CASES = {
     "file_missing": b"GET /files/nope.css HTTP/1.1\r\n" + H + b"\r\n",
     "file_post": b"POST /files/hello.txt HTTP/1.1\r\n" + H + b"Content-Length: 0\r\n\r\n",
     "file_big_chunked": b"GET /files/big.js HTTP/1.1\r\n" + H + b"\r\n",
+    "file_streamed_then_pipelined": (
+        b"GET /files/large.bin HTTP/1.1\r\n" + H + b"\r\n"
+        b"GET /files/hello.txt HTTP/1.1\r\n" + H + b"\r\n"
+    ),
+    "file_streamed_range": (
+        b"GET /files/large.bin HTTP/1.1\r\n" + H + b"Range: bytes=1000000-1900000\r\n\r\n"
+    ),
+    "file_streamed_head": b"HEAD /files/large.bin HTTP/1.1\r\n" + H + b"\r\n",
 }
 
 
@@ -165,6 +174,7 @@ def ports(module_servers, tmp_path_factory) -> tuple[int, int]:
         "d/index.html": b"<p>index</p>\n",
         ".secret": b"no\n",
         "big.js": b"x" * 5000,
+        "large.bin": bytes(range(256)) * 8192,
     }
     for name, data in files.items():
         (root / name).write_bytes(data)

@@ -9,12 +9,62 @@ use super::status::{body_allowed, reason};
 /// longer compute a Content-Length (its `bufferBeforeChunkingSize`).
 const BUFFER_BEFORE_CHUNKING: usize = 2048;
 
+/// A byte range of an open file, sent after `body` without being read into memory at once.
+#[derive(Debug, Clone)]
+pub struct FileBody {
+    pub file: std::sync::Arc<std::fs::File>,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl PartialEq for FileBody {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.file, &other.file)
+            && self.offset == other.offset
+            && self.len == other.len
+    }
+}
+
+impl Eq for FileBody {}
+
+impl FileBody {
+    /// Reads up to `max` bytes from the front of the range into `out` and advances it.
+    pub fn read_chunk(&mut self, max: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let want = (self.len.min(max as u64)) as usize;
+        let start = out.len();
+        out.resize(start + want, 0);
+        let mut filled = 0;
+        while filled < want {
+            let n = self
+                .file
+                .read_at(&mut out[start + filled..], self.offset + filled as u64)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            filled += n;
+        }
+        self.offset += want as u64;
+        self.len -= want as u64;
+        Ok(())
+    }
+
+    /// The whole remaining range, read now.
+    pub fn read_all(mut self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_chunk(usize::try_from(self.len).unwrap_or(usize::MAX), &mut out)?;
+        Ok(out)
+    }
+}
+
 /// A complete response as a handler produced it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// Body bytes still in a file (large static files); sent after `body`.
+    pub file: Option<FileBody>,
 }
 
 impl Response {
@@ -23,6 +73,7 @@ impl Response {
             status,
             headers: HeaderMap::default(),
             body: Vec::new(),
+            file: None,
         }
     }
 }

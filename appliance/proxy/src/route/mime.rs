@@ -1,6 +1,7 @@
-//! Go's `mime.TypeByExtension` on Linux: a small built-in table, extended by the shared-mime
-//! database (`globs2`, where the built-ins win) or else by `mime.types` files (which
-//! override them); `text/*` types get `; charset=utf-8`. Loaded once per process.
+//! Go's `mime.TypeByExtension` on Linux as Caddy's binary behaves here: a small built-in
+//! table, extended by the shared-mime database (`globs2`, where the built-ins win), and by
+//! `mime.types` files for extensions still unknown (which override the built-ins when there
+//! is no `globs2`); `text/*` types get `; charset=utf-8`. Loaded once per process.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -63,8 +64,9 @@ fn load() -> HashMap<String, String> {
             }
             map.insert(ext.to_owned(), with_charset(fields[1]));
         }
-        return map;
+        break;
     }
+    let from_globs = map.len() > BUILTIN.len();
     for path in TYPE_FILES {
         let Ok(text) = std::fs::read_to_string(path) else {
             continue;
@@ -78,7 +80,10 @@ fn load() -> HashMap<String, String> {
                 if ext.starts_with('#') {
                     break;
                 }
-                map.insert(format!(".{ext}"), with_charset(t));
+                let key = format!(".{ext}");
+                if !from_globs || !map.contains_key(&key) {
+                    map.insert(key, with_charset(t));
+                }
             }
         }
     }
@@ -104,5 +109,8 @@ mod tests {
         assert_eq!(type_by_extension(".css"), Some("text/css; charset=utf-8"));
         assert_eq!(type_by_extension(".PNG"), Some("image/png"));
         assert_eq!(type_by_extension(".nope-nope"), None);
+        if std::path::Path::new("/etc/mime.types").exists() {
+            assert_eq!(type_by_extension(".bin"), Some("application/octet-stream"));
+        }
     }
 }

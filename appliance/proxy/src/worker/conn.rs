@@ -43,6 +43,8 @@ pub struct Conn {
     pub local: Option<SocketAddr>,
     pub input: Vec<u8>,
     pub output: Vec<u8>,
+    /// The rest of a file body, read chunk by chunk as sends complete.
+    pub stream: Option<crate::http1::response::FileBody>,
     /// A send is in flight (its buffer is owned by the ring).
     pub sending: bool,
     /// Reusable allocation for the next send.
@@ -84,6 +86,7 @@ impl Conn {
             local: None,
             input: Vec::new(),
             output: Vec::new(),
+            stream: None,
             sending: false,
             spare: Vec::new(),
             recv: None,
@@ -108,6 +111,7 @@ impl Conn {
         matches!(self.phase, Phase::Head)
             && self.input.is_empty()
             && self.output.is_empty()
+            && self.stream.is_none()
             && !self.sending
     }
 }

@@ -47,6 +47,8 @@ const LINGER: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(250);
 /// Largest request body buffered for handlers that read it (`{http.request.body}`).
 const MAX_BUFFERED_BODY: usize = 16 << 20;
+/// How much of a streamed file body is read per send.
+const STREAM_CHUNK: usize = 256 << 10;
 /// Length of "PRI * HTTP/2.0", what Go peeks for before reading a first request.
 const H2C_PREFACE_LINE: usize = 14;
 
@@ -438,6 +440,19 @@ impl Worker {
         if conn.sending || conn.closing {
             return Ok(());
         }
+        if conn.output.is_empty() {
+            if let Some(file) = &mut conn.stream {
+                if file.read_chunk(STREAM_CHUNK, &mut conn.output).is_err() {
+                    // The length was promised already; all we can do is cut the connection.
+                    conn.stream = None;
+                    conn.output.clear();
+                    return self.teardown(i);
+                }
+                if file.len == 0 {
+                    conn.stream = None;
+                }
+            }
+        }
         if !conn.output.is_empty() {
             let spare = std::mem::take(&mut conn.spare);
             let buf = std::mem::replace(&mut conn.output, spare);
@@ -469,7 +484,9 @@ impl Worker {
         };
         let server = &program.servers[conn.server.min(program.servers.len() - 1)];
         loop {
-            if conn.closing || conn.lingering || conn.output.len() > OUTPUT_HIGH_WATER {
+            // A file still streaming holds back the responses pipelined behind it.
+            let busy = conn.output.len() > OUTPUT_HIGH_WATER || conn.stream.is_some();
+            if conn.closing || conn.lingering || busy {
                 return;
             }
             match &mut conn.phase {
@@ -696,6 +713,9 @@ impl Worker {
         date: &mut DateCache,
         server: &crate::route::Server,
     ) {
+        if !x.head {
+            conn.stream = resp.file.clone();
+        }
         if encode(resp, x, date.now(), &mut conn.output) {
             conn.phase = Phase::Done;
             conn.close_after = true;

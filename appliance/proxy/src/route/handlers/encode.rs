@@ -135,6 +135,7 @@ impl Encode {
             hdr.add("Vary", "Accept-Encoding");
         }
         let declared = hdr.get("Content-Length").parse::<usize>().unwrap_or(0);
+        // A streamed file body counts through the declared length.
         let long = ctx.resp.body.len() > self.min_length || declared > self.min_length;
         if !long
             || !hdr.get("Content-Encoding").is_empty()
@@ -150,7 +151,16 @@ impl Encode {
             .map_or(0, |(_, l)| *l);
         // A HEAD response has no body here, yet Go counts the bytes of the (empty) stream the
         // encoder still writes on close, and sends that as the Content-Length.
-        let body = std::mem::take(&mut ctx.resp.body);
+        let mut body = std::mem::take(&mut ctx.resp.body);
+        if let Some(file) = ctx.resp.file.take() {
+            match file.read_all() {
+                Ok(mut rest) => body.append(&mut rest),
+                Err(_) => {
+                    ctx.resp.status = 500;
+                    return;
+                }
+            }
+        }
         let compressed = compress(encoding, level, &body);
         let hdr = &mut ctx.resp.headers;
         hdr.del("Content-Length");

@@ -10,11 +10,13 @@
 //! Last-Modified, Content-Type by extension, conditional requests (If-Match,
 //! If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range) and byte ranges.
 //! Errors: missing file 404 (or the next handler with `pass_thru`), permission 403, other
-//! I/O 500, all through the error routes. Performance: files are read with blocking calls on
-//! the worker and held whole in memory for the response; see docs/engine.md.
+//! I/O 500, all through the error routes. Performance: bodies up to 256 KiB are read at
+//! once; larger ones are streamed from the open file in chunks as the socket drains (reads
+//! are blocking `pread`s on the worker, normally served from the page cache).
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use serde_json::{Map, Value};
@@ -26,6 +28,10 @@ use super::super::placeholder::{replace_all, replace_all_or};
 use super::super::{err, str_list, Result};
 use super::static_response::status_text;
 use crate::http1::date::http_date;
+use crate::http1::response::FileBody;
+
+/// Larger file bodies are streamed from the file in chunks as the socket drains.
+const IN_MEMORY_LIMIT: u64 = 256 << 10;
 
 #[derive(Debug)]
 pub struct FileServer {
@@ -535,7 +541,14 @@ impl FileServer {
                 }
             }
         }
-        let content = match fs::read(&body_path) {
+        let content = match fs::File::open(&body_path).and_then(|f| {
+            let size = f.metadata()?.len();
+            Ok(FileBody {
+                file: Arc::new(f),
+                offset: 0,
+                len: size,
+            })
+        }) {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return error(403),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.not_found(),
@@ -643,7 +656,7 @@ fn serve_content(
     ctx: &mut Ctx<'_, '_>,
     modtime: u64,
     etag: &str,
-    content: Vec<u8>,
+    content: FileBody,
     override_status: Option<u16>,
 ) {
     let write = |ctx: &mut Ctx<'_, '_>, status: u16| {
@@ -711,7 +724,7 @@ fn serve_content(
             range.clear();
         }
     }
-    let size = content.len() as u64;
+    let size = content.len;
     let mut ranges = if range.is_empty() {
         Vec::new()
     } else {
@@ -746,7 +759,8 @@ fn serve_content(
         ranges.clear();
     }
     let mut status = 200;
-    let mut body = content;
+    let mut part = content.clone();
+    let mut body = Vec::new();
     match ranges.as_slice() {
         [] => {}
         [r] => {
@@ -755,19 +769,19 @@ fn serve_content(
                 "Content-Range",
                 &format!("bytes {}-{}/{size}", r.start, r.start + r.length - 1),
             );
-            body = body[r.start as usize..(r.start + r.length) as usize].to_vec();
+            part.offset = r.start;
+            part.len = r.length;
         }
         many => {
             status = 206;
             let ctype = ctx.resp.headers.get("Content-Type").to_owned();
             let boundary = random_boundary();
-            let mut out = Vec::new();
             for (i, r) in many.iter().enumerate() {
                 if i > 0 {
-                    out.extend_from_slice(b"\r\n");
+                    body.extend_from_slice(b"\r\n");
                 }
-                out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-                out.extend_from_slice(
+                body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+                body.extend_from_slice(
                     format!(
                         "Content-Range: bytes {}-{}/{size}\r\n",
                         r.start,
@@ -776,26 +790,45 @@ fn serve_content(
                     .as_bytes(),
                 );
                 if !ctype.is_empty() {
-                    out.extend_from_slice(format!("Content-Type: {ctype}\r\n").as_bytes());
+                    body.extend_from_slice(format!("Content-Type: {ctype}\r\n").as_bytes());
                 }
-                out.extend_from_slice(b"\r\n");
-                out.extend_from_slice(&body[r.start as usize..(r.start + r.length) as usize]);
+                body.extend_from_slice(b"\r\n");
+                let mut range = FileBody {
+                    offset: r.start,
+                    len: r.length,
+                    ..content.clone()
+                };
+                if range.read_chunk(r.length as usize, &mut body).is_err() {
+                    write(ctx, 500);
+                    return;
+                }
             }
-            out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+            body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
             ctx.resp.headers.set(
                 "Content-Type",
                 &format!("multipart/byteranges; boundary={boundary}"),
             );
-            body = out;
+            part.len = 0;
         }
     }
+    let length = body.len() as u64 + part.len;
     ctx.resp.headers.set("Accept-Ranges", "bytes");
-    ctx.resp
-        .headers
-        .set("Content-Length", &body.len().to_string());
+    ctx.resp.headers.set("Content-Length", &length.to_string());
     write(ctx, status);
-    if ctx.method != "HEAD" {
+    if ctx.method == "HEAD" {
+        return;
+    }
+    if part.len <= IN_MEMORY_LIMIT {
+        match part.read_all() {
+            Ok(mut data) => {
+                body.append(&mut data);
+                ctx.resp.body = body;
+            }
+            Err(_) => ctx.resp.status = 500,
+        }
+    } else {
         ctx.resp.body = body;
+        ctx.resp.file = Some(part);
     }
 }
 
