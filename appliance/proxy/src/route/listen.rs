@@ -59,10 +59,17 @@ pub fn parse(addr: &str) -> Result<ListenAddr> {
             });
             continue;
         }
-        let resolved = (host, port)
+        let candidates: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
             .map_err(|e| super::CompileError(format!("listen address {addr:?}: {e}")))?
-            .find(|a| (!v4_only || a.is_ipv4()) && (!v6_only || a.is_ipv6()));
+            .filter(|a| (!v4_only || a.is_ipv4()) && (!v6_only || a.is_ipv6()))
+            .collect();
+        // Go listens on one address of a name that resolves to several, IPv4 first.
+        let resolved = candidates
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(candidates.first())
+            .copied();
         match resolved {
             Some(a) => addrs.push(a),
             None => return err(format!("listen address {addr:?}: no usable address")),
