@@ -70,9 +70,6 @@ class SiteBlock:
     origin: int = 0
     has_braces: bool = True
 
-    def keys_text(self) -> list[str]:
-        return [k.text for k in self.keys]
-
     def hosts_from_keys(self, logger_mode: bool) -> list[str]:
         hosts: dict[str, None] = {}
         for addr in self.parsed_keys:
@@ -360,8 +357,16 @@ def _specificity(s: str) -> int:
     return n
 
 
-def _site_less(a: SiteBlock, b: SiteBlock) -> bool:
-    def facts(site: SiteBlock) -> tuple[str, str, bool]:
+@dataclass(frozen=True)
+class _SiteFacts:
+    """What Caddy's site sort compares, worked out once per site rather than per comparison."""
+
+    host_specificity: int
+    path_bytes: int
+    wildcard: bool
+
+    @classmethod
+    def of(cls, site: SiteBlock) -> _SiteFacts:
         longest_host = longest_path = ""
         wildcard = False
         for addr in site.parsed_keys:
@@ -371,20 +376,38 @@ def _site_less(a: SiteBlock, b: SiteBlock) -> bool:
                 longest_host = addr.host
             if _specificity(addr.path) > _specificity(longest_path):
                 longest_path = addr.path
-        return longest_host, longest_path, wildcard
+        return cls(_specificity(longest_host), len(longest_path.encode()), wildcard)
 
-    ih, ip, iw = facts(a)
-    jh, jp, jw = facts(b)
-    # catch-all sites go last, even after wildcard ones
-    if _specificity(ih) == 0:
-        return False
-    if _specificity(jh) == 0:
-        return True
-    if iw != jw:
-        return jw and not iw
-    if _specificity(ih) == _specificity(jh):
-        return len(ip.encode()) > len(jp.encode())
-    return _specificity(ih) > _specificity(jh)
+    def less(self, other: _SiteFacts) -> bool:
+        # catch-all sites go last, even after wildcard ones
+        if self.host_specificity == 0:
+            return False
+        if other.host_specificity == 0:
+            return True
+        if self.wildcard != other.wildcard:
+            return other.wildcard and not self.wildcard
+        if self.host_specificity == other.host_specificity:
+            return self.path_bytes > other.path_bytes
+        return self.host_specificity > other.host_specificity
+
+
+def _sort_sites(blocks: list[SiteBlock]) -> None:
+    """Caddy's order of the sites of one server: most specific host first."""
+    facts = {id(sb): _SiteFacts.of(sb) for sb in blocks}
+    stable_sort(blocks, lambda a, b: facts[id(a)].less(facts[id(b)]))
+
+
+def _ambiguous_key(blocks: list[SiteBlock]) -> str | None:
+    """The first key (in Caddy's search order) that more than one of `blocks` has.
+
+    Caddy compares every key with every other block's keys; counting the blocks that
+    have each key finds the same one without the quadratic work on many sites.
+    """
+    owners: dict[str, int] = {}
+    for sb in blocks:
+        for key in {k.text for k in sb.keys}:
+            owners[key] = owners.get(key, 0) + 1
+    return next((k.text for sb in blocks for k in sb.keys if owners[k.text] > 1), None)
 
 
 def compile_encoded_matcher_sets(site: SiteBlock) -> list[GoMap]:
@@ -454,11 +477,9 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
 
     for i, p in enumerate(pairings):
         blocks = p.blocks or []
-        for j, b1 in enumerate(blocks):
-            for key in b1.keys_text():
-                for k, b2 in enumerate(blocks):
-                    if k != j and key in b2.keys_text():
-                        raise CaddyfileError(f"ambiguous site definition: {key}")
+        ambiguous = _ambiguous_key(blocks)
+        if ambiguous is not None:
+            raise CaddyfileError(f"ambiguous site definition: {ambiguous}")
 
         srv: dict[str, Any] = {"listen": [a for a, _ in p.addresses] or None}
         protocols = [prots if any(pr != "" for pr in prots) else None for _, prots in p.addresses]
@@ -474,7 +495,7 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
                 ah = ah or {}
                 ah[key] = True
 
-        stable_sort(blocks, _site_less)
+        _sort_sites(blocks)
 
         has_catch_all_cp = address_qualifies_for_tls = False
         auto_https_adds_cp = ah is None or not ah.get("disable")

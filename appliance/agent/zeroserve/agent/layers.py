@@ -14,9 +14,9 @@ was left by an agent that died; it is taken off before the new one attaches.
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from zeroserve.caddyjson.encode import encode
 from zeroserve.plan import ApplianceConfig, Layer, LineIndex, Plan, build_plan
 
 XDP_PROGRAM = "zs_xdp"
@@ -88,7 +89,9 @@ def engine_config(config: dict[str, Any], plan: Plan) -> dict[str, Any]:
     ]
     if not rules:
         return config
-    out = copy.deepcopy(config)
+    # a copy in which no node sits in two places: the adapter shares module objects
+    # (ModuleObject in caddyjson/model.py), and a rule drops only the handler at its path
+    out = json.loads(encode(config))
     copies = out["apps"]["http"]["servers"]
     drop: set[int] = set()
     for rule in rules:

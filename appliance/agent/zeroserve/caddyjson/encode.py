@@ -9,19 +9,19 @@ is `json.Indent(compact, "", "\\t")`, which leaves empty `{}` and `[]` alone.
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 from zeroserve.caddyjson.model import GoMap
 
-_SHORT = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
+# encode_basestring (C in CPython) escapes the way Go does for all but these: Go also
+# escapes the HTML characters and U+2028/U+2029, and writes invalid text (a lone surrogate
+# stands for a byte that was not UTF-8) as U+FFFD. They can only occur inside strings, so
+# one pass over the finished text fixes them up instead of a Python loop over every string.
+_GO_ONLY = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
+_GO_ESCAPES = {
     "<": "\\u003c",
     ">": "\\u003e",
     "&": "\\u0026",
@@ -30,21 +30,8 @@ _SHORT = {
 }
 
 
-def _string(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        esc = _SHORT.get(ch)
-        if esc is not None:
-            out.append(esc)
-        elif ch < " ":
-            out.append(f"\\u{ord(ch):04x}")
-        elif "\ud800" <= ch <= "\udfff":
-            # a lone surrogate stands for bytes that were not valid UTF-8
-            out.append("\\ufffd")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+def _go_escape(match: re.Match[str]) -> str:
+    return _GO_ESCAPES.get(match.group(), "\\ufffd")
 
 
 def _float(f: float) -> str:
@@ -68,37 +55,36 @@ def _float(f: float) -> str:
 
 
 def _compact(value: Any, out: list[str]) -> None:
-    if value is None:
+    # the common kinds first: this runs once per value of the config
+    if isinstance(value, str):
+        out.append(encode_basestring(value))
+    elif isinstance(value, dict):
+        items = sorted(value.items()) if isinstance(value, GoMap) else value.items()
+        sep = "{"
+        for k, v in items:
+            out.append(sep)
+            out.append(encode_basestring(k))
+            out.append(":")
+            _compact(v, out)
+            sep = ","
+        out.append("}" if sep == "," else "{}")
+    elif isinstance(value, list | tuple):
+        sep = "["
+        for v in value:
+            out.append(sep)
+            _compact(v, out)
+            sep = ","
+        out.append("]" if sep == "," else "[]")
+    elif value is None:
         out.append("null")
     elif value is True:
         out.append("true")
     elif value is False:
         out.append("false")
-    elif isinstance(value, str):
-        out.append(_string(value))
     elif isinstance(value, int):
         out.append(str(value))
     elif isinstance(value, float):
         out.append(_float(value))
-    elif isinstance(value, dict):
-        items = sorted(value.items()) if isinstance(value, GoMap) else value.items()
-        out.append("{")
-        first = True
-        for k, v in items:
-            if not first:
-                out.append(",")
-            first = False
-            out.append(_string(k))
-            out.append(":")
-            _compact(v, out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, v in enumerate(value):
-            if i:
-                out.append(",")
-            _compact(v, out)
-        out.append("]")
     else:
         raise TypeError(f"json: unsupported type: {type(value).__name__}")
 
@@ -148,7 +134,7 @@ def encode(config: Any, pretty: bool = False) -> bytes:
     """Encode `config` as Go would, without a trailing newline."""
     out: list[str] = []
     _compact(config, out)
-    text = "".join(out)
+    text = _GO_ONLY.sub(_go_escape, "".join(out))
     if pretty:
         text = _indent(text)
     return text.encode("utf-8")

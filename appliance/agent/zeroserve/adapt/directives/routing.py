@@ -58,9 +58,10 @@ def parse_handle_path(h: Helper) -> list[ConfigValue]:
     # rewind so that the path token takes the place of the directive name
     h.reset()
     h.next()
-    handler = parse_segment_as_subroute(h)
+    subroute = parse_segment_as_subroute(h)
     strip = GoMap(handler="rewrite", strip_path_prefix=prefix)
-    handler["routes"] = [{"handle": [strip]}, *handler.get("routes", [])]
+    # a new handler: a module object is final once made (ModuleObject in caddyjson/model.py)
+    handler = {**subroute, "routes": [{"handle": [strip]}, *subroute.get("routes", [])]}
     matcher_set = GoMap(path=[path])
     return h.new_route(matcher_set, handler)
 
