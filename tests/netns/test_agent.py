@@ -193,6 +193,25 @@ def test_denied_source_never_reaches_the_stack(topology, agent):
     assert http_get(attacker.ns, f"http://{attacker.hub_addr}:8081/") == "limited"
 
 
+def test_status_verb_shows_layers_counters_and_drops(topology, agent, zeroserve_bin):
+    attacker = topology.spokes["attacker"]
+    assert http_get(attacker.ns, f"http://{attacker.hub_addr}:8080/", timeout=0.5) is None
+    cmd = [str(zeroserve_bin), "status", "--address", f"127.0.0.1:{ADMIN_PORT}"]
+    out = subprocess.run(
+        ["ip", "netns", "exec", topology.hub, *cmd],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "edge layers: xdp (native, prog " in out and "sk_lookup" in out
+    abort = next(ln for ln in out.splitlines() if "abort @ remote_ip 198.18.2.0/24" in ln)
+    layer, packets, unit = abort.split()[-6:-3]
+    assert (layer, unit) == ("xdp", "pkts") and int(packets) >= 1
+    drop = next(ln for ln in out.splitlines() if ln.startswith(attacker.addr))
+    assert drop.split()[1:3] == ["deny", "1"]
+
+
 def test_metrics_name_the_rules(topology, agent):
     text = admin(topology.hub, "GET", "/metrics").decode()
     (rule,) = [r for r in status(topology.hub)["rules"] if r["what"].startswith("abort")]
