@@ -30,7 +30,7 @@ def instance(zeroserve_bin, tmp_path):
     cfg = tmp_path / "Caddyfile"
     cfg.write_text(SITE.format(body="one", **ports))
     proc = subprocess.Popen(
-        [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "1"],
+        [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "1", "--no-edge"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -162,7 +162,7 @@ def test_start_returns_once_serving(zeroserve_bin, tmp_path):
     # Files, not pipes: the detached server keeps its inherited stdout/stderr open.
     with open(tmp_path / "out", "w+") as out, open(tmp_path / "err", "w+") as err:
         code = subprocess.run(
-            [str(zeroserve_bin), "start", "--config", str(cfg), "--workers", "1"],
+            [str(zeroserve_bin), "start", "--config", str(cfg), "--workers", "1", "--no-edge"],
             stdout=out,
             stderr=err,
             timeout=90,

@@ -66,7 +66,7 @@ def test_run_serves_example_from_engine(zeroserve_bin, tmp_path):
     )
     cfg.write_text(example)
     proc = subprocess.Popen(
-        [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "2"],
+        [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "2", "--no-edge"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -57,8 +57,9 @@ class Agent:
         self._stopping = threading.Event()
 
     def start(self) -> None:
-        """Compile the edge aside, bind the sites, commit the edge, then the admin endpoint;
-        a failure of any stops them all."""
+        """Compile the edge aside, open the admin endpoint (first, as Caddy does, so it
+        answers as soon as the sites do), bind the sites, commit the edge; a failure of
+        any stops them all."""
         staged = None
         if self.edge is not None:
             try:
@@ -67,15 +68,16 @@ class Agent:
                 self.edge.close()
                 raise
         try:
+            self.admin.move_to(admin_address(self.config))
             self.engine.start()
             try:
                 if staged is not None:
                     self.edge.commit(staged, self.engine.listener_fds())
-                self.admin.move_to(admin_address(self.config))
             except BaseException:
                 self.engine.stop(0.0)
                 raise
         except BaseException:
+            self.admin.close()
             if staged is not None:
                 staged.discard()
                 self.edge.close()
