@@ -26,6 +26,8 @@ def sorted_copy(value: Any) -> Any:
     the struct, decoding it into `map[string]any` and marshalling again, so every
     object nested in one comes out with sorted keys.
     """
+    if isinstance(value, str):  # most values are, so they are asked about first
+        return value
     if isinstance(value, dict):
         if type(value) is ModuleObject:
             return value

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import http.client
 from typing import Any
 
-from zeroserve.agent.admin import DEFAULT_ADDRESS, admin_address, split_address
 from zeroserve.cli.command import CommandError
+
+# The HTTP client and the admin module (which pulls in http.server) are imported where
+# they are used: cli.main imports every verb at start-up, and most verbs (adapt, fmt,
+# validate, plan) never talk to an instance.
 
 
 def resolve_address(flag: str | None, config: dict[str, Any] | None) -> str:
     """--address wins, then the config's own admin address, then Caddy's default."""
+    from zeroserve.agent.admin import DEFAULT_ADDRESS, admin_address
+
     if flag:
         return flag
     if config is not None:
@@ -30,6 +34,10 @@ def request(
     timeout: float = 30.0,
 ) -> tuple[int, bytes]:
     """One admin request; connection failures become a CommandError naming the address."""
+    import http.client
+
+    from zeroserve.agent.admin import split_address
+
     host, port = split_address(address)
     conn = http.client.HTTPConnection(host or "localhost", port, timeout=timeout)
     try:

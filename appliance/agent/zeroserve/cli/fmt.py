@@ -8,7 +8,6 @@ use `zeroserve fmt --diff` as a check.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from pathlib import Path
 
@@ -25,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def caddy_diff(before: str, after: str) -> str:
     """Caddy's --diff layout: two-space, '- ' and '+ ' prefixed lines; not a patch."""
+    import difflib  # here, not at the top: every verb is imported at CLI start-up
+
     old, new = before.split("\n"), after.split("\n")
     out: list[str] = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 
@@ -23,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import subprocess  # here, not at the top: every verb is imported at CLI start-up
+
     # Adapting here first reports config errors in the foreground, and tells the admin address.
     address = admin_client.resolve_address(None, load_config(args.config, args.adapter))
     cmd = [sys.executable, "-m", "zeroserve.cli.main", "run", "--config", args.config]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-
 from zeroserve.adapt.directives.respond import static_response
 from zeroserve.adapt.helper import Helper
 from zeroserve.adapt.registry import handler_directive
@@ -45,6 +43,8 @@ def parse_redir(h: Helper) -> dict:
     elif code in ("temporary", ""):
         code = "302"
     elif code == "html":
+        import html  # here, not at the top: every directive module loads on each adapt
+
         # Go's html.EscapeString escapes only <, >, &, ' and "
         safe = html.escape(to).replace("&quot;", "&#34;").replace("&#x27;", "&#39;")
         body = _HTML_REDIRECT.format(safe)
