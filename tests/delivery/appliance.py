@@ -82,7 +82,7 @@ def rebundle(src: Path, dest: Path, version: str, cmdline: str | None = None) ->
     work = dest.parent / f"{dest.name}.d"
     work.mkdir()
     with tarfile.open(src) as tar:
-        tar.extractall(work, filter="data")
+        tar.extractall(work)  # the build's own bundle
     (work / "version").write_text(version + "\n")
     names = ["root.squashfs", "vmlinuz", "initrd.img", "version"]
     if cmdline is not None:

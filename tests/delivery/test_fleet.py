@@ -66,11 +66,11 @@ def deploy(fleet, tmp_path, wheel, release: str, host_vars: dict | None = None, 
             "ansible_python_interpreter": "/usr/bin/python3",
             **(host_vars or {}).get(edge.name, {}),
         }
-    inventory = {"edges": {"hosts": hosts}}
+    # The Caddyfile goes in the inventory, so a host's own (host_vars) can override it.
+    inventory = {"edges": {"hosts": hosts, "vars": {"zeroserve_caddyfile": caddyfile(release)}}}
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
     variables = {
         "zeroserve_wheel": wheel,
-        "zeroserve_caddyfile": caddyfile(release),
         "zeroserve_sysctls": {},
         "zeroserve_drain_seconds": 2,
         **extra,
