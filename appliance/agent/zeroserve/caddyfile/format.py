@@ -35,10 +35,18 @@ _BLANK_RUN = re.compile("[" + "".join(f"\\u{ord(c):04x}" for c in _BLANKS) + "]+
 
 def format_caddyfile(body: bytes) -> bytes:
     """Format a Caddyfile exactly like `caddy fmt`; never fails."""
-    return _Formatter().run(decode_go(body).strip(_WS)).strip(_WS).encode() + b"\n"
+    return Formatter().run(decode_go(body).strip(_WS)).strip(_WS).encode() + b"\n"
 
 
-class _Formatter:
+class Formatter:
+    """Caddy's Format state machine.
+
+    `step` is Caddy's loop body for one rune; `run` feeds it a whole text but
+    copies runs of runes that cannot change the state in one go. Driving
+    `step` alone (then `finish`) gives the same output rune by rune, which is
+    how the tests check the shortcuts.
+    """
+
     __slots__ = (
         "out",
         "last",
@@ -46,6 +54,20 @@ class _Formatter:
         "nesting",
         "current_token",
         "line_first_token",
+        "space",
+        "open_brace",
+        "open_brace_written",
+        "open_brace_space",
+        "open_brace_own_line",
+        "top_import",
+        "new_lines",
+        "comment",
+        "quotes",
+        "escaped",
+        "heredoc",
+        "heredoc_escaped",
+        "marker",
+        "closing",
     )
 
     def __init__(self) -> None:
@@ -55,6 +77,20 @@ class _Formatter:
         self.nesting = 0
         self.current_token: list[str] = []
         self.line_first_token = ""
+        self.space = True  # the current/previous rune was whitespace (start counts)
+        self.open_brace = False  # a '{' was seen and not yet decided on
+        self.open_brace_written = False
+        self.open_brace_space = False  # whitespace (not a newline) came before that '{'
+        self.open_brace_own_line = False
+        self.top_import = False
+        self.new_lines = 0
+        self.comment = False
+        self.quotes = ""  # '', '"', '`', or '"`' (a backtick inside double quotes)
+        self.escaped = False
+        self.heredoc = _CLOSED
+        self.heredoc_escaped = False
+        self.marker: list[str] = []
+        self.closing: list[str] = []
 
     def write(self, ch: str) -> None:
         self.out.append(ch)
@@ -76,55 +112,39 @@ class _Formatter:
             self.current_token.clear()
 
     def run(self, text: str) -> str:
-        write = self.write
-        ws = WHITESPACE
-        space = True  # the current/previous rune was whitespace (start counts)
-        open_brace = False  # a '{' was seen and not yet decided on
-        open_brace_written = False
-        open_brace_space = False  # whitespace (not a newline) came before that '{'
-        open_brace_own_line = False
-        top_import = False
-        new_lines = 0
-        comment = False
-        quotes = ""  # '', '"', '`', or '"`' (a backtick inside double quotes)
-        escaped = False
-        heredoc = _CLOSED
-        heredoc_escaped = False
-        marker: list[str] = []
-        closing: list[str] = []
-
+        """Format `text`, taking the shortcuts; returns the output (see `finish`)."""
         out = self.out
+        step = self.step
         n = len(text)
         i = 0
         while i < n:
-            if heredoc == _CLOSED and not escaped and not comment and quotes == "":
-                # fast paths: provably the same as the rune loop below
+            if (
+                self.heredoc == _CLOSED
+                and not self.escaped
+                and not self.comment
+                and self.quotes == ""
+            ):
+                # fast paths: provably the same as stepping rune by rune
                 ch = text[i]
                 if ch in _BLANKS:
                     self.finish_token()
-                    space = True
-                    heredoc_escaped = False
+                    self.space = True
+                    self.heredoc_escaped = False
                     i = _BLANK_RUN.match(text, i).end()
                     continue
-                if space and ch not in '"<' and self.last != "<":
+                if self.space and ch not in '"<' and self.last != "<":
                     m = _WORD_RUN.match(text, i)
                     if m:
                         # a plain word starts: the regular-rune steps for its first
                         # rune (with whitespace before it), then the rest at once
-                        space = False
-                        if open_brace and not open_brace_written:
-                            open_brace = False
-                            self.write_open_brace(
-                                open_brace_space, open_brace_own_line and top_import
-                            )
-                            open_brace_written = True
-                            open_brace_own_line = False
-                            new_lines = 0
-                        if new_lines:
+                        self.space = False
+                        if self.open_brace and not self.open_brace_written:
+                            self.flush_open_brace()
+                        if self.new_lines:
                             self.next_line()
-                            if new_lines > 1:
+                            if self.new_lines > 1:
                                 self.next_line()
-                            new_lines = 0
+                            self.new_lines = 0
                         if self.beginning_of_line:
                             self.indent()
                             if self.nesting == 0 and self.last == "}":
@@ -139,19 +159,19 @@ class _Formatter:
                         self.beginning_of_line = False
                         i = m.end()
                         continue
-            if heredoc == _CLOSED and not space and not escaped:
+            if self.heredoc == _CLOSED and not self.space and not self.escaped:
                 run = None
-                if comment:
+                if self.comment:
                     end = text.find("\n", i)
                     run = text[i : end if end >= 0 else n] or None
-                elif quotes == '"':
+                elif self.quotes == '"':
                     m = _QUOTED_RUN.match(text, i)
                     run = m.group() if m else None
                 elif (
-                    quotes == ""
-                    and new_lines == 0
+                    self.quotes == ""
+                    and self.new_lines == 0
                     and not self.beginning_of_line
-                    and (open_brace_written or not open_brace)
+                    and (self.open_brace_written or not self.open_brace)
                 ):
                     m = _WORD_RUN.match(text, i)
                     if m:
@@ -162,189 +182,206 @@ class _Formatter:
                     self.last = run[-1]
                     i += len(run)
                     continue
-            ch = text[i]
+            step(text[i])
             i += 1
-            if (
-                quotes == ""
-                and heredoc == _CLOSED
-                and not heredoc_escaped
-                and space
-                and self.last == "<"
-                and ch == "<"
-            ):
-                write(ch)
-                heredoc = _OPENING
-                space = False
-                continue
+        return self.finish()
 
-            if heredoc == _OPENING:
-                if ch == "\n":
-                    if marker and HEREDOC_MARKER.match("".join(marker)):
-                        heredoc = _OPENED
-                    else:
-                        marker = []
-                        heredoc = _CLOSED
-                        self.next_line()
-                        continue
-                    write(ch)
-                    continue
-                if ch in ws:
-                    # a space means it's just a regular token, not a heredoc
-                    marker = []
-                    heredoc = _CLOSED
-                else:
-                    marker.append(ch)
-                    write(ch)
-                    continue
-
-            if heredoc == _OPENED:
-                closing.append(ch)
-                if len(closing) > len(marker) + 1:
-                    # the closing marker must be followed by whitespace
-                    del closing[0]
-                if ch in ws and closing[:-1] == marker:
-                    marker = []
-                    closing = []
-                    heredoc = _CLOSED
-                else:
-                    write(ch)
-                    if ch == "\n":
-                        closing.clear()
-                    continue
-
-            if self.last == "<" and space:
-                space = False
-
-            if comment:
-                if ch == "\n":
-                    comment = False
-                    space = True
-                    self.next_line()
-                    continue
-                write(ch)
-                continue
-
-            if not escaped and ch == "\\":
-                if space:
-                    write(" ")
-                    space = False
-                write(ch)
-                escaped = True
-                continue
-
-            if escaped:
-                if ch == "<":
-                    heredoc_escaped = True
-                write(ch)
-                escaped = False
-                continue
-
-            if ch == "`":
-                if quotes == '"`':
-                    quotes = '"'
-                elif quotes == "`":
-                    quotes = ""
-                elif quotes == '"':
-                    quotes = '"`'
-                else:
-                    quotes = "`"
-
-            if quotes == '"':
-                if ch == '"':
-                    quotes = ""
-                write(ch)
-                continue
-
-            if ch == '"':
-                if quotes == "":
-                    if space:
-                        quotes = '"'
-                elif quotes == '"`':
-                    quotes = ""
-
-            if "`" in quotes:
-                if ch == "`" and space and not self.beginning_of_line:
-                    write(" ")
-                write(ch)
-                space = False
-                continue
-
-            if ch in ws:
-                self.finish_token()
-                space = True
-                heredoc_escaped = False
-                if ch == "\n":
-                    self.finish_token()
-                    if self.line_first_token:
-                        top_import = self.nesting == 0 and self.line_first_token == "import"
-                    elif not open_brace or not open_brace_own_line or open_brace_written:
-                        top_import = False
-                    self.line_first_token = ""
-                    new_lines += 1
-                continue
-            space_prior = space
-            space = False
-
-            # a "regular" rune: not a space, not in a comment, quote or escape
-
-            if ch == "#":
-                comment = True
-
-            if open_brace and not open_brace_written and (space_prior or ch == "{"):
-                open_brace = False
-                self.write_open_brace(open_brace_space, open_brace_own_line and top_import)
-                open_brace_written = True
-                open_brace_own_line = False
-                new_lines = 0
-
-            if ch == "{":
-                self.finish_token()
-                open_brace = True
-                open_brace_space = space_prior and not self.beginning_of_line
-                open_brace_own_line = new_lines > 0
-                if open_brace_space and new_lines == 0:
-                    write(" ")
-                open_brace_written = False
-                continue
-
-            if ch == "}" and (space_prior or not open_brace):
-                self.finish_token()
-                if self.last != "\n":
-                    self.next_line()
-                if self.nesting > 0:
-                    self.nesting -= 1
-                self.indent()
-                write("}")
-                new_lines = 0
-                continue
-
-            for _ in range(min(new_lines, 2)):
-                self.next_line()
-            new_lines = 0
-            if self.beginning_of_line:
-                self.indent()
-            if self.nesting == 0 and self.last == "}" and self.beginning_of_line:
-                self.next_line()
-                self.next_line()
-
-            if not self.beginning_of_line and space_prior:
-                write(" ")
-
-            if open_brace and not open_brace_written:
-                write("{")
-                open_brace_written = True
-
-            if space_prior and ch == "<":
-                space = True
-
-            self.current_token.append(ch)
+    def step(self, ch: str) -> None:
+        """One iteration of Caddy's rune loop."""
+        write = self.write
+        ws = WHITESPACE
+        if (
+            self.quotes == ""
+            and self.heredoc == _CLOSED
+            and not self.heredoc_escaped
+            and self.space
+            and self.last == "<"
+            and ch == "<"
+        ):
             write(ch)
-            self.beginning_of_line = False
+            self.heredoc = _OPENING
+            self.space = False
+            return
 
-        if open_brace and not open_brace_written:
-            # input ended right after a '{' that was still waiting for its line
-            self.write_open_brace(open_brace_space, open_brace_own_line and top_import)
-        return "".join(out)
+        if self.heredoc == _OPENING:
+            if ch == "\n":
+                if self.marker and HEREDOC_MARKER.match("".join(self.marker)):
+                    self.heredoc = _OPENED
+                else:
+                    self.marker = []
+                    self.heredoc = _CLOSED
+                    self.next_line()
+                    return
+                write(ch)
+                return
+            if ch in ws:
+                # a space means it's just a regular token, not a heredoc
+                self.marker = []
+                self.heredoc = _CLOSED
+            else:
+                self.marker.append(ch)
+                write(ch)
+                return
+
+        if self.heredoc == _OPENED:
+            closing = self.closing
+            closing.append(ch)
+            if len(closing) > len(self.marker) + 1:
+                # the closing marker must be followed by whitespace
+                del closing[0]
+            if ch in ws and closing[:-1] == self.marker:
+                self.marker = []
+                self.closing = []
+                self.heredoc = _CLOSED
+            else:
+                write(ch)
+                if ch == "\n":
+                    closing.clear()
+                return
+
+        if self.last == "<" and self.space:
+            self.space = False
+
+        if self.comment:
+            if ch == "\n":
+                self.comment = False
+                self.space = True
+                self.next_line()
+                return
+            write(ch)
+            return
+
+        if not self.escaped and ch == "\\":
+            if self.space:
+                write(" ")
+                self.space = False
+            write(ch)
+            self.escaped = True
+            return
+
+        if self.escaped:
+            if ch == "<":
+                self.heredoc_escaped = True
+            write(ch)
+            self.escaped = False
+            return
+
+        quotes = self.quotes
+        if ch == "`":
+            if quotes == '"`':
+                quotes = '"'
+            elif quotes == "`":
+                quotes = ""
+            elif quotes == '"':
+                quotes = '"`'
+            else:
+                quotes = "`"
+
+        if quotes == '"':
+            if ch == '"':
+                quotes = ""
+            self.quotes = quotes
+            write(ch)
+            return
+
+        if ch == '"':
+            if quotes == "":
+                if self.space:
+                    quotes = '"'
+            elif quotes == '"`':
+                quotes = ""
+        self.quotes = quotes
+
+        if "`" in quotes:
+            if ch == "`" and self.space and not self.beginning_of_line:
+                write(" ")
+            write(ch)
+            self.space = False
+            return
+
+        if ch in ws:
+            self.finish_token()
+            self.space = True
+            self.heredoc_escaped = False
+            if ch == "\n":
+                self.finish_token()
+                if self.line_first_token:
+                    self.top_import = self.nesting == 0 and self.line_first_token == "import"
+                elif not self.open_brace or not self.open_brace_own_line or self.open_brace_written:
+                    self.top_import = False
+                self.line_first_token = ""
+                self.new_lines += 1
+            return
+        space_prior = self.space
+        self.space = False
+
+        # a "regular" rune: not a space, not in a comment, quote or escape
+
+        if ch == "#":
+            self.comment = True
+
+        if self.open_brace and not self.open_brace_written and (space_prior or ch == "{"):
+            self.flush_open_brace()
+
+        if ch == "{":
+            self.finish_token()
+            self.open_brace = True
+            self.open_brace_space = space_prior and not self.beginning_of_line
+            self.open_brace_own_line = self.new_lines > 0
+            if self.open_brace_space and self.new_lines == 0:
+                write(" ")
+            self.open_brace_written = False
+            return
+
+        if ch == "}" and (space_prior or not self.open_brace):
+            self.finish_token()
+            if self.last != "\n":
+                self.next_line()
+            if self.nesting > 0:
+                self.nesting -= 1
+            self.indent()
+            write("}")
+            self.new_lines = 0
+            return
+
+        for _ in range(min(self.new_lines, 2)):
+            self.next_line()
+        self.new_lines = 0
+        if self.beginning_of_line:
+            self.indent()
+        if self.nesting == 0 and self.last == "}" and self.beginning_of_line:
+            self.next_line()
+            self.next_line()
+
+        if not self.beginning_of_line and space_prior:
+            write(" ")
+
+        if self.open_brace and not self.open_brace_written:
+            write("{")
+            self.open_brace_written = True
+
+        if space_prior and ch == "<":
+            self.space = True
+
+        self.current_token.append(ch)
+        write(ch)
+        self.beginning_of_line = False
+
+    def finish(self) -> str:
+        """End of input: write a '{' still waiting for its line; returns the output."""
+        if self.open_brace and not self.open_brace_written:
+            self.write_open_brace(
+                self.open_brace_space, self.open_brace_own_line and self.top_import
+            )
+        return "".join(self.out)
+
+    def flush_open_brace(self) -> None:
+        """A later rune decided the pending '{': write it and start its block."""
+        self.open_brace = False
+        self.write_open_brace(self.open_brace_space, self.open_brace_own_line and self.top_import)
+        self.open_brace_written = True
+        self.open_brace_own_line = False
+        self.new_lines = 0
 
     def write_open_brace(self, space_before: bool, own_line: bool) -> None:
         """Write a pending block-opening '{' and start the block's first line."""
