@@ -10,149 +10,51 @@ from __future__ import annotations
 
 from zeroserve.caddyfile import CaddyfileError
 from zeroserve.caddyfile.format import Formatter
-from zeroserve.caddyfile.lexer import HEREDOC_MARKER, WHITESPACE, decode_go
+from zeroserve.caddyfile.lexer import WHITESPACE, _Lexer, decode_go
 
 Lexed = list[tuple[int, str, str, str]] | tuple[str, str]
 
 
 def reference_lex(body: bytes) -> list[tuple[int, str, str, str]]:
-    """Caddy's lexer.next, one rune at a time, no shortcuts (the oracle for the fast paths)."""
+    """Caddy's lexer.next between tokens one rune at a time (the oracle for the fast paths).
+
+    `_Lexer.run` skips whitespace and comments and takes plain words in runs;
+    here every rune between tokens is stepped through as Caddy does, and each
+    token is read by the lexer's own rune loop (`_Lexer._token`).
+    """
     src = decode_go(body)
     if src.startswith("\ufeff"):
         src = src[1:]
-    pos, line, skipped = 0, 1, 0
-    out: list[tuple[int, str, str, str]] = []
-    while True:
-        val: list[str] = []
-        comment = quoted = bt = in_heredoc = heredoc_escaped = escaped = False
-        marker = ""
-        tok_line = 0
-        made = None
-        while made is None:
-            if pos >= len(src):
-                if val:
-                    if in_heredoc:
-                        raise CaddyfileError(
-                            f"incomplete heredoc <<{marker} on line #{line + skipped}, "
-                            f"expected ending marker {marker}"
-                        )
-                    made = ""
-                    break
-                return out
-            ch = src[pos]
+    lexer = _Lexer(src, "F")
+    pos = 0
+    escaped = comment = False
+    while pos < len(src):
+        ch = src[pos]
+        if ch == "\\" and not escaped:
+            escaped = True
             pos += 1
-            if (
-                not (quoted or bt)
-                and not (in_heredoc or heredoc_escaped)
-                and "".join(val[:2]) == "<<"
-            ):
-                if ch == " ":
-                    made = ""
-                    break
-                if ch == "\r":
-                    continue
-                if ch == "\n":
-                    if len(val) == 2:
-                        raise CaddyfileError(
-                            f"missing opening heredoc marker on line #{line}; must contain only "
-                            "alphanumeric characters, dashes and underscores; got empty string"
-                        )
-                    if "".join(val[:3]) == "<<<":
-                        raise CaddyfileError(
-                            f"too many '<' for heredoc on line #{line}; only use two, "
-                            "for example <<END"
-                        )
-                    marker = "".join(val[2:])
-                    if not HEREDOC_MARKER.match(marker):
-                        raise CaddyfileError(
-                            f"heredoc marker on line #{line} must contain only alphanumeric "
-                            f"characters, dashes and underscores; got '{marker}'"
-                        )
-                    in_heredoc = True
-                    skipped += 1
-                    val = []
-                    continue
-                val.append(ch)
-                continue
-            if in_heredoc:
-                val.append(ch)
-                if ch == "\n":
-                    skipped += 1
-                if len(val) >= len(marker) and "".join(val[len(val) - len(marker) :]) == marker:
-                    body_text = "".join(val)[: -len(marker)]
-                    last_nl = body_text.rfind("\n")
-                    pad = body_text[last_nl + 1 :]
-                    lines = body_text[: last_nl + 1].split("\n")[:-1]
-                    res = ""
-                    for num, lt in enumerate(lines):
-                        if lt in ("", "\r"):
-                            res += "\n"
-                            continue
-                        if lt.find(pad) != 0:
-                            raise CaddyfileError(
-                                f"mismatched leading whitespace in heredoc <<{marker} on line "
-                                f"#{line + num + 1} [{lt}], expected whitespace [{pad}] to "
-                                "match the closing marker"
-                            )
-                        res += (lt[len(pad) :] + "\n").replace("\r", "")
-                    if res.endswith("\n"):
-                        res = res[:-1]
-                    val = list(res)
-                    line += skipped
-                    skipped = 0
-                    made = "<"
-                continue
-            if not escaped and not bt and ch == "\\":
-                escaped = True
-                continue
-            if quoted or bt:
-                if quoted and escaped:
-                    if ch != '"':
-                        val.append("\\")
+            continue
+        if ch in WHITESPACE:
+            pos += 1
+            if ch == "\n":
+                if escaped:
+                    lexer.skipped += 1
                     escaped = False
-                elif (quoted and ch == '"') or (bt and ch == "`"):
-                    made = ch
-                    break
-                if ch == "\n":
-                    line += 1 + skipped
-                    skipped = 0
-                val.append(ch)
-                continue
-            if ch in WHITESPACE:
-                if ch == "\r":
-                    continue
-                if ch == "\n":
-                    if escaped:
-                        skipped += 1
-                        escaped = False
-                    else:
-                        line += 1 + skipped
-                        skipped = 0
-                    comment = False
-                if val:
-                    made = ""
-                    break
-                continue
-            if ch == "#" and not val:
-                comment = True
-            if comment:
-                continue
-            if not val:
-                tok_line = line
-                if ch == '"':
-                    quoted = True
-                    continue
-                if ch == "`":
-                    bt = True
-                    continue
-            if escaped:
-                if ch == "<":
-                    heredoc_escaped = True
                 else:
-                    val.append("\\")
-                escaped = False
-            val.append(ch)
-        out.append((tok_line, "".join(val), made, marker))
+                    lexer.line += 1 + lexer.skipped
+                    lexer.skipped = 0
+                comment = False
+            continue
+        if comment or ch == "#":
+            comment = True
+            pos += 1
+            continue
+        lexer.pos = pos
+        if not lexer._token(escaped):
+            break
+        pos = lexer.pos
+        escaped = False
+    return [(t.line, t.text, t.was_quoted, t.heredoc_marker) for t in lexer.tokens]
 
 
 def lexed(body: bytes) -> Lexed:
