@@ -12,7 +12,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # Debian packages: bcc's Python module and headers for compiling BPF, tools for tests/benches.
 packages=(
   python3-bpfcc bpfcc-tools libbpf1 linux-headers-amd64 iproute2 python3-venv python3-dev
-  build-essential pkg-config wrk hey nghttp2-client hping3
+  build-essential pkg-config wrk hey nghttp2-client hping3 zstd
   ansible ansible-lint vagrant vagrant-libvirt systemd-container
 )
 missing=()
