@@ -536,9 +536,15 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
         bc_busy, bz_busy = med([t.busy for t in bc]), med([t.busy for t in bz])
         budget_ratio = ratio(bz_rps, bc_rps)
         rps_goal = goal(budget_ratio, 3.0, True)
-        if rps_goal != "met" and bz_busy is not None and bz_busy < SATURATED * BUDGET:
-            # zeroserve had budget to spare: the load generator, not the server, set the pace.
-            rps_goal += f" (load-generator bound: zeroserve used {bz_busy:.1%})"
+        # A server that left budget unused was paced by the load generator, not by its own
+        # cost, so the ratio is not a capacity ratio: say so instead of claiming a verdict.
+        starved = [
+            f"{who} used only {used:.1%}"
+            for who, used in (("Caddy", bc_busy), ("zeroserve", bz_busy))
+            if used is not None and used < SATURATED * BUDGET
+        ]
+        if starved and budget_ratio is not None:
+            rps_goal = f"unreliable ({', '.join(starved)} of {BUDGET:.0%})"
         budget_rows.append(
             [
                 w.title,
@@ -602,6 +608,7 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
     checks.append(("idle-connection RSS ≤ Caddy's", goal(idle_ratio, 1.0, False)))
     unmet = [f"{name}: {verdict}" for name, verdict in checks if verdict.startswith("**not")]
     unmeasured = [name for name, verdict in checks if verdict == "not measured"]
+    unjudged = [f"{name}: {verdict}" for name, verdict in checks if verdict.startswith("unrel")]
 
     wrk_v = tool_version(["wrk", "--version"])
     rt = " ".join(REALTIME) + " " if args.realtime else ""
@@ -712,6 +719,10 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
     parts.append(
         "\n".join(f"- {u}" for u in unmet) if unmet else "None of the measured goals is missed."
     )
+    if unjudged:
+        parts.append(
+            "Not judged (a server was not saturated):\n" + "\n".join(f"- {u}" for u in unjudged)
+        )
     if unmeasured:
         parts.append(
             f"Not measured, so not shown to be met: {len(unmeasured)} of {len(checks)} goals."
