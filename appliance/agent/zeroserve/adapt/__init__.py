@@ -7,7 +7,10 @@ picks the adapter the way the CLI does.
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -44,14 +47,32 @@ def _formatting_difference(filename: str, body: bytes) -> Warning | None:
     return Warning(filename, line, "", _NOT_FORMATTED)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold back Python's cycle collector for the duration (it is re-enabled after).
+
+    Adapting builds some 10^5 tokens, dicts and lists that all stay alive until the
+    end and form almost no cycles, so each collection finds nothing to free yet
+    traverses more of them: that was a tenth of the time of adapting a large Caddyfile.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def adapt_caddyfile(body: bytes, filename: str = "Caddyfile") -> AdaptResult:
     """Adapt a Caddyfile; raises CaddyfileError with Caddy's message on bad input."""
     from zeroserve.adapt.httptype import setup
     from zeroserve.caddyfile.parser import parse
 
-    server_blocks = parse(filename or "Caddyfile", body)
-    config, warnings = setup(server_blocks, {})
-    diff = _formatting_difference(filename or "Caddyfile", body)
+    with _collector_paused():
+        server_blocks = parse(filename or "Caddyfile", body)
+        config, warnings = setup(server_blocks, {})
+        diff = _formatting_difference(filename or "Caddyfile", body)
     if diff is not None:
         warnings.append(diff)
     return AdaptResult(config, warnings)
