@@ -51,18 +51,21 @@ def parse_upstream_dial_address(addr: str) -> ParsedAddr:
     network = scheme = host = port = ""
     if "://" in addr:
         if "{" in addr:
-            raise ValueError("due to parsing difficulties, placeholders are not allowed "
-                             "when an upstream address contains a scheme")
+            raise ValueError(
+                "due to parsing difficulties, placeholders are not allowed "
+                "when an upstream address contains a scheme"
+            )
         try:
             url = _GoURL.parse(addr)
         except ValueError as exc:
             # a port range is not a valid URL port; parse with a stand-in port
             if "invalid port" not in str(exc) or "-" not in str(exc):
                 raise ValueError(f"parsing upstream URL: {exc}") from None
-            port_range = addr[addr.rfind(":") + 1:]
+            port_range = addr[addr.rfind(":") + 1 :]
             if port_range.count("-") != 1:
-                raise ValueError(f'parsing upstream URL: parse "{addr}": '
-                                 f"port range invalid: {port_range}") from None
+                raise ValueError(
+                    f'parsing upstream URL: parse "{addr}": port range invalid: {port_range}'
+                ) from None
             try:
                 url = _GoURL.parse(addr.replace(port_range, "0"))
             except ValueError as exc2:
@@ -71,13 +74,19 @@ def parse_upstream_dial_address(addr: str) -> ParsedAddr:
         if port == "":
             port = url.port()
         if url.path or url.raw_query or url.fragment:
-            raise ValueError("for now, URLs for proxy upstreams only support scheme, host, "
-                             "and port components")
-        for bad_scheme, bad_port, name in (("http", "443", "HTTPS"), ("https", "80", "HTTP"),
-                                           ("h2c", "443", "HTTPS")):
+            raise ValueError(
+                "for now, URLs for proxy upstreams only support scheme, host, and port components"
+            )
+        for bad_scheme, bad_port, name in (
+            ("http", "443", "HTTPS"),
+            ("https", "80", "HTTP"),
+            ("h2c", "443", "HTTPS"),
+        ):
             if url.scheme == bad_scheme and port == bad_port:
-                raise ValueError(f"upstream address has conflicting scheme ({bad_scheme}://) "
-                                 f"and port (:{bad_port}, the {name} port)")
+                raise ValueError(
+                    f"upstream address has conflicting scheme ({bad_scheme}://) "
+                    f"and port (:{bad_port}, the {name} port)"
+                )
         if port == "":
             if url.scheme in ("", "http", "h2c"):
                 port = "80"
@@ -92,8 +101,12 @@ def parse_upstream_dial_address(addr: str) -> ParsedAddr:
             network = before.strip().lower() if slash else ""
             host, port = addr, ""
         # a bare host means port 80, but a placeholder host likely carries its own port
-        if (port == "" and "{" not in host and not is_unix_network(network)
-                and not is_fd_network(network)):
+        if (
+            port == ""
+            and "{" not in host
+            and not is_unix_network(network)
+            and not is_fd_network(network)
+        ):
             port = "80"
     # a special network to combine a unix socket with h2c
     if network == "unix+h2c":
@@ -109,8 +122,10 @@ def expand_upstream(pa: ParsedAddr) -> list[str]:
     net_addr = parse_network_address(dial)
     if is_unix_network(pa.network) or not pa.ranged_port():
         return [dial]
-    return [join_network_address("", net_addr.host, str(p))
-            for p in range(net_addr.start_port, net_addr.end_port + 1)]
+    return [
+        join_network_address("", net_addr.host, str(p))
+        for p in range(net_addr.start_port, net_addr.end_port + 1)
+    ]
 
 
 @dataclass
@@ -142,7 +157,7 @@ class _GoURL:
             if ch == ":":
                 if i == 0:
                     raise fail("missing protocol scheme")
-                scheme, rest = rest[:i].lower(), rest[i + 1:]
+                scheme, rest = rest[:i].lower(), rest[i + 1 :]
             break
         if rest.endswith("?") and rest.count("?") == 1:
             rest, query = rest[:-1], ""
@@ -164,12 +179,13 @@ class _GoURL:
             end = host.rfind("]")
             if end < 0:
                 raise ValueError("missing ']' in host")
-            colon_port = host[end + 1:]
+            colon_port = host[end + 1 :]
         else:
             colon = host.rfind(":")
             colon_port = host[colon:] if colon >= 0 else ""
-        if colon_port and not (colon_port[0] == ":" and colon_port[1:].isdigit()
-                               or colon_port == ":"):
+        if colon_port and not (
+            colon_port[0] == ":" and colon_port[1:].isdigit() or colon_port == ":"
+        ):
             raise ValueError(f"invalid port {go_quote(colon_port)} after host")
         for ch in host:
             if ch.isascii() and not (ch.isalnum() or ch in "-._~!$&'()*+,;=:[]<>\"%"):
@@ -179,8 +195,8 @@ class _GoURL:
     def _split(self) -> tuple[str, str]:
         colon = self.host.rfind(":")
         host, port = self.host, ""
-        if colon >= 0 and (self.host[colon + 1:].isdigit() or colon == len(self.host) - 1):
-            host, port = self.host[:colon], self.host[colon + 1:]
+        if colon >= 0 and (self.host[colon + 1 :].isdigit() or colon == len(self.host) - 1):
+            host, port = self.host[:colon], self.host[colon + 1 :]
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
         return host, port
@@ -216,16 +232,16 @@ def _set(out: dict, key: str, value: object) -> None:
 def _srv(d: Dispenser) -> dict:
     """Syntax::
 
-        dynamic srv [<name>] {
-            service             <service>
-            proto               <proto>
-            name                <name>
-            refresh             <interval>
-            resolvers           <resolvers...>
-            dial_timeout        <timeout>
-            dial_fallback_delay <timeout>
-            grace_period        <duration>
-        }
+    dynamic srv [<name>] {
+        service             <service>
+        proto               <proto>
+        name                <name>
+        refresh             <interval>
+        resolvers           <resolvers...>
+        dial_timeout        <timeout>
+        dial_fallback_delay <timeout>
+        grace_period        <duration>
+    }
     """
     d.next()
     args = d.remaining_args()
@@ -242,44 +258,48 @@ def _srv(d: Dispenser) -> dict:
             if out.get(sub):
                 raise d.errf("srv %s has already been specified", sub)
             _set(out, sub, d.val())
-        elif sub == "refresh":
-            if not d.next_arg():
-                raise d.arg_err()
-            try:
-                _set(out, "refresh", parse_duration(d.val()))
-            except ValueError as exc:
-                raise d.errf("parsing refresh interval duration: %v", exc) from None
-        elif sub == "resolvers":
-            out["resolver"] = _resolvers(d)
-        elif sub == "dial_timeout":
-            if not d.next_arg():
-                raise d.arg_err()
-            _set(out, "dial_timeout", _duration(d, "bad timeout value '%s': %v"))
-        elif sub == "dial_fallback_delay":
-            if not d.next_arg():
-                raise d.arg_err()
-            _set(out, "dial_fallback_delay", _duration(d, "bad delay value '%s': %v"))
         elif sub == "grace_period":
             if not d.next_arg():
                 raise d.arg_err()
             _set(out, "grace_period", _duration(d, "bad grace period value '%s': %v"))
-        else:
+        elif not _lookup_option(d, out, sub):
             raise d.errf("unrecognized srv option '%s'", sub)
     return out
+
+
+def _lookup_option(d: Dispenser, out: dict, sub: str) -> bool:
+    """Parse a DNS lookup option that `dynamic srv` and `dynamic a` share; False if not one."""
+    if sub == "resolvers":
+        out["resolver"] = _resolvers(d)
+        return True
+    if sub not in ("refresh", "dial_timeout", "dial_fallback_delay"):
+        return False
+    if not d.next_arg():
+        raise d.arg_err()
+    if sub == "refresh":
+        try:
+            _set(out, "refresh", parse_duration(d.val()))
+        except ValueError as exc:
+            raise d.errf("parsing refresh interval duration: %v", exc) from None
+    elif sub == "dial_timeout":
+        _set(out, "dial_timeout", _duration(d, "bad timeout value '%s': %v"))
+    else:
+        _set(out, "dial_fallback_delay", _duration(d, "bad delay value '%s': %v"))
+    return True
 
 
 def _a(d: Dispenser) -> dict:
     """Syntax::
 
-        dynamic a [<name> <port>] {
-            name                <name>
-            port                <port>
-            refresh             <interval>
-            resolvers           <resolvers...>
-            dial_timeout        <timeout>
-            dial_fallback_delay <timeout>
-            versions            ipv4|ipv6
-        }
+    dynamic a [<name> <port>] {
+        name                <name>
+        port                <port>
+        refresh             <interval>
+        resolvers           <resolvers...>
+        dial_timeout        <timeout>
+        dial_fallback_delay <timeout>
+        versions            ipv4|ipv6
+    }
     """
     d.next()
     args = d.remaining_args()
@@ -298,23 +318,6 @@ def _a(d: Dispenser) -> dict:
             if out.get(sub):
                 raise d.errf("a %s has already been specified", sub)
             _set(out, sub, d.val())
-        elif sub == "refresh":
-            if not d.next_arg():
-                raise d.arg_err()
-            try:
-                _set(out, "refresh", parse_duration(d.val()))
-            except ValueError as exc:
-                raise d.errf("parsing refresh interval duration: %v", exc) from None
-        elif sub == "resolvers":
-            out["resolver"] = _resolvers(d)
-        elif sub == "dial_timeout":
-            if not d.next_arg():
-                raise d.arg_err()
-            _set(out, "dial_timeout", _duration(d, "bad timeout value '%s': %v"))
-        elif sub == "dial_fallback_delay":
-            if not d.next_arg():
-                raise d.arg_err()
-            _set(out, "dial_fallback_delay", _duration(d, "bad delay value '%s': %v"))
         elif sub == "versions":
             versions = d.remaining_args()
             if not versions:
@@ -324,7 +327,7 @@ def _a(d: Dispenser) -> dict:
                 if version not in ("ipv4", "ipv6"):
                     raise d.errf("unsupported version: '%s'", version)
                 chosen[version] = True
-        else:
+        elif not _lookup_option(d, out, sub):
             raise d.errf("unrecognized a option '%s'", sub)
     return out
 
@@ -332,9 +335,9 @@ def _a(d: Dispenser) -> dict:
 def _multi(d: Dispenser) -> dict:
     """Syntax::
 
-        dynamic multi {
-            <source> [...]
-        }
+    dynamic multi {
+        <source> [...]
+    }
     """
     d.next()
     if d.next_arg():
@@ -351,5 +354,4 @@ UPSTREAM_SOURCES = {"a": _a, "srv": _srv, "multi": _multi}
 def unmarshal_upstream_source(d: Dispenser) -> dict:
     """The dynamic upstream source named by the current token, with its `source` field."""
     name = d.val()
-    return {**unmarshal_module(d, "http.reverse_proxy.upstreams", UPSTREAM_SOURCES),
-            "source": name}
+    return {**unmarshal_module(d, "http.reverse_proxy.upstreams", UPSTREAM_SOURCES), "source": name}
