@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from zeroserve.adapt.helper import ConfigValue, Helper, NamedCustomLog
@@ -130,16 +131,29 @@ def parse_writer(d: Dispenser) -> GoMap:
     elif name == "net":
         body = _net_writer(d)
     else:
-        raise d.errf("getting module named 'caddy.logging.writers.%s': module not registered: "
-                     "caddy.logging.writers.%s", name, name)
+        raise d.errf(
+            "getting module named 'caddy.logging.writers.%s': module not registered: "
+            "caddy.logging.writers.%s",
+            name,
+            name,
+        )
     return module_object(body, "output", name)
 
 
 # --- encoders -----------------------------------------------------------------------
 
-_ENCODER_KEYS = ("message_key", "level_key", "time_key", "name_key", "caller_key",
-                 "stacktrace_key", "line_ending", "time_format", "duration_format",
-                 "level_format")
+_ENCODER_KEYS = (
+    "message_key",
+    "level_key",
+    "time_key",
+    "name_key",
+    "caller_key",
+    "stacktrace_key",
+    "line_ending",
+    "time_format",
+    "duration_format",
+    "level_format",
+)
 
 
 def _log_encoder_config(d: Dispenser, body: dict[str, Any]) -> None:
@@ -206,12 +220,19 @@ def _filter(d: Dispenser) -> GoMap:
         body["regexp"] = _arg(d)
         body["value"] = _arg(d)
     else:
-        raise d.errf("getting module named 'caddy.logging.encoders.filter.%s': module not "
-                     "registered: caddy.logging.encoders.filter.%s", name, name)
+        raise d.errf(
+            "getting module named 'caddy.logging.encoders.filter.%s': module not "
+            "registered: caddy.logging.encoders.filter.%s",
+            name,
+            name,
+        )
     return module_object(body, "filter", name)
 
 
-def _filter_encoder(d: Dispenser, body: dict[str, Any]) -> None:
+def _encoder_fields(
+    d: Dispenser, body: dict[str, Any], add_field: Callable[[dict[str, Any], str], None]
+) -> None:
+    """The block of the filter and append encoders: `wrap`, a `fields` block or one field."""
     fields = body.setdefault("fields", {})
     nesting = d.nesting()
     while d.next_block(nesting):
@@ -221,21 +242,28 @@ def _filter_encoder(d: Dispenser, body: dict[str, Any]) -> None:
         elif sub == "fields":
             inner = d.nesting()
             while d.next_block(inner):
-                field_name = d.val()
-                _add_filter(fields, field_name, _filter(d))
+                add_field(fields, d.val())
         else:
-            _add_filter(fields, sub, _filter(d))
+            add_field(fields, sub)
     if not fields:
         del body["fields"]
+
+
+def _filter_encoder(d: Dispenser, body: dict[str, Any]) -> None:
+    _encoder_fields(d, body, lambda fields, name: _add_filter(fields, name, _filter(d)))
 
 
 def _add_filter(fields: dict[str, Any], name: str, new: GoMap) -> None:
     """Several regexp filters on one field become one multi_regexp filter."""
     old = fields.get(name)
-    if old is not None and new.get("filter") == "regexp" and old.get("filter") in (
-            "regexp", "multi_regexp"):
+    if (
+        old is not None
+        and new.get("filter") == "regexp"
+        and old.get("filter") in ("regexp", "multi_regexp")
+    ):
         ops = old.get("operations") or [
-            {"regexp": old.get("regexp", ""), "value": old.get("value", "")}]
+            {"regexp": old.get("regexp", ""), "value": old.get("value", "")}
+        ]
         ops.append({"regexp": new.get("regexp", ""), "value": new.get("value", "")})
         fields[name] = module_object({"operations": ops}, "filter", "multi_regexp")
         return
@@ -243,25 +271,12 @@ def _add_filter(fields: dict[str, Any], name: str, new: GoMap) -> None:
 
 
 def _append_encoder(d: Dispenser, body: dict[str, Any]) -> None:
-    fields = body.setdefault("fields", {})
-    nesting = d.nesting()
-    while d.next_block(nesting):
-        sub = d.val()
-        if sub == "wrap":
-            body["wrap"] = _wrapped(d)
-        elif sub == "fields":
-            inner = d.nesting()
-            while d.next_block(inner):
-                key = d.val()
-                if not d.next_arg():
-                    raise d.arg_err()
-                fields[key] = d.scalar()
-        else:
-            if not d.next_arg():
-                raise d.arg_err()
-            fields[sub] = d.scalar()
-    if not fields:
-        del body["fields"]
+    def add_field(fields: dict[str, Any], key: str) -> None:
+        if not d.next_arg():
+            raise d.arg_err()
+        fields[key] = d.scalar()
+
+    _encoder_fields(d, body, add_field)
 
 
 def _journald_encoder(d: Dispenser, body: dict[str, Any]) -> None:
@@ -288,8 +303,12 @@ def parse_encoder(d: Dispenser) -> GoMap:
     elif name == "journald":
         _journald_encoder(d, body)
     else:
-        raise d.errf("getting module named 'caddy.logging.encoders.%s': module not registered: "
-                     "caddy.logging.encoders.%s", name, name)
+        raise d.errf(
+            "getting module named 'caddy.logging.encoders.%s': module not registered: "
+            "caddy.logging.encoders.%s",
+            name,
+            name,
+        )
     return module_object(body, "format", name)
 
 
@@ -361,8 +380,12 @@ def parse_log_helper(h: Helper, global_names: set[str] | None) -> list[ConfigVal
             cl["sampling"] = _sampling(h)
         elif sub == "core":
             name = _arg(h.dispenser)
-            raise h.errf("getting module named 'caddy.logging.cores.%s': module not registered: "
-                         "caddy.logging.cores.%s", name, name)
+            raise h.errf(
+                "getting module named 'caddy.logging.cores.%s': module not registered: "
+                "caddy.logging.cores.%s",
+                name,
+                name,
+            )
         elif sub == "format":
             cl["encoder"] = parse_encoder(h.dispenser)
         elif sub == "level":
@@ -406,4 +429,3 @@ def parse_log(h: Helper) -> list[ConfigValue]:
 
 def custom_log_json(cl: dict[str, Any]) -> dict[str, Any]:
     return struct(cl, CUSTOM_LOG_KEYS, keep=("sampling",))
-
