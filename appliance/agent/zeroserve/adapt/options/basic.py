@@ -12,8 +12,10 @@ from zeroserve.adapt import registry
 from zeroserve.adapt.directives.bind import parse_bind_value
 from zeroserve.adapt.directives.log import parse_log_helper
 from zeroserve.adapt.helper import ConfigValue, Counter, Helper, NamedCustomLog
+from zeroserve.adapt.modules import unmarshal_module
 from zeroserve.adapt.order import DEFAULT_ORDER
 from zeroserve.adapt.registry import global_option
+from zeroserve.adapt.storage import STORAGES
 from zeroserve.adapt.tlsmodules import (
     arg,
     dns_provider,
@@ -45,8 +47,7 @@ def parse_opt_port(d: Dispenser, existing: Any) -> int:
         raise d.errf("converting port '%s' to integer value: %s", args[0], str(exc)) from None
 
 
-@global_option("grace_period", "shutdown_delay", "renew_interval", "ocsp_interval",
-               "cert_lifetime")
+@global_option("grace_period", "shutdown_delay", "renew_interval", "ocsp_interval", "cert_lifetime")
 def parse_opt_duration(d: Dispenser, existing: Any) -> int:
     if not d.next() or not d.next():
         raise d.arg_err()
@@ -108,35 +109,11 @@ def parse_opt_storage(d: Dispenser, existing: Any) -> GoMap:
     if not d.next() or not d.next():
         raise d.arg_err()
     name = d.val()
-    if name != "file_system":
-        raise d.errf("getting module named 'caddy.storage.%s': module not registered: "
-                     "caddy.storage.%s", name, name)
-    body: dict[str, Any] = {}
-    if d.next_arg():
-        body["root"] = d.val()
-    if d.next_arg():
-        raise d.arg_err()
-    nesting = d.nesting()
-    while d.next_block(nesting):
-        if d.val() != "root":
-            raise d.errf("unrecognized parameter '%s'", d.val())
-        if "root" in body:
-            raise d.err("storage root already set")
-        body["root"] = arg(d)
-        if d.next_arg():
-            raise d.arg_err()
-    if not body.get("root"):
-        raise d.err("missing storage root path")
-    return module_object(body, "module", name)
+    return module_object(unmarshal_module(d, "caddy.storage", STORAGES), "module", name)
 
 
 def _off_only(d: Dispenser, message: str) -> str:
-    d.next()
-    if not d.next():
-        raise d.arg_err()
-    val = d.val()
-    if d.next():
-        raise d.arg_err()
+    val = parse_opt_single_string(d, None)
     if val != "off":
         raise d.err(message)
     return val
@@ -165,8 +142,9 @@ def parse_storage_clean_interval(d: Dispenser, existing: Any) -> int | bool:
     try:
         return parse_duration(val)
     except ValueError as exc:
-        raise d.errf("failed to parse storage_clean_interval, must be a duration or 'off' %s",
-                     str(exc)) from None
+        raise d.errf(
+            "failed to parse storage_clean_interval, must be a duration or 'off' %s", str(exc)
+        ) from None
 
 
 @global_option("acme_dns")
@@ -266,12 +244,18 @@ def parse_opt_on_demand(d: Dispenser, existing: Any) -> dict[str, Any]:
             else:
                 name = d.val()
                 if name != "http":
-                    raise d.errf("getting module named 'tls.permission.%s': module not "
-                                 "registered: tls.permission.%s", name, name)
+                    raise d.errf(
+                        "getting module named 'tls.permission.%s': module not "
+                        "registered: tls.permission.%s",
+                        name,
+                        name,
+                    )
                 ond["permission"] = module_object({"endpoint": arg(d)}, "module", "http")
         elif sub in ("interval", "burst"):
-            raise d.errf("the on_demand_tls '%s' option is no longer supported, remove it from "
-                         "your config", sub)
+            raise d.errf(
+                "the on_demand_tls '%s' option is no longer supported, remove it from your config",
+                sub,
+            )
         else:
             raise d.errf("unrecognized parameter '%s'", sub)
     if ond is None:
@@ -287,8 +271,10 @@ def parse_opt_auto_https(d: Dispenser, existing: Any) -> list[str]:
         raise d.arg_err()
     for v in vals:
         if v not in ("off", "disable_redirects", "disable_certs", "ignore_loaded_certs"):
-            raise d.err("auto_https must be one of 'off', 'disable_redirects', 'disable_certs', "
-                        "or 'ignore_loaded_certs'")
+            raise d.err(
+                "auto_https must be one of 'off', 'disable_redirects', 'disable_certs', "
+                "or 'ignore_loaded_certs'"
+            )
     return vals
 
 
@@ -351,9 +337,18 @@ def parse_opt_renewal_window_ratio(d: Dispenser, existing: Any) -> float:
     return ratio
 
 
-_CA_KEYS = ("name", "root_common_name", "intermediate_common_name", "intermediate_lifetime",
-            "maintenance_interval", "renewal_window_ratio", "install_trust", "root",
-            "intermediate", "storage")
+_CA_KEYS = (
+    "name",
+    "root_common_name",
+    "intermediate_common_name",
+    "intermediate_lifetime",
+    "maintenance_interval",
+    "renewal_window_ratio",
+    "install_trust",
+    "root",
+    "intermediate",
+    "storage",
+)
 
 
 def _key_pair(d: Dispenser) -> dict[str, Any]:
@@ -387,8 +382,11 @@ def parse_opt_pki(d: Dispenser, existing: Any) -> dict[str, dict]:
         while d.next_block(nesting):
             sub = d.val()
             if sub in ("name", "root_cn", "intermediate_cn"):
-                key = {"name": "name", "root_cn": "root_common_name",
-                       "intermediate_cn": "intermediate_common_name"}[sub]
+                key = {
+                    "name": "name",
+                    "root_cn": "root_common_name",
+                    "intermediate_cn": "intermediate_common_name",
+                }[sub]
                 ca[key] = arg(d)
             elif sub in ("intermediate_lifetime", "maintenance_interval"):
                 try:
