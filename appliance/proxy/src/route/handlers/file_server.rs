@@ -234,57 +234,48 @@ enum Cond {
     False,
 }
 
-fn if_match(header: &str, etag: &str) -> Cond {
+/// Whether `*` or an entity tag of an If-Match / If-None-Match list satisfies `matches`;
+/// `None` for an empty header. A malformed list ends the scan without a match, as in Go.
+fn etag_list_matches(header: &str, matches: impl Fn(&str) -> bool) -> Option<bool> {
     let mut buf = header;
     if buf.is_empty() {
-        return Cond::None;
+        return None;
     }
     loop {
         buf = buf.trim_start_matches([' ', '\t']);
         if buf.is_empty() {
-            return Cond::False;
+            return Some(false);
         }
         if let Some(rest) = buf.strip_prefix(',') {
             buf = rest;
             continue;
         }
         if buf.starts_with('*') {
-            return Cond::True;
+            return Some(true);
         }
         let Some((tag, rest)) = scan_etag(buf) else {
-            return Cond::False;
+            return Some(false);
         };
-        if strong_match(tag, etag) {
-            return Cond::True;
+        if matches(tag) {
+            return Some(true);
         }
         buf = rest;
     }
 }
 
-fn if_none_match(header: &str, etag: &str) -> Cond {
-    let mut buf = header;
-    if buf.is_empty() {
-        return Cond::None;
+fn if_match(header: &str, etag: &str) -> Cond {
+    match etag_list_matches(header, |tag| strong_match(tag, etag)) {
+        None => Cond::None,
+        Some(true) => Cond::True,
+        Some(false) => Cond::False,
     }
-    loop {
-        buf = buf.trim_start_matches([' ', '\t']);
-        if buf.is_empty() {
-            return Cond::True;
-        }
-        if let Some(rest) = buf.strip_prefix(',') {
-            buf = rest;
-            continue;
-        }
-        if buf.starts_with('*') {
-            return Cond::False;
-        }
-        let Some((tag, rest)) = scan_etag(buf) else {
-            return Cond::True;
-        };
-        if weak_match(tag, etag) {
-            return Cond::False;
-        }
-        buf = rest;
+}
+
+fn if_none_match(header: &str, etag: &str) -> Cond {
+    match etag_list_matches(header, |tag| weak_match(tag, etag)) {
+        None => Cond::None,
+        Some(true) => Cond::False,
+        Some(false) => Cond::True,
     }
 }
 
