@@ -11,7 +11,7 @@ import os
 import pytest
 
 from tests.engine.conftest import server_config
-from tests.engine.wire import exchange
+from tests.engine.wire import both_exchanges
 
 MTIME_NS = 1_700_000_000_123_456_789
 
@@ -186,7 +186,5 @@ def ports(module_servers, tmp_path_factory) -> tuple[int, int]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_same_bytes_as_caddy(ports, name):
-    caddy_port, engine_port = ports
-    want = exchange(caddy_port, CASES[name]).normalized()
-    got = exchange(engine_port, CASES[name]).normalized()
+    got, want = both_exchanges(ports, CASES[name])
     assert got == want

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.engine.conftest import server_config
-from tests.engine.wire import exchange
+from tests.engine.wire import both_exchanges, exchange
 
 ROUTES = [
     {
@@ -203,9 +203,7 @@ def ports(module_servers) -> tuple[int, int]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_same_bytes_as_caddy(ports, name):
-    caddy_port, engine_port = ports
-    want = exchange(caddy_port, CASES[name]).normalized()
-    got = exchange(engine_port, CASES[name]).normalized()
+    got, want = both_exchanges(ports, CASES[name])
     assert got == want
 
 

@@ -59,3 +59,12 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def both_exchanges(
+    ports: tuple[int, int], payload: bytes | list[bytes]
+) -> tuple[tuple[bytes, str], tuple[bytes, str]]:
+    """`payload`'s normalized exchange with the engine and with Caddy: (got, want)."""
+    caddy_port, engine_port = ports
+    want = exchange(caddy_port, payload).normalized()
+    return exchange(engine_port, payload).normalized(), want
