@@ -72,20 +72,14 @@ class Dispenser:
         return False
 
     def _next_on_same_line(self) -> bool:
-        cursor = self.cursor
-        if cursor < 0:
-            self.cursor = cursor + 1
-            return True
-        tokens = self.tokens
-        if cursor >= len(tokens) - 1:
-            return False
-        if not is_next_on_new_line(tokens[cursor], tokens[cursor + 1]):
-            self.cursor = cursor + 1
-            return True
-        return False
+        return self._next_if_new_line(False)
 
     def next_line(self) -> bool:
         """Load the next token only if it is on a later line than the current one."""
+        return self._next_if_new_line(True)
+
+    def _next_if_new_line(self, new_line: bool) -> bool:
+        """Load the next token if whether it starts a later line is `new_line`."""
         cursor = self.cursor
         if cursor < 0:
             self.cursor = cursor + 1
@@ -93,7 +87,7 @@ class Dispenser:
         tokens = self.tokens
         if cursor >= len(tokens) - 1:
             return False
-        if is_next_on_new_line(tokens[cursor], tokens[cursor + 1]):
+        if is_next_on_new_line(tokens[cursor], tokens[cursor + 1]) == new_line:
             self.cursor = cursor + 1
             return True
         return False
