@@ -62,37 +62,33 @@ def parse_variadic(token: Token, arg_count: int) -> tuple[int, int] | None:
 def _lookup(key: str, args: list[str]) -> str | None:
     m = _ARGS_DEPRECATED.search(key)
     if m:
-        index = go_atoi(m.group(1))
-        if index is None:
-            log.warning("Placeholder {args.%s} has an invalid index", m.group(1))
-            return None
-        if index >= len(args):
-            log.warning(
-                "Placeholder {args.%s} index is out of bounds, only %d argument(s) exist",
-                m.group(1),
-                len(args),
-            )
-            return None
-        log.warning("Placeholder {args.%s} deprecated, use {args[%s]} instead", *m.groups() * 2)
-        return _arg(args, index)
+        return _indexed_arg(args, m.group(1), deprecated=True)
     m = _ARGS_INDEX.search(key)
     if m:
         if ":" in m.group(1):
             log.warning("Variadic placeholder {args[%s]} must be a token on its own", m.group(1))
             return None
-        index = go_atoi(m.group(1))
-        if index is None:
-            log.warning("Placeholder {args[%s]} has an invalid index", m.group(1))
-            return None
-        if index >= len(args):
-            log.warning(
-                "Placeholder {args[%s]} index is out of bounds, only %d argument(s) exist",
-                m.group(1),
-                len(args),
-            )
-            return None
-        return _arg(args, index)
+        return _indexed_arg(args, m.group(1), deprecated=False)
     return None
+
+
+def _indexed_arg(args: list[str], raw: str, deprecated: bool) -> str | None:
+    """The argument `raw` indexes, or None (with Caddy's warning) when there is none."""
+    placeholder = f"{{args.{raw}}}" if deprecated else f"{{args[{raw}]}}"
+    index = go_atoi(raw)
+    if index is None:
+        log.warning("Placeholder %s has an invalid index", placeholder)
+        return None
+    if index >= len(args):
+        log.warning(
+            "Placeholder %s index is out of bounds, only %d argument(s) exist",
+            placeholder,
+            len(args),
+        )
+        return None
+    if deprecated:
+        log.warning("Placeholder %s deprecated, use {args[%s]} instead", placeholder, raw)
+    return _arg(args, index)
 
 
 def _arg(args: list[str], index: int) -> str:
