@@ -7,40 +7,16 @@ JSON bytes (compact, key order included), or the same error message.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
-from tests.caddyfile.oracle import caddy_binary
-from tests.support import clean_env
+from tests.caddyfile.oracle import caddy_adapt_output
 from zeroserve.adapt import adapt_caddyfile
 from zeroserve.caddyfile.errors import CaddyfileError
 from zeroserve.caddyjson import encode
 
 
-def caddy_adapt(workdir: Path) -> tuple[bytes | None, str | None]:
-    """(JSON bytes, None) or (None, error message) from `caddy adapt` in `workdir`."""
-    proc = subprocess.run(
-        [str(caddy_binary()), "adapt", "--config", "Caddyfile", "--adapter", "caddyfile"],
-        capture_output=True,
-        timeout=60,
-        cwd=workdir,
-        env=clean_env(),
-    )
-    if proc.returncode == 0:
-        return proc.stdout.strip(), None
-    for line in reversed(proc.stderr.decode(errors="replace").splitlines()):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("level") == "error":
-            return None, entry["msg"]
-    raise AssertionError(f"caddy adapt failed without an error line: {proc.stderr!r}")
-
-
 def zeroserve_adapt(workdir: Path, monkeypatch: object) -> tuple[bytes | None, str | None]:
-    """The same as `caddy_adapt`, from our adapter (run with `workdir` as cwd)."""
+    """The same as `caddy_adapt_output`, from our adapter (run with `workdir` as cwd)."""
     monkeypatch.chdir(workdir)  # type: ignore[attr-defined]
     body = (workdir / "Caddyfile").read_bytes()
     try:
@@ -52,7 +28,7 @@ def zeroserve_adapt(workdir: Path, monkeypatch: object) -> tuple[bytes | None, s
 
 def assert_adapts_like_caddy(caddyfile: str, workdir: Path, monkeypatch: object) -> None:
     (workdir / "Caddyfile").write_text(caddyfile)
-    expected = caddy_adapt(workdir)
+    expected = caddy_adapt_output(workdir)
     got = zeroserve_adapt(workdir, monkeypatch)
     if expected[1] is not None:
         assert got[1] == expected[1], f"caddy failed with: {expected[1]}\nwe gave: {got}"

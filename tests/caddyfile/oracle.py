@@ -51,6 +51,12 @@ def caddy_adapt(body: bytes, cwd: Path) -> tuple[dict | None, str | None]:
     A Go panic counts as an error whose message is the panic text.
     """
     (cwd / "Caddyfile").write_bytes(body)
+    output, error = caddy_adapt_output(cwd)
+    return (None, error) if output is None else (json.loads(output), None)
+
+
+def caddy_adapt_output(cwd: Path) -> tuple[bytes | None, str | None]:
+    """`caddy adapt` of cwd/Caddyfile: (JSON bytes, None) or (None, error message)."""
     proc = subprocess.run(
         [str(caddy_binary()), "adapt", "--config", "Caddyfile"],
         capture_output=True,
@@ -59,7 +65,7 @@ def caddy_adapt(body: bytes, cwd: Path) -> tuple[dict | None, str | None]:
         env=clean_env(),
     )
     if proc.returncode == 0:
-        return json.loads(proc.stdout), None
+        return proc.stdout.strip(), None
     # split on newlines only: messages may contain U+2028, U+0085 and the like
     lines = proc.stderr.decode(errors="replace").split("\n")
     for line in lines:
