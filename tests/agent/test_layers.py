@@ -142,4 +142,4 @@ def test_run_without_root_serves_with_the_edge_off(zeroserve_bin):
     finally:
         stop(proc)
     warning = json.loads(proc.stderr.readline())
-    assert warning["level"] == "warn" and "not running as root" in warning["reason"]
+    assert warning["level"] == "warn" and "missing CAP_BPF and CAP_NET_ADMIN" in warning["reason"]

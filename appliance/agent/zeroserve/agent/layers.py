@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from zeroserve.caddyjson.encode import encode
+from zeroserve.datapath.capabilities import may_load_bpf
 from zeroserve.plan import ApplianceConfig, Layer, LineIndex, Plan, build_plan
 
 XDP_PROGRAM = "zs_xdp"
@@ -39,8 +40,8 @@ class EdgeError(Exception):
 
 def unavailable_reason() -> str | None:
     """Why the edge layers cannot run in this process, or None when they can."""
-    if os.geteuid() != 0:
-        return "not running as root: BPF programs need CAP_BPF and CAP_NET_ADMIN"
+    if not may_load_bpf():
+        return "missing CAP_BPF and CAP_NET_ADMIN: BPF programs cannot be loaded and attached"
     if importlib.util.find_spec("bcc") is None:
         return "bcc is not installed (python3-bpfcc): BPF programs cannot be compiled"
     from zeroserve.datapath.pins import BpffsError, ensure_bpffs

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from zeroserve.datapath import attach, build, kernel_headers, libbpf, pins
+from zeroserve.datapath.capabilities import CAP_IPC_LOCK, has_capability
 from zeroserve.doctor import uring
 from zeroserve.doctor.result import ProbeFailure
 
@@ -37,7 +38,6 @@ int zs_doctor(struct bpf_sk_lookup *ctx) { return SK_PASS; }
 # The engine's registered buffers are pinned memory, charged to RLIMIT_MEMLOCK
 # unless the process holds CAP_IPC_LOCK.
 REQUIRED_MEMLOCK = 64 << 20
-_CAP_IPC_LOCK = 14
 
 _FIX_HEADERS = "run `python -m zeroserve.datapath.kernel_headers --ensure` (make setup does)"
 _FIX_BCC = "install python3-bpfcc and linux-headers-amd64 (make setup), then " + _FIX_HEADERS
@@ -200,19 +200,12 @@ def probe_io_uring_sysctl(path: Path = Path("/proc/sys/kernel/io_uring_disabled"
     )
 
 
-def _has_cap(cap: int, status: Path = Path("/proc/self/status")) -> bool:
-    for line in status.read_text().splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) >> cap & 1)
-    return False
-
-
 def probe_memlock(required: int = REQUIRED_MEMLOCK) -> str:
     soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
     shown = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft >> 10} KiB"
     if soft == resource.RLIM_INFINITY or soft >= required:
         return f"RLIMIT_MEMLOCK {shown}"
-    if _has_cap(_CAP_IPC_LOCK):
+    if has_capability(CAP_IPC_LOCK):
         return f"RLIMIT_MEMLOCK {shown}, but CAP_IPC_LOCK lifts it"
     raise ProbeFailure(
         f"RLIMIT_MEMLOCK {shown} < {required >> 10} KiB and no CAP_IPC_LOCK",
