@@ -66,6 +66,11 @@ class Pair:
         wait_listening(port)
         return port
 
+    def ports(self, config: dict) -> tuple[int, int]:
+        """Caddy's port and an engine's port, both serving `config`."""
+        _, engine_port = self.engine(config)
+        return self.caddy(config), engine_port
+
     def close(self) -> None:
         for e in self.engines:
             e.stop(0.0)

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from tests.engine.conftest import server_config
-from tests.engine.wire import both_exchanges
+from tests.engine.wire import H, both_exchanges
 
 MTIME_NS = 1_700_000_000_123_456_789
 
@@ -126,7 +126,6 @@ ERRORS = {
     ]
 }
 
-H = b"Host: t\r\n"
 
 CASES = {
     "header_ops": b"GET /hdr?v=7 HTTP/1.1\r\n" + H + b"\r\n",
@@ -180,8 +179,7 @@ def ports(module_servers, tmp_path_factory) -> tuple[int, int]:
         (root / name).write_bytes(data)
         os.utime(root / name, ns=(MTIME_NS, MTIME_NS))
     config = server_config(routes(str(root)), errors=ERRORS)
-    _, engine_port = module_servers.engine(config)
-    return module_servers.caddy(config), engine_port
+    return module_servers.ports(config)
 
 
 @pytest.mark.parametrize("name", list(CASES))

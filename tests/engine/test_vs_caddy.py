@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.engine.conftest import server_config
-from tests.engine.wire import both_exchanges, exchange
+from tests.engine.wire import H, both_exchanges, exchange
 
 ROUTES = [
     {
@@ -95,7 +95,6 @@ ROUTES = [
     },
 ]
 
-H = b"Host: t\r\n"
 
 CASES = {
     "hello": b"GET /hello HTTP/1.1\r\n" + H + b"\r\n",
@@ -197,8 +196,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def ports(module_servers) -> tuple[int, int]:
     config = server_config(ROUTES)
-    _, engine_port = module_servers.engine(config)
-    return module_servers.caddy(config), engine_port
+    return module_servers.ports(config)
 
 
 @pytest.mark.parametrize("name", list(CASES))

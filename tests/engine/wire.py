@@ -10,6 +10,10 @@ from dataclasses import dataclass
 DATE = re.compile(rb"\r\nDate: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT")
 
 
+# the Host header of every request in the comparison tables
+H = b"Host: t\r\n"
+
+
 @dataclass(frozen=True)
 class Exchange:
     data: bytes
