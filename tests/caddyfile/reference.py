@@ -37,13 +37,8 @@ def reference_lex(body: bytes) -> list[tuple[int, str, str, str]]:
         if ch in WHITESPACE:
             pos += 1
             if ch == "\n":
-                if escaped:
-                    lexer.skipped += 1
-                    escaped = False
-                else:
-                    lexer.line += 1 + lexer.skipped
-                    lexer.skipped = 0
-                comment = False
+                lexer.newline(escaped)
+                escaped = comment = False
             continue
         if comment or ch == "#":
             comment = True

@@ -149,12 +149,8 @@ class _Lexer:
             ch = src[pos]
             if ch == "\n":
                 pos += 1
-                if escaped:
-                    self.skipped += 1
-                    escaped = False
-                else:
-                    self.line += 1 + self.skipped
-                    self.skipped = 0
+                self.newline(escaped)
+                escaped = False
                 continue
             if ch in ws:
                 pos = blank_run(src, pos).end()
@@ -189,6 +185,15 @@ class _Lexer:
             pos = self.pos
             escaped = False
         return tokens
+
+    def newline(self, escaped: bool) -> None:
+        """Count a newline outside quotes; after a backslash it continues the logical line,
+        so the line number only catches up at the next real newline."""
+        if escaped:
+            self.skipped += 1
+        else:
+            self.line += 1 + self.skipped
+            self.skipped = 0
 
     def _token(self, escaped: bool) -> bool:
         """Caddy's `lexer.next` from the first rune of a token; False at end of input."""
@@ -243,12 +248,8 @@ class _Lexer:
                 if ch == "\r":
                     continue
                 if ch == "\n":
-                    if escaped:
-                        self.skipped += 1
-                        escaped = False
-                    else:
-                        self.line += 1 + self.skipped
-                        self.skipped = 0
+                    self.newline(escaped)
+                    escaped = False
                 if val:
                     break
                 continue
