@@ -131,12 +131,7 @@ def parse_persist_config(d: Dispenser, existing: Any) -> str:
 
 @global_option("storage_clean_interval")
 def parse_storage_clean_interval(d: Dispenser, existing: Any) -> int | bool:
-    d.next()
-    if not d.next():
-        raise d.arg_err()
-    val = d.val()
-    if d.next():
-        raise d.arg_err()
+    val = parse_opt_single_string(d, None)
     if val == "off":
         return False
     try:
