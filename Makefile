@@ -14,9 +14,10 @@ setup:
 run: setup
 	$(VENV)/bin/zeroserve run --config examples/Caddyfile
 
-# Everything but the slow suites, plus lint.
+# Everything but the slow suites (the engine's cargo tests, then pytest), plus lint.
 # pytest's exit 5 (nothing collected) is reported as such and fails the run.
 test: setup lint
+	nice cargo test --quiet --manifest-path $(CARGO_MANIFEST)
 	@$(PY) -m pytest -q; rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
