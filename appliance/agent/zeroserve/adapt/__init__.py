@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from zeroserve.adapt.adaptlog import LogRecord, collecting
 from zeroserve.adapt.helper import Warning
 from zeroserve.caddyfile.errors import CaddyfileError
 
@@ -29,6 +30,8 @@ _NOT_FORMATTED = (
 class AdaptResult:
     config: dict[str, Any]
     warnings: list[Warning] = field(default_factory=list)
+    # lines Caddy logs (not returns) while adapting, in order; see adaptlog.py
+    logs: list[LogRecord] = field(default_factory=list)
 
 
 def _formatting_difference(filename: str, body: bytes) -> Warning | None:
@@ -69,13 +72,13 @@ def adapt_caddyfile(body: bytes, filename: str = "Caddyfile") -> AdaptResult:
     from zeroserve.adapt.httptype import setup
     from zeroserve.caddyfile.parser import parse
 
-    with _collector_paused():
+    with _collector_paused(), collecting() as logs:
         server_blocks = parse(filename or "Caddyfile", body)
         config, warnings = setup(server_blocks, {})
         diff = _formatting_difference(filename or "Caddyfile", body)
     if diff is not None:
         warnings.append(diff)
-    return AdaptResult(config, warnings)
+    return AdaptResult(config, warnings, logs)
 
 
 def is_caddyfile_name(filename: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from zeroserve.adapt import registry
+from zeroserve.adapt import adaptlog, registry
 from zeroserve.adapt.addresses import (
     DEFAULT_HTTP_PORT,
     DEFAULT_HTTPS_PORT,
@@ -544,6 +544,10 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
                     unpoliced_hosts.append([h for h in hosts if h])
 
             for addr in sb.parsed_keys:
+                if addr.path:
+                    adaptlog.warn(adaptlog.CADDYFILE_LOGGER, "Using a path in a site address is "
+                                  "deprecated; please use the 'handle' directive instead",
+                                  address=str(addr))
                 if listeners_use_any_port_other_than(srv["listen"] or [], http_port):
                     if addr.scheme == "http" and addr.host:
                         ah = ah if ah is not None else {}

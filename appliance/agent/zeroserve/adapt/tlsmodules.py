@@ -11,6 +11,7 @@ import base64
 import re
 from typing import Any
 
+from zeroserve.adapt import adaptlog
 from zeroserve.adapt.capools import unmarshal_ca_pool
 from zeroserve.adapt.values import atoi, parse_duration
 from zeroserve.caddyfile.dispenser import Dispenser
@@ -319,6 +320,8 @@ def parse_client_auth(d: Dispenser) -> dict[str, Any]:
                 raise d.arg_err()
             ca["mode"] = d.val()
         elif sub == "trusted_ca_cert":
+            adaptlog.warn(adaptlog.DEFAULT_LOGGER, "The 'trusted_ca_cert' field is deprecated. "
+                          "Use the 'trust_pool' field instead.")
             if not d.next_arg():
                 raise d.arg_err()
             legacy_certs.append(d.val())
@@ -327,6 +330,8 @@ def parse_client_auth(d: Dispenser) -> dict[str, Any]:
                 raise d.arg_err()
             ca.setdefault("trusted_leaf_certs", []).append(d.val())
         elif sub == "trusted_ca_cert_file":
+            adaptlog.warn(adaptlog.DEFAULT_LOGGER, "The 'trusted_ca_cert_file' field is "
+                          "deprecated. Use the 'trust_pool' field instead.")
             if not d.next_arg():
                 raise d.arg_err()
             legacy_certs.extend(pem_file_ders(d, d.val()))

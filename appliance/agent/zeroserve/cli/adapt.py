@@ -8,7 +8,7 @@ from typing import Any
 
 from zeroserve.cli.command import Command
 from zeroserve.cli.config_input import config_filename, read_config
-from zeroserve.cli.output import warn_adapt
+from zeroserve.cli.output import log_adapt, warn_adapt
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,14 +19,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_config(path: str, adapter: str | None) -> dict[str, Any]:
-    """Read and adapt a config, logging the adapter's warnings; used by every verb.
+    """Read and adapt a config, logging the adapter's lines and warnings; used by every verb.
 
     `adapter=None` picks the adapter from the file name as Caddy's `run` does
     (`Caddyfile*` or `*.caddyfile` → caddyfile, else JSON).
     """
     from zeroserve.adapt import adapt_config
+    from zeroserve.adapt.adaptlog import collecting
 
-    result = adapt_config(read_config(path), config_filename(path), adapter)
+    with collecting() as logs:
+        try:
+            result = adapt_config(read_config(path), config_filename(path), adapter)
+        finally:
+            # Caddy logs these as it adapts, so they come out even when adapting then fails
+            for record in logs:
+                log_adapt(record)
     for warning in result.warnings:
         warn_adapt(warning)
     return result.config

@@ -11,18 +11,27 @@ import time
 from typing import Any
 
 
-def log_line(level: str, msg: str, **fields: Any) -> None:
-    record: dict[str, Any] = {"level": level, "ts": time.time(), "msg": msg}
+def log_line(level: str, msg: str, logger: str = "", **fields: Any) -> None:
+    """One zap JSON line; zap leaves out the logger key of an unnamed logger."""
+    record: dict[str, Any] = {"level": level, "ts": time.time()}
+    if logger:
+        record["logger"] = logger
+    record["msg"] = msg
     record.update({k: v for k, v in fields.items() if v not in (None, "")})
-    sys.stderr.write(json.dumps(record) + "\n")
+    sys.stderr.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def log_adapt(record: Any) -> None:
+    """A line the adapter logged as it went (an `adaptlog.LogRecord`)."""
+    log_line(record.level, record.msg, record.logger, **record.fields)
 
 
 def warn_adapt(warning: Any) -> None:
-    """One adapter warning, with the fields Caddy's adapt command logs."""
+    """One adapter warning, as Caddy's CLI logs it: on a logger named after the adapter."""
     log_line(
         "warn",
         warning.message,
-        adapter="caddyfile",
+        "caddyfile",
         file=getattr(warning, "file", None),
         line=getattr(warning, "line", None) or None,
     )

@@ -5,6 +5,7 @@ From modules/caddyhttp/caddyauth/caddyfile.go.
 
 from __future__ import annotations
 
+from zeroserve.adapt.adaptlog import deprecated_name
 from zeroserve.adapt.helper import Helper
 from zeroserve.adapt.registry import handler_directive
 
@@ -23,6 +24,8 @@ def parse_basic_auth(h: Helper) -> dict:
     The hash algorithm is bcrypt unless given (bcrypt or argon2id).
     """
     h.next()
+    if h.val() == "basicauth":
+        deprecated_name("basicauth", "basic_auth")
     args = h.remaining_args()
     if len(args) > 2:
         raise h.arg_err()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from zeroserve.adapt import adaptlog
 from zeroserve.adapt.addresses import split_host_port
 from zeroserve.adapt.directives.header import HeaderOps, apply_header_op
 from zeroserve.adapt.directives.response_handlers import ResponseHandling
@@ -26,6 +27,7 @@ from zeroserve.adapt.registry import handler_directive
 from zeroserve.adapt.values import (
     PRIVATE_RANGES,
     atoi,
+    canonical_header_key,
     int64,
     parse_bytes,
     parse_duration,
@@ -241,7 +243,7 @@ class ReverseProxy:
             elif sub == "header_up":
                 if self.request_headers is None:
                     self.request_headers = HeaderOps()
-                self._header_op(d, self.request_headers)
+                _warn_forwarded_header(self._header_op(d, self.request_headers))
             elif sub == "header_down":
                 if self.response_headers is None:
                     self.response_headers = HeaderOps()
@@ -286,6 +288,8 @@ class ReverseProxy:
             # the default transport needs no config
             if transport_name != "http" or transport:
                 self.transport = {**transport, "protocol": transport_name}
+        tls = transport_name == "http" and transport is not None and "tls" in transport
+        _warn_upstream_host(self.request_headers, tls)
 
     def finalize(self, h: Helper) -> None:
         """Caddy's FinalizeUnmarshalCaddyfile: parse the handle_response blocks."""
@@ -350,6 +354,8 @@ class ReverseProxy:
             value = _atoi(d, "invalid passes count '%s': %v")
         elif sub == "health_fails":
             value = _atoi(d, "invalid fails count '%s': %v")
+        elif sub == "health_path":
+            adaptlog.deprecated_name("health_path", "health_uri", "subdirective")
         _put(active, _ACTIVE_FIELDS[sub], value)
 
     def _passive_health(self, d: Dispenser, sub: str) -> None:
@@ -378,7 +384,8 @@ class ReverseProxy:
         _put(passive, sub, value)
 
     @staticmethod
-    def _header_op(d: Dispenser, ops: HeaderOps) -> None:
+    def _header_op(d: Dispenser, ops: HeaderOps) -> list[str]:
+        """Apply one header_up/header_down line to `ops`; returns its arguments."""
         args = d.remaining_args()
         if not 1 <= len(args) <= 3:
             raise d.arg_err()
@@ -387,6 +394,7 @@ class ReverseProxy:
         problem = apply_header_op(ops, None, args[0], value, replacement)
         if problem:
             raise d.err(problem)
+        return args
 
 
 # active health check subdirectives with one argument → their JSON field
@@ -404,6 +412,26 @@ _ACTIVE_FIELDS = {
     "health_passes": "passes",
     "health_fails": "fails",
 }
+
+
+_FORWARDED_HEADERS = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host")
+_UPSTREAM_HOSTPORT = "{http.reverse_proxy.upstream.hostport}"
+
+
+def _warn_forwarded_header(args: list[str]) -> None:
+    """Caddy's advice when `header_up` sets an X-Forwarded-* field the proxy sets anyway."""
+    # only a plain set warns: not +add, -delete or a regexp replacement
+    name = canonical_header_key(args[0])
+    if len(args) < 3 and name in _FORWARDED_HEADERS:
+        adaptlog.warn(adaptlog.CADDYFILE_LOGGER, f"Unnecessary header_up {name}: the reverse "
+                      "proxy's default behavior is to pass headers to the upstream")
+
+
+def _warn_upstream_host(ops: HeaderOps | None, tls: bool) -> None:
+    if tls and ops is not None and ops.set.get("Host") == [_UPSTREAM_HOSTPORT]:
+        adaptlog.warn(adaptlog.CADDYFILE_LOGGER, "Unnecessary header_up Host: the reverse "
+                      "proxy's default behavior is to pass the configured upstream address to "
+                      "the upstream when proxying to HTTPS")
 
 
 def _put(obj: dict, key: str, value: object) -> None:

@@ -7,6 +7,7 @@ starting at the transport's name and returns its JSON without `protocol`.
 
 from __future__ import annotations
 
+from zeroserve.adapt import adaptlog
 from zeroserve.adapt.capools import unmarshal_ca_pool
 from zeroserve.adapt.modules import unmarshal_module
 from zeroserve.adapt.values import atoi, int64, parse_bytes, parse_duration
@@ -133,6 +134,8 @@ def http_transport(d: Dispenser) -> dict:
                 raise d.errf("invalid proxy protocol version '%s'", d.val())
             out["proxy_protocol"] = d.val()
         elif sub == "forward_proxy_url":
+            adaptlog.warn(adaptlog.DEFAULT_LOGGER, "The 'forward_proxy_url' field is deprecated. "
+                          "Use 'network_proxy <url>' instead.")
             if not d.next_arg():
                 raise d.arg_err()
             # deprecated spelling of `network_proxy url <url>`
@@ -181,6 +184,8 @@ def http_transport(d: Dispenser) -> dict:
             timeout = _duration(d, "bad timeout value '%s': %v")
             _set(tls(), "handshake_timeout", timeout)
         elif sub == "tls_trusted_ca_certs":
+            adaptlog.warn(adaptlog.DEFAULT_LOGGER, "The 'tls_trusted_ca_certs' field is "
+                          "deprecated. Use the 'tls_trust_pool' field instead.")
             files = d.remaining_args()
             if not files:
                 raise d.arg_err()

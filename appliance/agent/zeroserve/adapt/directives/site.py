@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from zeroserve.adapt.adaptlog import deprecated_name
 from zeroserve.adapt.helper import ConfigValue, Helper
 from zeroserve.adapt.registry import directive, handler_directive
 
@@ -42,6 +43,8 @@ def parse_fs(h: Helper) -> dict:
 def parse_log_skip(h: Helper) -> dict:
     """Syntax: ``log_skip [<matcher>]`` (`skip_log` is the deprecated name)."""
     h.next()
+    if h.val() == "skip_log":
+        deprecated_name("skip_log", "log_skip")
     if h.next_arg():
         raise h.arg_err()
     return {"handler": "vars", "log_skip": True}

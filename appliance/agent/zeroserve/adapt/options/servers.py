@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from zeroserve.adapt import adaptlog
 from zeroserve.adapt.registry import global_option
 from zeroserve.adapt.values import PRIVATE_RANGES, atoi, parse_bytes, parse_duration
 from zeroserve.caddyfile.dispenser import Dispenser
@@ -240,6 +241,9 @@ def parse_servers(d: Dispenser, existing: Any) -> ServerOptions:
             if d.next_block(d.nesting()):
                 raise d.arg_err()
         elif sub == "metrics":
+            adaptlog.warn(adaptlog.DEFAULT_LOGGER, "The nested 'metrics' option inside `servers` "
+                          "is deprecated and will be removed in the next major version. Use "
+                          "the global 'metrics' option instead.")
             metrics: dict[str, Any] = {}
             nesting = d.nesting()
             while d.next_block(nesting):
