@@ -83,12 +83,26 @@ CASES: dict[str, str] = {
 \t}
 }
 """,
+    # logged per server in the blocks' written order, before they are sorted
     "site_path": """\
 example.com/foo, http://b.com/bar/ {
 \trespond hi
 }
 
+a.com/x {
+\trespond hi
+}
+
+longer.example.com/y {
+\trespond hi
+}
+
 :8080/x, https://x.com/a*, x.com:9000/b {
+\trespond hi
+}
+""",
+    "unspecified_ip": """\
+http://0.0.0.0:8080, [::]:9000, 0.0.0.0/x {
 \trespond hi
 }
 """,

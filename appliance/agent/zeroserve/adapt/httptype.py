@@ -495,6 +495,12 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
                 ah = ah or {}
                 ah[key] = True
 
+        for sb in blocks:
+            for addr in sb.parsed_keys:
+                if addr.path:
+                    adaptlog.warn(adaptlog.CADDYFILE_LOGGER, "Using a path in a site address is "
+                                  "deprecated; please use the 'handle' directive instead",
+                                  address=str(addr))
         _sort_sites(blocks)
 
         has_catch_all_cp = address_qualifies_for_tls = False
@@ -515,6 +521,12 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
         for sb in blocks:
             matcher_sets = compile_encoded_matcher_sets(sb)
             hosts = sb.hosts_from_keys(False)
+            for host in hosts:
+                if host in ("0.0.0.0", "::"):
+                    adaptlog.warn(adaptlog.CADDYFILE_LOGGER, "Site block has an unspecified IP "
+                                  "address which only matches requests having that Host header; "
+                                  "you probably want the 'bind' directive to configure the socket",
+                                  address=host)
             forced = set(hosts) if "tls.force_automate" in sb.pile else set()
 
             cp_values = sb.pile.get("tls.connection_policy", [])
@@ -544,10 +556,6 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
                     unpoliced_hosts.append([h for h in hosts if h])
 
             for addr in sb.parsed_keys:
-                if addr.path:
-                    adaptlog.warn(adaptlog.CADDYFILE_LOGGER, "Using a path in a site address is "
-                                  "deprecated; please use the 'handle' directive instead",
-                                  address=str(addr))
                 if listeners_use_any_port_other_than(srv["listen"] or [], http_port):
                     if addr.scheme == "http" and addr.host:
                         ah = ah if ah is not None else {}
