@@ -106,6 +106,19 @@ http://0.0.0.0:8080, [::]:9000, 0.0.0.0/x {
 \trespond hi
 }
 """,
+    # from the Caddyfile parser: imports and import arguments
+    "imports": """\
+import nomatch*.caddy
+import empty.caddy
+
+(snip) {
+\trespond "{args.0} {args[5]} {args[x]} {args[0]}"
+}
+
+:80 {
+\timport snip hi
+}
+""",
     "servers_metrics": """\
 {
 \tservers {
@@ -189,6 +202,7 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, bytes, li
 def test_adapt_logs_match_caddy(name: str, tmp_path: Path) -> None:
     (tmp_path / "Caddyfile").write_text(CASES[name])
     _write_cert(tmp_path / "ca.pem")
+    (tmp_path / "empty.caddy").write_text("")
     args = ["adapt", "--config", "Caddyfile", "--adapter", "caddyfile"]
     want = _run([str(caddy_binary()), *args], tmp_path, clean_env())
     got = _run([sys.executable, "-m", "zeroserve.cli.main", *args], tmp_path, dict(os.environ))

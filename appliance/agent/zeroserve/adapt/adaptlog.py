@@ -1,25 +1,35 @@
 """Log lines Caddy writes while adapting, rather than returning them as warnings.
 
-Caddy's directive code calls `caddy.Log()` directly for deprecations and advice
-("the 'basicauth' directive is deprecated, ..."), so those lines reach stderr in
-the order the adapter meets them and carry a logger name but no file or line.
-`collecting()` gathers them for one adaptation; `warn()` is called at the point
-Caddy logs. Outside `collecting()` a record has nowhere to go and is dropped, as
-Caddy's lines would be with logging off.
+Caddy's parser and directive code call `caddy.Log()` directly for deprecations
+and advice ("the 'basicauth' directive is deprecated, ..."), so those lines reach
+stderr in the order the adapter meets them, with a logger name and zap fields but
+no file or line. Here they are Python log records on the "caddy" logger (Caddy's
+unnamed root logger) or its children ("caddy.caddyfile" is
+`caddy.Log().Named("caddyfile")`), zap fields in `extra={"fields": {...}}`; the
+caddyfile package logs the same way without depending on this module.
+
+`collecting()` gathers the records of one adaptation (per context, so concurrent
+adaptations keep theirs apart). Outside it a record has nowhere to go and is
+dropped, as Caddy's lines would be with logging off.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-# the loggers Caddy uses during adapt ("" is caddy.Log() itself, which has no name)
+ROOT_LOGGER = "caddy"
+# the named loggers Caddy uses during adapt ("" is caddy.Log() itself)
 ADAPTER_LOGGER = "config.adapter.caddyfile"
 CADDYFILE_LOGGER = "caddyfile"
 DEFAULT_LOGGER = ""
+
+_ZAP_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",
+               logging.ERROR: "error"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,22 @@ class LogRecord:
 
 
 _records: ContextVar[list[LogRecord] | None] = ContextVar("adapt_log_records", default=None)
+
+
+class _Collector(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        records = _records.get()
+        if records is None:
+            return
+        name = record.name.removeprefix(ROOT_LOGGER).removeprefix(".")
+        level = _ZAP_LEVELS.get(record.levelno, record.levelname.lower())
+        records.append(LogRecord(level, name, record.getMessage(),
+                                 dict(getattr(record, "fields", {}))))
+
+
+_root = logging.getLogger(ROOT_LOGGER)
+_root.addHandler(_Collector())
+_root.propagate = False
 
 
 @contextmanager
@@ -53,9 +79,8 @@ def collecting() -> Iterator[list[LogRecord]]:
 
 
 def warn(logger: str, msg: str, **fields: Any) -> None:
-    records = _records.get()
-    if records is not None:
-        records.append(LogRecord("warn", logger, msg, fields))
+    name = f"{ROOT_LOGGER}.{logger}" if logger else ROOT_LOGGER
+    logging.getLogger(name).warning("%s", msg, extra={"fields": fields})
 
 
 def deprecated_name(old: str, new: str, kind: str = "directive") -> None:

@@ -16,7 +16,8 @@ from zeroserve.caddyfile.errors import CaddyfileError
 from zeroserve.caddyfile.gofmt import go_atoi
 from zeroserve.caddyfile.lexer import Token
 
-log = logging.getLogger("caddyfile")
+# caddy.Log().Named("caddyfile"); zeroserve.adapt.adaptlog shows these as Caddy does
+log = logging.getLogger("caddy.caddyfile")
 
 _ARGS_DEPRECATED = re.compile(r"args\.(.+)")
 _ARGS_INDEX = re.compile(r"args\[(.+)]")

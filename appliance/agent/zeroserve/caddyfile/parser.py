@@ -31,7 +31,8 @@ from zeroserve.caddyfile.errors import CaddyfileError
 from zeroserve.caddyfile.gofs import fast_abs, go_error_text, go_glob, go_join, is_abs
 from zeroserve.caddyfile.lexer import WHITESPACE, Token, decode_go, is_next_on_new_line, tokenize
 
-log = logging.getLogger("caddyfile")
+# caddy.Log(); zeroserve.adapt.adaptlog shows these (zap fields in extra) as Caddy does
+log = logging.getLogger("caddy")
 
 # Imports may legally fan out (a snippet importing another twice, and so on);
 # Caddy expands without limit and runs out of memory or time on such an
@@ -440,7 +441,8 @@ class _Parser(Dispenser):
             raise self.errf("Failed to use import pattern %s: %v", pattern, exc) from None
         if not matches:
             if any(ch in glob_pattern for ch in "*?[]"):
-                log.warning("No files matching import glob pattern: %s", pattern)
+                log.warning("No files matching import glob pattern",
+                            extra={"fields": {"pattern": pattern}})
             else:
                 raise self.errf("File to import not found: %s", pattern)
         elif os.path.basename(glob_pattern).startswith("*"):
@@ -475,7 +477,7 @@ class _Parser(Dispenser):
             os.close(fd)
         body = b"".join(chunks)
         if not decode_go(body).strip(_WS):
-            log.warning("Import file is empty: %s", path)
+            log.warning("Import file is empty", extra={"fields": {"file": path}})
             return []
         try:
             tokens = all_tokens(path, body)
