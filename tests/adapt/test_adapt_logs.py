@@ -135,6 +135,7 @@ a.com {
 \ttls {
 \t\tclient_auth {
 \t\t\ttrusted_ca_cert_file ca.pem
+\t\t\ttrusted_ca_cert CERT_DER_BASE64
 \t\t}
 \t}
 }
@@ -200,8 +201,10 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, bytes, li
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_adapt_logs_match_caddy(name: str, tmp_path: Path) -> None:
-    (tmp_path / "Caddyfile").write_text(CASES[name])
     _write_cert(tmp_path / "ca.pem")
+    der = "".join(line for line in (tmp_path / "ca.pem").read_text().splitlines()
+                  if not line.startswith("-----"))
+    (tmp_path / "Caddyfile").write_text(CASES[name].replace("CERT_DER_BASE64", der))
     (tmp_path / "empty.caddy").write_text("")
     args = ["adapt", "--config", "Caddyfile", "--adapter", "caddyfile"]
     want = _run([str(caddy_binary()), *args], tmp_path, clean_env())
