@@ -285,3 +285,9 @@ def go_duration_string(ns: int) -> str:
         if minutes // 60:
             out = f"{minutes // 60}h" + out
     return sign + out
+
+
+def omit_empty(fields: dict) -> dict:
+    """Go's `omitempty` on value fields: zero values ("", 0, False, None, empty
+    slices and maps) are left out, and the rest keep the struct's field order."""
+    return {key: value for key, value in fields.items() if value}

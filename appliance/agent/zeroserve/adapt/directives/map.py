@@ -5,6 +5,7 @@ from __future__ import annotations
 from zeroserve.adapt.helper import Helper
 from zeroserve.adapt.registry import handler_directive
 from zeroserve.adapt.shorthands import was_replaced_placeholder_shorthand
+from zeroserve.adapt.values import omit_empty
 
 
 @handler_directive("map")
@@ -56,11 +57,5 @@ def parse_map(h: Helper) -> dict:
             mapping["input"] = given
         mapping["outputs"] = outputs
         mappings.append(mapping)
-    out: dict = {"handler": "map", "destinations": destinations}
-    if source:
-        out["source"] = source
-    if mappings:
-        out["mappings"] = mappings
-    if defaults:
-        out["defaults"] = defaults
-    return out
+    optional = omit_empty({"source": source, "mappings": mappings, "defaults": defaults})
+    return {"handler": "map", "destinations": destinations, **optional}

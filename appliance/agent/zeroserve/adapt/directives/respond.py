@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zeroserve.adapt.helper import Helper
 from zeroserve.adapt.registry import handler_directive
-from zeroserve.adapt.values import atoi, weak_string
+from zeroserve.adapt.values import atoi, omit_empty, weak_string
 
 
 def status_or_text(args: list[str]) -> tuple[str, str]:
@@ -72,15 +72,10 @@ def parse_abort(h: Helper) -> dict:
 def static_response(status: str = "", headers: dict | None = None, body: str = "",
                     close: bool = False, abort: bool = False) -> dict:
     """The `static_response` handler object (StaticResponse, empty fields left out)."""
-    out: dict = {"handler": "static_response"}
+    fields = omit_empty(
+        {"status_code": status, "headers": headers, "body": body, "close": close, "abort": abort}
+    )
     if status:
-        out["status_code"] = weak_string(status)
-    if headers:
-        out["headers"] = headers
-    if body:
-        out["body"] = body
-    if close:
-        out["close"] = True
-    if abort:
-        out["abort"] = True
-    return out
+        # omitempty looks at the string; "0" or "false" are set and encode as 0 / false
+        fields["status_code"] = weak_string(status)
+    return {"handler": "static_response", **fields}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zeroserve.adapt.helper import ConfigValue, Helper
 from zeroserve.adapt.registry import directive, handler_directive
-from zeroserve.adapt.values import atoi
+from zeroserve.adapt.values import atoi, omit_empty
 
 
 @directive("rewrite")
@@ -33,11 +33,7 @@ def parse_rewrite(h: Helper) -> list[ConfigValue]:
 
 def _rewrite(**fields: object) -> dict:
     """A `rewrite` handler; Rewrite's fields (and those of its parts) are all omitempty."""
-    return {"handler": "rewrite", **_omit_empty(fields)}
-
-
-def _omit_empty(fields: dict) -> dict:
-    return {k: v for k, v in fields.items() if v not in ("", 0, None)}
+    return {"handler": "rewrite", **omit_empty(fields)}
 
 
 @handler_directive("method")
@@ -90,11 +86,11 @@ def parse_uri(h: Helper) -> dict:
                 limit = atoi(args[3])
             except ValueError as exc:
                 raise h.errf("limit must be an integer; invalid: %v", exc) from None
-        out["uri_substring"] = [_omit_empty({"find": args[1], "replace": args[2], "limit": limit})]
+        out["uri_substring"] = [omit_empty({"find": args[1], "replace": args[2], "limit": limit})]
     elif op == "path_regexp":
         if len(args) != 3:
             raise h.arg_err()
-        out["path_regexp"] = [_omit_empty({"find": args[1], "replace": args[2]})]
+        out["path_regexp"] = [omit_empty({"find": args[1], "replace": args[2]})]
     elif op == "query":
         if len(args) > 4:
             raise h.arg_err()
@@ -106,11 +102,13 @@ def parse_uri(h: Helper) -> dict:
             if has_args:
                 raise h.err("Cannot specify uri query rewrites in both argument and block")
             _query_op(h, query, [h.val(), *h.remaining_args()])
-        out["query"] = query
     else:
         raise h.errf("unrecognized URI manipulation '%s'", op)
-    # the query operations stay, even when empty, as in Caddy
-    return {"handler": "rewrite", **_omit_empty(out)}
+    handler = {"handler": "rewrite", **omit_empty(out)}
+    if op == "query":
+        # a pointer field in Caddy: the query operations stay even when empty
+        handler["query"] = query
+    return handler
 
 
 def _query_op(h: Helper, query: dict[str, list], args: list[str]) -> None:
@@ -122,16 +120,16 @@ def _query_op(h: Helper, query: dict[str, list], args: list[str]) -> None:
     elif key.startswith("+"):
         if len(args) != 2:
             raise h.arg_err()
-        query.setdefault("add", []).append(_omit_empty({"key": key.lstrip("+"), "val": args[1]}))
+        query.setdefault("add", []).append(omit_empty({"key": key.lstrip("+"), "val": args[1]}))
     elif ">" in key:
         if len(args) != 1:
             raise h.arg_err()
         parts = key.split(">")
-        query.setdefault("rename", []).append(_omit_empty({"key": parts[0], "val": parts[1]}))
+        query.setdefault("rename", []).append(omit_empty({"key": parts[0], "val": parts[1]}))
     elif len(args) == 3:
         query.setdefault("replace", []).append(
-            _omit_empty({"key": key, "search_regexp": args[1], "replace": args[2]}))
+            omit_empty({"key": key, "search_regexp": args[1], "replace": args[2]}))
     else:
         if len(args) != 2:
             raise h.arg_err()
-        query.setdefault("set", []).append(_omit_empty({"key": key, "val": args[1]}))
+        query.setdefault("set", []).append(omit_empty({"key": key, "val": args[1]}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from zeroserve.adapt.registry import matcher
+from zeroserve.adapt.values import omit_empty
 from zeroserve.caddyfile.dispenser import Dispenser
 
 
@@ -52,13 +53,5 @@ def unmarshal_file(d: Dispenser, name: str) -> dict:
 def file_matcher(root: str = "", try_files: list[str] | None = None, try_policy: str = "",
                  split_path: list[str] | None = None) -> dict:
     """MatchFile's JSON, in its field order (fs, root, try_files, try_policy, split_path)."""
-    out: dict = {}
-    if root:
-        out["root"] = root
-    if try_files:
-        out["try_files"] = try_files
-    if try_policy:
-        out["try_policy"] = try_policy
-    if split_path:
-        out["split_path"] = split_path
-    return out
+    fields = {"root": root, "try_files": try_files, "try_policy": try_policy}
+    return omit_empty({**fields, "split_path": split_path})
