@@ -124,13 +124,16 @@ def start_agent(ns: str, zeroserve_bin: Path, caddyfile: Path) -> subprocess.Pop
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"zeroserve run exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        # The admin endpoint opens before the edge commits (as Caddy's opens before the
+        # sites): the agent is up once the edge names the interfaces it attached to.
         try:
-            admin(ns, "GET", "/config/")
-            return proc
+            if status(ns)["interfaces"]:
+                return proc
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     proc.kill()
-    pytest.fail("zeroserve run did not answer on its admin endpoint")
+    pytest.fail("zeroserve run did not attach its edge within 60 s")
 
 
 @contextmanager
