@@ -6,7 +6,7 @@ CARGO_MANIFEST := appliance/proxy/Cargo.toml
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TARGET_DIR := $(CURDIR)/target
 
-.PHONY: setup run test lint test-slow test-image test-fleet fmt image delivery-lint
+.PHONY: setup run test lint test-slow test-image test-fleet fmt image image-repro delivery-lint
 
 setup:
 	@bash tools/setup.sh
@@ -41,6 +41,11 @@ delivery-lint: setup
 image: setup
 	bash image/deps.sh
 	nice bash image/build.sh
+
+# Two builds of HEAD must give the same sha256 for every output.
+image-repro: setup
+	bash image/deps.sh
+	nice bash image/repro.sh
 
 test-image: setup
 	bash image/deps.sh

@@ -31,9 +31,10 @@ log "building the wheel"
 rm -rf "$WORK"
 mkdir -p "$WORK/wheel"
 # The same interpreter as `maturin develop` in make setup, so both share the cargo cache.
-( cd "$REPO" && CARGO_TARGET_DIR="$REPO/target" nice "$REPO/.venv/bin/maturin" build --release \
-    --interpreter "$REPO/.venv/bin/python" \
-    --quiet --out "$WORK/wheel" >&2 )
+# image/repro.sh builds a snapshot of the commit with the checkout's venv and cargo cache.
+VENV=${VENV:-$REPO/.venv}
+( cd "$REPO" && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}" nice "$VENV/bin/maturin" \
+    build --release --interpreter "$VENV/bin/python" --quiet --out "$WORK/wheel" >&2 )
 wheel=$(ls "$WORK"/wheel/zeroserve-*.whl)
 
 # 2. The Debian base, cached by its inputs; mmdebstrap is reproducible given SOURCE_DATE_EPOCH.

@@ -151,6 +151,7 @@ IMAGE = REPO / "image"
 SCRIPTS = [
     IMAGE / "build.sh",
     IMAGE / "deps.sh",
+    IMAGE / "repro.sh",
     IMAGE / "rootfs" / "usr" / "sbin" / "zeroserve-update",
     IMAGE / "rootfs" / "usr" / "libexec" / "zeroserve" / "import-config",
     IMAGE / "rootfs" / "usr" / "libexec" / "zeroserve" / "health-check",
