@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::observe::Observer;
 use crate::ring::eventfd::EventFd;
 use crate::ring::probe;
 use crate::route::Program;
@@ -96,6 +97,8 @@ pub struct Engine {
     /// Bound address → the workers' listening sockets for it (owned by the workers).
     fds: BTreeMap<SocketAddr, Vec<RawFd>>,
     liveness: Arc<Liveness>,
+    /// Metrics and the access log's logger thread, for the engine's whole life.
+    observer: Arc<Observer>,
 }
 
 fn listen_set(program: &Program) -> Result<BTreeMap<SocketAddr, usize>> {
@@ -132,6 +135,7 @@ impl Engine {
             bound: BTreeMap::new(),
             fds: BTreeMap::new(),
             liveness: Arc::new(Liveness::default()),
+            observer: Arc::new(Observer::start().map_err(fail("starting the logger thread"))?),
         })
     }
 
@@ -223,10 +227,13 @@ impl Engine {
             let ready = ready_tx.clone();
             let liveness = Arc::clone(&self.liveness);
             let worker_wake = Arc::clone(&wake);
+            let observer = Arc::clone(&self.observer);
             liveness.add(1);
             let thread = std::thread::Builder::new()
                 .name(format!("zeroserve-w{n}"))
                 .spawn(move || {
+                    crate::observe::enter_worker(&observer);
+                    drop(observer);
                     match Worker::new(program, specs, rx, worker_wake) {
                         Ok(w) => {
                             let _ = ready.send(Ok(()));
@@ -313,6 +320,11 @@ impl Engine {
         self.handles.clear();
         self.bound.clear();
         self.fds.clear();
+    }
+
+    /// Caddy's `caddy_http_*` metrics summed over the workers, in Prometheus text format.
+    pub fn metrics(&self) -> String {
+        self.observer.metrics()
     }
 
     /// The workers' listening sockets, every address; valid while the engine runs.

@@ -8,6 +8,7 @@
 pub mod buf;
 pub mod engine;
 pub mod http1;
+pub mod observe;
 pub mod ring;
 pub mod route;
 pub mod worker;
@@ -97,6 +98,10 @@ impl PyEngine {
 
     fn listener_fds(&self) -> Vec<i32> {
         self.lock().listener_fds()
+    }
+
+    fn metrics(&self) -> String {
+        self.lock().metrics()
     }
 }
 

@@ -219,6 +219,8 @@ pub struct Ctx<'p, 'a> {
     pub intercepts: Vec<&'p super::handlers::intercept::Intercept>,
     /// `map` handlers run so far; their destinations are placeholders.
     pub maps: Vec<&'p super::handlers::map::MapHandler>,
+    /// What the observers (access log, metrics) need to know of the routes' run.
+    pub trace: crate::observe::Trace<'p>,
     uuid: OnceCell<String>,
 }
 
@@ -292,6 +294,7 @@ impl<'p, 'a> Ctx<'p, 'a> {
             maps: Vec::new(),
             encoders: Vec::new(),
             intercepts: Vec::new(),
+            trace: Default::default(),
             uuid: OnceCell::new(),
         }
     }

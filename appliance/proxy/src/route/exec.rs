@@ -48,6 +48,7 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                 continue;
             }
         }
+        ctx.trace.enter(routes, route);
         for h in &route.handlers {
             let flow = match h {
                 Handler::StaticResponse(s) if s.abort => Flow::Abort,
@@ -79,7 +80,10 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                     Flow::Next
                 }
                 Handler::Invoke(i) => i.run(ctx),
-                Handler::LogAppend(_) => Flow::Next,
+                Handler::LogAppend(l) => {
+                    l.run(ctx);
+                    Flow::Next
+                }
                 Handler::Intercept(i) => {
                     ctx.intercepts.push(i);
                     Flow::Next
@@ -133,8 +137,10 @@ pub fn serve<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
             message: "missing or empty Host header".to_owned(),
         })
     } else {
+        ctx.trace.begin(&server.routes);
         run(&server.routes, ctx)
     };
+    ctx.trace.end(&flow);
     match flow {
         Flow::Responded => Outcome::Respond,
         // Nothing wrote: Go answers 200 through the base writer, so deferred ops never run.

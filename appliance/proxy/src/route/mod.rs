@@ -65,6 +65,8 @@ pub struct Route {
     pub matcher_sets: Vec<MatcherSet>,
     pub handlers: Vec<Handler>,
     pub terminal: bool,
+    /// The first handler's module name: Caddy's metrics label a top-level route with it.
+    pub metrics_name: Option<std::sync::Arc<str>>,
 }
 
 /// Per-server settings from `apps.http.servers.NAME`.
@@ -83,6 +85,8 @@ pub struct Server {
     pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
     pub client_ip_headers: Vec<String>,
     pub trusted_proxies_strict: bool,
+    /// Access logging and metrics (`logs`, `logging`, `apps.http.metrics`).
+    pub observe: crate::observe::ServerObserve,
 }
 
 impl Server {
@@ -238,6 +242,10 @@ fn compile_route(v: &Value) -> Result<Route> {
         matcher_sets,
         handlers,
         terminal: m.get("terminal").and_then(Value::as_bool).unwrap_or(false),
+        metrics_name: m
+            .get("handle")
+            .and_then(|h| h.get(0)?.get("handler")?.as_str())
+            .map(std::sync::Arc::from),
     })
 }
 
@@ -307,6 +315,7 @@ fn compile_server(name: &str, v: &Value) -> Result<Server> {
         parser,
         idle_timeout,
         read_header_timeout,
+        observe: Default::default(),
     })
 }
 
@@ -330,6 +339,7 @@ impl Program {
                 out.push(server);
             }
         }
+        crate::observe::provision(root, &mut out)?;
         Ok(Program { servers: out })
     }
 }

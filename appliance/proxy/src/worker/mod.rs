@@ -664,6 +664,7 @@ impl Worker {
             conn.wants_body = true;
             return true;
         }
+        crate::observe::finished(server, &ctx);
         let resp = std::mem::take(&mut ctx.resp);
         conn.output.extend_from_slice(&ctx.interim);
         let body = if body_data.is_some() {

@@ -1,0 +1,816 @@
+//! Caddy's access logs: the `handled request` entry (modules/caddyhttp/server.go
+//! `logRequest`, marshalers.go), the server's `logs` mapping of hosts to logger names, and
+//! the custom logs of `logging.logs` (writer, JSON encoder, level, include/exclude) that
+//! receive each entry.
+//!
+//! Workers format the line and hand it to one logger thread per engine over a bounded
+//! channel; a full channel drops the line and counts it, so a slow disk never stalls a
+//! worker. The logger thread owns the open files (shared by every config the engine runs,
+//! as Caddy's writers outlive reloads) and flushes whenever the channel runs dry.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use crate::http1::HeaderMap;
+use crate::route::{err, str_list, CompileError, Result};
+
+/// Lines waiting for the logger thread before workers start dropping them.
+const QUEUE: usize = 8192;
+/// Caddy's (lumberjack's) defaults for a rolled file: 100 MiB, 10 backups, gzip.
+const ROLL_SIZE_MB: u64 = 100;
+const ROLL_KEEP: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Panic,
+    Fatal,
+}
+
+impl Level {
+    fn parse(s: &str) -> Result<Level> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "" | "info" => Level::Info,
+            "debug" => Level::Debug,
+            "warn" => Level::Warn,
+            "error" => Level::Error,
+            "panic" => Level::Panic,
+            "fatal" => Level::Fatal,
+            _ => return err(format!("unrecognized log level: {s}")),
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+            Level::Panic => "panic",
+            Level::Fatal => "fatal",
+        }
+    }
+}
+
+/// Where a custom log writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writer {
+    Stdout,
+    Stderr,
+    Discard,
+    File(FileSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileSpec {
+    pub path: PathBuf,
+    /// `None` with `roll: false`; else the size in bytes that starts a new file.
+    pub roll_size: Option<u64>,
+    pub roll_keep: usize,
+    pub roll_gzip: bool,
+}
+
+/// How `ts` is written: seconds (float), milliseconds (float) or nanoseconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeFormat {
+    Seconds,
+    Millis,
+    Nanos,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DurationFormat {
+    Seconds,
+    Nanos,
+    Millis,
+}
+
+/// The JSON encoder's settings (Caddy's `LogEncoderConfig`).
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    message_key: String,
+    level_key: String,
+    time_key: String,
+    name_key: String,
+    line_ending: String,
+    time_format: TimeFormat,
+    duration_format: DurationFormat,
+    upper_level: bool,
+}
+
+impl Default for Encoder {
+    fn default() -> Encoder {
+        Encoder {
+            message_key: "msg".into(),
+            level_key: "level".into(),
+            time_key: "ts".into(),
+            name_key: "logger".into(),
+            line_ending: "\n".into(),
+            time_format: TimeFormat::Seconds,
+            duration_format: DurationFormat::Seconds,
+            upper_level: false,
+        }
+    }
+}
+
+impl Encoder {
+    fn compile(v: Option<&Value>) -> Result<Encoder> {
+        let mut e = Encoder::default();
+        let Some(v) = v else { return Ok(e) };
+        let Value::Object(m) = v else {
+            return err("encoder: expected a JSON object");
+        };
+        let format = m.get("format").and_then(Value::as_str).unwrap_or("");
+        if format != "json" {
+            return err(format!(
+                "loading log encoder module: unknown module: caddy.logging.encoders.{format} (the engine writes json only)"
+            ));
+        }
+        let text = |k: &str| m.get(k).and_then(Value::as_str);
+        for (key, slot) in [
+            ("message_key", &mut e.message_key),
+            ("level_key", &mut e.level_key),
+            ("time_key", &mut e.time_key),
+            ("name_key", &mut e.name_key),
+            ("line_ending", &mut e.line_ending),
+        ] {
+            if let Some(s) = text(key) {
+                *slot = s.to_owned();
+            }
+        }
+        e.time_format = match text("time_format").unwrap_or("") {
+            "" | "unix_seconds_float" => TimeFormat::Seconds,
+            "unix_milli_float" => TimeFormat::Millis,
+            "unix_nano" => TimeFormat::Nanos,
+            other => {
+                return err(format!(
+                    "time_format {other:?} is not supported by the engine"
+                ))
+            }
+        };
+        e.duration_format = match text("duration_format").unwrap_or("") {
+            "" | "seconds" | "s" => DurationFormat::Seconds,
+            "nano" | "nanos" | "ns" => DurationFormat::Nanos,
+            "ms" | "milli" | "millis" => DurationFormat::Millis,
+            other => {
+                return err(format!(
+                    "duration_format {other:?} is not supported by the engine"
+                ))
+            }
+        };
+        e.upper_level = match text("level_format").unwrap_or("") {
+            "" | "lower" => false,
+            "upper" => true,
+            other => {
+                return err(format!(
+                    "level_format {other:?} is not supported by the engine"
+                ))
+            }
+        };
+        Ok(e)
+    }
+}
+
+/// One entry of `logging.logs`.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    writer: Arc<Writer>,
+    encoder: Encoder,
+    level: Level,
+    include: Vec<String>,
+    exclude: Vec<String>,
+}
+
+impl Sink {
+    fn compile(v: &Value) -> Result<Sink> {
+        let Value::Object(m) = v else {
+            return err("expected a JSON object");
+        };
+        Ok(Sink {
+            writer: Arc::new(compile_writer(m.get("writer"))?),
+            encoder: Encoder::compile(m.get("encoder"))?,
+            level: Level::parse(m.get("level").and_then(Value::as_str).unwrap_or(""))?,
+            include: str_list(m.get("include"), "include")?,
+            exclude: str_list(m.get("exclude"), "exclude")?,
+        })
+    }
+
+    fn stderr() -> Sink {
+        Sink {
+            writer: Arc::new(Writer::Stderr),
+            encoder: Encoder::default(),
+            level: Level::Info,
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+
+    /// Caddy's `loggerAllowed`: the longest matching include and exclude namespaces decide.
+    fn allows(&self, name: &str) -> bool {
+        if self.include.is_empty() && self.exclude.is_empty() {
+            return true;
+        }
+        let name = format!("{name}.");
+        let matches = |ns: &str| ns.is_empty() || ns == "*" || name.starts_with(&format!("{ns}."));
+        let longest = |list: &[String]| {
+            list.iter()
+                .filter(|ns| matches(ns))
+                .map(|ns| ns.len().max(1))
+                .max()
+                .unwrap_or(0)
+        };
+        let accept = longest(&self.include);
+        if !self.include.is_empty() && accept == 0 {
+            return false;
+        }
+        let reject = longest(&self.exclude);
+        if reject > 0 && reject >= accept {
+            return false;
+        }
+        accept > reject || self.include.is_empty()
+    }
+}
+
+fn compile_writer(v: Option<&Value>) -> Result<Writer> {
+    let Some(Value::Object(m)) = v else {
+        return Ok(Writer::Stderr);
+    };
+    let output = m.get("output").and_then(Value::as_str).unwrap_or("");
+    Ok(match output {
+        "stderr" => Writer::Stderr,
+        "stdout" => Writer::Stdout,
+        "discard" => Writer::Discard,
+        "file" => {
+            let Some(path) = m.get("filename").and_then(Value::as_str) else {
+                return err("writer file: filename is required");
+            };
+            let roll = m.get("roll").and_then(Value::as_bool).unwrap_or(true);
+            let mb = m
+                .get("roll_size_mb")
+                .and_then(Value::as_u64)
+                .filter(|n| *n > 0)
+                .unwrap_or(ROLL_SIZE_MB);
+            Writer::File(FileSpec {
+                path: PathBuf::from(path),
+                roll_size: roll.then_some(mb << 20),
+                roll_keep: m
+                    .get("roll_keep")
+                    .and_then(Value::as_u64)
+                    .map_or(ROLL_KEEP, |n| n as usize),
+                roll_gzip: m.get("roll_gzip").and_then(Value::as_bool).unwrap_or(true),
+            })
+        }
+        other => {
+            return err(format!(
+                "loading log writer module: unknown module: caddy.logging.writers.{other} (not supported by the engine)"
+            ))
+        }
+    })
+}
+
+/// `logging.logs`, with Caddy's implicit `default` log (stderr) when none is configured.
+#[derive(Debug, Clone)]
+pub struct Logs {
+    sinks: Vec<Sink>,
+}
+
+impl Logs {
+    pub fn compile(root: &Map<String, Value>) -> Result<Logs> {
+        let mut sinks = Vec::new();
+        let mut has_default = false;
+        if let Some(Value::Object(logs)) = root.get("logging").and_then(|l| l.get("logs")) {
+            for (name, v) in logs {
+                has_default |= name == "default";
+                let sink = Sink::compile(v).map_err(|e| {
+                    CompileError(format!("setting up custom log '{name}': {}", e.0))
+                })?;
+                sinks.push(sink);
+            }
+        }
+        if !has_default {
+            sinks.push(Sink::stderr());
+        }
+        Ok(Logs { sinks })
+    }
+}
+
+/// A server's `logs` (Caddy's `ServerLogConfig`).
+#[derive(Debug, Clone, Default)]
+pub struct ServerLogs {
+    default_logger_name: String,
+    logger_names: HashMap<String, Vec<String>>,
+    skip_hosts: Vec<String>,
+    skip_unmapped_hosts: bool,
+    pub log_credentials: bool,
+}
+
+impl ServerLogs {
+    pub fn compile(v: &Value) -> Result<ServerLogs> {
+        let Value::Object(m) = v else {
+            return err("logs: expected a JSON object");
+        };
+        let mut logger_names = HashMap::new();
+        if let Some(Value::Object(names)) = m.get("logger_names") {
+            for (host, v) in names {
+                let list = match v {
+                    Value::String(s) => vec![s.clone()],
+                    other => str_list(Some(other), "logger_names")?,
+                };
+                logger_names.insert(host.clone(), list);
+            }
+        }
+        Ok(ServerLogs {
+            default_logger_name: m
+                .get("default_logger_name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            logger_names,
+            skip_hosts: str_list(m.get("skip_hosts"), "skip_hosts")?,
+            skip_unmapped_hosts: m
+                .get("skip_unmapped_hosts")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            log_credentials: m
+                .get("should_log_credentials")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+
+    /// Caddy's `shouldLogRequest`, on the host without its port.
+    pub fn should_log(&self, host: &str) -> bool {
+        let host = host_only(host);
+        if self.skip_hosts.iter().any(|p| match_wildcard(host, p)) {
+            return false;
+        }
+        if self.logger_names.contains_key(host) {
+            return true;
+        }
+        !self.skip_unmapped_hosts
+    }
+
+    /// Caddy's `getLoggerNames`: exact host, then with each label in turn made a wildcard.
+    pub fn logger_names(&self, host: &str) -> Vec<String> {
+        let host = host_only(host);
+        if let Some(n) = self.logger_names.get(host) {
+            return n.clone();
+        }
+        let mut labels: Vec<&str> = host.split('.').collect();
+        for i in 0..labels.len() {
+            if labels[i].is_empty() {
+                continue;
+            }
+            labels[i] = "*";
+            if let Some(n) = self.logger_names.get(&labels.join(".")) {
+                return n.clone();
+            }
+        }
+        vec![self.default_logger_name.clone()]
+    }
+}
+
+/// Go's `net.SplitHostPort` host, or the whole string when it has no port.
+fn host_only(host: &str) -> &str {
+    crate::route::matchers::host::strip_port(host)
+}
+
+/// certmagic's `MatchWildcard`: `*` stands for exactly one label.
+fn match_wildcard(subject: &str, pattern: &str) -> bool {
+    let (subject, pattern) = (subject.to_ascii_lowercase(), pattern.to_ascii_lowercase());
+    if subject == pattern {
+        return true;
+    }
+    if !pattern.contains('*') {
+        return false;
+    }
+    let s: Vec<&str> = subject.split('.').collect();
+    let p: Vec<&str> = pattern.split('.').collect();
+    s.len() == p.len() && s.iter().zip(&p).all(|(a, b)| *b == "*" || a == b)
+}
+
+/// Everything a `handled request` entry says about one exchange.
+pub struct Entry<'a> {
+    pub remote: Option<std::net::SocketAddr>,
+    pub client_ip: &'a str,
+    pub proto: &'a str,
+    pub method: &'a str,
+    pub host: &'a str,
+    pub uri: &'a str,
+    pub headers: &'a HeaderMap,
+    pub bytes_read: u64,
+    pub user_id: &'a str,
+    pub duration: std::time::Duration,
+    pub size: u64,
+    /// 0 when no handler wrote (logged as `NOP`).
+    pub status: u16,
+    pub resp_headers: &'a HeaderMap,
+    /// `log_append` fields in the order they were added.
+    pub extra: &'a [(String, String)],
+}
+
+/// zap's JSON string escaping: `\` and `"`, the named control escapes, `\u00XX` for other
+/// control bytes; everything else as UTF-8.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '"' => out.extend_from_slice(b"\\\""),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let mut b = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+fn key(out: &mut Vec<u8>, k: &str) {
+    json_str(out, k);
+    out.push(b':');
+}
+
+/// Caddy's `LoggableHTTPHeader`: credentials become `REDACTED` unless the server logs them.
+fn headers(out: &mut Vec<u8>, h: &HeaderMap, credentials: bool) {
+    out.push(b'{');
+    for (i, (name, values)) in h.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        key(out, name);
+        out.push(b'[');
+        let secret = !credentials
+            && [
+                "cookie",
+                "set-cookie",
+                "authorization",
+                "proxy-authorization",
+            ]
+            .iter()
+            .any(|s| name.eq_ignore_ascii_case(s));
+        if secret {
+            json_str(out, "REDACTED");
+        } else {
+            for (j, v) in values.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                json_str(out, v);
+            }
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
+}
+
+/// The entry's level: Caddy logs 5xx at error, everything else at info.
+pub fn level_of(status: u16) -> Level {
+    if status >= 500 {
+        Level::Error
+    } else {
+        Level::Info
+    }
+}
+
+/// Formats one `handled request` line for `logger` with `enc`.
+pub fn format_entry(
+    enc: &Encoder,
+    logger: &str,
+    e: &Entry<'_>,
+    credentials: bool,
+    now: SystemTime,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.push(b'{');
+    key(&mut out, &enc.level_key);
+    let level = level_of(e.status).name();
+    if enc.upper_level {
+        json_str(&mut out, &level.to_ascii_uppercase());
+    } else {
+        json_str(&mut out, level);
+    }
+    out.push(b',');
+    key(&mut out, &enc.time_key);
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let _ = match enc.time_format {
+        TimeFormat::Seconds => write!(out, "{}", since.as_secs_f64()),
+        TimeFormat::Millis => write!(out, "{}", since.as_secs_f64() * 1e3),
+        TimeFormat::Nanos => write!(out, "{}", since.as_nanos()),
+    };
+    out.push(b',');
+    key(&mut out, &enc.name_key);
+    json_str(&mut out, logger);
+    out.push(b',');
+    key(&mut out, &enc.message_key);
+    json_str(
+        &mut out,
+        if e.status == 0 {
+            "NOP"
+        } else {
+            "handled request"
+        },
+    );
+    out.extend_from_slice(b",\"request\":{\"remote_ip\":");
+    json_str(
+        &mut out,
+        &e.remote.map_or(String::new(), |a| a.ip().to_string()),
+    );
+    out.extend_from_slice(b",\"remote_port\":");
+    json_str(
+        &mut out,
+        &e.remote.map_or(String::new(), |a| a.port().to_string()),
+    );
+    for (k, v) in [
+        ("client_ip", e.client_ip),
+        ("proto", e.proto),
+        ("method", e.method),
+        ("host", e.host),
+        ("uri", e.uri),
+    ] {
+        out.push(b',');
+        key(&mut out, k);
+        json_str(&mut out, v);
+    }
+    out.extend_from_slice(b",\"headers\":");
+    headers(&mut out, e.headers, credentials);
+    let _ = write!(out, "}},\"bytes_read\":{},\"user_id\":", e.bytes_read);
+    json_str(&mut out, e.user_id);
+    out.extend_from_slice(b",\"duration\":");
+    let _ = match enc.duration_format {
+        DurationFormat::Seconds => write!(out, "{}", e.duration.as_secs_f64()),
+        DurationFormat::Nanos => write!(out, "{}", e.duration.as_nanos()),
+        DurationFormat::Millis => write!(out, "{}", e.duration.as_secs_f64() * 1e3),
+    };
+    let _ = write!(out, ",\"size\":{},\"status\":{}", e.size, e.status);
+    out.extend_from_slice(b",\"resp_headers\":");
+    headers(&mut out, e.resp_headers, credentials);
+    for (k, v) in e.extra {
+        out.push(b',');
+        key(&mut out, k);
+        json_str(&mut out, v);
+    }
+    out.push(b'}');
+    out.extend_from_slice(enc.line_ending.as_bytes());
+    out
+}
+
+impl Logs {
+    /// Formats the entry once per custom log that takes it (by logger name and level) and
+    /// queues each line (the queue counts what it has to drop).
+    pub fn emit(&self, q: &Queue, names: &[String], e: &Entry<'_>, credentials: bool) {
+        let now = SystemTime::now();
+        let level = level_of(e.status);
+        for name in names {
+            let logger = if name.is_empty() {
+                "http.log.access".to_owned()
+            } else {
+                format!("http.log.access.{name}")
+            };
+            for sink in &self.sinks {
+                if level < sink.level || *sink.writer == Writer::Discard || !sink.allows(&logger) {
+                    continue;
+                }
+                let line = format_entry(&sink.encoder, &logger, e, credentials, now);
+                q.send(Arc::clone(&sink.writer), line);
+            }
+        }
+    }
+}
+
+type Line = (Arc<Writer>, Vec<u8>);
+
+/// The workers' end of the logger thread's channel.
+#[derive(Clone)]
+pub struct Queue {
+    tx: SyncSender<Line>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Queue {
+    /// Starts the logger thread; it ends once every `Queue` clone is gone.
+    pub fn start() -> std::io::Result<Queue> {
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("zeroserve-log".into())
+            .spawn(move || run(rx))?;
+        Ok(Queue {
+            tx,
+            dropped: Arc::default(),
+        })
+    }
+
+    /// Queues a line without ever blocking; a line that does not fit is dropped and counted.
+    fn send(&self, w: Arc<Writer>, line: Vec<u8>) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.tx.try_send((w, line))
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// An open log file and its size, for rolling.
+struct Open {
+    out: BufWriter<File>,
+    size: u64,
+}
+
+fn open(path: &std::path::Path) -> std::io::Result<Open> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    let size = f.metadata()?.len();
+    Ok(Open {
+        out: BufWriter::with_capacity(64 << 10, f),
+        size,
+    })
+}
+
+/// The logger thread: writes lines as they come, flushes when none are waiting.
+fn run(rx: Receiver<Line>) {
+    let mut files: HashMap<FileSpec, Open> = HashMap::new();
+    let mut failed: HashMap<PathBuf, ()> = HashMap::new();
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some((writer, line)) = next {
+            match &*writer {
+                Writer::Stdout => {
+                    let _ = stdout.write_all(&line);
+                }
+                Writer::Stderr => {
+                    let _ = stderr.write_all(&line);
+                }
+                Writer::Discard => {}
+                Writer::File(spec) => {
+                    if let Err(e) = write_file(&mut files, spec, &line) {
+                        if failed.insert(spec.path.clone(), ()).is_none() {
+                            eprintln!("zeroserve: access log {}: {e}", spec.path.display());
+                        }
+                    }
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        for f in files.values_mut() {
+            let _ = f.out.flush();
+        }
+        let _ = stdout.flush();
+    }
+    for f in files.values_mut() {
+        let _ = f.out.flush();
+    }
+}
+
+fn write_file(
+    files: &mut HashMap<FileSpec, Open>,
+    spec: &FileSpec,
+    line: &[u8],
+) -> std::io::Result<()> {
+    let f = match files.get_mut(spec) {
+        Some(f) => f,
+        None => files.entry(spec.clone()).or_insert(open(&spec.path)?),
+    };
+    if let Some(max) = spec.roll_size {
+        if f.size > 0 && f.size + line.len() as u64 > max {
+            f.out.flush()?;
+            super::roll::roll(spec)?;
+            *f = open(&spec.path)?;
+        }
+    }
+    f.out.write_all(line)?;
+    f.size += line.len() as u64;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(include: &[&str], exclude: &[&str]) -> Sink {
+        Sink {
+            include: include.iter().map(|s| s.to_string()).collect(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            ..Sink::stderr()
+        }
+    }
+
+    #[test]
+    fn include_exclude_like_caddy() {
+        assert!(sink(&[], &[]).allows("http.log.access.log0"));
+        assert!(sink(&["http.log.access.log0"], &[]).allows("http.log.access.log0"));
+        assert!(!sink(&["http.log.access.log0"], &[]).allows("http.log.access.log01"));
+        assert!(!sink(&["http.log.access.log0"], &[]).allows("http.log.access"));
+        assert!(!sink(&[], &["http.log.access.log0"]).allows("http.log.access.log0"));
+        assert!(sink(&[], &["http.log.access.log0"]).allows("http.log.access"));
+        assert!(sink(&["http.log"], &["http.log.access"]).allows("http.log.error"));
+        assert!(!sink(&["http.log"], &["http.log.access"]).allows("http.log.access.x"));
+        assert!(sink(&["http.log.access.x"], &["http.log"]).allows("http.log.access.x"));
+    }
+
+    #[test]
+    fn host_mapping() {
+        let logs = ServerLogs::compile(&serde_json::json!({
+            "logger_names": {"a.example": ["log0"], "*.wild.example": ["w"], "b.example": ""},
+            "skip_hosts": ["c.example", "*.skip.example", "d.example:8080"],
+            "default_logger_name": "dflt"
+        }))
+        .unwrap();
+        assert_eq!(logs.logger_names("a.example:8080"), vec!["log0"]);
+        assert_eq!(logs.logger_names("x.wild.example"), vec!["w"]);
+        assert_eq!(logs.logger_names("b.example"), vec![""]);
+        assert_eq!(logs.logger_names("other"), vec!["dflt"]);
+        assert!(logs.should_log("a.example"));
+        assert!(!logs.should_log("c.example:80"));
+        assert!(!logs.should_log("q.skip.example"));
+        // Caddy compares skip_hosts with the port stripped, so a pattern with a port
+        // never matches (what `caddy adapt` emits for a site with a port).
+        assert!(logs.should_log("d.example:8080"));
+    }
+
+    #[test]
+    fn entry_shape_and_escaping() {
+        let mut req = HeaderMap::default();
+        req.add("User-Agent", "t\"\u{1}é");
+        req.add("Cookie", "a=b");
+        req.add("Cookie", "c=d");
+        let mut resp = HeaderMap::default();
+        resp.add("Server", "Caddy");
+        resp.set_raw("Content-Type".into(), Vec::new());
+        let e = Entry {
+            remote: Some("127.0.0.1:5000".parse().unwrap()),
+            client_ip: "127.0.0.1",
+            proto: "HTTP/1.1",
+            method: "GET",
+            host: "h:1",
+            uri: "/p?q=1",
+            headers: &req,
+            bytes_read: 3,
+            user_id: "bob",
+            duration: std::time::Duration::from_nanos(258_886),
+            size: 5,
+            status: 200,
+            resp_headers: &resp,
+            extra: &[("foo".into(), "bar".into())],
+        };
+        let now = UNIX_EPOCH + std::time::Duration::from_nanos(1_795_762_148_919_767_600);
+        let line = format_entry(&Encoder::default(), "http.log.access.log0", &e, false, now);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            concat!(
+                r#"{"level":"info","ts":1795762148.9197676,"logger":"http.log.access.log0","msg":"handled request","#,
+                r#""request":{"remote_ip":"127.0.0.1","remote_port":"5000","client_ip":"127.0.0.1","proto":"HTTP/1.1","method":"GET","host":"h:1","uri":"/p?q=1","#,
+                r#""headers":{"User-Agent":["t\"\u0001é"],"Cookie":["REDACTED"]}},"bytes_read":3,"user_id":"bob","duration":0.000258886,"#,
+                r#""size":5,"status":200,"resp_headers":{"Server":["Caddy"],"Content-Type":[]},"foo":"bar"}"#,
+                "\n"
+            )
+        );
+        let nop = Entry { status: 0, ..e };
+        let line = format_entry(&Encoder::default(), "http.log.access", &nop, true, now);
+        let text = String::from_utf8(line).unwrap();
+        assert!(text.contains(r#""msg":"NOP""#));
+        assert!(text.contains(r#""Cookie":["a=b","c=d"]"#));
+    }
+
+    #[test]
+    fn levels_and_encoders() {
+        assert_eq!(level_of(404), Level::Info);
+        assert_eq!(level_of(502), Level::Error);
+        assert!(Encoder::compile(Some(&serde_json::json!({"format": "console"}))).is_err());
+        let e = Encoder::compile(Some(
+            &serde_json::json!({"format": "json", "time_key": "t", "level_format": "upper"}),
+        ))
+        .unwrap();
+        assert_eq!((e.time_key.as_str(), e.upper_level), ("t", true));
+        assert!(compile_writer(Some(&serde_json::json!({"output": "net"}))).is_err());
+    }
+}

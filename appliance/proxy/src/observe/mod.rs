@@ -1,0 +1,377 @@
+//! Observability of the engine with Caddy's formats: the access log's `handled request`
+//! entries and the `caddy_http_*` Prometheus metrics.
+//!
+//! Flow: the route program carries each server's [`ServerObserve`] (compiled with it, so a
+//! reload changes logging and metrics with everything else); while the routes run, the
+//! request's [`Trace`] (in `Ctx`) notes the top-level routes entered, `log_append` fields
+//! and how the chain ended; when a worker has the response, [`finished`] turns that into
+//! metric observations in the worker's own shard and log lines for the logger thread.
+//! The engine owns one [`Observer`] (registry of shards, logger queue) for its lifetime, so
+//! counters survive reloads as Caddy's do.
+
+pub mod access_log;
+pub mod metrics;
+mod roll;
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use crate::route::ctx::{value_string, Ctx};
+use crate::route::exec::Flow;
+use crate::route::handlers::log_append::LogAppend;
+use crate::route::{context, Result, Route, Server};
+use access_log::{Entry, Logs, Queue, ServerLogs};
+use metrics::{Observation, Registry, Shard};
+
+/// `apps.http.metrics`.
+#[derive(Debug)]
+pub struct MetricsConfig {
+    per_host: bool,
+    observe_catchall_hosts: bool,
+    /// Exact hosts of every top-level host matcher (Caddy's `scanConfigForHosts`).
+    allowed_hosts: HashSet<String>,
+}
+
+impl MetricsConfig {
+    /// The `host` label: the request's Host (lower-cased, port and all) when it is one the
+    /// config names, else `_other`; `None` without `per_host`.
+    fn host_label(&self, host: &str) -> Option<String> {
+        if !self.per_host {
+            return None;
+        }
+        let host = host.to_ascii_lowercase();
+        if self.observe_catchall_hosts || self.allowed_hosts.contains(&host) {
+            Some(host)
+        } else {
+            Some("_other".to_owned())
+        }
+    }
+}
+
+/// Access logging of one server.
+#[derive(Debug)]
+pub struct AccessLog {
+    logs: Arc<Logs>,
+    server: ServerLogs,
+}
+
+/// What one server observes; the default observes nothing.
+#[derive(Debug, Default)]
+pub struct ServerObserve {
+    name: Option<Arc<str>>,
+    metrics: Option<Arc<MetricsConfig>>,
+    access: Option<AccessLog>,
+}
+
+/// Compiles `logging` and `apps.http.metrics` of `root` into the servers.
+pub fn provision(root: &Map<String, Value>, servers: &mut [Server]) -> Result<()> {
+    let http = root.get("apps").and_then(|a| a.get("http"));
+    let metrics = http.and_then(|h| h.get("metrics")).map(|m| {
+        let flag = |k| m.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let mut allowed_hosts = HashSet::new();
+        let servers_json = http
+            .and_then(|h| h.get("servers"))
+            .and_then(Value::as_object);
+        for s in servers_json.into_iter().flat_map(|s| s.values()) {
+            let routes = s.get("routes").and_then(Value::as_array);
+            for r in routes.into_iter().flatten() {
+                let sets = r.get("match").and_then(Value::as_array);
+                for set in sets.into_iter().flatten() {
+                    let hosts = set.get("host").and_then(Value::as_array);
+                    for h in hosts.into_iter().flatten().filter_map(Value::as_str) {
+                        // Fuzzy hosts (wildcards, placeholders) would let clients mint labels.
+                        if !h.contains('*') && !h.contains('{') {
+                            allowed_hosts.insert(h.to_ascii_lowercase());
+                        }
+                    }
+                }
+            }
+        }
+        Arc::new(MetricsConfig {
+            per_host: flag("per_host"),
+            observe_catchall_hosts: flag("observe_catchall_hosts"),
+            allowed_hosts,
+        })
+    });
+    let logs = Arc::new(context(Logs::compile(root), "setting up logging")?);
+    let servers_json = http.and_then(|h| h.get("servers"));
+    for s in servers.iter_mut() {
+        let logs_json = servers_json
+            .and_then(|j| j.get(&s.name))
+            .and_then(|j| j.get("logs"));
+        let access = match logs_json {
+            Some(v) => Some(AccessLog {
+                logs: Arc::clone(&logs),
+                server: context(
+                    ServerLogs::compile(v),
+                    format_args!("loading http app module: provision http: server {}", s.name),
+                )?,
+            }),
+            None => None,
+        };
+        s.observe = ServerObserve {
+            name: Some(Arc::from(s.name.as_str())),
+            metrics: metrics.clone(),
+            access,
+        };
+    }
+    Ok(())
+}
+
+/// How the server's primary route chain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Responded,
+    /// Nothing wrote: Go sends an empty 200, Caddy logs status 0 (`NOP`).
+    Unhandled,
+    Aborted,
+    Error(u16),
+}
+
+/// What the routes did to one request, as the observers need it.
+#[derive(Debug)]
+pub struct Trace<'p> {
+    started: Instant,
+    top: &'p [Route],
+    /// Top-level routes entered, in order (Caddy wraps each with metrics).
+    entered: Vec<&'p Route>,
+    /// `log_append` handlers run, with the value of the `early` ones.
+    appends: Vec<(&'p LogAppend, Option<String>)>,
+    end: Option<End>,
+}
+
+impl<'p> Trace<'p> {
+    pub fn new() -> Trace<'p> {
+        Trace {
+            started: Instant::now(),
+            top: &[],
+            entered: Vec::new(),
+            appends: Vec::new(),
+            end: None,
+        }
+    }
+
+    /// The server's primary routes start (again, when a handler had them wait for I/O):
+    /// only the last run counts.
+    pub fn begin(&mut self, routes: &'p [Route]) {
+        self.top = routes;
+        self.entered.clear();
+        self.appends.clear();
+        self.end = None;
+    }
+
+    /// A matched route of `list` starts its handlers.
+    pub fn enter(&mut self, list: &'p [Route], route: &'p Route) {
+        if std::ptr::eq(list, self.top) && !route.handlers.is_empty() {
+            self.entered.push(route);
+        }
+    }
+
+    pub fn log_append(&mut self, h: &'p LogAppend, early: Option<String>) {
+        self.appends.push((h, early));
+    }
+
+    /// The primary chain's result (before any error routes run).
+    pub fn end(&mut self, flow: &Flow) {
+        self.end = match flow {
+            Flow::Responded => Some(End::Responded),
+            Flow::Next | Flow::Stop => Some(End::Unhandled),
+            Flow::Abort => Some(End::Aborted),
+            Flow::Error(e) => Some(End::Error(e.status)),
+            // A handler waits for I/O (reverse_proxy); the routes run again after it.
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
+    }
+}
+
+impl Default for Trace<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The engine's observers: every worker's metric shard, and the logger thread's queue.
+pub struct Observer {
+    registry: Registry,
+    queue: Queue,
+}
+
+impl Observer {
+    pub fn start() -> std::io::Result<Observer> {
+        Ok(Observer {
+            registry: Registry::default(),
+            queue: Queue::start()?,
+        })
+    }
+
+    /// The `caddy_http_*` families, then the engine's own count of dropped log lines.
+    pub fn metrics(&self) -> String {
+        let mut out = self.registry.render();
+        out.push_str(concat!(
+            "# HELP zeroserve_access_log_dropped_total Access log lines dropped because ",
+            "the logger thread fell behind.\n",
+            "# TYPE zeroserve_access_log_dropped_total counter\n",
+        ));
+        out.push_str(&format!(
+            "zeroserve_access_log_dropped_total {}\n",
+            self.queue.dropped()
+        ));
+        out
+    }
+}
+
+struct Tap {
+    shard: Arc<Mutex<Shard>>,
+    queue: Queue,
+}
+
+thread_local! {
+    static TAP: RefCell<Option<Tap>> = const { RefCell::new(None) };
+}
+
+/// Makes the calling (worker) thread report to `o`.
+pub fn enter_worker(o: &Observer) {
+    TAP.with(|t| {
+        *t.borrow_mut() = Some(Tap {
+            shard: o.registry.shard(),
+            queue: o.queue.clone(),
+        })
+    });
+}
+
+/// Go's `computeApproximateRequestSize`: URL, method, proto, header names and values,
+/// Host, and the declared body length.
+fn request_size(ctx: &Ctx<'_, '_>) -> u64 {
+    let headers: usize = ctx
+        .headers
+        .iter()
+        .map(|(k, vs)| k.len() + vs.iter().map(String::len).sum::<usize>())
+        .sum();
+    let length = ctx
+        .headers
+        .raw("Content-Length")
+        .and_then(|v| v.first())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    (ctx.orig_target.len() + ctx.orig_method.len() + ctx.proto.len() + headers + ctx.host.len())
+        as u64
+        + length
+}
+
+/// The request in `ctx` has its response: count it and log it.
+pub fn finished(server: &Server, ctx: &Ctx<'_, '_>) {
+    let o = &server.observe;
+    if o.metrics.is_none() && o.access.is_none() {
+        return;
+    }
+    let duration = ctx.trace.started.elapsed();
+    let end = ctx.trace.end.unwrap_or(End::Unhandled);
+    let size = ctx.resp.body.len() as u64 + ctx.resp.file.as_ref().map_or(0, |f| f.len);
+    TAP.with(|t| {
+        let t = t.borrow();
+        let Some(tap) = t.as_ref() else { return };
+        if let (Some(m), Some(name)) = (&o.metrics, &o.name) {
+            let host = m.host_label(&ctx.host);
+            let request_size = request_size(ctx);
+            let method = metrics::sanitize_method(ctx.orig_method);
+            let mut shard = tap.shard.lock().unwrap_or_else(|e| e.into_inner());
+            for route in &ctx.trace.entered {
+                let Some(handler) = &route.metrics_name else {
+                    continue;
+                };
+                let (code, response_size, ttfb, error) = match end {
+                    End::Responded => (ctx.resp.status, size, Some(duration.as_secs_f64()), false),
+                    End::Unhandled | End::Aborted => (0, 0, None, false),
+                    End::Error(status) => (status, 0, None, true),
+                };
+                shard.record(&Observation {
+                    server: name,
+                    handler,
+                    host: host.as_deref(),
+                    method,
+                    code,
+                    duration: duration.as_secs_f64(),
+                    request_size,
+                    response_size,
+                    ttfb,
+                    error,
+                });
+            }
+        }
+        if let Some(a) = &o.access {
+            log(a, ctx, &tap.queue, end, size, duration);
+        }
+    });
+}
+
+fn log(
+    a: &AccessLog,
+    ctx: &Ctx<'_, '_>,
+    queue: &Queue,
+    end: End,
+    size: u64,
+    duration: std::time::Duration,
+) {
+    if !a.server.should_log(&ctx.host) || ctx.var("log_skip") == Some(&Value::Bool(true)) {
+        return;
+    }
+    // `log_name` sets the names for this request (`access_logger_names`).
+    let names = match ctx.var("access_logger_names") {
+        Some(Value::Array(v)) => v.iter().map(|n| value_string(n).into_owned()).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => a.server.logger_names(&ctx.host),
+    };
+    // Early fields were added as their handlers ran; the others as the chain unwound,
+    // innermost first. A key added again replaces the earlier value (zap field `Set`).
+    let mut extra: Vec<(String, String)> = Vec::new();
+    let early = ctx
+        .trace
+        .appends
+        .iter()
+        .filter_map(|(h, v)| Some((*h, v.clone()?)));
+    let late = ctx
+        .trace
+        .appends
+        .iter()
+        .rev()
+        .filter(|(_, v)| v.is_none())
+        .map(|(h, _)| (*h, h.value(ctx)));
+    for (h, v) in early.chain(late) {
+        match extra.iter_mut().find(|(k, _)| *k == h.key) {
+            Some(slot) => slot.1 = v,
+            None => extra.push((h.key.clone(), v)),
+        }
+    }
+    let (status, size) = match end {
+        End::Unhandled | End::Aborted => (0, 0),
+        _ => (ctx.resp.status, size),
+    };
+    let client_ip = ctx.var("client_ip").map(value_string).unwrap_or_default();
+    let user_id = ctx
+        .captures
+        .iter()
+        .find(|(k, _)| k == "http.auth.user.id")
+        .map_or("", |(_, v)| v.as_str());
+    let entry = Entry {
+        remote: ctx.remote,
+        client_ip: &client_ip,
+        proto: ctx.proto,
+        method: ctx.orig_method,
+        host: &ctx.host,
+        uri: ctx.orig_target,
+        headers: &ctx.headers,
+        bytes_read: ctx.body.map_or(0, |b| b.len() as u64),
+        user_id,
+        duration,
+        size,
+        status,
+        resp_headers: &ctx.resp.headers,
+        extra: &extra,
+    };
+    a.logs.emit(queue, &names, &entry, a.server.log_credentials);
+}
