@@ -25,6 +25,9 @@ class Engine:
         """The bound `host:port` of every listener."""
     def listener_fds(self) -> list[int]:
         """Every worker's listening socket (SO_REUSEPORT); engine-owned, valid while started."""
+    def metrics(self) -> str:
+        """Caddy's `caddy_http_*` metrics (with `apps.http.metrics`) summed over the workers,
+        plus `zeroserve_access_log_dropped_total`, in Prometheus text format."""
 
 def probe() -> ProbeReport:
     """io_uring support on this kernel: ring setup, the opcodes the engine uses, any error."""

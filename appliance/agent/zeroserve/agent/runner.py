@@ -123,7 +123,9 @@ class Agent:
         return encode(body, pretty=True) + b"\n"
 
     def metrics(self) -> bytes:
-        return metrics(self.edge.status() if self.edge is not None else None).encode()
+        """The engine's `caddy_http_*` families, then the edge layers' `zeroserve_*` ones."""
+        layers = metrics(self.edge.status() if self.edge is not None else None)
+        return (self.engine.metrics() + layers).encode()
 
     def _load_from_admin(self, body: bytes, adapter: str | None, force: bool) -> list[dict]:
         from zeroserve.adapt import adapt_config

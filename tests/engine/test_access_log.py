@@ -1,0 +1,174 @@
+"""Access logs: the engine's `handled request` lines against the real Caddy's, from the same
+Caddyfile, compared field by field (order of keys included) except the clock, the client's
+port and the order of header names (Caddy prints a Go map)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.engine.wire import exchange
+from zeroserve.adapt import adapt_caddyfile
+
+LOGFILE = "/LOGFILE/access.log"
+
+SITE = """
+{{
+{options}
+}}
+http://a.test {{
+	log {{
+		output file {logfile}
+	}}
+	log_skip /skip
+	log_append /tagged late {{http.request.uri.path}}
+	log_append /tagged <early {{http.request.method}}
+	respond /404 "nf" 404
+	respond /500 "boom" 500
+	error /e403 "nope" 403
+	respond "hello {{http.request.uri.path}}"
+}}
+"""
+
+REQUESTS = [
+    b"GET /p?q=1 HTTP/1.1\r\nHost: a.test\r\nCookie: a=b\r\nAuthorization: Basic eA==\r\n"
+    b"X-Two: 1\r\nX-Two: 2\r\nUser-Agent: t/1\r\n\r\n",
+    b"GET /404 HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    b"GET /500 HTTP/1.1\r\nHost: a.test:80\r\n\r\n",
+    b"GET /e403 HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    b"POST /post HTTP/1.1\r\nHost: a.test\r\nContent-Length: 6\r\n\r\nabcdef",
+    b"GET /skip HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    b"GET /tagged HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    b'GET /q%20x?a="b" HTTP/1.0\r\nHost: a.test\r\nX-Esc: tab\there \\ "q"\r\n\r\n',
+]
+
+
+def config(logfile: Path, options: str = "") -> dict:
+    body = SITE.format(options=options, logfile=LOGFILE).encode()
+    text = json.dumps(adapt_caddyfile(body).config).replace(LOGFILE, str(logfile))
+    return json.loads(text)
+
+
+def read_lines(path: Path, count: int, timeout: float = 5.0) -> list[dict]:
+    """The first `count` JSON lines of `path`, waiting for the logger to write them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= count or time.monotonic() > deadline:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.02)
+
+
+def normalized(entry: dict) -> dict:
+    """An entry less what differs between two runs, with its key order kept visible."""
+    out = dict(entry)
+    for key in ("ts", "duration"):
+        assert isinstance(out.pop(key), float)
+    request = dict(out["request"])
+    assert request.pop("remote_port").isdigit()
+    out["request"] = request
+    out["keys"] = list(entry)
+    out["request_keys"] = list(entry["request"])
+    return out
+
+
+def run_both(servers, tmp_path: Path, options: str = "") -> tuple[list[dict], list[dict]]:
+    caddy_log, engine_log = tmp_path / "caddy.log", tmp_path / "engine.log"
+    caddy_port = servers.caddy(config(caddy_log, options))
+    _, engine_port = servers.engine(config(engine_log, options))
+    for port in (caddy_port, engine_port):
+        for req in REQUESTS:
+            exchange(port, req, quiet=0.1)
+    expected = len(REQUESTS) - 1  # /skip is not logged
+    return read_lines(caddy_log, expected), read_lines(engine_log, expected)
+
+
+@pytest.mark.parametrize("options", ["", "\tservers {\n\t\tlog_credentials\n\t}"])
+def test_lines_match_caddy(servers, tmp_path: Path, options: str) -> None:
+    caddy, engine = run_both(servers, tmp_path, options)
+    assert len(engine) == len(caddy) == len(REQUESTS) - 1
+    for theirs, ours in zip(caddy, engine, strict=True):
+        assert normalized(ours) == normalized(theirs)
+
+
+def test_what_the_lines_say(servers, tmp_path: Path) -> None:
+    """The facts the comparison rests on, stated on the engine's own output."""
+    log = tmp_path / "engine.log"
+    _, port = servers.engine(config(log))
+    for req in REQUESTS:
+        exchange(port, req, quiet=0.1)
+    lines = read_lines(log, len(REQUESTS) - 1)
+    by_uri = {e["request"]["uri"]: e for e in lines}
+    assert "/skip" not in by_uri
+    first = by_uri["/p?q=1"]
+    assert first["logger"] == "http.log.access.log0"
+    assert first["msg"] == "handled request"
+    assert first["request"]["headers"]["Cookie"] == ["REDACTED"]
+    assert first["request"]["headers"]["Authorization"] == ["REDACTED"]
+    assert first["request"]["headers"]["X-Two"] == ["1", "2"]
+    assert (first["status"], first["size"]) == (200, len("hello /p"))
+    assert by_uri["/500"]["level"] == "error"
+    assert by_uri["/404"]["level"] == "info"
+    assert (by_uri["/e403"]["status"], by_uri["/e403"]["size"]) == (403, 0)
+    assert list(by_uri["/tagged"])[-2:] == ["early", "late"]
+    assert by_uri["/tagged"]["late"] == "/tagged"
+
+
+def test_nop_skip_hosts_and_level(servers, tmp_path: Path) -> None:
+    """Unhandled requests log `NOP` with status 0; skip_hosts match the host without its
+    port; a log's level keeps lines below it out."""
+    log, errors = tmp_path / "all.log", tmp_path / "errors.log"
+    cfg = {
+        "logging": {
+            "logs": {
+                "all": {
+                    "writer": {"output": "file", "filename": str(log)},
+                    "include": ["http.log.access.all"],
+                },
+                "errs": {
+                    "writer": {"output": "file", "filename": str(errors)},
+                    "level": "ERROR",
+                    "include": ["http.log.access.all"],
+                },
+            }
+        },
+        "apps": {
+            "http": {
+                "servers": {
+                    "srv0": {
+                        "routes": [
+                            {
+                                "match": [{"path": ["/boom"]}],
+                                "handle": [{"handler": "static_response", "status_code": 503}],
+                            }
+                        ],
+                        "logs": {"default_logger_name": "all", "skip_hosts": ["quiet.test"]},
+                    }
+                }
+            }
+        },
+    }
+    _, port = servers.engine(cfg)
+    for host, path in [("x.test", "/"), ("quiet.test:9", "/"), ("x.test", "/boom")]:
+        exchange(port, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode(), quiet=0.1)
+    lines = read_lines(log, 2)
+    assert [(e["msg"], e["status"], e["size"]) for e in lines] == [
+        ("NOP", 0, 0),
+        ("handled request", 503, 0),
+    ]
+    assert lines[0]["resp_headers"] == {"Server": ["Caddy"]}
+    assert [e["status"] for e in read_lines(errors, 1)] == [503]
+
+
+def test_unsupported_writer_is_refused(servers) -> None:
+    from zeroserve._engine import Engine, EngineError
+
+    cfg = {
+        "logging": {"logs": {"n": {"writer": {"output": "net", "address": "127.0.0.1:9"}}}},
+        "apps": {"http": {"servers": {"s": {"listen": [":0"]}}}},
+    }
+    with pytest.raises(EngineError, match="caddy.logging.writers.net"):
+        Engine(json.dumps(cfg))
