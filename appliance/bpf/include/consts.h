@@ -37,6 +37,9 @@
 #ifndef ZS_SITES_MAX
 #define ZS_SITES_MAX 256
 #endif
+#ifndef ZS_IFACES_MAX
+#define ZS_IFACES_MAX 256
+#endif
 #ifndef ZS_DISPATCH_MAX
 #define ZS_DISPATCH_MAX 256
 #endif

@@ -50,6 +50,21 @@ BPF_TABLE_PINNED("lru_hash", struct zs_rate_key, struct zs_bucket, zs_rate_bucke
 		 ZS_RATE_SOURCES_MAX, ZS_PIN(zs_rate_buckets));
 #endif
 
+#ifdef ZS_FEATURE_SYNCOOKIE
+/* Slot 0: the SYN cookie settings. */
+BPF_TABLE_PINNED("array", __u32, struct zs_syncookie_cfg, zs_syncookie_cfg, 1,
+		 ZS_PIN(zs_syncookie_cfg));
+/* TCP port the engine serves -> its slot in zs_syn_windows. */
+BPF_TABLE_PINNED("hash", struct zs_port, __u32, zs_syncookie_ports, ZS_PORTS_MAX,
+		 ZS_PIN(zs_syncookie_ports));
+/* Each served port's SYN count in the current interval, per CPU. */
+BPF_TABLE_PINNED("percpu_array", __u32, struct zs_syn_window, zs_syn_windows, ZS_PORTS_MAX,
+		 ZS_PIN(zs_syn_windows));
+/* Ingress ifindex -> SYN-ACKs sent back out of it and their bytes, per CPU. */
+BPF_TABLE_PINNED("percpu_hash", __u32, struct zs_counter, zs_syncookie_stats, ZS_IFACES_MAX,
+		 ZS_PIN(zs_syncookie_stats));
+#endif
+
 /* Packets and bytes that hit each rule, per CPU. */
 BPF_TABLE_PINNED("percpu_array", __u32, struct zs_counter, zs_rule_stats, ZS_RULES_MAX,
 		 ZS_PIN(zs_rule_stats));

@@ -21,6 +21,15 @@
 /* frag_off bits holding the fragment offset (the kernel's IP_OFFSET is not uapi). */
 #define ZS_IP_OFFSET 0x1FFF
 
+/* TCP options fill at most 40 bytes, and every option takes at least one. */
+#define ZS_TCP_OPTIONS_MAX 40
+#define ZS_TCPOPT_EOL 0
+#define ZS_TCPOPT_NOP 1
+#define ZS_TCPOPT_MSS 2
+#define ZS_TCPOPT_WINDOW 3
+#define ZS_TCPOPT_SACK_PERM 4
+#define ZS_TCPOPT_TIMESTAMP 8
+
 struct zs_cursor {
 	void *pos;
 };

@@ -8,11 +8,6 @@
 #include "maps.h"
 #include "parse.h"
 
-/* TCP options fill at most 40 bytes, and every option takes at least one. */
-#define ZS_TCP_OPTIONS_MAX 40
-#define ZS_TCPOPT_EOL 0
-#define ZS_TCPOPT_NOP 1
-#define ZS_TCPOPT_MSS 2
 /* Offsets of L3 and L4 headers are below this (Ethernet, two VLAN tags, IPv4 with
  * options); saying so lets the verifier bound packet pointers built from them. */
 #define ZS_HDR_OFF_MAX 256

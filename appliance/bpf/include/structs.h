@@ -103,6 +103,23 @@ struct zs_drop {
 	__u64 packets;
 };
 
+/* SYN cookies: each CPU passes a served port's first `limit` SYNs of every
+ * interval to the stack and answers the rest itself; its SYN-ACKs announce the
+ * window scale the stack will choose for the connection, and carry this TTL. */
+struct zs_syncookie_cfg {
+	__u64 interval_ns;
+	__u32 limit;
+	__u8 wscale;
+	__u8 ttl;
+	__u8 pad[2];
+};
+
+/* One port's SYNs on one CPU in the current interval. */
+struct zs_syn_window {
+	__u64 start_ns;
+	__u64 syns;
+};
+
 /* Per-CPU packet and byte counts, per rule and per verdict reason. */
 struct zs_counter {
 	__u64 packets;

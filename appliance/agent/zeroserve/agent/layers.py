@@ -281,6 +281,7 @@ def _status(layers: EdgeLayers) -> dict[str, Any]:
         "sites": [],
         "dispatch": [],
         "drops": [],
+        "syncookies": [],
     }
     if plan is None:
         return out
@@ -298,6 +299,7 @@ def _status(layers: EdgeLayers) -> dict[str, Any]:
     if current.xdp is not None:
         out["verdicts"] = {k: _counter(v) for k, v in current.xdp.verdict_counters().items()}
         out["drops"] = list(_drops(current.xdp.drops()))
+        out["syncookies"] = _syncookies(edge, current.xdp.syncookie_counters())
     if current.tc is not None:
         for site in plan.tc.sites:
             counter = current.tc.site_counter(site.id)
@@ -305,6 +307,17 @@ def _status(layers: EdgeLayers) -> dict[str, Any]:
     if current.sock is not None:
         out["dispatch"] = [f"{address}:{port}" for address, port in edge.sockets]
     return out
+
+
+def _syncookies(edge: Any, counters: dict[int, Any]) -> list[dict[str, Any]]:
+    """SYN-ACKs XDP sent per interface of the edge (an ifindex gone since shows as such)."""
+    from zeroserve.datapath import attach
+
+    names = {index: name for name, index in attach.all_interfaces(edge.ns).items()}
+    return [
+        {"interface": names.get(index, f"ifindex {index}"), **c._asdict()}
+        for index, c in sorted(counters.items())
+    ]
 
 
 def _drops(drops: list[Any]) -> Iterator[dict[str, Any]]:
@@ -363,6 +376,13 @@ def metrics(status: dict[str, Any] | None) -> str:
                 f"{unit.capitalize()} per site counted by TC ({direction}).",
                 [({"site": s["site"]}, s[f"{direction}_{unit}"]) for s in status["sites"]],
             )
+    for unit in ("packets", "bytes"):
+        family(
+            f"zeroserve_xdp_syncookie_{unit}_total",
+            "counter",
+            f"SYN-ACK {unit} XDP sent with SYN cookies, per interface.",
+            [({"interface": c["interface"]}, c[unit]) for c in status["syncookies"]],
+        )
     family(
         "zeroserve_sk_lookup_dispatch_entries",
         "gauge",

@@ -65,6 +65,9 @@ def render(status: dict[str, Any]) -> str:
                 )
             )
         out.append("\n" + table(rows).rstrip("\n"))
+    if edge.get("syncookies"):
+        shown = ", ".join(f"{c['interface']} {c['packets']}" for c in edge["syncookies"])
+        out.append(f"\nxdp SYN cookies sent (SYN-ACKs): {shown}")
     if edge["dispatch"]:
         out.append(f"\nsk_lookup dispatch: {', '.join(edge['dispatch'])}")
     out.append("")

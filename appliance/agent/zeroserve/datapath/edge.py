@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from zeroserve.datapath import attach, build
 from zeroserve.datapath.pins import PinLayout
 from zeroserve.datapath.sock import SockFeatures, SockLayer
+from zeroserve.datapath.syncookie import StackSysctls
 from zeroserve.datapath.tc import TcFeatures, TcLayer
 from zeroserve.datapath.xdp import XdpFeatures, XdpLayer
 from zeroserve.plan.model import Layer, Plan
@@ -97,6 +99,7 @@ class Edge:
     sk_link: int = -1
     plan: Plan | None = None
     sockets: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    stack: StackSysctls = field(default_factory=StackSysctls)
 
     def apply(self, plan: Plan, sockets: Mapping[tuple[str, int], int] | None = None) -> None:
         """Make plan the running one; sockets are the listeners sk_lookup dispatches to."""
@@ -122,7 +125,11 @@ class Edge:
         written again and the old programs stay in force.
         """
         plan, sockets = staged.plan, dict(sockets or {})
+        cookies = plan.xdp.syncookies is not None
         try:
+            # On before the first cookie SYN-ACK can leave, off only once the last has.
+            if cookies:
+                self._stack(True)
             self._write(staged.loaded or self.current, plan, sockets)
             if staged.loaded is not None:
                 mode = attach.XdpMode[plan.xdp_mode.upper()]
@@ -132,6 +139,7 @@ class Edge:
             staged.discard()
             if self.plan is not None:
                 self._write(self.current, self.plan, self.sockets)
+            self._stack(self.plan is not None and self.plan.xdp.syncookies is not None)
             raise
         if staged.loaded is not None:
             old, self.current = self.current, staged.loaded
@@ -139,6 +147,16 @@ class Edge:
         self.interfaces = plan.interfaces
         self.xdp_mode = attach.XdpMode[plan.xdp_mode.upper()]
         self.plan, self.sockets = plan, sockets
+        if not cookies:
+            self._stack(False)
+
+    def _stack(self, syncookies: bool) -> None:
+        """The namespace's sysctls as XDP SYN cookies need them while on (syncookie.py)."""
+        with attach.in_netns(self.ns) if self.ns else nullcontext():
+            if syncookies:
+                self.stack.enable()
+            else:
+                self.stack.restore()
 
     def _provision(self, plan: Plan, sock: bool) -> _Loaded:
         xdp, tc, _ = _shape(plan, sock)
@@ -248,3 +266,4 @@ class Edge:
         self.current = _Loaded()
         self.interfaces = ()
         self.plan, self.sockets = None, {}
+        self._stack(False)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from zeroserve.datapath import build, layer, libbpf, render
+from zeroserve.datapath import build, layer, libbpf, render, syncookie
 from zeroserve.datapath.pins import PinLayout
 from zeroserve.datapath.structs import CONSTS, STRUCTS
 from zeroserve.plan.model import RateRule, XdpPlan
@@ -56,6 +56,7 @@ class XdpFeatures:
     vlan: bool = True
     drop_unserved: bool = False
     rate: bool = False
+    syncookies: bool = False
     rules_max: int = CONSTS["ZS_RULES_MAX"]
     deny_lpm_max: int = CONSTS["ZS_DENY_LPM_MAX"]
     deny_exact_max: int = CONSTS["ZS_DENY_EXACT_MAX"]
@@ -69,6 +70,7 @@ class XdpFeatures:
             "ZS_FEATURE_VLAN": self.vlan,
             "ZS_FEATURE_DROP_UNSERVED": self.drop_unserved,
             "ZS_FEATURE_RATE": self.rate,
+            "ZS_FEATURE_SYNCOOKIE": self.syncookies,
         }
         sizes = {
             "ZS_RULES_MAX": self.rules_max,
@@ -98,6 +100,11 @@ class XdpFeatures:
         if self.rate:
             maps["zs_rate_ports"] = ("zs_port", "zs_rate_cfg", self.ports_max)
             maps["zs_rate_buckets"] = ("zs_rate_key", "zs_bucket", self.rate_sources_max)
+        if self.syncookies:
+            maps["zs_syncookie_cfg"] = ("__u32", "zs_syncookie_cfg", 1)
+            maps["zs_syncookie_ports"] = ("zs_port", "__u32", self.ports_max)
+            maps["zs_syn_windows"] = ("__u32", "zs_syn_window", self.ports_max)
+            maps["zs_syncookie_stats"] = ("__u32", "zs_counter", CONSTS["ZS_IFACES_MAX"])
         return maps
 
     @classmethod
@@ -109,6 +116,7 @@ class XdpFeatures:
             deny_v6=6 in families,
             drop_unserved=plan.drop_unserved,
             rate=bool(plan.rate),
+            syncookies=plan.syncookies is not None,
         )
 
 
@@ -244,6 +252,12 @@ class XdpLayer:
             self.set_open_ports(plan.open_ports)
         if plan.rate:
             self.set_rates(plan.rate)
+        if plan.syncookies:
+            syncookie.write(self.maps, plan.syncookies, syncookie.synack_settings())
+
+    def syncookie_counters(self) -> dict[int, Counter]:
+        """ifindex -> the SYN-ACKs XDP sent back out of that interface."""
+        return {i: Counter(**c) for i, c in syncookie.counters(self.maps).items()}
 
     def _counter(self, table: str, index: int) -> Counter:
         return Counter(**layer.per_cpu_sum(self.maps[table], index, "zs_counter"))

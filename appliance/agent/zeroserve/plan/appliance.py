@@ -1,18 +1,28 @@
 """The appliance config: network-only policy that a Caddyfile cannot say.
 
 Operators keep their Caddyfile unchanged; what concerns packets rather than HTTP
-(which interfaces, XDP mode, DSCP and MSS per site, dropping unserved ports)
-lives in a separate TOML or YAML file:
+(which interfaces, XDP mode, DSCP and MSS per site, dropping unserved ports, SYN
+cookies) lives in a separate TOML or YAML file:
 
     interfaces = ["eth0"]
     xdp_mode = "native"          # or "generic"
     drop_unserved_ports = true   # new TCP connections to ports no site serves
     allow_ports = [22]           # kept open although no site serves them
     mss_clamp = 1400             # every site's SYN and SYN-ACK
+    syn_cookies = { threshold = 10000 }  # see below
 
     [sites.":443"]               # local address:port, ":port" is every address
     dscp = "AF41"                # or 0..63
     mss_clamp = 1360
+
+`syn_cookies.threshold` is new TCP connections per second, per served port, over
+all CPUs (each CPU takes an equal share, rounded up). Past it, XDP answers a SYN
+itself with a cookie SYN-ACK, and only the client's ACK reaches the stack. While
+it is on, the agent sets `net.ipv4.tcp_syncookies=2` and `net.ipv4.tcp_timestamps=2`
+in its network namespace and puts the old values back when it goes
+(zeroserve.datapath.syncookie says why). It is at least 1: the stack takes a
+cookie ACK only on a listener that sent a cookie itself lately, which the SYNs
+under the threshold see to.
 
 Every key is checked; a mistake is one line naming the file and the key.
 """
@@ -34,6 +44,8 @@ DSCP_NAMES = (
 )
 # IPv4 minimum MTU 576 less 40 bytes of headers; an interface's MTU bounds it above.
 MSS_MIN, MSS_MAX = 536, 65495
+# Each CPU's share is counted in 32 bits.
+SYN_THRESHOLD_MAX = 2**32 - 1
 
 
 class ApplianceConfigError(Exception):
@@ -56,6 +68,7 @@ class ApplianceConfig:
     allow_ports: tuple[int, ...] = ()
     mss_clamp: int | None = None
     sites: tuple[SitePolicy, ...] = field(default_factory=tuple)
+    syn_cookie_threshold: int | None = None  # SYNs per second per port; None: off
 
 
 def load_appliance_config(path: str | Path) -> ApplianceConfig:
@@ -85,8 +98,17 @@ def _yaml(path: Path, text: str) -> Any:
         raise ApplianceConfigError(f"{path}: {' '.join(str(err).split())}") from err
 
 
-_TOP = ("interfaces", "xdp_mode", "drop_unserved_ports", "allow_ports", "mss_clamp", "sites")
+_TOP = (
+    "interfaces",
+    "xdp_mode",
+    "drop_unserved_ports",
+    "allow_ports",
+    "mss_clamp",
+    "sites",
+    "syn_cookies",
+)
 _SITE = ("dscp", "mss_clamp")
+_SYN_COOKIES = ("threshold",)
 
 
 def parse_appliance_config(data: Any, source: str = "appliance config") -> ApplianceConfig:
@@ -132,6 +154,7 @@ def parse_appliance_config(data: Any, source: str = "appliance config") -> Appli
         allow_ports=tuple(sorted(set(allow))),
         mss_clamp=_mss(data.get("mss_clamp"), "mss_clamp", fail),
         sites=tuple(sites),
+        syn_cookie_threshold=_syn_cookies(data.get("syn_cookies"), fail),
     )
 
 
@@ -166,6 +189,22 @@ def _dscp(value: Any, where: str, fail: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 64:
         return value
     raise fail(f"{where}: expected 0..63 or a name like EF, AF41, CS1")
+
+
+def _syn_cookies(value: Any, fail: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise fail("syn_cookies: expected a table like { threshold = 10000 }")
+    _known(value, _SYN_COOKIES, "syn_cookies.", fail)
+    threshold = value.get("threshold")
+    if (
+        not isinstance(threshold, int)
+        or isinstance(threshold, bool)
+        or not 1 <= threshold <= SYN_THRESHOLD_MAX
+    ):
+        raise fail(f"syn_cookies.threshold: expected SYNs per second in 1..{SYN_THRESHOLD_MAX}")
+    return threshold
 
 
 def _mss(value: Any, where: str, fail: Any) -> int | None:

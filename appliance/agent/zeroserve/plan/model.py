@@ -60,16 +60,25 @@ class RateRule:
     window_ns: int
 
 
+@dataclass(frozen=True)
+class SynCookies:
+    """XDP answers SYNs to ports with cookie SYN-ACKs past threshold SYNs per second."""
+
+    threshold: int  # per port, over all CPUs
+    ports: tuple[int, ...]  # the TCP ports the engine serves
+
+
 @dataclass
 class XdpPlan:
     deny: list[DenyRule] = field(default_factory=list)
     rate: list[RateRule] = field(default_factory=list)
     drop_unserved: bool = False
     open_ports: tuple[int, ...] = ()  # served TCP ports plus the operator's allow_ports
+    syncookies: SynCookies | None = None
 
     @property
     def needed(self) -> bool:
-        return bool(self.deny or self.rate or self.drop_unserved)
+        return bool(self.deny or self.rate or self.drop_unserved or self.syncookies)
 
 
 @dataclass(frozen=True)

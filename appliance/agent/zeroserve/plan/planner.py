@@ -26,6 +26,7 @@ from zeroserve.plan.model import (
     Plan,
     RateRule,
     Site,
+    SynCookies,
 )
 from zeroserve.plan.placers import (
     Blocked,
@@ -277,5 +278,18 @@ def _place_listeners(plan: Plan, appliance: ApplianceConfig) -> None:
                 NO_LINE,
                 Layer.XDP,
                 "appliance config: no site serves them",
+            )
+        )
+    threshold = appliance.syn_cookie_threshold
+    ports = tuple(sorted({p for _, p in tcp}))
+    if threshold is not None and ports:
+        plan.xdp.syncookies = SynCookies(threshold, ports)
+        plan.placements.append(
+            Placement(
+                "syn_cookies",
+                f"TCP SYNs to {', '.join(map(str, ports))} past {threshold}/s per port",
+                NO_LINE,
+                Layer.XDP,
+                "appliance config: XDP answers them with cookie SYN-ACKs",
             )
         )
