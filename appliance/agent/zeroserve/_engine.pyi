@@ -7,6 +7,11 @@ class ProbeReport(TypedDict):
     opcodes: dict[str, bool]
     error: str | None
 
+class UpstreamStatus(TypedDict):
+    address: str
+    num_requests: int
+    fails: int
+
 class EngineError(Exception):
     """A config the engine cannot compile, a listener it cannot bind, or a failed worker."""
 
@@ -28,6 +33,9 @@ class Engine:
     def metrics(self) -> str:
         """Caddy's `caddy_http_*` metrics (with `apps.http.metrics`) summed over the workers,
         plus `zeroserve_access_log_dropped_total`, in Prometheus text format."""
+    def upstreams(self) -> list[UpstreamStatus]:
+        """Every reverse_proxy upstream address in use (process-wide, by address), with its
+        in-flight requests and recent passive-check fails: Caddy's /reverse_proxy/upstreams."""
 
 def probe() -> ProbeReport:
     """io_uring support on this kernel: ring setup, the opcodes the engine uses, any error."""

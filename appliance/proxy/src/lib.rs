@@ -100,6 +100,21 @@ impl PyEngine {
         self.lock().listener_fds()
     }
 
+    /// Caddy's `GET /reverse_proxy/upstreams`: every upstream address in use by any
+    /// `reverse_proxy` handler of this process, with its in-flight requests and recent fails.
+    fn upstreams<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        route::handlers::reverse_proxy::hosts::upstreams_report()
+            .into_iter()
+            .map(|(address, num_requests, fails)| {
+                let d = PyDict::new(py);
+                d.set_item("address", address)?;
+                d.set_item("num_requests", num_requests)?;
+                d.set_item("fails", fails)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
     fn metrics(&self) -> String {
         self.lock().metrics()
     }

@@ -49,6 +49,7 @@ class Agent:
         views = {
             "/zeroserve/status": lambda: ("application/json", self.status()),
             "/metrics": lambda: ("text/plain; version=0.0.4; charset=utf-8", self.metrics()),
+            "/reverse_proxy/upstreams": lambda: ("application/json", self.upstreams()),
         }
         self.admin = AdminServer(
             lambda: self.config, self._load_from_admin, self._request_stop, views
@@ -126,6 +127,10 @@ class Agent:
         """The engine's `caddy_http_*` families, then the edge layers' `zeroserve_*` ones."""
         layers = metrics(self.edge.status() if self.edge is not None else None)
         return (self.engine.metrics() + layers).encode()
+
+    def upstreams(self) -> bytes:
+        """Caddy's `GET /reverse_proxy/upstreams` body (json.Encoder: compact, newline)."""
+        return encode(self.engine.upstreams(), pretty=False) + b"\n"
 
     def _load_from_admin(self, body: bytes, adapter: str | None, force: bool) -> list[dict]:
         from zeroserve.adapt import adapt_config

@@ -10,6 +10,7 @@ pub mod invoke;
 pub mod log_append;
 pub mod map;
 pub mod request_body;
+pub mod reverse_proxy;
 pub mod rewrite;
 pub mod static_response;
 pub mod subroute;
