@@ -23,10 +23,16 @@ def test_maps_pinned_under_versioned_path(layout):
     with XdpLayer.load(XdpFeatures(), layout):
         pinned = sorted(os.listdir(layout.root / f"v{LAYOUT_VERSION}" / "xdp"))
     assert pinned == [
-        "zs_deny4_host",
-        "zs_deny4_lpm",
+        "zs_deny4_blocks",
+        "zs_deny4_hostmap",
+        "zs_deny4_hosts",
+        "zs_deny4_net16",
+        "zs_deny4_net24",
+        "zs_deny4_rules",
         "zs_deny6_host",
         "zs_deny6_lpm",
+        "zs_deny6_rules",
+        "zs_deny_ports",
         "zs_drops",
         "zs_rule_stats",
         "zs_verdicts",
@@ -38,7 +44,9 @@ def test_kernel_map_shapes_match_the_python_mirror(layout):
     def size(name):
         return 4 if name == "__u32" else ctypes.sizeof(STRUCTS[name])
 
-    features = XdpFeatures(rules_max=64, deny_lpm_max=100, deny_exact_max=200)
+    features = XdpFeatures(
+        rules_max=64, deny_lpm_max=100, deny_exact_max=200, deny_classes=2, deny4_hosts_max=300
+    )
     with XdpLayer.load(features, layout) as xdp:
         shapes = {
             name: (t.info.key_size, t.info.value_size, t.info.max_entries)
@@ -48,8 +56,9 @@ def test_kernel_map_shapes_match_the_python_mirror(layout):
         name: (size(key), size(value), max_entries)
         for name, (key, value, max_entries) in features.maps().items()
     }
-    assert shapes["zs_deny4_lpm"] == (12, 4, 100)
-    assert shapes["zs_deny6_host"] == (18, 4, 200)
+    assert shapes["zs_deny6_lpm"] == (24, 4, 100)
+    assert shapes["zs_deny6_host"] == (20, 4, 200)
+    assert shapes["zs_deny4_hosts"] == (4, 4, 2 * 300 * 2)  # two generations, two classes
     assert shapes["zs_rule_stats"] == (4, 16, 64)
 
 
@@ -72,7 +81,7 @@ def test_reload_without_a_feature_unpins_its_maps(layout):
     with XdpLayer.load(XdpFeatures(deny_v6=False), layout):
         assert not (layout.hook_dir("xdp") / "zs_deny6_lpm").exists()
         assert not (layout.hook_dir("xdp") / "zs_deny6_host").exists()
-        assert (layout.hook_dir("xdp") / "zs_deny4_lpm").exists()
+        assert (layout.hook_dir("xdp") / "zs_deny4_net24").exists()
 
 
 def test_resized_maps_are_recreated_not_silently_reused(layout):

@@ -109,8 +109,10 @@ def test_for_plan_builds_the_smallest_program(layout):
     with XdpLayer.load(features, layout) as xdp:
         xdp.apply(plan)
         assert sorted(xdp.maps) == [
-            "zs_deny4_host",
-            "zs_deny4_lpm",
+            "zs_deny4_blocks",
+            "zs_deny4_net24",
+            "zs_deny4_rules",
+            "zs_deny_ports",
             "zs_drops",
             "zs_rule_stats",
             "zs_verdicts",

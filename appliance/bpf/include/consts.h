@@ -24,6 +24,24 @@
 #ifndef ZS_DENY_EXACT_MAX
 #define ZS_DENY_EXACT_MAX 65536
 #endif
+#ifndef ZS_DENY_RECORDS_MAX
+#define ZS_DENY_RECORDS_MAX 262144
+#endif
+/* Port classes of deny rules (a power of two); per generation, IPv4 /24 blocks
+ * held by /17-/24 rules, /24 blocks holding /25-/32 rules, and addresses /25-/32
+ * rules hold (deny.h). */
+#ifndef ZS_DENY_CLASSES
+#define ZS_DENY_CLASSES 4
+#endif
+#ifndef ZS_DENY4_RANKS_MAX
+#define ZS_DENY4_RANKS_MAX 131072
+#endif
+#ifndef ZS_DENY4_LONGS_MAX
+#define ZS_DENY4_LONGS_MAX 16384
+#endif
+#ifndef ZS_DENY4_HOSTS_MAX
+#define ZS_DENY4_HOSTS_MAX 65536
+#endif
 
 #ifndef ZS_PORTS_MAX
 #define ZS_PORTS_MAX 1024
@@ -31,6 +49,9 @@
 #ifndef ZS_RATE_SOURCES_MAX
 #define ZS_RATE_SOURCES_MAX 65536
 #endif
+/* Drops recorded in zs_drops: every one of the first this many per CPU and rule,
+ * then one in this many (stats.h). */
+#define ZS_DROP_SAMPLE_EVERY 64
 #ifndef ZS_DROPS_MAX
 #define ZS_DROPS_MAX 1024
 #endif

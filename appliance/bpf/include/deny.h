@@ -1,66 +1,175 @@
-/* Source-address deny rules, each scoped to a destination port (0: every port).
- * Per port, an exact hash for host addresses, then an LPM trie for prefixes:
- * longest match wins, so a host entry beats any prefix holding it. Rules of the
- * packet's own port are asked before the every-port rules. */
+/* Source-address deny rules, each scoped to destination ports or to every port,
+ * and their maps. Longest match wins; at equal length a rule of the packet's own
+ * port beats an every-port rule.
+ *
+ * The agent resolves the scopes ahead of time (zeroserve.datapath.deny): ports
+ * that the same set of rules guards form a class, and each class's rules are
+ * merged into one set of tables, so a packet asks one class, never its port and
+ * then port 0. zs_deny_ports maps a destination port to its slot: its class in
+ * one of two generations of tables. A reload fills the idle generation, then
+ * points the ports at it, so each packet meets one whole rule set, old or new.
+ *
+ * IPv4 takes array lookups only, which the verifier inlines (no helper call, no
+ * hashing, no trie walk). By prefix length (each tier is compiled in only if the
+ * plan has such prefixes, ZS_FEATURE_DENY4_*):
+ *   /0-/16   the rule of each (slot, /16 block)                          NET16
+ *   /17-/24  a bit per /24 block; the rank of a set bit among all set    NET24
+ *            bits indexes the block's rules, one per class
+ *   /25-/32  a bit per /24 block too; its rank indexes a 256-bit map of  HOSTS
+ *            the block's addresses, and an address's rank its rules
+ * Longer tiers are asked first; a tier without a rule for the class defers to the
+ * next. A bitmap word keeps the rank of its first set bit, so a rank is that plus
+ * one popcount.
+ * IPv6 keeps a hash for /128 and an LPM trie for shorter prefixes.
+ *
+ * zs_deny4_rules / zs_deny6_rules hold the rules as the agent was given them,
+ * for `zeroserve status`; the program never reads them. */
 #ifndef ZS_DENY_H
 #define ZS_DENY_H
 
 #include "maps.h"
 #include "parse.h"
 
-#ifdef ZS_FEATURE_DENY_V4
-static __always_inline __u32 zs_deny_v4_port(const struct iphdr *ip, __be16 port)
-{
-	struct zs_host4_key host;
-	struct zs_lpm4_key key = { .prefixlen = 16 + 32 };
-	struct zs_rule *rule;
+#if defined(ZS_FEATURE_DENY_V4) || defined(ZS_FEATURE_DENY_V6)
+#define ZS_DENY_SLOTS (2 * ZS_DENY_CLASSES)
 
-	__builtin_memcpy(host.port, &port, sizeof(host.port));
-	__builtin_memcpy(host.addr, &ip->saddr, sizeof(host.addr));
-	rule = zs_deny4_host.lookup(&host);
-	if (rule)
-		return rule->id;
-	__builtin_memcpy(key.port, &port, sizeof(key.port));
-	__builtin_memcpy(key.addr, &ip->saddr, sizeof(key.addr));
-	rule = zs_deny4_lpm.lookup(&key);
-	return rule ? rule->id : ZS_RULE_NONE;
+/* Destination port (host order) -> slot: generation * ZS_DENY_CLASSES + class. */
+BPF_TABLE_PINNED("array", __u32, __u32, zs_deny_ports, 65536, ZS_PIN(zs_deny_ports));
+
+static __always_inline __u32 zs_deny_slot(__be16 dport)
+{
+	__u32 port = zs_htons(dport);
+	__u32 *slot = zs_deny_ports.lookup(&port);
+
+	return slot ? *slot : 0;
+}
+#endif
+
+#ifdef ZS_FEATURE_DENY_V4
+#define ZS_DENY4_WORDS (1 << 18) /* 2^24 /24 blocks, 64 to a word */
+
+/* The rules as given: (port, prefix) -> rule. */
+BPF_TABLE_PINNED("hash", struct zs_deny_rec4, struct zs_rule, zs_deny4_rules,
+		 ZS_DENY_RECORDS_MAX, ZS_PIN(zs_deny4_rules), BPF_F_NO_PREALLOC);
+#if defined(ZS_FEATURE_DENY4_HOSTS) || defined(ZS_FEATURE_DENY4_NET24)
+#define ZS_DENY4_BLOCKS 1
+/* generation * ZS_DENY4_WORDS + /24 block / 64 -> which blocks hold rules, and ranks. */
+BPF_TABLE_PINNED("array", __u32, struct zs_deny_word, zs_deny4_blocks, 2 * ZS_DENY4_WORDS,
+		 ZS_PIN(zs_deny4_blocks));
+#endif
+#ifdef ZS_FEATURE_DENY4_HOSTS
+/* generation * ZS_DENY4_LONGS_MAX + rank of a /24 block holding /25-/32 rules -> which
+ * of its 256 addresses they hold. */
+BPF_TABLE_PINNED("array", __u32, struct zs_deny_hosts, zs_deny4_hostmap,
+		 2 * ZS_DENY4_LONGS_MAX, ZS_PIN(zs_deny4_hostmap));
+/* (generation * ZS_DENY4_HOSTS_MAX + rank of an address) * ZS_DENY_CLASSES + class -> rule. */
+BPF_TABLE_PINNED("array", __u32, __u32, zs_deny4_hosts, 2 * ZS_DENY4_HOSTS_MAX * ZS_DENY_CLASSES,
+		 ZS_PIN(zs_deny4_hosts));
+#endif
+#ifdef ZS_FEATURE_DENY4_NET24
+/* (generation * ZS_DENY4_RANKS_MAX + rank of a /24 block) * ZS_DENY_CLASSES + class -> rule. */
+BPF_TABLE_PINNED("array", __u32, __u32, zs_deny4_net24,
+		 2 * ZS_DENY4_RANKS_MAX * ZS_DENY_CLASSES, ZS_PIN(zs_deny4_net24));
+#endif
+#ifdef ZS_FEATURE_DENY4_NET16
+/* slot * 65536 + /16 block -> rule. */
+BPF_TABLE_PINNED("array", __u32, __u32, zs_deny4_net16, ZS_DENY_SLOTS * 65536,
+		 ZS_PIN(zs_deny4_net16));
+#endif
+
+/* The rule in a rule array, or none. */
+static __always_inline __u32 zs_deny_cell(__u32 *rule)
+{
+	return rule ? *rule : ZS_RULE_NONE;
 }
 
 static __always_inline __u32 zs_deny_v4(const struct iphdr *ip, __be16 dport)
 {
+	__u32 slot = zs_deny_slot(dport);
+	__u32 class = slot % ZS_DENY_CLASSES;
+	__u32 addr = __builtin_bswap32(ip->saddr);
 	__u32 rule = ZS_RULE_NONE;
 
-	if (dport)
-		rule = zs_deny_v4_port(ip, dport);
-	return rule != ZS_RULE_NONE ? rule : zs_deny_v4_port(ip, 0);
+#ifdef ZS_DENY4_BLOCKS
+	__u32 gen = slot / ZS_DENY_CLASSES;
+	__u32 index = gen * ZS_DENY4_WORDS + (addr >> 14);
+	__u64 bit = 1ULL << ((addr >> 8) & 63);
+	struct zs_deny_word *word = zs_deny4_blocks.lookup(&index);
+
+	if (!word)
+		return ZS_RULE_NONE;
+#ifdef ZS_FEATURE_DENY4_HOSTS
+	if (word->longs & bit) {
+		__u32 at = gen * ZS_DENY4_LONGS_MAX + word->longs_base +
+			   __builtin_popcountll(word->longs & (bit - 1));
+		struct zs_deny_hosts *hosts = zs_deny4_hostmap.lookup(&at);
+		__u32 host = addr & 255;
+		__u64 hbit = 1ULL << (host & 63);
+		__u64 bits;
+
+		if (!hosts)
+			return ZS_RULE_NONE;
+		bits = hosts->bits[(host >> 6) & 3];
+		if (bits & hbit) {
+			at = (gen * ZS_DENY4_HOSTS_MAX + hosts->base + hosts->below[(host >> 6) & 3] +
+			      __builtin_popcountll(bits & (hbit - 1))) *
+				     ZS_DENY_CLASSES +
+			     class;
+			rule = zs_deny_cell(zs_deny4_hosts.lookup(&at));
+			if (rule != ZS_RULE_NONE)
+				return rule;
+		}
+	}
+#endif
+#ifdef ZS_FEATURE_DENY4_NET24
+	if (word->nets & bit) {
+		__u32 at = (gen * ZS_DENY4_RANKS_MAX + word->nets_base +
+			    __builtin_popcountll(word->nets & (bit - 1))) *
+				   ZS_DENY_CLASSES +
+			   class;
+
+		rule = zs_deny_cell(zs_deny4_net24.lookup(&at));
+		if (rule != ZS_RULE_NONE)
+			return rule;
+	}
+#endif
+#endif
+#ifdef ZS_FEATURE_DENY4_NET16
+	{
+		__u32 at = slot * 65536 + (addr >> 16);
+
+		rule = zs_deny_cell(zs_deny4_net16.lookup(&at));
+	}
+#endif
+	return rule;
 }
 #endif
 
 #ifdef ZS_FEATURE_DENY_V6
-static __always_inline __u32 zs_deny_v6_port(const struct ipv6hdr *ip6, __be16 port)
+/* The rules as given: (port, prefix) -> rule. */
+BPF_TABLE_PINNED("hash", struct zs_deny_rec6, struct zs_rule, zs_deny6_rules,
+		 ZS_DENY_RECORDS_MAX, ZS_PIN(zs_deny6_rules), BPF_F_NO_PREALLOC);
+/* (slot, /128 source) -> rule. */
+BPF_TABLE_PINNED("hash", struct zs_host6_key, struct zs_rule, zs_deny6_host,
+		 ZS_DENY_EXACT_MAX, ZS_PIN(zs_deny6_host), BPF_F_NO_PREALLOC);
+/* (slot, IPv6 source prefix shorter than /128) -> rule. */
+BPF_TABLE_PINNED("lpm_trie", struct zs_lpm6_key, struct zs_rule, zs_deny6_lpm,
+		 ZS_DENY_LPM_MAX, ZS_PIN(zs_deny6_lpm), BPF_F_NO_PREALLOC);
+
+static __always_inline __u32 zs_deny_v6(const struct ipv6hdr *ip6, __be16 dport)
 {
-	struct zs_host6_key host;
-	struct zs_lpm6_key key = { .prefixlen = 16 + 128 };
+	__u32 slot = zs_deny_slot(dport);
+	struct zs_host6_key host = { .slot = slot };
+	struct zs_lpm6_key key = { .prefixlen = 32 + 128, .slot = slot };
 	struct zs_rule *rule;
 
-	__builtin_memcpy(host.port, &port, sizeof(host.port));
 	__builtin_memcpy(host.addr, &ip6->saddr, sizeof(host.addr));
 	rule = zs_deny6_host.lookup(&host);
 	if (rule)
 		return rule->id;
-	__builtin_memcpy(key.port, &port, sizeof(key.port));
 	__builtin_memcpy(key.addr, &ip6->saddr, sizeof(key.addr));
 	rule = zs_deny6_lpm.lookup(&key);
 	return rule ? rule->id : ZS_RULE_NONE;
-}
-
-static __always_inline __u32 zs_deny_v6(const struct ipv6hdr *ip6, __be16 dport)
-{
-	__u32 rule = ZS_RULE_NONE;
-
-	if (dport)
-		rule = zs_deny_v6_port(ip6, dport);
-	return rule != ZS_RULE_NONE ? rule : zs_deny_v6_port(ip6, 0);
 }
 #endif
 

@@ -18,6 +18,7 @@ static __always_inline int zs_edge(ZS_CTX *ctx)
 	struct zs_rate_key source = {};
 	__u32 reason = ZS_REASON_PASS;
 	__u32 rule = ZS_RULE_NONE;
+	__u64 seen;
 	int proto;
 
 	proto = zs_parse_eth(&cur, data_end);
@@ -77,11 +78,11 @@ static __always_inline int zs_edge(ZS_CTX *ctx)
 	}
 #endif
 out:
-	zs_count_verdict(reason, rule, data_end - data);
+	seen = zs_count_verdict(reason, rule, data_end - data);
 	/* Malformed packets go to the stack, which drops them with its own counters. */
 	if (reason == ZS_REASON_PASS || reason == ZS_REASON_MALFORMED)
 		return ZS_VERDICT_PASS;
-	zs_sample_drop(reason, rule, source.addr);
+	zs_sample_drop(reason, rule, source.addr, seen);
 	return ZS_VERDICT_DROP;
 }
 

@@ -1,5 +1,6 @@
-/* Every map, one line of purpose each. Maps are pinned by name under ZS_PIN_DIR
- * (set by the entry template to a layout-versioned bpffs path, one per hook), so
+/* Every map but the deny rules' (deny.h), one line of purpose each. Maps are
+ * pinned by name under ZS_PIN_DIR (set by the entry template to a
+ * layout-versioned bpffs path, one per hook), so
  * rules and counters outlive program reloads. A map exists only while its hook
  * (ZS_HOOK_*) and feature flag are set; the loader unpins the maps of features
  * that are gone. */
@@ -16,24 +17,6 @@
 #define ZS_PIN(name) ZS_PIN_DIR "/" #name
 
 #ifdef ZS_HOOK_XDP
-
-#ifdef ZS_FEATURE_DENY_V4
-/* (port, IPv4 source prefix shorter than /32) -> rule. */
-BPF_TABLE_PINNED("lpm_trie", struct zs_lpm4_key, struct zs_rule, zs_deny4_lpm,
-		 ZS_DENY_LPM_MAX, ZS_PIN(zs_deny4_lpm), BPF_F_NO_PREALLOC);
-/* (port, IPv4 /32 source) -> rule; one hash probe before the trie walk. */
-BPF_TABLE_PINNED("hash", struct zs_host4_key, struct zs_rule, zs_deny4_host,
-		 ZS_DENY_EXACT_MAX, ZS_PIN(zs_deny4_host));
-#endif
-
-#ifdef ZS_FEATURE_DENY_V6
-/* (port, IPv6 source prefix shorter than /128) -> rule. */
-BPF_TABLE_PINNED("lpm_trie", struct zs_lpm6_key, struct zs_rule, zs_deny6_lpm,
-		 ZS_DENY_LPM_MAX, ZS_PIN(zs_deny6_lpm), BPF_F_NO_PREALLOC);
-/* (port, IPv6 /128 source) -> rule. */
-BPF_TABLE_PINNED("hash", struct zs_host6_key, struct zs_rule, zs_deny6_host,
-		 ZS_DENY_EXACT_MAX, ZS_PIN(zs_deny6_host));
-#endif
 
 #ifdef ZS_FEATURE_DROP_UNSERVED
 /* TCP ports that take new connections; SYNs to any other port are dropped. */

@@ -5,31 +5,52 @@
 #ifndef ZS_STRUCTS_H
 #define ZS_STRUCTS_H
 
-/* Deny keys: the destination port a rule guards (0: every port), then the source
- * address, both in network byte order. The port leads so that in the LPM tries a
- * prefix length counts its 16 bits first and a rule never matches another port. */
-struct zs_host4_key {
-	__u8 port[2];
-	__u8 addr[4];
-};
-
+/* IPv6 deny keys: the slot (a port class in one generation, deny.h) then the
+ * source address in network byte order. The slot leads so that in the LPM trie a
+ * prefix length counts its 32 bits first and a prefix never matches another slot. */
 struct zs_host6_key {
-	__u8 port[2];
+	__u32 slot;
 	__u8 addr[16];
-};
-
-struct zs_lpm4_key {
-	__u32 prefixlen;
-	__u8 port[2];
-	__u8 addr[4];
-	__u8 pad[2];
 };
 
 struct zs_lpm6_key {
 	__u32 prefixlen;
-	__u8 port[2];
+	__u32 slot;
 	__u8 addr[16];
-	__u8 pad[2];
+};
+
+/* A deny rule's prefix as the agent was given it: the port it guards (network
+ * order, 0: every port), the prefix length and the network address. */
+struct zs_deny_rec4 {
+	__u8 port[2];
+	__u8 prefixlen;
+	__u8 pad;
+	__u8 addr[4];
+};
+
+struct zs_deny_rec6 {
+	__u8 port[2];
+	__u8 prefixlen;
+	__u8 pad;
+	__u8 addr[16];
+};
+
+/* 64 consecutive IPv4 /24 blocks: which hold a /17-/24 rule (nets) or a longer
+ * one (longs), and how many bits of each kind all lower words hold (the rank of
+ * this word's first). */
+struct zs_deny_word {
+	__u64 nets;
+	__u64 longs;
+	__u32 nets_base;
+	__u32 longs_base;
+};
+
+/* The 256 addresses of a /24 block: which /25-/32 rules hold, the rank of the
+ * first, and how many bits the words below each word hold. */
+struct zs_deny_hosts {
+	__u64 bits[4];
+	__u32 base;
+	__u8 below[4];
 };
 
 /* A destination port in network byte order: the key of the per-port maps. */
@@ -83,7 +104,7 @@ struct zs_site_counter {
 	__u64 out_bytes;
 };
 
-/* Value of every deny map: which rule the prefix belongs to. */
+/* Value of the deny hashes and tries: which rule the prefix belongs to. */
 struct zs_rule {
 	__u32 id;
 };

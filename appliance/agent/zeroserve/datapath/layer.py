@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from zeroserve.datapath import build, libbpf
 from zeroserve.datapath.pins import PinLayout
@@ -27,7 +27,9 @@ def sizeof(name: str) -> int:
     return 4 if name == "__u32" else ctypes.sizeof(STRUCTS[name])
 
 
-def _drop_mismatched_pins(hook: str, shapes: MapShapes, layout: PinLayout) -> list[str]:
+def _drop_mismatched_pins(
+    hook: str, shapes: MapShapes, layout: PinLayout, groups: Collection[set[str]] = ()
+) -> list[str]:
     dropped = []
     for name, (key, value, max_entries) in shapes.items():
         path = layout.map_path(hook, name)
@@ -40,8 +42,12 @@ def _drop_mismatched_pins(hook: str, shapes: MapShapes, layout: PinLayout) -> li
             sizeof(value),
             max_entries,
         ):
-            path.unlink()
             dropped.append(name)
+    for group in groups:
+        if group & set(dropped):
+            dropped.extend(group - set(dropped))
+    for name in dropped:
+        layout.map_path(hook, name).unlink(missing_ok=True)
     return dropped
 
 
@@ -51,12 +57,17 @@ def load(
     programs: list[build.ProgramSpec],
     shapes: MapShapes,
     layout: PinLayout,
+    groups: Collection[set[str]] = (),
 ) -> tuple[build.Built, dict[str, libbpf.Map]]:
-    """Build source and open its pinned maps, under the pin lock."""
+    """Build source and open its pinned maps, under the pin lock.
+
+    A map of a group whose shape changed takes the whole group with it: maps that
+    index one another are never half old, half new.
+    """
     with layout.lock():
         layout.remove_stale_versions()
         layout.prepare(hook)
-        _drop_mismatched_pins(hook, shapes, layout)
+        _drop_mismatched_pins(hook, shapes, layout, groups)
         built = build.build(source, programs, layout)
         layout.remove_unused(hook, set(shapes))
         maps = {name: libbpf.Map.open_pinned(layout.map_path(hook, name)) for name in shapes}

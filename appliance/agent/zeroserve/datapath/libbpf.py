@@ -20,6 +20,7 @@ BPF_NOEXIST = 1
 
 # enum bpf_map_type / bpf_prog_type / bpf_attach_type values used here (uapi/linux/bpf.h).
 MAP_TYPE_ARRAY = 2
+MAP_TYPE_LPM_TRIE = 11
 PROG_TYPE_SCHED_CLS = 3
 PROG_TYPE_XDP = 6
 PROG_TYPE_SK_LOOKUP = 30
@@ -128,6 +129,8 @@ def _lib() -> ctypes.CDLL:
         "bpf_map_lookup_elem": [i32, ptr, ptr],
         "bpf_map_get_next_key": [i32, ptr, ptr],
         "bpf_map_delete_elem": [i32, ptr],
+        "bpf_map_update_batch": [i32, ptr, ptr, ctypes.POINTER(u32), ptr],
+        "bpf_map_delete_batch": [i32, ptr, ctypes.POINTER(u32), ptr],
         "bpf_obj_get_info_by_fd": [i32, ptr, ctypes.POINTER(u32)],
         "bpf_prog_test_run_opts": [i32, ctypes.POINTER(_TestRunOpts)],
         "bpf_link_create": [i32, i32, i32, ptr],
@@ -255,6 +258,34 @@ class Map:
         _check(
             _lib().bpf_map_update_elem(self.fd, self._key(key), buf, flags),
             f"update map {self.name}",
+        )
+
+    def update_batch(self, keys: bytes, values: bytes) -> None:
+        """Set many keys at once: keys and values are the packed keys and values, in order."""
+        count = len(keys) // self.info.key_size
+        if len(keys) != count * self.info.key_size or len(values) != count * self.value_bytes:
+            raise ValueError(
+                f"map {self.name}: batch of {len(keys)} key and {len(values)} value bytes"
+            )
+        if not count:
+            return
+        done = ctypes.c_uint32(count)
+        _check(
+            _lib().bpf_map_update_batch(self.fd, keys, values, ctypes.byref(done), None),
+            f"update map {self.name} ({count} entries)",
+        )
+
+    def delete_batch(self, keys: bytes) -> None:
+        """Delete many keys at once (packed, in order); every one must be there."""
+        count = len(keys) // self.info.key_size
+        if len(keys) != count * self.info.key_size:
+            raise ValueError(f"map {self.name}: batch of {len(keys)} key bytes")
+        if not count:
+            return
+        done = ctypes.c_uint32(count)
+        _check(
+            _lib().bpf_map_delete_batch(self.fd, keys, ctypes.byref(done), None),
+            f"delete from map {self.name} ({count} entries)",
         )
 
     def lookup(self, key: bytes) -> bytes | None:

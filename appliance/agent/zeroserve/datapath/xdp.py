@@ -8,13 +8,13 @@ counters survive reloads (layer.py keeps the pins in step with the features).
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from zeroserve.datapath import build, layer, libbpf, render, syncookie
+from zeroserve.datapath import build, deny, layer, libbpf, render, syncookie
 from zeroserve.datapath.pins import PinLayout
 from zeroserve.datapath.structs import CONSTS, STRUCTS
 from zeroserve.plan.model import RateRule, XdpPlan
@@ -53,19 +53,31 @@ class XdpFeatures:
 
     deny_v4: bool = True
     deny_v6: bool = True
+    # IPv4 deny tiers by prefix length (deny.h): /25-/32, /17-/24, /0-/16.
+    deny4_hosts: bool = True
+    deny4_net24: bool = True
+    deny4_net16: bool = True
     vlan: bool = True
     drop_unserved: bool = False
     rate: bool = False
     syncookies: bool = False
     rules_max: int = CONSTS["ZS_RULES_MAX"]
+    deny_classes: int = CONSTS["ZS_DENY_CLASSES"]
+    deny4_ranks_max: int = CONSTS["ZS_DENY4_RANKS_MAX"]
+    deny4_longs_max: int = CONSTS["ZS_DENY4_LONGS_MAX"]
+    deny4_hosts_max: int = CONSTS["ZS_DENY4_HOSTS_MAX"]
     deny_lpm_max: int = CONSTS["ZS_DENY_LPM_MAX"]
     deny_exact_max: int = CONSTS["ZS_DENY_EXACT_MAX"]
+    deny_records_max: int = CONSTS["ZS_DENY_RECORDS_MAX"]
     ports_max: int = CONSTS["ZS_PORTS_MAX"]
     rate_sources_max: int = CONSTS["ZS_RATE_SOURCES_MAX"]
 
     def defines(self) -> dict[str, int]:
         flags = {
             "ZS_FEATURE_DENY_V4": self.deny_v4,
+            "ZS_FEATURE_DENY4_HOSTS": self.deny_v4 and self.deny4_hosts,
+            "ZS_FEATURE_DENY4_NET24": self.deny_v4 and self.deny4_net24,
+            "ZS_FEATURE_DENY4_NET16": self.deny_v4 and self.deny4_net16,
             "ZS_FEATURE_DENY_V6": self.deny_v6,
             "ZS_FEATURE_VLAN": self.vlan,
             "ZS_FEATURE_DROP_UNSERVED": self.drop_unserved,
@@ -74,8 +86,13 @@ class XdpFeatures:
         }
         sizes = {
             "ZS_RULES_MAX": self.rules_max,
+            "ZS_DENY_CLASSES": self.deny_classes,
+            "ZS_DENY4_RANKS_MAX": self.deny4_ranks_max,
+            "ZS_DENY4_LONGS_MAX": self.deny4_longs_max,
+            "ZS_DENY4_HOSTS_MAX": self.deny4_hosts_max,
             "ZS_DENY_LPM_MAX": self.deny_lpm_max,
             "ZS_DENY_EXACT_MAX": self.deny_exact_max,
+            "ZS_DENY_RECORDS_MAX": self.deny_records_max,
             "ZS_PORTS_MAX": self.ports_max,
             "ZS_RATE_SOURCES_MAX": self.rate_sources_max,
         }
@@ -89,12 +106,7 @@ class XdpFeatures:
             "zs_verdicts": ("__u32", "zs_counter", CONSTS["ZS_REASON_MAX"]),
             "zs_drops": ("zs_drop_key", "zs_drop", CONSTS["ZS_DROPS_MAX"]),
         }
-        if self.deny_v4:
-            maps["zs_deny4_lpm"] = ("zs_lpm4_key", "zs_rule", self.deny_lpm_max)
-            maps["zs_deny4_host"] = ("zs_host4_key", "zs_rule", self.deny_exact_max)
-        if self.deny_v6:
-            maps["zs_deny6_lpm"] = ("zs_lpm6_key", "zs_rule", self.deny_lpm_max)
-            maps["zs_deny6_host"] = ("zs_host6_key", "zs_rule", self.deny_exact_max)
+        maps.update(self._deny_maps())
         if self.drop_unserved:
             maps["zs_open_ports"] = ("zs_port", "__u32", self.ports_max)
         if self.rate:
@@ -107,17 +119,84 @@ class XdpFeatures:
             maps["zs_syncookie_stats"] = ("__u32", "zs_counter", CONSTS["ZS_IFACES_MAX"])
         return maps
 
+    def _deny_maps(self) -> dict[str, tuple[str, str, int]]:
+        classes, v4 = self.deny_classes, self.deny_v4
+        maps = {}
+        if v4 or self.deny_v6:
+            maps["zs_deny_ports"] = ("__u32", "__u32", deny.PORTS)
+        if v4:
+            maps["zs_deny4_rules"] = ("zs_deny_rec4", "zs_rule", self.deny_records_max)
+        if v4 and (self.deny4_hosts or self.deny4_net24):
+            maps["zs_deny4_blocks"] = ("__u32", "zs_deny_word", 2 * deny.WORDS)
+        if v4 and self.deny4_hosts:
+            maps["zs_deny4_hostmap"] = ("__u32", "zs_deny_hosts", 2 * self.deny4_longs_max)
+            maps["zs_deny4_hosts"] = ("__u32", "__u32", 2 * self.deny4_hosts_max * classes)
+        if v4 and self.deny4_net24:
+            maps["zs_deny4_net24"] = ("__u32", "__u32", 2 * self.deny4_ranks_max * classes)
+        if v4 and self.deny4_net16:
+            maps["zs_deny4_net16"] = ("__u32", "__u32", 2 * classes * deny.BLOCKS16)
+        if self.deny_v6:
+            maps["zs_deny6_rules"] = ("zs_deny_rec6", "zs_rule", self.deny_records_max)
+            maps["zs_deny6_host"] = ("zs_host6_key", "zs_rule", self.deny_exact_max)
+            maps["zs_deny6_lpm"] = ("zs_lpm6_key", "zs_rule", self.deny_lpm_max)
+        return maps
+
+    def map_groups(self) -> list[set[str]]:
+        """Maps recreated together: the deny tables index one another (deny.h)."""
+        return [set(self._deny_maps())]
+
     @classmethod
     def for_plan(cls, plan: XdpPlan) -> XdpFeatures:
-        """The smallest program that holds the plan: features only for what it uses."""
-        families = {ipaddress.ip_network(p).version for r in plan.deny for p in r.prefixes}
+        """The smallest program that holds the plan: features only for what it uses.
+
+        Sizes are powers of two with a floor, so most rule changes keep the program.
+        """
+        need = deny.needs(_plan_entries(plan))
         return cls(
-            deny_v4=4 in families,
-            deny_v6=6 in families,
+            deny_v4=need.v4_hosts or need.v4_net24 or need.v4_net16,
+            deny4_hosts=need.v4_hosts,
+            deny4_net24=need.v4_net24,
+            deny4_net16=need.v4_net16,
+            deny_v6=need.v6,
+            deny_classes=_power_of_two(need.classes, 1),
+            deny4_ranks_max=_power_of_two(need.net24_blocks, 4096),
+            deny4_longs_max=_power_of_two(need.long_blocks, 4096),
+            deny4_hosts_max=_power_of_two(need.hosts, 16384),
+            # Both generations live in the hashes and tries while a reload runs.
+            deny_exact_max=_power_of_two(2 * need.v6_exact, 65536),
+            deny_lpm_max=_power_of_two(2 * need.v6_lpm, 65536),
+            deny_records_max=_power_of_two(
+                sum(len(r.prefixes) * max(1, len(r.ports)) for r in plan.deny), 65536
+            ),
             drop_unserved=plan.drop_unserved,
             rate=bool(plan.rate),
             syncookies=plan.syncookies is not None,
         )
+
+
+def _power_of_two(n: int, floor: int) -> int:
+    return max(floor, 1 << max(0, n - 1).bit_length())
+
+
+def _deny_entries(
+    rules: Mapping[int, Iterable[str | IPNetwork]],
+    ports: Mapping[int, Iterable[int]] | None,
+) -> list[deny.Entry]:
+    """Rules as (prefix, port, rule) entries; port 0 guards every port."""
+    out = []
+    for rule, prefixes in rules.items():
+        scoped = sorted((ports or {}).get(rule) or [0])
+        for port in scoped:
+            if not 0 <= port < 65536:
+                raise ValueError(f"port {port} outside 0..65535")
+        for prefix in prefixes:
+            net = ipaddress.ip_network(prefix, strict=False)
+            out.extend(deny.Entry(net, port, rule) for port in scoped)
+    return out
+
+
+def _plan_entries(plan: XdpPlan) -> list[deny.Entry]:
+    return _deny_entries({r.id: r.prefixes for r in plan.deny}, {r.id: r.ports for r in plan.deny})
 
 
 def render_xdp(features: XdpFeatures, layout: PinLayout) -> str:
@@ -126,18 +205,39 @@ def render_xdp(features: XdpFeatures, layout: PinLayout) -> str:
     )
 
 
-def _deny_key(net: IPNetwork, port: int) -> tuple[str, bytes]:
-    """The map a (prefix, port) belongs in, and its key bytes (port 0: every port)."""
-    if not 0 <= port < 65536:
-        raise ValueError(f"port {port} outside 0..65535")
-    family = 4 if net.version == 4 else 6
-    port_bytes = (ctypes.c_uint8 * 2)(*port.to_bytes(2, "big"))
-    addr = (ctypes.c_uint8 * len(net.network_address.packed))(*net.network_address.packed)
-    if net.prefixlen == net.max_prefixlen:
-        host = STRUCTS[f"zs_host{family}_key"](port=port_bytes, addr=addr)
-        return f"zs_deny{family}_host", bytes(host)
-    lpm = STRUCTS[f"zs_lpm{family}_key"](prefixlen=16 + net.prefixlen, port=port_bytes, addr=addr)
-    return f"zs_deny{family}_lpm", bytes(lpm)
+def _records(
+    entries: list[deny.Entry], maps: Mapping[str, object]
+) -> dict[str, dict[bytes, bytes]]:
+    """The rules as given, for zs_deny4_rules / zs_deny6_rules."""
+    out: dict[str, dict[bytes, bytes]] = {n: {} for n in maps if n.endswith("_rules")}
+    for e in entries:
+        rec = STRUCTS[f"zs_deny_rec{e.net.version}"](prefixlen=e.net.prefixlen)
+        rec.port[:] = list(e.port.to_bytes(2, "big"))
+        rec.addr[:] = list(e.net.network_address.packed)
+        out[f"zs_deny{e.net.version}_rules"][bytes(rec)] = e.rule.to_bytes(4, "little")
+    return out
+
+
+def _slot(name: str, key: bytes) -> int:
+    """The slot of a deny hash or trie key (tries put the prefix length first)."""
+    at = 4 if name.endswith("_lpm") else 0
+    return int.from_bytes(key[at : at + 4], "little")
+
+
+def _write(table: libbpf.Map, entries: Mapping[bytes, bytes]) -> None:
+    if table.info.type == libbpf.MAP_TYPE_LPM_TRIE:  # no batch operations on tries
+        for key, value in entries.items():
+            table.update(key, value)
+    else:
+        table.update_batch(b"".join(entries), b"".join(entries.values()))
+
+
+def _delete(table: libbpf.Map, keys: list[bytes]) -> None:
+    if table.info.type == libbpf.MAP_TYPE_LPM_TRIE:
+        for key in keys:
+            table.delete(key)
+    else:
+        table.delete_batch(b"".join(keys))
 
 
 @dataclass
@@ -160,6 +260,7 @@ class XdpLayer:
             [build.ProgramSpec(FUNCTION, libbpf.PROG_TYPE_XDP)],
             features.maps(),
             layout,
+            features.map_groups(),
         )
         return cls(features, layout, built, maps)
 
@@ -183,44 +284,58 @@ class XdpLayer:
         """Make the deny maps hold exactly rules (rule id -> source prefixes).
 
         ports scopes a rule to destination ports; a rule not in it guards every
-        port. New entries go in before stale ones come out, so an address denied
-        both before and after never passes in between.
+        port. The tables are filled in the idle generation, then each port is
+        pointed at it (one write per port), then the old generation is emptied: a
+        packet meets either the old rule set or the new one, whole.
         """
-        wanted: dict[str, dict[bytes, bytes]] = {
-            name: {} for name in self.maps if name.startswith("zs_deny")
-        }
-        for rule, prefixes in rules.items():
-            self._check_rule(rule)
-            scoped = sorted((ports or {}).get(rule) or [0])
-            for prefix in prefixes:
-                net = ipaddress.ip_network(prefix, strict=False)
-                for port in scoped:
-                    name, key = _deny_key(net, port)
-                    if name not in wanted:
-                        raise ValueError(f"{net}: IPv{net.version} deny is not compiled in")
-                    wanted[name][key] = rule.to_bytes(4, "little")
-        for name, entries in wanted.items():
-            layer.sync(self.maps[name], entries)
+        entries = _deny_entries(rules, ports)
+        for e in entries:
+            self._check_rule(e.rule)
+        if "zs_deny_ports" not in self.maps:
+            if entries:
+                raise ValueError("deny rules are not compiled in")
+            return
+        classes = self.features.deny_classes
+        slots = self.maps["zs_deny_ports"]
+        active = int.from_bytes(slots.lookup(bytes(4)) or bytes(4), "little") // classes
+        idle = 1 - min(active, 1)
+        f = self.features
+        sizes = deny.Sizes(classes, f.deny4_ranks_max, f.deny4_longs_max, f.deny4_hosts_max)
+        tables = deny.build(entries, idle, sizes, self.maps)
+        records = _records(entries, self.maps)
+        old: dict[str, list[bytes]] = {}
+        for name, wanted in tables.entries.items():
+            table = self.maps[name]
+            by_generation: dict[int, list[bytes]] = {0: [], 1: []}
+            for key in table.keys():
+                by_generation[min(_slot(name, key) // classes, 1)].append(key)
+            old[name] = by_generation[1 - idle]
+            _delete(table, by_generation[idle])
+            _write(table, wanted)
+        for name, (first, values) in tables.regions.items():
+            table = self.maps[name]
+            count = len(values) // table.value_bytes
+            table.update_batch(array("I", range(first, first + count)).tobytes(), values)
+        slots.update_batch(array("I", range(deny.PORTS)).tobytes(), tables.ports)
+        for name, keys in old.items():
+            _delete(self.maps[name], keys)
+        for name, wanted in records.items():
+            layer.sync(self.maps[name], wanted)
 
     def deny_entries(self) -> dict[str, int]:
         """Current deny rules as "prefix" (every port) or "prefix :port" -> rule id."""
         out = {}
-        for name, table in self.maps.items():
-            if not name.startswith("zs_deny"):
+        for family in (4, 6):
+            table = self.maps.get(f"zs_deny{family}_rules")
+            if table is None:
                 continue
             for key in table.keys():
                 rule = int.from_bytes(table.lookup(key) or b"", "little")
-                family = name[len("zs_deny")]
-                if name.endswith("_lpm"):
-                    lpm = STRUCTS[f"zs_lpm{family}_key"].from_buffer_copy(key)
-                    length, port, addr = lpm.prefixlen - 16, lpm.port, lpm.addr
-                else:
-                    host = STRUCTS[f"zs_host{family}_key"].from_buffer_copy(key)
-                    port, addr = host.port, host.addr
-                    length = len(addr) * 8
-                number = int.from_bytes(bytes(port), "big")
+                rec = STRUCTS[f"zs_deny_rec{family}"].from_buffer_copy(key)
+                number = int.from_bytes(bytes(rec.port), "big")
                 scope = f" :{number}" if number else ""
-                out[f"{ipaddress.ip_address(bytes(addr))}/{length}{scope}"] = rule
+                address = ipaddress.ip_address(bytes(rec.addr))
+                out[f"{address}/{rec.prefixlen}{scope}"] = rule
         return out
 
     def set_open_ports(self, ports: Iterable[int]) -> None:

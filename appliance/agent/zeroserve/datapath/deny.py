@@ -1,0 +1,262 @@
+"""Deny rules compiled into the XDP program's tables (appliance/bpf/include/deny.h).
+
+The program asks one set of tables per packet, so the scopes are resolved here:
+ports guarded by the same set of per-port rules form a class (class 0: ports no
+per-port rule names, which only every-port rules guard), and each class's tables
+hold, per prefix, the rule that wins for its ports: the longest prefix, a per-port
+rule before an every-port one at equal length, the lower rule id last.
+
+Tables come in two generations; a reload fills the idle one and then points the
+ports at it (xdp.py), so a slot (generation * classes + class) keys everything.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from zeroserve.datapath.structs import STRUCTS
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+PORTS = 65536
+BLOCKS16 = 1 << 16
+WORDS = 1 << 18  # 2^24 /24 blocks, 64 bits a word
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One prefix of one rule on one port (0: every port)."""
+
+    net: IPNetwork
+    port: int
+    rule: int
+
+    def priority(self) -> tuple[int, int, int]:
+        return (self.net.prefixlen, self.port != 0, -self.rule)
+
+
+def classes_of(entries: Iterable[Entry]) -> tuple[dict[int, int], int]:
+    """Port -> class for the ports per-port rules name, and how many classes there are."""
+    per_port: dict[int, set[int]] = {}
+    for e in entries:
+        if e.port:
+            per_port.setdefault(e.port, set()).add(e.rule)
+    sets = sorted({frozenset(s) for s in per_port.values()}, key=sorted)
+    number = {s: n for n, s in enumerate(sets, start=1)}
+    return {port: number[frozenset(s)] for port, s in per_port.items()}, len(sets) + 1
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a rule set needs compiled in (XdpFeatures.for_plan sizes the maps from it)."""
+
+    v4_hosts: bool = False  # /25-/32
+    v4_net24: bool = False  # /17-/24
+    v4_net16: bool = False  # /0-/16
+    v6: bool = False
+    classes: int = 1
+    net24_blocks: int = 0  # /24 blocks /17-/24 rules hold
+    long_blocks: int = 0  # /24 blocks holding /25-/32 rules
+    hosts: int = 0  # addresses /25-/32 rules hold
+    v6_exact: int = 0  # IPv6 hash entries of one generation
+    v6_lpm: int = 0  # IPv6 trie entries of one generation
+
+
+def _span(net: IPNetwork, unit: int) -> range:
+    """The units (/unit blocks of an IPv4 net, or its addresses if unit is 32) it covers."""
+    first = int(net.network_address) >> (32 - unit)
+    return range(first, first + (1 << max(0, unit - net.prefixlen)))
+
+
+def needs(entries: list[Entry]) -> Needs:
+    _, classes = classes_of(entries)
+    net24: set[int] = set()
+    hosts: set[int] = set()
+    v6 = {"exact": 0, "lpm": 0}
+    for e in entries:
+        length = e.net.prefixlen
+        if e.net.version == 6:
+            v6["exact" if length == 128 else "lpm"] += 1 if e.port else classes
+        elif length > 24:
+            hosts.update(_span(e.net, 32))
+        elif length > 16:
+            net24.update(_span(e.net, 24))
+    v4 = [e.net.prefixlen for e in entries if e.net.version == 4]
+    return Needs(
+        v4_hosts=bool(hosts),
+        v4_net24=bool(net24),
+        v4_net16=any(length <= 16 for length in v4),
+        v6=any(e.net.version == 6 for e in entries),
+        classes=classes,
+        net24_blocks=len(net24),
+        long_blocks=len({h >> 8 for h in hosts}),
+        hosts=len(hosts),
+        v6_exact=v6["exact"],
+        v6_lpm=v6["lpm"],
+    )
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What the program is built for (XdpFeatures), per generation."""
+
+    classes: int
+    net24_blocks: int
+    long_blocks: int
+    hosts: int
+
+
+@dataclass
+class Tables:
+    """One generation's contents: IPv6 hash and trie entries by map name (key -> value
+    bytes), IPv4 array regions by map name (first index, values), every port's slot."""
+
+    entries: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
+    regions: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    ports: bytes = b""
+
+
+def _rule(value: int) -> bytes:
+    return value.to_bytes(4, "little")
+
+
+def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[str]) -> Tables:
+    """The tables of generation for entries, for the maps the program has."""
+    maps = set(maps)
+    port_class, classes = classes_of(entries)
+    width = sizes.classes
+    if classes > width:
+        raise ValueError(
+            f"deny rules guard {classes - 1} distinct sets of ports; the program is built "
+            f"for {width - 1}"
+        )
+    every = list(range(classes))
+    base = generation * width
+    # unit -> its rule per class, painted from the weakest entry to the strongest.
+    cells: dict[str, dict[int, list[int]]] = {"hosts": {}, "net24": {}, "net16": {}}
+    v6: dict[str, dict[bytes, bytes]] = {n: {} for n in maps if n.startswith("zs_deny6_")}
+    v6.pop("zs_deny6_rules", None)
+    for e in sorted(entries, key=Entry.priority):
+        targets = [port_class[e.port]] if e.port else every
+        length = e.net.prefixlen
+        if e.net.version == 6:
+            _v6_entry(v6, e, [base + c for c in targets])
+            continue
+        tier, unit = (
+            ("hosts", 32) if length > 24 else ("net24", 24) if length > 16 else ("net16", 16)
+        )
+        if f"zs_deny4_{tier}" not in maps:
+            raise ValueError(f"{e.net}: IPv4 deny of /{length} prefixes is not compiled in")
+        tier_cells = cells[tier]
+        for cell in _span(e.net, unit):
+            row = tier_cells.get(cell)
+            if row is None:
+                row = tier_cells[cell] = [0] * width
+            for c in targets:
+                row[c] = e.rule
+    tables = Tables(entries=v6)
+    if "zs_deny4_net16" in maps:
+        region = array("I", bytes(4 * width * BLOCKS16))
+        for block, row in cells["net16"].items():
+            for c in range(classes):
+                region[c * BLOCKS16 + block] = row[c]
+        tables.regions["zs_deny4_net16"] = (base * BLOCKS16, region.tobytes())
+    net24, hosts = sorted(cells["net24"]), sorted(cells["hosts"])
+    longs = sorted({h >> 8 for h in hosts})
+    for what, count, room in (
+        ("/24 blocks of /17-/24 rules", len(net24), sizes.net24_blocks),
+        ("/24 blocks of /25-/32 rules", len(longs), sizes.long_blocks),
+        ("addresses of /25-/32 rules", len(hosts), sizes.hosts),
+    ):
+        if count > room:
+            raise ValueError(
+                f"IPv4 deny rules hold {count} {what}; the program has room for {room}"
+            )
+    if "zs_deny4_blocks" in maps:
+        tables.regions["zs_deny4_blocks"] = (generation * WORDS, _words(net24, longs))
+    if "zs_deny4_net24" in maps:
+        tables.regions["zs_deny4_net24"] = (
+            generation * sizes.net24_blocks * width,
+            _rows(cells["net24"], net24),
+        )
+    if "zs_deny4_hosts" in maps:
+        tables.regions["zs_deny4_hostmap"] = (generation * sizes.long_blocks, _hostmaps(hosts))
+        tables.regions["zs_deny4_hosts"] = (
+            generation * sizes.hosts * width,
+            _rows(cells["hosts"], hosts),
+        )
+    slots = array("I", [base]) * PORTS
+    for port, c in port_class.items():
+        slots[port] = base + c
+    tables.ports = slots.tobytes()
+    return tables
+
+
+def _v6_entry(v6: dict[str, dict[bytes, bytes]], e: Entry, slots: list[int]) -> None:
+    name = "zs_deny6_host" if e.net.prefixlen == 128 else "zs_deny6_lpm"
+    if name not in v6:
+        raise ValueError(f"{e.net}: IPv6 deny is not compiled in")
+    for slot in slots:
+        if name.endswith("_host"):
+            key = STRUCTS["zs_host6_key"](slot=slot)
+        else:
+            key = STRUCTS["zs_lpm6_key"](slot=slot, prefixlen=32 + e.net.prefixlen)
+        key.addr[:] = list(e.net.network_address.packed)
+        v6[name][bytes(key)] = _rule(e.rule)
+
+
+def _rows(cells: dict[int, list[int]], ranked: list[int]) -> bytes:
+    """Each unit's rules per class, in rank order."""
+    out = array("I")
+    for unit in ranked:
+        out.extend(cells[unit])
+    return out.tobytes()
+
+
+def _bits(units: Iterable[int], shift: int) -> dict[int, int]:
+    """Word (unit >> shift) -> its bits (one per unit in it)."""
+    words: dict[int, int] = {}
+    mask = (1 << shift) - 1
+    for unit in units:
+        words[unit >> shift] = words.get(unit >> shift, 0) | 1 << (unit & mask)
+    return words
+
+
+def _words(net24: list[int], longs: list[int]) -> bytes:
+    """zs_deny_word for every word: nets and longs bits and the rank of each kind's first."""
+    word = STRUCTS["zs_deny_word"]
+    size = ctypes.sizeof(word)
+    out = bytearray(size * WORDS)
+    nets, lng = _bits(net24, 6), _bits(longs, 6)
+    ranks = [0, 0]
+    for index in sorted(nets.keys() | lng.keys()):
+        value = word(nets=nets.get(index, 0), longs=lng.get(index, 0))
+        value.nets_base, value.longs_base = ranks
+        out[index * size : (index + 1) * size] = bytes(value)
+        ranks[0] += value.nets.bit_count()
+        ranks[1] += value.longs.bit_count()
+    return bytes(out)
+
+
+def _hostmaps(hosts: list[int]) -> bytes:
+    """zs_deny_hosts for each /24 block holding hosts, in rank order."""
+    kind = STRUCTS["zs_deny_hosts"]
+    out = bytearray()
+    rank = 0
+    by_block: dict[int, list[int]] = {}
+    for h in hosts:
+        by_block.setdefault(h >> 8, []).append(h & 255)
+    for block in sorted(by_block):
+        words = _bits(by_block[block], 6)
+        value = kind(base=rank)
+        below = 0
+        for i in range(4):
+            value.bits[i] = words.get(i, 0)
+            value.below[i] = below
+            below += value.bits[i].bit_count()
+        out += bytes(value)
+        rank += below
+    return bytes(out)
