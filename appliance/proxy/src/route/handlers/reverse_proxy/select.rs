@@ -16,7 +16,7 @@ use sha2::Sha256;
 
 use super::hosts::{Host, Pool};
 use crate::route::ctx::{parse_query, value_string, Ctx};
-use crate::route::matchers::{compile_set, MatcherSet};
+use crate::route::matchers::{compile_set, Matcher, MatcherSet};
 use crate::route::{duration, err, Result};
 
 /// Uniform integer in `0..n` (`n > 0`) from a per-thread xorshift64* generator.
@@ -540,8 +540,9 @@ impl LoadBalancing {
     /// Caddy's `tryAgain`: after attempt number `retries + 1` failed (`retries` = retries
     /// already made), how long to wait before the next attempt, or `None` to give up.
     /// `sent` is false when nothing reached an upstream (no upstream available, or the dial
-    /// failed): such failures are always retried; otherwise only GET requests are, or those
-    /// matching `retry_match` when it is set.
+    /// failed): such failures are always retried. A transport error after the request went
+    /// out is retried for GET requests, or when `retry_match` is set and matches, with
+    /// `{http.reverse_proxy.is_transport_error}` true while it is evaluated.
     pub fn retry(
         &self,
         retries: u32,
@@ -549,6 +550,48 @@ impl LoadBalancing {
         ctx: &mut Ctx<'_, '_>,
         sent: bool,
     ) -> Option<Duration> {
+        self.budget_left(retries, started)?;
+        if sent {
+            let again = match &self.retry_match {
+                None => ctx.method == "GET",
+                Some(sets) => {
+                    ctx.set_capture(TRANSPORT_ERROR.to_owned(), "true".to_owned());
+                    let any = sets.iter().any(|s| s.matches(ctx));
+                    ctx.captures.retain(|(k, _)| k != TRANSPORT_ERROR);
+                    any
+                }
+            };
+            if !again {
+                return None;
+            }
+        }
+        Some(self.try_interval)
+    }
+
+    /// Caddy's response retries: after a round trip that did return a response, whether it
+    /// calls for another attempt, and after how long. Only `retry_match` sets holding an
+    /// `expression` can ask for it (request-only sets never retry a response); the caller
+    /// has set the response placeholders (`http.reverse_proxy.status_code`,
+    /// `http.reverse_proxy.header.*`) in `ctx`. The limits are those of [`Self::retry`].
+    pub fn retry_response(
+        &self,
+        retries: u32,
+        started: Instant,
+        ctx: &mut Ctx<'_, '_>,
+    ) -> Option<Duration> {
+        let sets = self.retry_match.as_ref()?;
+        self.budget_left(retries, started)?;
+        let with_expression =
+            |s: &&MatcherSet| s.0.iter().any(|m| matches!(m, Matcher::Expression(_)));
+        sets.iter()
+            .filter(with_expression)
+            .any(|s| s.matches(ctx))
+            .then_some(self.try_interval)
+    }
+
+    /// `Some(())` while retries are configured and neither `retries` nor `try_duration` is
+    /// used up.
+    fn budget_left(&self, retries: u32, started: Instant) -> Option<()> {
         if self.try_duration.is_zero() && self.retries == 0 {
             return None;
         }
@@ -558,18 +601,12 @@ impl LoadBalancing {
         if self.retries > 0 && retries >= self.retries {
             return None;
         }
-        if sent {
-            let again = match &self.retry_match {
-                None => ctx.method == "GET",
-                Some(sets) => sets.iter().any(|s| s.matches(ctx)),
-            };
-            if !again {
-                return None;
-            }
-        }
-        Some(self.try_interval)
+        Some(())
     }
 }
+
+/// The placeholder a `retry_match` expression reads to tell transport errors from responses.
+const TRANSPORT_ERROR: &str = "http.reverse_proxy.is_transport_error";
 
 #[cfg(test)]
 mod tests {
@@ -835,6 +872,17 @@ mod tests {
         with_ctx(GET, "1.1.1.1:1", |x| {
             assert!(m.retry(0, started, x, true).is_none())
         });
+        // A transport error on a POST is retried when retry_match says so.
+        let t = lb(r#"{"retries":1,"retry_match":[{"expression":
+            "{http.reverse_proxy.is_transport_error} == \"true\""}]}"#);
+        with_ctx(post, "1.1.1.1:1", |x| {
+            assert!(t.retry(0, started, x, true).is_some());
+            assert!(x.captures.is_empty(), "the placeholder is gone afterwards");
+            assert!(
+                t.retry_response(0, started, x).is_none(),
+                "a response is no transport error"
+            );
+        });
         let d = lb(r#"{"try_duration":"5s"}"#);
         assert_eq!(d.try_interval, Duration::from_millis(250));
         with_ctx(GET, "1.1.1.1:1", |x| {
@@ -844,6 +892,28 @@ mod tests {
             );
             let long_ago = Instant::now() - Duration::from_secs(6);
             assert_eq!(d.retry(0, long_ago, x, true), None);
+        });
+    }
+
+    #[test]
+    fn response_retries() {
+        let started = Instant::now();
+        let r = lb(r#"{"retries":2,"retry_match":[{"method":["GET"]},
+            {"expression":"{http.reverse_proxy.status_code} in [502, 503]"}]}"#);
+        with_ctx(GET, "1.1.1.1:1", |x| {
+            x.set_capture("http.reverse_proxy.status_code".into(), "200".into());
+            assert_eq!(
+                r.retry_response(0, started, x),
+                None,
+                "method-only sets never retry"
+            );
+            x.set_capture("http.reverse_proxy.status_code".into(), "503".into());
+            assert_eq!(r.retry_response(0, started, x), Some(Duration::ZERO));
+            assert_eq!(r.retry_response(2, started, x), None, "retries used up");
+        });
+        let plain = lb(r#"{"retries":2}"#);
+        with_ctx(GET, "1.1.1.1:1", |x| {
+            assert_eq!(plain.retry_response(0, started, x), None)
         });
     }
 
