@@ -2,6 +2,8 @@
 //! headers sorted by name, then the server-added `Date`, `Content-Length`, `Connection`
 //! and `Transfer-Encoding`, with Go's rules for when each appears.
 
+use std::io::Write;
+
 use super::header::HeaderMap;
 use super::status::{body_allowed, reason};
 
@@ -9,19 +11,69 @@ use super::status::{body_allowed, reason};
 /// longer compute a Content-Length (its `bufferBeforeChunkingSize`).
 const BUFFER_BEFORE_CHUNKING: usize = 2048;
 
-/// A byte range of an open file, sent after `body` without being read into memory at once.
+/// Identity of a file's contents: device, inode, size and change times (ns). Made only for a
+/// file whose last change is over a second old, so that a later write, however quick, moves
+/// its ctime past the one recorded here (timestamps are coarser than writes are fast).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    ctime: i64,
+}
+
+impl FileKey {
+    /// The key of a file `meta` describes, if the file has settled.
+    pub fn settled(meta: &std::fs::Metadata) -> Option<FileKey> {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        let settled = i64::try_from(now.as_secs()).ok()? - 1;
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        (meta.is_file() && meta.ctime() < settled).then(|| FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime: ns(meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
+/// A whole settled file's contents in memory.
+#[derive(Debug)]
+pub struct FileBytes {
+    pub key: FileKey,
+    pub bytes: Box<[u8]>,
+}
+
+/// Where a file body's bytes are.
+#[derive(Debug, Clone)]
+pub enum FileSource {
+    /// An open file, read as the body goes out.
+    Open(std::sync::Arc<std::fs::File>),
+    /// The whole file, shared with the file cache.
+    Memory(std::sync::Arc<FileBytes>),
+}
+
+/// A byte range of a file, sent after `body` without being copied into it at once.
 #[derive(Debug, Clone)]
 pub struct FileBody {
-    pub file: std::sync::Arc<std::fs::File>,
+    pub source: FileSource,
     pub offset: u64,
     pub len: u64,
 }
 
 impl PartialEq for FileBody {
     fn eq(&self, other: &Self) -> bool {
-        std::sync::Arc::ptr_eq(&self.file, &other.file)
-            && self.offset == other.offset
-            && self.len == other.len
+        let same = match (&self.source, &other.source) {
+            (FileSource::Open(a), FileSource::Open(b)) => std::sync::Arc::ptr_eq(a, b),
+            (FileSource::Memory(a), FileSource::Memory(b)) => std::sync::Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        same && self.offset == other.offset && self.len == other.len
     }
 }
 
@@ -32,17 +84,27 @@ impl FileBody {
     pub fn read_chunk(&mut self, max: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
         let want = (self.len.min(max as u64)) as usize;
-        let start = out.len();
-        out.resize(start + want, 0);
-        let mut filled = 0;
-        while filled < want {
-            let n = self
-                .file
-                .read_at(&mut out[start + filled..], self.offset + filled as u64)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+        match &self.source {
+            FileSource::Memory(m) => {
+                let range = usize::try_from(self.offset)
+                    .ok()
+                    .and_then(|start| m.bytes.get(start..start + want))
+                    .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+                out.extend_from_slice(range);
             }
-            filled += n;
+            FileSource::Open(file) => {
+                let start = out.len();
+                out.resize(start + want, 0);
+                let mut filled = 0;
+                while filled < want {
+                    let n =
+                        file.read_at(&mut out[start + filled..], self.offset + filled as u64)?;
+                    if n == 0 {
+                        return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    }
+                    filled += n;
+                }
+            }
         }
         self.offset += want as u64;
         self.len -= want as u64;
@@ -54,6 +116,16 @@ impl FileBody {
         let mut out = Vec::new();
         self.read_chunk(usize::try_from(self.len).unwrap_or(usize::MAX), &mut out)?;
         Ok(out)
+    }
+
+    /// The key of the file, if this range is all of a cached file.
+    pub fn whole_file(&self) -> Option<FileKey> {
+        match &self.source {
+            FileSource::Memory(m) if self.offset == 0 && self.len == m.bytes.len() as u64 => {
+                Some(m.key)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -107,13 +179,16 @@ fn write_fields(headers: &HeaderMap, exclude: &[&str], out: &mut Vec<u8>) {
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (k, vs) in sorted {
         for v in vs {
-            let v: String = v
-                .chars()
-                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-                .collect();
             out.extend_from_slice(k.as_bytes());
             out.extend_from_slice(b": ");
-            out.extend_from_slice(v.trim_matches([' ', '\t']).as_bytes());
+            // CR and LF turn into blanks before the trim, so they are trimmed like blanks.
+            let start = out.len();
+            out.extend_from_slice(v.trim_matches([' ', '\t', '\r', '\n']).as_bytes());
+            for b in &mut out[start..] {
+                if *b == b'\r' || *b == b'\n' {
+                    *b = b' ';
+                }
+            }
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -121,10 +196,11 @@ fn write_fields(headers: &HeaderMap, exclude: &[&str], out: &mut Vec<u8>) {
 
 fn status_line(status: u16, http11: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(if http11 { b"HTTP/1.1 " } else { b"HTTP/1.0 " });
-    match reason(status) {
-        Some(text) => out.extend_from_slice(format!("{status:03} {text}\r\n").as_bytes()),
-        None => out.extend_from_slice(format!("{status:03} status code {status}\r\n").as_bytes()),
-    }
+    // Writing into a Vec cannot fail.
+    let _ = match reason(status) {
+        Some(text) => write!(out, "{status:03} {text}\r\n"),
+        None => write!(out, "{status:03} status code {status}\r\n"),
+    };
 }
 
 /// An informational (1xx) response as Go writes it mid-handler: status line and the current

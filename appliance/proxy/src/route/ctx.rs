@@ -320,9 +320,7 @@ impl<'p, 'a> Ctx<'p, 'a> {
                 .as_ref()
                 .is_none_or(|m| m.matches(status, &self.resp.headers))
             {
-                let mut hdr = self.resp.headers.clone();
-                r.ops.apply(&mut hdr, &*self);
-                self.resp.headers = hdr;
+                r.apply_to_response(self);
             }
         }
         self.resp.status = status;

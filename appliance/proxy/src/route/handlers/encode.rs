@@ -10,15 +10,27 @@
 //! Errors: an unknown encoding is a compile error. Performance: compresses the whole body in
 //! one call; gzip via flate2 (level 5), zstd via libzstd (level 3). flate2 runs on its zlib-rs
 //! backend: at level 5 on a 100 KB HTML file it needs half the CPU of the default miniz_oxide.
+//! A body that is a whole settled file (see `FileKey`) is compressed once per encoding and
+//! level: the result is kept in a cache shared by the workers (16 MiB, oldest out first) and
+//! reused while the file is unchanged, which is what the same request costs again in Caddy
+//! minus the compression.
 
 use std::io::Write;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use serde_json::{Map, Value};
 
 use super::super::ctx::Ctx;
 use super::super::{err, str_list, Result};
-use super::file_server::accepted_encodings;
+use super::file_server::{accepted_encodings, read_small_file, ByteCache};
 use super::headers::ResponseMatcher;
+use crate::http1::response::FileKey;
+
+/// Compressed whole files by file, encoding and level.
+type Memo = (FileKey, &'static str, i32);
+
+static COMPRESSED: LazyLock<Mutex<ByteCache<Memo, Arc<[u8]>>>> =
+    LazyLock::new(|| Mutex::new(ByteCache::new(16 << 20)));
 
 const DEFAULT_TYPES: &[&str] = &[
     "application/atom+xml*",
@@ -143,6 +155,7 @@ impl Encode {
             || no_transform(hdr.get("Cache-Control"))
             || !self.matcher.matches(status, hdr)
         {
+            read_small_file(&mut ctx.resp);
             return;
         }
         let level = self
@@ -150,19 +163,34 @@ impl Encode {
             .iter()
             .find(|(n, _)| n == encoding)
             .map_or(0, |(_, l)| *l);
-        // A HEAD response has no body here, yet Go counts the bytes of the (empty) stream the
-        // encoder still writes on close, and sends that as the Content-Length.
-        let mut body = std::mem::take(&mut ctx.resp.body);
-        if let Some(file) = ctx.resp.file.take() {
-            match file.read_all() {
-                Ok(mut rest) => body.append(&mut rest),
-                Err(_) => {
-                    ctx.resp.status = 500;
-                    return;
+        let name = if encoding == "gzip" { "gzip" } else { "zstd" };
+        let memo = match (&ctx.resp.file, ctx.resp.body.is_empty()) {
+            (Some(file), true) => file.whole_file().map(|k| (k, name, level)),
+            _ => None,
+        };
+        let cached = memo.and_then(|m| COMPRESSED.lock().ok()?.get(&m));
+        let compressed = if let Some(hit) = cached {
+            ctx.resp.file = None;
+            hit.to_vec()
+        } else {
+            // A HEAD response has no body here, yet Go counts the bytes of the (empty) stream
+            // the encoder still writes on close, and sends that as the Content-Length.
+            let mut body = std::mem::take(&mut ctx.resp.body);
+            if let Some(file) = ctx.resp.file.take() {
+                match file.read_all() {
+                    Ok(mut rest) => body.append(&mut rest),
+                    Err(_) => {
+                        ctx.resp.status = 500;
+                        return;
+                    }
                 }
             }
-        }
-        let compressed = compress(encoding, level, &body);
+            let compressed = compress(encoding, level, &body);
+            if let (Some(m), Ok(mut cache)) = (memo, COMPRESSED.lock()) {
+                cache.insert(m, Arc::from(compressed.as_slice()), compressed.len());
+            }
+            compressed
+        };
         let hdr = &mut ctx.resp.headers;
         hdr.del("Content-Length");
         hdr.set("Content-Encoding", encoding);

@@ -11,12 +11,19 @@
 //! If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range) and byte ranges.
 //! Errors: missing file 404 (or the next handler with `pass_thru`), permission 403, other
 //! I/O 500, all through the error routes. Performance: bodies up to 256 KiB are read at
-//! once; larger ones are streamed from the open file in chunks as the socket drains (reads
-//! are blocking `pread`s on the worker, normally served from the page cache).
+//! once; larger ones are streamed in chunks as the socket drains. Whole files up to 2 MiB
+//! whose last change is over a second old are kept in a cache shared by the workers (64 MiB,
+//! oldest out first), found by device, inode, size and change times from the `stat` every
+//! request makes anyway, so a hit costs no open or read and a changed file is never served
+//! stale; other files are read with blocking `pread`s on the worker, normally served from the
+//! page cache. With an encoder around the handler the body stays a [`FileBody`], so the
+//! encoder can find its compressed form in its own cache.
 
+use std::collections::{HashMap, VecDeque};
 use std::fs;
+use std::hash::Hash;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::UNIX_EPOCH;
 
 use serde_json::{Map, Value};
@@ -28,10 +35,115 @@ use super::super::placeholder::{replace_all, replace_all_or};
 use super::super::{err, str_list, Result};
 use super::static_response::status_text;
 use crate::http1::date::http_date;
-use crate::http1::response::FileBody;
+use crate::http1::response::{FileBody, FileBytes, FileKey, FileSource};
+use crate::http1::Response;
 
 /// Larger file bodies are streamed from the file in chunks as the socket drains.
 const IN_MEMORY_LIMIT: u64 = 256 << 10;
+/// Files up to this size are kept whole in [`FILES`].
+const CACHED_FILE_MAX: u64 = 2 << 20;
+
+/// Settled files' contents, shared by the workers.
+static FILES: LazyLock<Mutex<ByteCache<FileKey, Arc<FileBytes>>>> =
+    LazyLock::new(|| Mutex::new(ByteCache::new(64 << 20)));
+
+/// Shared values (of a known size in bytes) under a total size limit; the oldest entry leaves
+/// first. Entries are never stale: keys name contents (see [`FileKey`]), so an entry a change
+/// orphaned is simply no longer asked for, and ages out.
+#[derive(Debug)]
+pub struct ByteCache<K, V> {
+    map: HashMap<K, (V, usize)>,
+    order: VecDeque<K>,
+    bytes: usize,
+    limit: usize,
+}
+
+impl<K: Hash + Eq + Copy, V: Clone> ByteCache<K, V> {
+    pub fn new(limit: usize) -> ByteCache<K, V> {
+        ByteCache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            limit,
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.map.get(key).map(|(v, _)| v.clone())
+    }
+
+    pub fn insert(&mut self, key: K, value: V, size: usize) {
+        if size > self.limit || self.map.contains_key(&key) {
+            return;
+        }
+        while self.bytes + size > self.limit {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, n)) = self.map.remove(&old) {
+                self.bytes -= n;
+            }
+        }
+        self.bytes += size;
+        self.order.push_back(key);
+        self.map.insert(key, (value, size));
+    }
+}
+
+/// The body of the file at `path` (whose `stat` is `meta`): from the cache, or opened (and
+/// cached whole when it qualifies).
+fn open_body(path: &str, meta: &fs::Metadata) -> std::io::Result<FileBody> {
+    if let Some(k) = FileKey::settled(meta) {
+        if let Some(m) = FILES.lock().ok().and_then(|c| c.get(&k)) {
+            return Ok(memory_body(m));
+        }
+    }
+    let file = fs::File::open(path)?;
+    // The open file may no longer be what `path` named at the stat: its own identity counts.
+    let meta = file.metadata()?;
+    let body = FileBody {
+        source: FileSource::Open(Arc::new(file)),
+        offset: 0,
+        len: meta.len(),
+    };
+    let Some(key) = FileKey::settled(&meta).filter(|_| body.len <= CACHED_FILE_MAX) else {
+        return Ok(body);
+    };
+    match body.clone().read_all() {
+        Ok(bytes) => {
+            let m = Arc::new(FileBytes {
+                key,
+                bytes: bytes.into(),
+            });
+            if let Ok(mut cache) = FILES.lock() {
+                cache.insert(key, m.clone(), m.bytes.len());
+            }
+            Ok(memory_body(m))
+        }
+        // Left for the response to meet the error as it would have without a cache.
+        Err(_) => Ok(body),
+    }
+}
+
+fn memory_body(m: Arc<FileBytes>) -> FileBody {
+    FileBody {
+        len: m.bytes.len() as u64,
+        source: FileSource::Memory(m),
+        offset: 0,
+    }
+}
+
+/// Moves a file body small enough to send at once into `resp.body` (a 500 if it cannot be
+/// read).
+pub fn read_small_file(resp: &mut Response) {
+    let Some(file) = resp.file.take_if(|f| f.len <= IN_MEMORY_LIMIT) else {
+        return;
+    };
+    match file.read_all() {
+        Ok(mut data) => resp.body.append(&mut data),
+        Err(_) => resp.status = 500,
+    }
+}
 
 #[derive(Debug)]
 pub struct FileServer {
@@ -532,14 +644,7 @@ impl FileServer {
                 }
             }
         }
-        let content = match fs::File::open(&body_path).and_then(|f| {
-            let size = f.metadata()?.len();
-            Ok(FileBody {
-                file: Arc::new(f),
-                offset: 0,
-                len: size,
-            })
-        }) {
+        let content = match open_body(&body_path, &meta) {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return error(403),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.not_found(),
@@ -809,17 +914,11 @@ fn serve_content(
     if ctx.method == "HEAD" {
         return;
     }
-    if part.len <= IN_MEMORY_LIMIT {
-        match part.read_all() {
-            Ok(mut data) => {
-                body.append(&mut data);
-                ctx.resp.body = body;
-            }
-            Err(_) => ctx.resp.status = 500,
-        }
-    } else {
-        ctx.resp.body = body;
-        ctx.resp.file = Some(part);
+    ctx.resp.body = body;
+    ctx.resp.file = (part.len > 0).then_some(part);
+    // An encoder around this handler reads the file itself (or finds it compressed).
+    if ctx.encoders.is_empty() || !ctx.intercepts.is_empty() {
+        read_small_file(&mut ctx.resp);
     }
 }
 

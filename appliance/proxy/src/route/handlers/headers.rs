@@ -5,32 +5,103 @@
 //! `deferred` or `require` is set; then they wait until a handler writes the response and run
 //! only if `require` matches the status and headers. Within one op set: delete `*`, add, set,
 //! delete (with `*` prefix/suffix/substring wildcards), replace (substring or regexp).
-//! Performance: names and regexps are prepared at compile time; placeholders are expanded per
-//! request only where the configured text has a `{`.
+//! Performance: names (canonical and lower-cased) and regexps are prepared at compile time;
+//! placeholders are expanded per request only where the configured text has a `{`, so literal
+//! ops allocate only the values they store. Response ops without placeholders work on the
+//! response's header map in place; with them, on a copy, so placeholders read the headers as
+//! they were before the ops.
+
+use std::borrow::Cow;
 
 use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::super::ctx::Ctx;
-use super::super::placeholder::{replace_known, Lookup};
+use super::super::placeholder::{has_placeholder, replace_known, Lookup};
 use super::super::{err, str_list, Result};
 use crate::http1::header::canonical_key;
 use crate::http1::HeaderMap;
 
+/// Configured text, expanded per request (`ReplaceKnown`) only if it may hold a placeholder.
+#[derive(Debug)]
+struct Text {
+    raw: String,
+    template: bool,
+}
+
+impl Text {
+    fn new(raw: String) -> Text {
+        Text {
+            template: has_placeholder(&raw),
+            raw,
+        }
+    }
+
+    fn get(&self, l: &impl Lookup) -> Cow<'_, str> {
+        if self.template {
+            Cow::Owned(replace_known(&self.raw, l))
+        } else {
+            Cow::Borrowed(&self.raw)
+        }
+    }
+}
+
+/// A configured field name, with its canonical and lower-case forms when it is literal.
+#[derive(Debug)]
+struct Name {
+    text: Text,
+    canonical: String,
+    lower: String,
+}
+
+impl Name {
+    fn new(raw: String) -> Name {
+        let text = Text::new(raw);
+        let (canonical, lower) = if text.template {
+            (String::new(), String::new())
+        } else {
+            (canonical_key(&text.raw), text.raw.to_lowercase())
+        };
+        Name {
+            text,
+            canonical,
+            lower,
+        }
+    }
+
+    fn canonical(&self, l: &impl Lookup) -> Cow<'_, str> {
+        if self.text.template {
+            Cow::Owned(canonical_key(&self.text.get(l)))
+        } else {
+            Cow::Borrowed(&self.canonical)
+        }
+    }
+
+    fn lower(&self, l: &impl Lookup) -> Cow<'_, str> {
+        if self.text.template {
+            Cow::Owned(self.text.get(l).to_lowercase())
+        } else {
+            Cow::Borrowed(&self.lower)
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Replacement {
-    search: String,
+    search: Text,
     re: Option<Regex>,
-    replace: String,
+    replace: Text,
 }
 
 /// One set of header manipulations.
 #[derive(Debug, Default)]
 pub struct HeaderOps {
-    add: Vec<(String, Vec<String>)>,
-    set: Vec<(String, Vec<String>)>,
-    delete: Vec<String>,
-    replace: Vec<(String, Vec<Replacement>)>,
+    add: Vec<(Name, Vec<Text>)>,
+    set: Vec<(Name, Vec<Text>)>,
+    delete: Vec<Name>,
+    replace: Vec<(Name, Vec<Replacement>)>,
+    /// Some configured text may hold a placeholder.
+    templates: bool,
 }
 
 /// Caddy's `ResponseMatcher` (`require`).
@@ -48,20 +119,56 @@ pub struct RespOps {
     pub deferred: bool,
 }
 
+impl RespOps {
+    /// Applies the ops to `ctx.resp.headers`, which placeholders in them may read.
+    pub fn apply_to_response(&self, ctx: &mut Ctx<'_, '_>) {
+        let mut hdr = if self.ops.templates {
+            ctx.resp.headers.clone()
+        } else {
+            std::mem::take(&mut ctx.resp.headers)
+        };
+        self.ops.apply(&mut hdr, &*ctx);
+        ctx.resp.headers = hdr;
+    }
+}
+
 #[derive(Debug)]
 pub struct Headers {
     request: Option<HeaderOps>,
     response: Option<RespOps>,
 }
 
-fn header_lists(v: Option<&Value>, what: &str) -> Result<Vec<(String, Vec<String>)>> {
+fn header_lists(v: Option<&Value>, what: &str) -> Result<Vec<(Name, Vec<Text>)>> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Object(m)) => m
             .iter()
-            .map(|(k, v)| Ok((k.clone(), str_list(Some(v), what)?)))
+            .map(|(k, v)| {
+                let values = str_list(Some(v), what)?.into_iter().map(Text::new);
+                Ok((Name::new(k.clone()), values.collect()))
+            })
             .collect(),
         Some(_) => err(format!("{what}: expected an object")),
+    }
+}
+
+/// Go's `Header.Set` with a canonical key, reusing the field's allocation when it exists.
+fn set_field(hdr: &mut HeaderMap, key: &str, value: String) {
+    match hdr.0.iter().position(|(k, _)| k == key) {
+        Some(i) => {
+            let values = &mut hdr.0[i].1;
+            values.clear();
+            values.push(value);
+        }
+        None => hdr.0.push((key.to_owned(), vec![value])),
+    }
+}
+
+/// Go's `Header.Add` with a canonical key.
+fn add_field(hdr: &mut HeaderMap, key: &str, value: String) {
+    match hdr.0.iter().position(|(k, _)| k == key) {
+        Some(i) => hdr.0[i].1.push(value),
+        None => hdr.0.push((key.to_owned(), vec![value])),
     }
 }
 
@@ -90,57 +197,69 @@ impl HeaderOps {
                         })?)
                     };
                     out.push(Replacement {
-                        search,
+                        search: Text::new(search),
                         re,
-                        replace: s("replace"),
+                        replace: Text::new(s("replace")),
                     });
                 }
-                replace.push((field.clone(), out));
+                replace.push((Name::new(field.clone()), out));
             }
         }
-        Ok(HeaderOps {
+        let mut ops = HeaderOps {
             add: header_lists(m.get("add"), "add")?,
             set: header_lists(m.get("set"), "set")?,
-            delete: str_list(m.get("delete"), "delete")?,
+            delete: str_list(m.get("delete"), "delete")?
+                .into_iter()
+                .map(Name::new)
+                .collect(),
             replace,
-        })
+            templates: false,
+        };
+        let lists = ops.add.iter().chain(&ops.set);
+        ops.templates = lists
+            .flat_map(|(n, vs)| std::iter::once(&n.text).chain(vs))
+            .chain(ops.delete.iter().map(|n| &n.text))
+            .chain(ops.replace.iter().flat_map(|(n, reps)| {
+                std::iter::once(&n.text).chain(reps.iter().flat_map(|r| [&r.search, &r.replace]))
+            }))
+            .any(|t| t.template);
+        Ok(ops)
     }
 
     /// Caddy's `HeaderOps.ApplyTo`.
     pub fn apply(&self, hdr: &mut HeaderMap, l: &impl Lookup) {
         for name in &self.delete {
-            if replace_known(name, l) == "*" {
+            if name.text.get(l) == "*" {
                 hdr.clear();
             }
         }
         for (name, vals) in &self.add {
-            let name = replace_known(name, l);
+            let key = name.canonical(l);
             for v in vals {
-                hdr.add(&name, &replace_known(v, l));
+                add_field(hdr, &key, v.get(l).into_owned());
             }
         }
         for (name, vals) in &self.set {
-            let name = replace_known(name, l);
-            let joined: Vec<String> = vals.iter().map(|v| replace_known(v, l)).collect();
-            hdr.set(&name, &joined.join(","));
+            let value = match vals.as_slice() {
+                [one] => one.get(l).into_owned(),
+                many => many.iter().map(|v| v.get(l)).collect::<Vec<_>>().join(","),
+            };
+            set_field(hdr, &name.canonical(l), value);
         }
         for name in &self.delete {
-            let name = replace_known(name, l).to_lowercase();
+            let name = name.lower(l);
             if name == "*" {
                 continue;
             }
             let (pre, suf) = (name.starts_with('*'), name.ends_with('*') && name.len() > 1);
             if pre || suf {
-                let core = name
-                    .trim_start_matches('*')
-                    .trim_end_matches('*')
-                    .to_owned();
+                let core = name.trim_start_matches('*').trim_end_matches('*');
                 hdr.retain(|k| {
                     let k = k.to_lowercase();
                     !match (pre, suf) {
-                        (true, true) => k.contains(&core),
-                        (true, false) => k.ends_with(&core),
-                        _ => k.starts_with(&core),
+                        (true, true) => k.contains(core),
+                        (true, false) => k.ends_with(core),
+                        _ => k.starts_with(core),
                     }
                 });
             } else {
@@ -148,10 +267,10 @@ impl HeaderOps {
             }
         }
         for (field, reps) in &self.replace {
-            let field = canonical_key(&replace_known(field, l));
+            let field = field.canonical(l);
             for r in reps {
-                let search = replace_known(&r.search, l);
-                let with = replace_known(&r.replace, l);
+                let search = r.search.get(l);
+                let with = r.replace.get(l);
                 for (k, vals) in hdr.iter_mut() {
                     if field != "*" && canonical_key(k) != field {
                         continue;
@@ -159,8 +278,8 @@ impl HeaderOps {
                     for v in vals.iter_mut() {
                         *v = match &r.re {
                             // Go's expansion syntax (`$1`, `${name}`, longest name) is the regex crate's.
-                            Some(re) => re.replace_all(v, with.as_str()).into_owned(),
-                            None => v.replace(&search, &with),
+                            Some(re) => re.replace_all(v, with.as_ref()).into_owned(),
+                            None => v.replace(search.as_ref(), &with),
                         };
                     }
                 }
@@ -248,6 +367,16 @@ impl Headers {
             _ => None,
         };
         Ok(Headers { request, response })
+    }
+
+    /// The request ops (`header_up` when embedded in `reverse_proxy`).
+    pub fn request_ops(&self) -> Option<&HeaderOps> {
+        self.request.as_ref()
+    }
+
+    /// The response ops (`header_down` when embedded in `reverse_proxy`).
+    pub fn response_ops(&self) -> Option<&RespOps> {
+        self.response.as_ref()
     }
 
     pub fn run<'p>(&'p self, ctx: &mut Ctx<'p, '_>) {
