@@ -3,10 +3,12 @@
 //! into bytes, mirroring what Go's net/http server (and so Caddy) accepts and sends.
 
 pub mod body;
+pub mod client;
 pub mod date;
 pub mod header;
 pub mod parse;
 pub mod response;
+pub mod sniff;
 pub mod status;
 
 pub use body::{buffered, BodyKind, ChunkedDecoder, Progress};

@@ -211,11 +211,66 @@ pub fn encode_interim(status: u16, headers: &HeaderMap, http11: bool, out: &mut 
     out.extend_from_slice(b"\r\n");
 }
 
+/// How the body after an encoded head is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framing {
+    /// The connection must close after this response.
+    pub close: bool,
+    /// Body bytes go out as chunks (terminated by `0\r\n\r\n`).
+    pub chunked: bool,
+    /// The head promised this many body bytes.
+    pub length: Option<u64>,
+    /// No body bytes may follow (HEAD, 1xx, 204, 304).
+    pub bodiless: bool,
+}
+
 /// Appends the wire form of `resp` to `out`; returns whether the connection must close.
 pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bool {
-    let status = resp.status;
     let n = resp.body.len();
-    let direct_write = n > BUFFER_BEFORE_CHUNKING;
+    let f = encode_head(resp, x, date, Some(n), None, out);
+    if f.bodiless || n == 0 {
+        if f.chunked && !x.head {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        return f.close;
+    }
+    if f.chunked {
+        out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+        out.extend_from_slice(&resp.body);
+        out.extend_from_slice(b"\r\n0\r\n\r\n");
+    } else {
+        let limit = f.length.map_or(n, |l| n.min(l as usize));
+        out.extend_from_slice(&resp.body[..limit]);
+    }
+    f.close
+}
+
+/// Appends only the head of `resp`, whose body (of unknown size unless a `Content-Length`
+/// header says otherwise) a producer streams afterwards: Go's writer once the handler has
+/// flushed, so chunked on HTTP/1.1 and close-delimited on HTTP/1.0. `sniffed` is the
+/// `Content-Type` Go's writer adds from the first body bytes when the handler set none.
+pub fn encode_streamed(
+    resp: &Response,
+    x: Exchange,
+    date: &str,
+    sniffed: Option<&str>,
+    out: &mut Vec<u8>,
+) -> Framing {
+    encode_head(resp, x, date, None, sniffed, out)
+}
+
+/// The head for a body of `n` bytes (`None`: streamed, size unknown).
+fn encode_head(
+    resp: &Response,
+    x: Exchange,
+    date: &str,
+    n: Option<usize>,
+    sniffed: Option<&str>,
+    out: &mut Vec<u8>,
+) -> Framing {
+    let status = resp.status;
+    let direct_write = n.is_none_or(|n| n > BUFFER_BEFORE_CHUNKING);
+    let n = n.unwrap_or(0);
     let mut exclude: Vec<&str> = Vec::new();
     let mut close = x.close;
 
@@ -299,6 +354,9 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
     if let Some(cl) = set_cl.filter(|_| !chunking && body_allowed(status)) {
         out.extend_from_slice(format!("Content-Length: {cl}\r\n").as_bytes());
     }
+    if let Some(ct) = sniffed {
+        out.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+    }
     if let Some(c) = set_connection {
         out.extend_from_slice(format!("Connection: {c}\r\n").as_bytes());
     }
@@ -306,21 +364,12 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
         out.extend_from_slice(format!("Transfer-Encoding: {te}\r\n").as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-    if x.head || !body_allowed(status) || n == 0 {
-        if chunking && !x.head {
-            out.extend_from_slice(b"0\r\n\r\n");
-        }
-        return close;
+    Framing {
+        close,
+        chunked: chunking,
+        length: content_length.map(|l| l as u64),
+        bodiless: x.head || !body_allowed(status),
     }
-    if chunking {
-        out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
-        out.extend_from_slice(&resp.body);
-        out.extend_from_slice(b"\r\n0\r\n\r\n");
-    } else {
-        let limit = content_length.unwrap_or(n).min(n);
-        out.extend_from_slice(&resp.body[..limit]);
-    }
-    close
 }
 
 #[cfg(test)]

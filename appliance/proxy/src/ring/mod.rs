@@ -34,6 +34,8 @@ pub enum Owned {
     Counter(Box<[u8; 8]>),
     /// The timespec a timeout points at.
     Timespec(Box<io_uring::types::Timespec>),
+    /// The peer address a connect points at.
+    Addr(Box<socket2::SockAddr>),
 }
 
 /// One completion, with the caller's tag.

@@ -195,6 +195,8 @@ pub struct Ctx<'p, 'a> {
     pub body: Option<&'a [u8]>,
     /// The request has a body (framed by Content-Length or chunked).
     pub has_body: bool,
+    /// How the request body is framed on the wire.
+    pub body_kind: crate::http1::BodyKind,
     /// `request_body max_size`: reading more than this fails.
     pub max_body: Option<u64>,
     /// The server's `named_routes`, for `invoke`.
@@ -221,6 +223,8 @@ pub struct Ctx<'p, 'a> {
     pub maps: Vec<&'p super::handlers::map::MapHandler>,
     /// What the observers (access log, metrics) need to know of the routes' run.
     pub trace: crate::observe::Trace<'p>,
+    /// `reverse_proxy` round trips asked for and answered (see that module).
+    pub proxy: super::handlers::reverse_proxy::Trail<'p, 'a>,
     uuid: OnceCell<String>,
 }
 
@@ -280,6 +284,7 @@ impl<'p, 'a> Ctx<'p, 'a> {
             local,
             body: None,
             has_body: head.body != crate::http1::BodyKind::None,
+            body_kind: head.body,
             max_body: None,
             named_routes: &[],
             body_wanted: std::cell::Cell::new(false),
@@ -295,6 +300,7 @@ impl<'p, 'a> Ctx<'p, 'a> {
             encoders: Vec::new(),
             intercepts: Vec::new(),
             trace: Default::default(),
+            proxy: Default::default(),
             uuid: OnceCell::new(),
         }
     }

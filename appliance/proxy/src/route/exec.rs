@@ -24,6 +24,8 @@ pub enum Flow {
     Abort,
     /// A handler failed the request.
     Error(HandlerError),
+    /// A `reverse_proxy` needs a round trip (`ctx.proxy.call`); the routes run again after.
+    Proxy,
 }
 
 /// What the connection should do once the routes have run.
@@ -32,6 +34,8 @@ pub enum Outcome {
     /// Send `ctx.resp`.
     Respond,
     Abort,
+    /// Perform `ctx.proxy.call`, then run the routes again with its result.
+    Proxy,
 }
 
 /// Runs `routes` in order (Caddy's compiled route chain).
@@ -96,6 +100,9 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                     e.run(ctx);
                     Flow::Next
                 }
+                Handler::ReverseProxy(r) => r.run(ctx),
+                Handler::CopyResponse(c) => c.run(ctx),
+                Handler::CopyResponseHeaders(c) => c.run(ctx),
                 Handler::FileServer(f) => match f.serve(ctx) {
                     Served::Responded => Flow::Responded,
                     Served::Next => Flow::Next,
@@ -109,7 +116,7 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                     flow = i.intercept(ctx);
                 }
             }
-            if flow == Flow::Responded {
+            if flow == Flow::Responded && ctx.proxy.relay.is_none() {
                 for (enc, name) in std::mem::take(&mut ctx.encoders).iter().rev() {
                     enc.apply(name, ctx);
                 }
@@ -146,6 +153,7 @@ pub fn serve<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
         // Nothing wrote: Go answers 200 through the base writer, so deferred ops never run.
         Flow::Next | Flow::Stop => Outcome::Respond,
         Flow::Abort => Outcome::Abort,
+        Flow::Proxy => Outcome::Proxy,
         Flow::Error(e) => {
             ctx.method = ctx.orig_method.to_owned();
             ctx.uri = ctx.orig_uri.clone();
@@ -160,6 +168,7 @@ pub fn serve<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
             match run(&server.errors, ctx) {
                 Flow::Responded => Outcome::Respond,
                 Flow::Abort => Outcome::Abort,
+                Flow::Proxy => Outcome::Proxy,
                 Flow::Next | Flow::Stop => {
                     ctx.write_header(e.status);
                     Outcome::Respond

@@ -31,6 +31,8 @@ pub enum Phase {
         response: Option<Response>,
         exchange: Exchange,
     },
+    /// Waiting for, or relaying, an upstream round trip (`reverse_proxy`).
+    Proxy(Box<super::proxy::Proxying>),
     /// No more requests will be read.
     Done,
 }

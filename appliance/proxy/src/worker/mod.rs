@@ -10,6 +10,8 @@
 
 pub mod conn;
 pub mod listener;
+pub mod proxy;
+pub mod upstream;
 
 use std::io;
 use std::net::SocketAddr;
@@ -59,6 +61,10 @@ const SEND: u64 = 3;
 const WAKE: u64 = 4;
 const CLOCK: u64 = 5;
 const CANCEL: u64 = 6;
+const UP_CONNECT: u64 = 7;
+const UP_SEND: u64 = 8;
+const UP_RECV: u64 = 9;
+const UP_TIMER: u64 = 10;
 
 fn tag(kind: u64, index: usize) -> u64 {
     kind << KIND_SHIFT | index as u64
@@ -103,6 +109,10 @@ pub struct Worker {
     stop_deadline: Option<Instant>,
     clock: Option<OpId>,
     wake_op: Option<OpId>,
+    /// Upstream connections of `reverse_proxy` (busy and pooled).
+    ups: Vec<Option<upstream::UpConn>>,
+    free_ups: Vec<usize>,
+    idle_ups: upstream::IdlePool,
 }
 
 impl Worker {
@@ -127,6 +137,9 @@ impl Worker {
             stop_deadline: None,
             clock: None,
             wake_op: None,
+            ups: Vec::new(),
+            free_ups: Vec::new(),
+            idle_ups: upstream::IdlePool::default(),
         };
         w.set_listeners(listeners)?;
         w.wake_op = Some(w.ring.read_counter(&*w.wake, tag(WAKE, 0))?);
@@ -148,6 +161,9 @@ impl Worker {
             }
         }
         // Hand every lent buffer back before the ring goes away.
+        for u in 0..self.ups.len() {
+            self.up_close(u)?;
+        }
         for op in [self.clock.take(), self.wake_op.take()]
             .into_iter()
             .flatten()
@@ -213,6 +229,10 @@ impl Worker {
             SEND => self.on_send(index, c),
             WAKE => self.on_wake(c),
             CLOCK => self.on_clock(),
+            UP_CONNECT => self.on_up_connect(index, c),
+            UP_SEND => self.on_up_send(index, c),
+            UP_RECV => self.on_up_recv(index, c),
+            UP_TIMER => self.on_up_timer(index, c),
             _ => Ok(()),
         }
     }
@@ -276,6 +296,7 @@ impl Worker {
             }
             bufs.recycle(bid);
             self.process(i);
+            self.drive(i)?;
         } else if c.result == 0 {
             conn.read_closed = true;
             if conn.lingering || conn.output.is_empty() && !conn.sending {
@@ -336,6 +357,7 @@ impl Worker {
         buf.clear();
         conn.spare = buf;
         self.process(i);
+        self.drive(i)?;
         self.flush(i)?;
         self.rearm_recv(i)?;
         self.maybe_free(i);
@@ -374,6 +396,11 @@ impl Worker {
                 self.ring.cancel(op, tag(CANCEL, 0))?;
             }
         }
+        for u in 0..self.ups.len() {
+            if self.ups[u].as_ref().is_some_and(|c| c.owner.is_none()) {
+                self.up_close(u)?;
+            }
+        }
         for i in 0..self.conns.len() {
             let Some(conn) = self.conns[i].as_mut() else {
                 continue;
@@ -398,6 +425,7 @@ impl Worker {
                 self.maybe_free(i);
             }
         }
+        self.up_clock(now)?;
         self.clock = None;
         if self.stop_deadline.is_none() || self.conns.iter().any(Option::is_some) {
             self.clock = Some(self.ring.timeout(TICK, tag(CLOCK, 0))?);
@@ -407,6 +435,7 @@ impl Worker {
 
     /// Starts dropping a connection: cancel its recv; the slot frees once no op is in flight.
     fn teardown(&mut self, i: usize) -> io::Result<()> {
+        self.proxy_teardown(i)?;
         let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
             return Ok(());
         };
@@ -490,9 +519,9 @@ impl Worker {
                 return;
             }
             match &mut conn.phase {
-                Phase::Done => return,
+                Phase::Done | Phase::Proxy(_) => return,
                 Phase::Head => {
-                    if !Self::next_request(conn, server, stopping, &mut self.date) {
+                    if !Self::next_request(conn, &program, server, stopping, &mut self.date) {
                         return;
                     }
                 }
@@ -533,9 +562,18 @@ impl Worker {
                     } else if !finished {
                         return;
                     }
-                    let resp = response.take().expect("response waits in the body phase");
+                    let resp = response.take();
                     conn.phase = Phase::Head;
-                    Self::respond(conn, &resp, x, &mut self.date, server);
+                    match resp {
+                        Some(resp) => Self::respond(conn, &resp, x, &mut self.date, server),
+                        // The response went out already (relayed from an upstream).
+                        None if x.body_too_large => {
+                            conn.phase = Phase::Done;
+                            conn.close_after = true;
+                            conn.linger = true;
+                        }
+                        None => conn.deadline = Some(Instant::now() + server.idle_timeout),
+                    }
                 }
             }
         }
@@ -544,6 +582,7 @@ impl Worker {
     /// Handles the request at the front of the input; false when it must wait for bytes.
     fn next_request(
         conn: &mut Conn,
+        program: &Arc<Program>,
         server: &crate::route::Server,
         stopping: bool,
         date: &mut DateCache,
@@ -665,6 +704,7 @@ impl Worker {
             return true;
         }
         crate::observe::finished(server, &ctx);
+        let call = ctx.proxy.call.take();
         let resp = std::mem::take(&mut ctx.resp);
         conn.output.extend_from_slice(&ctx.interim);
         let body = if body_data.is_some() {
@@ -673,6 +713,11 @@ impl Worker {
             head.body
         };
         let post = head.method == "POST";
+        let head_bytes = if outcome == Outcome::Proxy {
+            conn.input[..used].to_vec()
+        } else {
+            Vec::new()
+        };
         drop(ctx);
         drop(head);
         conn.input.drain(..consumed);
@@ -693,6 +738,23 @@ impl Worker {
             BodyKind::Length(n) => Some(Discard::Length(n)),
             BodyKind::Chunked => Some(Discard::Chunked(ChunkedDecoder::default())),
         };
+        if outcome == Outcome::Proxy {
+            // The routes wait for an upstream round trip; the head is kept for their replay.
+            let call = call.expect("a Proxy outcome carries its call");
+            let p = proxy::Proxying {
+                program: Arc::clone(program),
+                server: conn.server,
+                head: head_bytes,
+                body_data,
+                exchange,
+                post,
+                client_body: discard,
+                done: Vec::new(),
+                stage: proxy::Stage::Start(call),
+            };
+            conn.phase = Phase::Proxy(Box::new(p));
+            return false;
+        }
         match discard {
             None => Self::respond(conn, &resp, exchange, date, server),
             Some(discard) => {

@@ -3,6 +3,7 @@
 
 pub mod accept;
 pub mod cancel;
+pub mod connect;
 pub mod read;
 pub mod recv;
 pub mod send;

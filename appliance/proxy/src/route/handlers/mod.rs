@@ -37,6 +37,9 @@ pub enum Handler {
     Encode(encode::Encode),
     Authentication(authentication::Authentication),
     Intercept(intercept::Intercept),
+    ReverseProxy(Box<reverse_proxy::ReverseProxy>),
+    CopyResponse(reverse_proxy::CopyResponse),
+    CopyResponseHeaders(reverse_proxy::CopyResponseHeaders),
 }
 
 /// Compiles one handler object by its `handler` name.
@@ -62,6 +65,13 @@ pub fn compile(v: &Value) -> Result<Handler> {
         "encode" => Handler::Encode(encode::Encode::compile(m)?),
         "authentication" => Handler::Authentication(authentication::Authentication::compile(m)?),
         "intercept" => Handler::Intercept(intercept::Intercept::compile(m)?),
+        "reverse_proxy" => {
+            Handler::ReverseProxy(Box::new(reverse_proxy::ReverseProxy::compile(m)?))
+        }
+        "copy_response" => Handler::CopyResponse(reverse_proxy::CopyResponse::compile(m)?),
+        "copy_response_headers" => {
+            Handler::CopyResponseHeaders(reverse_proxy::CopyResponseHeaders::compile(m)?)
+        }
         other => return err(format!("unknown module: http.handlers.{other}")),
     })
 }

@@ -1,6 +1,733 @@
-//! `reverse_proxy` (Caddy's `http.handlers.reverse_proxy`): upstream hosts, load balancing and
-//! health checks; the handler itself and the upstream I/O build on these.
+//! `http.handlers.reverse_proxy` (with `copy_response` and `copy_response_headers`): the
+//! request-side and response-side logic of Caddy's proxy handler; the worker does the I/O.
+//!
+//! Flow: a handler run cannot wait for the network, so proxying is a replay. The first time
+//! the routes reach a proxy handler it prepares the upstream request as Caddy's
+//! `prepareRequest` does (rewrite, hop-by-hop removal, `X-Forwarded-*`, `header_up`, the
+//! transport's `Accept-Encoding`), picks an upstream, leaves a [`Call`] in the context and
+//! stops the chain with `Flow::Proxy`. The worker performs the round trip on its ring and
+//! records the result as an [`Invocation`], then runs the routes again from the same request
+//! head: this time the handler finds its invocation answered (or failed) and continues as
+//! Caddy would after `RoundTrip` returns: `handle_response` routes, `header_down`, copying
+//! the status and headers (the body is relayed by the worker), a retry, or the error that
+//! goes to the error routes (502 dial/transport failure, 503 no upstream, 504 timeout).
+//! Several proxy handlers in one chain (`forward_auth` then `reverse_proxy`) each get their
+//! own invocation, counted in the order they run.
 
 pub mod health;
 pub mod hosts;
 pub mod select;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use super::super::ctx::{Ctx, HandlerError};
+use super::super::exec::{run, Flow};
+use super::super::placeholder::replace_all;
+use super::super::{compile_routes, context, duration, err, str_list, Result, Route};
+use super::headers::{HeaderOps, Headers, ResponseMatcher};
+use super::rewrite::Rewrite;
+use super::static_response::status_text;
+use crate::http1::client::{write_request_head, RequestBody, ResponseHead};
+use crate::http1::header::canonical_key;
+use crate::http1::parse::has_token;
+use crate::http1::{BodyKind, HeaderMap};
+
+/// Go's `hopHeaders` in Caddy's proxy: removed in both directions.
+const HOP_HEADERS: [&str; 10] = [
+    "Alt-Svc",
+    "Connection",
+    "Proxy-Connection",
+    "Keep-Alive",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Te",
+    "Trailer",
+    "Transfer-Encoding",
+    "Upgrade",
+];
+
+/// Caddy's `HTTPTransport` settings the engine honours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transport {
+    pub dial_timeout: Duration,
+    pub response_header_timeout: Option<Duration>,
+    pub read_timeout: Option<Duration>,
+    pub write_timeout: Option<Duration>,
+    pub keep_alive: bool,
+    pub idle_timeout: Duration,
+    pub max_idle_per_host: usize,
+    /// The transport asks for gzip itself (and decodes it) when the client did not.
+    pub compression: bool,
+}
+
+impl Default for Transport {
+    /// Caddy's defaults: dial 3s, keep-alive on with a 2m idle timeout and 32 idle
+    /// connections per host, compression on, no response timeouts.
+    fn default() -> Self {
+        Transport {
+            dial_timeout: Duration::from_secs(3),
+            response_header_timeout: None,
+            read_timeout: None,
+            write_timeout: None,
+            keep_alive: true,
+            idle_timeout: Duration::from_secs(120),
+            max_idle_per_host: 32,
+            compression: true,
+        }
+    }
+}
+
+fn opt_duration(m: &Map<String, Value>, k: &str) -> Result<Option<Duration>> {
+    Ok(m.get(k)
+        .map(|v| duration(v, k))
+        .transpose()?
+        .filter(|d| !d.is_zero()))
+}
+
+impl Transport {
+    fn compile(v: Option<&Value>) -> Result<Transport> {
+        let mut t = Transport::default();
+        let Some(v) = v else { return Ok(t) };
+        let Value::Object(m) = v else {
+            return err("transport: expected a JSON object");
+        };
+        let protocol = m.get("protocol").and_then(Value::as_str).unwrap_or("");
+        if protocol != "http" {
+            return err(format!(
+                "loading transport: unknown module: http.reverse_proxy.transport.{protocol}"
+            ));
+        }
+        for unsupported in [
+            "tls",
+            "versions",
+            "proxy_protocol",
+            "resolver",
+            "network_proxy",
+        ] {
+            let used = match m.get(unsupported) {
+                None | Some(Value::Null) => false,
+                Some(Value::Array(a)) => {
+                    unsupported == "versions"
+                        && a.iter().any(|v| v.as_str().is_some_and(|s| s != "1.1"))
+                }
+                Some(_) => true,
+            };
+            if used {
+                return err(format!(
+                    "transport: '{unsupported}' is not supported by the engine"
+                ));
+            }
+        }
+        if let Some(d) = opt_duration(m, "dial_timeout")? {
+            t.dial_timeout = d;
+        }
+        t.response_header_timeout = opt_duration(m, "response_header_timeout")?;
+        t.read_timeout = opt_duration(m, "read_timeout")?;
+        t.write_timeout = opt_duration(m, "write_timeout")?;
+        if let Some(c) = m.get("compression").and_then(Value::as_bool) {
+            t.compression = c;
+        }
+        if let Some(Value::Object(k)) = m.get("keep_alive") {
+            if let Some(e) = k.get("enabled").and_then(Value::as_bool) {
+                t.keep_alive = e;
+            }
+            if let Some(d) = opt_duration(k, "idle_timeout")? {
+                t.idle_timeout = d;
+            }
+            if let Some(n) = k.get("max_idle_conns_per_host").and_then(Value::as_u64) {
+                t.max_idle_per_host = n as usize;
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// One `handle_response` entry.
+#[derive(Debug)]
+struct HandleResponse {
+    matcher: Option<ResponseMatcher>,
+    status: Option<String>,
+    routes: Vec<Route>,
+}
+
+#[derive(Debug)]
+pub struct ReverseProxy {
+    pool: Arc<hosts::Pool>,
+    lb: select::LoadBalancing,
+    health: health::HealthChecks,
+    headers: Option<Headers>,
+    rewrite: Option<Rewrite>,
+    trusted_proxies: Vec<(IpAddr, u8)>,
+    handle_response: Vec<HandleResponse>,
+    pub transport: Transport,
+}
+
+/// What the worker must do for one attempt.
+#[derive(Debug)]
+pub struct Call {
+    /// Which proxy invocation of this request the attempt belongs to.
+    pub index: usize,
+    /// Wait this long first (`try_interval` between retries).
+    pub delay: Duration,
+    /// `None` when no upstream is available: the attempt fails with 503 after the delay.
+    pub target: Option<Target>,
+}
+
+/// An upstream request ready to send.
+#[derive(Debug)]
+pub struct Target {
+    pub host: Arc<hosts::Host>,
+    pub addr: SocketAddr,
+    /// The cookie policy's `Set-Cookie`, added to whatever response goes out.
+    pub set_cookie: Option<String>,
+    /// Request line and header fields.
+    pub head: Vec<u8>,
+    /// Framing of the body sent after the head (taken from the client's request).
+    pub body: RequestBody,
+    /// The request is HEAD: the response has no body whatever it says.
+    pub head_request: bool,
+    /// The transport added `Accept-Encoding: gzip`: a gzip response is decoded for the client.
+    pub gzip: bool,
+    pub transport: Transport,
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub error: HandlerError,
+    /// Failed before a connection existed: always safe to retry.
+    pub dial: bool,
+}
+
+/// The worker's record of one proxy invocation, read back when the routes run again.
+#[derive(Debug)]
+pub struct Invocation {
+    pub started: Instant,
+    /// Attempts made so far.
+    pub tries: u32,
+    pub dial: String,
+    pub set_cookie: Option<String>,
+    /// The last attempt's failure, while no answer came.
+    pub failure: Option<Failure>,
+    pub answer: Option<ResponseHead>,
+    /// The upstream of the last attempt, and how long its response head took.
+    pub host: Option<Arc<hosts::Host>>,
+    pub latency: Duration,
+}
+
+/// Proxy state of one request while its routes run.
+#[derive(Debug, Default)]
+pub struct Trail<'p, 'a> {
+    /// Invocations from earlier runs, in handler order.
+    pub done: &'a [Invocation],
+    /// The invocation whose latest attempt finished just before this run (its passive
+    /// health check counts once, not on every later run).
+    pub fresh: Option<usize>,
+    /// Proxy handlers reached so far in this run.
+    pub seq: usize,
+    /// The attempt this run asks the worker for.
+    pub call: Option<Call>,
+    /// The invocation whose response body the worker relays to the client.
+    pub relay: Option<usize>,
+    /// The invocation whose `handle_response` routes are running, for `copy_response`.
+    pub handling: Option<(usize, &'p ReverseProxy)>,
+}
+
+impl ReverseProxy {
+    pub fn compile(m: &Map<String, Value>) -> Result<ReverseProxy> {
+        for unsupported in ["dynamic_upstreams", "request_buffers", "response_buffers"] {
+            if m.get(unsupported)
+                .is_some_and(|v| !v.is_null() && v != &Value::from(0))
+            {
+                return err(format!("'{unsupported}' is not supported by the engine"));
+            }
+        }
+        let mut health = context(
+            health::HealthChecks::compile(m.get("health_checks")),
+            "provisioning health checks",
+        )?;
+        let pool = Arc::new(hosts::Pool::compile(
+            m.get("upstreams"),
+            health.passive.as_ref(),
+        )?);
+        let lb = select::LoadBalancing::compile(m.get("load_balancing"))?;
+        let headers = match m.get("headers") {
+            Some(Value::Object(h)) => Some(Headers::compile(h)?),
+            _ => None,
+        };
+        let rewrite = match m.get("rewrite") {
+            Some(Value::Object(r)) => Some(Rewrite::compile(r)?),
+            _ => None,
+        };
+        let trusted_proxies = super::super::matchers::remote_ip::parse_ranges(&str_list(
+            m.get("trusted_proxies"),
+            "trusted_proxies",
+        )?)?;
+        let mut handle_response = Vec::new();
+        for (i, h) in m
+            .get("handle_response")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            handle_response.push(HandleResponse {
+                matcher: h.get("match").map(ResponseMatcher::compile).transpose()?,
+                status: status_text(h.get("status_code"))?,
+                routes: context(
+                    compile_routes(h.get("routes")),
+                    format_args!("provisioning response handler {i}"),
+                )?,
+            });
+        }
+        let transport = Transport::compile(m.get("transport"))?;
+        health.start(&pool);
+        Ok(ReverseProxy {
+            pool,
+            lb,
+            health,
+            headers,
+            rewrite,
+            trusted_proxies,
+            handle_response,
+            transport,
+        })
+    }
+
+    /// Runs the handler: asks for a round trip, or continues from its recorded result.
+    pub fn run<'p>(&'p self, ctx: &mut Ctx<'p, '_>) -> Flow {
+        let index = ctx.proxy.seq;
+        ctx.proxy.seq += 1;
+        let done = ctx.proxy.done;
+        let Some(inv) = done.get(index) else {
+            return self.attempt(index, Duration::ZERO, ctx);
+        };
+        if let Some(c) = &inv.set_cookie {
+            ctx.resp.headers.add("Set-Cookie", c);
+        }
+        set_upstream_placeholders(&inv.dial, ctx);
+        let fresh = ctx.proxy.fresh == Some(index);
+        if let Some(answer) = &inv.answer {
+            return self.answered(index, answer, fresh, ctx);
+        }
+        let failure = inv.failure.clone().unwrap_or(Failure {
+            error: no_upstream(),
+            dial: true,
+        });
+        if fresh && failure.error != no_upstream() {
+            if let Some(host) = &inv.host {
+                self.health.count_failure(host);
+            }
+        }
+        let retried = inv.tries.saturating_sub(1);
+        match self.lb.retry(retried, inv.started, ctx, !failure.dial) {
+            Some(wait) => self.attempt(index, wait, ctx),
+            None => Flow::Error(failure.error),
+        }
+    }
+
+    /// Prepares the upstream request for attempt `index` and stops the chain for the worker.
+    fn attempt<'p>(&'p self, index: usize, delay: Duration, ctx: &mut Ctx<'p, '_>) -> Flow {
+        let target = self.lb.select(&self.pool, ctx).map(|sel| {
+            set_upstream_placeholders(&sel.host.dial, ctx);
+            self.prepare(sel, ctx)
+        });
+        ctx.proxy.call = Some(Call {
+            index,
+            delay,
+            target,
+        });
+        Flow::Proxy
+    }
+
+    /// Caddy's `prepareRequest` plus the per-attempt `header_up` and the transport's write.
+    fn prepare(&self, sel: select::Selection, ctx: &mut Ctx<'_, '_>) -> Target {
+        let (method, uri) = match &self.rewrite {
+            Some(rw) => {
+                let saved = (ctx.method.clone(), ctx.uri.clone());
+                rw.run(ctx);
+                (
+                    std::mem::replace(&mut ctx.method, saved.0),
+                    std::mem::replace(&mut ctx.uri, saved.1),
+                )
+            }
+            None => (ctx.method.clone(), ctx.uri.clone()),
+        };
+        let changed = method != ctx.method || uri.request_uri() != ctx.uri.request_uri();
+        let mut body = match ctx.body_kind {
+            BodyKind::None => RequestBody::None,
+            BodyKind::Length(0) => RequestBody::None,
+            BodyKind::Length(n) => RequestBody::Length(n),
+            BodyKind::Chunked => RequestBody::Chunked,
+        };
+        if self.rewrite.is_some() && changed && (method == "GET" || method == "HEAD") {
+            body = RequestBody::None;
+        }
+        let no_length_methods = matches!(method.as_str(), "GET" | "HEAD");
+        let length_methods = matches!(method.as_str(), "POST" | "PUT" | "PATCH");
+        if body == RequestBody::None
+            && !no_length_methods
+            && (length_methods || ctx.body_kind != BodyKind::None)
+        {
+            // Go's transport announces an empty body for these.
+            body = RequestBody::Empty;
+        }
+        let mut hdr = ctx.headers.clone();
+        let mut host = ctx.host.clone();
+        if hdr.raw("User-Agent").is_none() {
+            hdr.set("User-Agent", "");
+        }
+        let upgrade = upgrade_type(&hdr);
+        remove_connection_headers(&mut hdr);
+        for h in HOP_HEADERS {
+            if h == "Te"
+                && has_token(
+                    hdr.values("Te").unwrap_or(&[]).iter().map(String::as_str),
+                    "trailers",
+                )
+            {
+                hdr.set("Te", "trailers");
+                continue;
+            }
+            hdr.del(h);
+        }
+        if let Some(u) = &upgrade {
+            hdr.set("Connection", "Upgrade");
+            hdr.set("Upgrade", u);
+        }
+        self.forwarded_headers(&mut hdr, &host, ctx);
+        let version = ctx.proto.strip_prefix("HTTP/").unwrap_or("1.1");
+        hdr.add("Via", &format!("{version} Caddy"));
+        if let Some(ops) = self.headers.as_ref().and_then(Headers::request_ops) {
+            apply_request_ops(ops, &mut hdr, &mut host, ctx);
+        }
+        let gzip = self.transport.compression
+            && hdr.get("Accept-Encoding").is_empty()
+            && hdr.get("Range").is_empty()
+            && method != "HEAD";
+        let extra: &[(&str, &str)] = if gzip {
+            &[("Accept-Encoding", "gzip")]
+        } else {
+            &[]
+        };
+        let mut head = Vec::with_capacity(512);
+        write_request_head(
+            &method,
+            &uri.request_uri(),
+            &host,
+            &hdr,
+            body,
+            extra,
+            &mut head,
+        );
+        Target {
+            addr: sel
+                .host
+                .addr()
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            host: sel.host,
+            set_cookie: sel.set_cookie,
+            head,
+            body,
+            head_request: method == "HEAD",
+            gzip,
+            transport: self.transport,
+        }
+    }
+
+    /// Caddy's `addForwardedHeaders`.
+    fn forwarded_headers(&self, hdr: &mut HeaderMap, host: &str, ctx: &Ctx<'_, '_>) {
+        let Some(peer) = ctx.remote else {
+            for h in ["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"] {
+                hdr.del(h);
+            }
+            return;
+        };
+        let ip = peer.ip().to_canonical();
+        let trusted = ctx
+            .var("trusted_proxy")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            || self
+                .trusted_proxies
+                .iter()
+                .any(|r| super::super::matchers::remote_ip::in_range(ip, *r));
+        let mut xff = ip.to_string();
+        let prior = hdr
+            .raw("X-Forwarded-For")
+            .map(|v| v.join(", "))
+            .unwrap_or_default();
+        if trusted && !prior.is_empty() {
+            xff = format!("{prior}, {xff}");
+        }
+        hdr.set("X-Forwarded-For", &xff);
+        let last = |hdr: &HeaderMap, k: &str| {
+            hdr.raw(k)
+                .and_then(|v| v.last())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let prior = last(hdr, "X-Forwarded-Proto");
+        let proto = if trusted && !prior.is_empty() {
+            prior
+        } else {
+            "http".to_owned()
+        };
+        hdr.set("X-Forwarded-Proto", &proto);
+        let prior = last(hdr, "X-Forwarded-Host");
+        let fwd_host = if trusted && !prior.is_empty() {
+            prior
+        } else {
+            host.to_owned()
+        };
+        hdr.set("X-Forwarded-Host", &fwd_host);
+    }
+
+    /// Continues after the round trip answered: `handle_response`, or the response copied.
+    fn answered<'p>(
+        &'p self,
+        index: usize,
+        answer: &ResponseHead,
+        fresh: bool,
+        ctx: &mut Ctx<'p, '_>,
+    ) -> Flow {
+        let done = ctx.proxy.done;
+        if let (true, Some(host)) = (fresh, done.get(index).and_then(|i| i.host.as_ref())) {
+            self.health.record(host, answer.status, done[index].latency);
+        }
+        let mut status = answer.status;
+        for rh in &self.handle_response {
+            if rh
+                .matcher
+                .as_ref()
+                .is_some_and(|m| !m.matches(status, &answer.headers))
+            {
+                continue;
+            }
+            if let Some(s) = &rh.status {
+                match replace_all(s, &*ctx).parse::<u16>() {
+                    Ok(0) => {}
+                    Ok(n) => status = n,
+                    Err(e) => {
+                        return Flow::Error(HandlerError {
+                            status: 500,
+                            message: e.to_string(),
+                        })
+                    }
+                }
+                break;
+            }
+            for (field, values) in answer.headers.iter() {
+                ctx.set_capture(
+                    format!("http.reverse_proxy.header.{field}"),
+                    values.join(","),
+                );
+            }
+            ctx.set_capture(
+                "http.reverse_proxy.status_code".into(),
+                answer.status.to_string(),
+            );
+            ctx.set_capture(
+                "http.reverse_proxy.status_text".into(),
+                answer.status_text.clone(),
+            );
+            let outer = ctx.proxy.handling.replace((index, self));
+            let flow = run(&rh.routes, ctx);
+            ctx.proxy.handling = outer;
+            return flow;
+        }
+        self.finalize(index, answer, status, ctx)
+    }
+
+    /// Caddy's `finalizeResponse` up to writing the header; the worker relays the body.
+    fn finalize(
+        &self,
+        index: usize,
+        answer: &ResponseHead,
+        status: u16,
+        ctx: &mut Ctx<'_, '_>,
+    ) -> Flow {
+        let mut hdr = answer.headers.clone();
+        remove_connection_headers(&mut hdr);
+        for h in HOP_HEADERS {
+            hdr.del(h);
+        }
+        if let Some(r) = self.headers.as_ref().and_then(Headers::response_ops) {
+            if r.require.as_ref().is_none_or(|m| m.matches(status, &hdr)) {
+                r.ops.apply(&mut hdr, &*ctx);
+            }
+        }
+        // The proxy names itself in Via instead of Server (outside header_down's reach).
+        ctx.resp.headers.del("Server");
+        let version = if answer.http11 { "1.1" } else { "1.0" };
+        ctx.resp.headers.add("Via", &format!("{version} Caddy"));
+        for (k, vs) in hdr.iter() {
+            for v in vs {
+                ctx.resp.headers.add(k, v);
+            }
+        }
+        ctx.write_header(status);
+        ctx.resp.body.clear();
+        ctx.proxy.relay = Some(index);
+        Flow::Responded
+    }
+}
+
+fn no_upstream() -> HandlerError {
+    HandlerError {
+        status: 503,
+        message: "no upstreams available".to_owned(),
+    }
+}
+
+fn set_upstream_placeholders(dial: &str, ctx: &mut Ctx<'_, '_>) {
+    let (host, port) = match dial.rsplit_once(':') {
+        Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']'), p),
+        None => (dial, ""),
+    };
+    let (host, port) = (host.to_owned(), port.to_owned());
+    ctx.set_capture(
+        "http.reverse_proxy.upstream.address".into(),
+        dial.to_owned(),
+    );
+    ctx.set_capture(
+        "http.reverse_proxy.upstream.hostport".into(),
+        dial.to_owned(),
+    );
+    ctx.set_capture("http.reverse_proxy.upstream.host".into(), host);
+    ctx.set_capture("http.reverse_proxy.upstream.port".into(), port);
+}
+
+/// Caddy's `ApplyToRequest` on the proxied copy of the request (with `Host` through r.Host).
+fn apply_request_ops(ops: &HeaderOps, hdr: &mut HeaderMap, host: &mut String, ctx: &Ctx<'_, '_>) {
+    let had_host = hdr.raw("Host").map(<[String]>::to_vec);
+    hdr.add("Host", host);
+    ops.apply(hdr, ctx);
+    *host = hdr
+        .raw("Host")
+        .and_then(|v| v.last())
+        .cloned()
+        .unwrap_or_default();
+    match had_host {
+        Some(v) => hdr.set_raw("Host".into(), v),
+        None => hdr.del("Host"),
+    }
+}
+
+/// Go's `upgradeType`: the lower-cased `Upgrade` value when `Connection` asks for it.
+fn upgrade_type(hdr: &HeaderMap) -> Option<String> {
+    let conn = hdr.values("Connection").unwrap_or(&[]);
+    if !has_token(conn.iter().map(String::as_str), "Upgrade") {
+        return None;
+    }
+    Some(hdr.get("Upgrade").to_lowercase())
+}
+
+/// Go's `removeConnectionHeaders`: drops the fields the `Connection` header names.
+fn remove_connection_headers(hdr: &mut HeaderMap) {
+    let named: Vec<String> = hdr
+        .raw("Connection")
+        .unwrap_or(&[])
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|f| f.trim_matches([' ', '\t']).to_owned())
+        .filter(|f| !f.is_empty())
+        .collect();
+    for f in named {
+        hdr.del(&f);
+    }
+}
+
+fn outside_handle_response(name: &str) -> Flow {
+    Flow::Error(HandlerError {
+        status: 500,
+        message: format!("cannot use '{name}' outside of reverse_proxy's handle_response routes"),
+    })
+}
+
+/// `http.handlers.copy_response`: sends the upstream response being handled.
+#[derive(Debug)]
+pub struct CopyResponse {
+    status: Option<String>,
+}
+
+impl CopyResponse {
+    pub fn compile(m: &Map<String, Value>) -> Result<CopyResponse> {
+        Ok(CopyResponse {
+            status: status_text(m.get("status_code"))?,
+        })
+    }
+
+    pub fn run(&self, ctx: &mut Ctx<'_, '_>) -> Flow {
+        let Some((index, rp)) = ctx.proxy.handling else {
+            return outside_handle_response("copy_response");
+        };
+        let done = ctx.proxy.done;
+        let Some(answer) = done.get(index).and_then(|i| i.answer.as_ref()) else {
+            return outside_handle_response("copy_response");
+        };
+        let mut status = answer.status;
+        if let Some(s) = &self.status {
+            match replace_all(s, &*ctx).parse::<u16>() {
+                Ok(n) => status = n,
+                Err(e) => {
+                    return Flow::Error(HandlerError {
+                        status: 500,
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        rp.finalize(index, answer, status, ctx)
+    }
+}
+
+/// `http.handlers.copy_response_headers`: copies upstream response fields (include/exclude).
+#[derive(Debug)]
+pub struct CopyResponseHeaders {
+    include: Vec<String>,
+    exclude: Vec<String>,
+}
+
+impl CopyResponseHeaders {
+    pub fn compile(m: &Map<String, Value>) -> Result<CopyResponseHeaders> {
+        let include: Vec<String> = str_list(m.get("include"), "include")?
+            .iter()
+            .map(|k| canonical_key(k))
+            .collect();
+        let exclude: Vec<String> = str_list(m.get("exclude"), "exclude")?
+            .iter()
+            .map(|k| canonical_key(k))
+            .collect();
+        if !include.is_empty() && !exclude.is_empty() {
+            return err("cannot define both 'exclude' and 'include' lists at the same time");
+        }
+        Ok(CopyResponseHeaders { include, exclude })
+    }
+
+    pub fn run(&self, ctx: &mut Ctx<'_, '_>) -> Flow {
+        let Some((index, _)) = ctx.proxy.handling else {
+            return outside_handle_response("copy_response_headers");
+        };
+        let done = ctx.proxy.done;
+        let Some(answer) = done.get(index).and_then(|i| i.answer.as_ref()) else {
+            return outside_handle_response("copy_response_headers");
+        };
+        for (field, values) in answer.headers.iter() {
+            if !self.include.is_empty() && !self.include.contains(field) {
+                continue;
+            }
+            if self.exclude.contains(field) {
+                continue;
+            }
+            for v in values {
+                ctx.resp.headers.add(field, v);
+            }
+        }
+        Flow::Next
+    }
+}

@@ -1,0 +1,1104 @@
+//! `reverse_proxy` on a worker: the round trips a request's routes ask for, and the replay of
+//! the routes with each result (see `route::handlers::reverse_proxy`).
+//!
+//! Flow of one proxied request: the routes stop with a [`Call`]; the request head is kept
+//! (the routes run again from it), the client's body stays on the wire. A call takes a
+//! pooled connection to the upstream or connects a new one, sends the prepared head, then
+//! forwards the client's body as it arrives (Content-Length bytes as they are, chunked
+//! bodies re-chunked, like Go's transport). The response head is parsed as it comes in;
+//! 1xx heads are passed on to the client. With the head, the routes run again: they either
+//! copy the response (head encoded for the client at once, body relayed as it arrives,
+//! re-framed for the client, without buffering it whole), answer otherwise (the upstream
+//! body is dropped), retry, or fail into the error routes. A failure before the head
+//! (refused or timed-out dial, reset, malformed head, header timeout) becomes the
+//! invocation's failure instead. The connection goes back to the worker's pool when the
+//! exchange ended cleanly on both sides.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::conn::{Discard, Phase};
+use super::upstream::{errno_text, idle_deadline, UpConn, Wait};
+use super::{tag, Worker, OUTPUT_HIGH_WATER, UP_CONNECT, UP_RECV, UP_SEND, UP_TIMER};
+use crate::http1::client::{parse_response, RequestBody, ResponseBody};
+use crate::http1::response::{encode_interim, encode_streamed, Exchange};
+use crate::http1::sniff::detect_content_type;
+use crate::http1::status::body_allowed;
+use crate::http1::{parse_request, ChunkedDecoder, Response, Status};
+use crate::ring::{Completion, OpId, Owned};
+use crate::route::ctx::{Ctx, HandlerError};
+use crate::route::exec::{serve, Outcome};
+use crate::route::handlers::reverse_proxy::hosts::Host;
+use crate::route::handlers::reverse_proxy::{Call, Failure, Invocation, Target, Transport};
+use crate::route::Program;
+
+/// Stop reading an upstream while this much of its response waits for the client.
+const UP_INPUT_HIGH_WATER: usize = 1 << 20;
+
+/// A request being proxied, kept on its client connection.
+#[derive(Debug)]
+pub struct Proxying {
+    /// The program the request started on: every replay runs against it.
+    pub program: Arc<Program>,
+    pub server: usize,
+    /// The client's request head, parsed again for each replay.
+    pub head: Vec<u8>,
+    /// The body, when a handler had it buffered before the proxy ran.
+    pub body_data: Option<Vec<u8>>,
+    pub exchange: Exchange,
+    pub post: bool,
+    /// The client body still on the wire (not yet forwarded or skipped).
+    pub client_body: Option<Discard>,
+    pub done: Vec<Invocation>,
+    pub stage: Stage,
+}
+
+#[derive(Debug)]
+pub enum Stage {
+    /// A call the routes just asked for.
+    Start(Call),
+    /// Waiting out `try_interval` before the call.
+    Waiting(Call, OpId),
+    Trip(Box<Trip>),
+}
+
+/// One attempt in progress.
+#[derive(Debug)]
+pub struct Trip {
+    pub up: usize,
+    pub index: usize,
+    pub host: Arc<Host>,
+    pub head_request: bool,
+    pub gzip: bool,
+    pub body: RequestBody,
+    /// The request (head and body) is fully queued for the upstream.
+    pub request_done: bool,
+    pub transport: Transport,
+    pub started: Instant,
+    /// The whole request, kept when it can be sent again on a new connection.
+    pub resend: Option<Vec<u8>>,
+    /// Once the routes chose to copy the response: how its body moves to the client.
+    pub relay: Option<Relay>,
+}
+
+#[derive(Debug)]
+pub struct Relay {
+    /// How the upstream delimits the body, and what is left of it.
+    pub from: From,
+    /// The client's framing: chunks, or raw bytes.
+    pub chunked: bool,
+    /// No body goes to the client (HEAD, 204, 304), though the upstream's is still read.
+    pub bodiless: bool,
+    /// The connection closes after the response.
+    pub close: bool,
+    /// Transparent gzip decoding (the transport asked for gzip itself).
+    pub gunzip: Option<flate2::write::GzDecoder<Vec<u8>>>,
+    /// The client's head, held back until the first body bytes: Go's writer sniffs the
+    /// `Content-Type` from them when the response has none.
+    pub pending: Option<(Response, Exchange)>,
+}
+
+#[derive(Debug)]
+pub enum From {
+    Nothing,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Close,
+}
+
+/// What a replay of the routes decided.
+struct Replayed {
+    outcome: Outcome,
+    resp: Response,
+    call: Option<Call>,
+    relay: Option<usize>,
+    interim: Vec<u8>,
+}
+
+fn failure(status: u16, message: String, dial: bool) -> Failure {
+    Failure {
+        error: HandlerError { status, message },
+        dial,
+    }
+}
+
+/// Runs the request's routes again with the invocations recorded so far.
+fn replay(
+    p: &Proxying,
+    conn_peer: Option<std::net::SocketAddr>,
+    local: Option<std::net::SocketAddr>,
+    fresh: Option<usize>,
+) -> Replayed {
+    let server = &p.program.servers[p.server.min(p.program.servers.len() - 1)];
+    let Ok(Status::Complete(head, _)) = parse_request(&p.head, &server.parser) else {
+        unreachable!("the head parsed before")
+    };
+    let mut ctx = Ctx::for_server(&head, conn_peer, local, Some(server));
+    ctx.body = p.body_data.as_deref();
+    ctx.proxy.done = &p.done;
+    ctx.proxy.fresh = fresh;
+    let outcome = serve(server, &mut ctx);
+    Replayed {
+        outcome,
+        resp: std::mem::take(&mut ctx.resp),
+        call: ctx.proxy.call.take(),
+        relay: ctx.proxy.relay,
+        interim: std::mem::take(&mut ctx.interim),
+    }
+}
+
+impl Worker {
+    /// Advances the proxied request on client `i` as far as it can go now.
+    pub(super) fn drive(&mut self, i: usize) -> io::Result<()> {
+        loop {
+            let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+                return Ok(());
+            };
+            if conn.closing {
+                return Ok(());
+            }
+            let Phase::Proxy(p) = &mut conn.phase else {
+                return Ok(());
+            };
+            match &mut p.stage {
+                Stage::Waiting(..) => return Ok(()),
+                Stage::Start(call) if !call.delay.is_zero() => {
+                    let wait = call.delay;
+                    call.delay = Duration::ZERO;
+                    let Stage::Start(call) = std::mem::replace(
+                        &mut p.stage,
+                        Stage::Start(Call {
+                            index: 0,
+                            delay: Duration::ZERO,
+                            target: None,
+                        }),
+                    ) else {
+                        unreachable!()
+                    };
+                    let op = self.ring.timeout(wait, tag(UP_TIMER, i))?;
+                    let Some(Phase::Proxy(p)) = self.conns[i].as_mut().map(|c| &mut c.phase) else {
+                        unreachable!()
+                    };
+                    p.stage = Stage::Waiting(call, op);
+                    return Ok(());
+                }
+                Stage::Start(_) => {
+                    let Stage::Start(call) = std::mem::replace(
+                        &mut p.stage,
+                        Stage::Start(Call {
+                            index: 0,
+                            delay: Duration::ZERO,
+                            target: None,
+                        }),
+                    ) else {
+                        unreachable!()
+                    };
+                    self.begin_call(i, call)?;
+                }
+                Stage::Trip(_) => {
+                    if !self.advance_trip(i)? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts one attempt: records it, then connects (or reuses) and queues the request.
+    fn begin_call(&mut self, i: usize, call: Call) -> io::Result<()> {
+        let now = Instant::now();
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        let Phase::Proxy(p) = &mut conn.phase else {
+            unreachable!()
+        };
+        if call.index == p.done.len() {
+            p.done.push(Invocation {
+                started: now,
+                tries: 0,
+                dial: String::new(),
+                set_cookie: None,
+                failure: None,
+                answer: None,
+                host: None,
+                latency: Duration::ZERO,
+            });
+        }
+        let inv = &mut p.done[call.index];
+        inv.tries += 1;
+        inv.failure = None;
+        let Some(target) = call.target else {
+            inv.failure = Some(failure(503, "no upstreams available".to_owned(), true));
+            return self.after_result(i, call.index);
+        };
+        inv.dial = target.host.dial.clone();
+        inv.set_cookie = target.set_cookie.clone();
+        inv.host = Some(Arc::clone(&target.host));
+        if target.host.addr().is_none() {
+            inv.failure = Some(failure(
+                502,
+                format!(
+                    "making dial info: upstream {}: not a TCP address the engine can dial",
+                    target.host.dial
+                ),
+                true,
+            ));
+            return self.after_result(i, call.index);
+        }
+        let body_data = p.body_data.clone();
+        let up = match self.up_take(target.addr, i) {
+            Some(u) => u,
+            None => match self.up_connect(target.addr, target.transport, i) {
+                Ok(u) => u,
+                Err(e) => {
+                    let Some(Phase::Proxy(p)) = self.conns[i].as_mut().map(|c| &mut c.phase) else {
+                        unreachable!()
+                    };
+                    p.done[call.index].failure = Some(failure(
+                        502,
+                        format!(
+                            "dial tcp {}: {}",
+                            target.addr,
+                            errno_text(e.raw_os_error().unwrap_or(libc::EIO))
+                        ),
+                        true,
+                    ));
+                    return self.after_result(i, call.index);
+                }
+            },
+        };
+        target.host.begin();
+        let Target {
+            head,
+            body,
+            head_request,
+            gzip,
+            transport,
+            host,
+            ..
+        } = target;
+        let u = self.ups[up].as_mut().expect("just taken");
+        u.output.extend_from_slice(&head);
+        let mut request_done = matches!(body, RequestBody::None | RequestBody::Empty);
+        if let (false, Some(data)) = (request_done, body_data) {
+            if body == RequestBody::Chunked {
+                if !data.is_empty() {
+                    u.output
+                        .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                    u.output.extend_from_slice(&data);
+                    u.output.extend_from_slice(b"\r\n");
+                }
+                u.output.extend_from_slice(b"0\r\n\r\n");
+            } else {
+                u.output.extend_from_slice(&data);
+            }
+            request_done = true;
+        }
+        let resend = (request_done && u.reused).then(|| u.output.clone());
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        let expects = matches!(&conn.phase, Phase::Proxy(p) if p.exchange.http11 && !request_done && expects_continue(&p.head));
+        if expects {
+            // Go sends 100 Continue when the proxy's transport starts reading the body.
+            conn.output
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let Phase::Proxy(p) = &mut conn.phase else {
+            unreachable!()
+        };
+        p.stage = Stage::Trip(Box::new(Trip {
+            up,
+            index: call.index,
+            host,
+            head_request,
+            gzip,
+            body,
+            request_done,
+            transport,
+            started: Instant::now(),
+            resend,
+            relay: None,
+        }));
+        self.flush(i)
+    }
+
+    /// A pooled connection to `addr`, now owned by client `i`.
+    fn up_take(&mut self, addr: std::net::SocketAddr, i: usize) -> Option<usize> {
+        while let Some(u) = self.idle_ups.take(addr) {
+            let usable = self.ups[u].as_ref().is_some_and(UpConn::ready);
+            if usable {
+                let c = self.ups[u].as_mut().expect("checked");
+                c.owner = Some(i);
+                c.deadline = None;
+                c.reused = true;
+                return Some(u);
+            }
+        }
+        None
+    }
+
+    /// A new connection to the target's address, connecting on the ring.
+    fn up_connect(
+        &mut self,
+        addr: std::net::SocketAddr,
+        t: Transport,
+        i: usize,
+    ) -> io::Result<usize> {
+        let domain = socket2::Domain::for_address(addr);
+        let sock = socket2::Socket::new(
+            domain,
+            socket2::Type::STREAM.nonblocking().cloexec(),
+            Some(socket2::Protocol::TCP),
+        )?;
+        // Go's dialer sets TCP_NODELAY (and keep-alive probes) on every connection.
+        let _ = sock.set_tcp_nodelay(true);
+        let _ = sock.set_keepalive(true);
+        let fd: std::os::fd::OwnedFd = sock.into();
+        let slot = match self.free_ups.pop() {
+            Some(s) => s,
+            None => {
+                self.ups.push(None);
+                self.ups.len() - 1
+            }
+        };
+        let mut c = UpConn::new(fd, addr, i);
+        c.connect = Some(self.ring.connect(&c.fd, addr, tag(UP_CONNECT, slot))?);
+        c.deadline = Some((Instant::now() + t.dial_timeout, Wait::Dial));
+        self.ups[slot] = Some(c);
+        Ok(slot)
+    }
+
+    /// Moves the current trip on; true when the stage changed and driving should go on.
+    fn advance_trip(&mut self, i: usize) -> io::Result<bool> {
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        let Phase::Proxy(p) = &mut conn.phase else {
+            unreachable!()
+        };
+        let Stage::Trip(trip) = &mut p.stage else {
+            unreachable!()
+        };
+        let up = trip.up;
+        let index = trip.index;
+        let Some(u) = self.ups.get_mut(up).and_then(Option::as_mut) else {
+            unreachable!("a trip's upstream lives until the trip ends")
+        };
+        if u.connect.is_some() {
+            return Ok(false);
+        }
+        // Forward the client's body as far as the upstream's queue allows.
+        if !trip.request_done && u.output.len() < OUTPUT_HIGH_WATER {
+            match &mut p.client_body {
+                None => trip.request_done = true,
+                Some(Discard::Length(left)) => {
+                    let take = (*left).min(conn.input.len() as u64) as usize;
+                    u.output.extend_from_slice(&conn.input[..take]);
+                    conn.input.drain(..take);
+                    *left -= take as u64;
+                    if *left == 0 {
+                        p.client_body = None;
+                        trip.request_done = true;
+                    }
+                }
+                Some(Discard::Chunked(dec)) => {
+                    let out = &mut u.output;
+                    match dec.feed(&conn.input, |d| {
+                        if !d.is_empty() {
+                            out.extend_from_slice(format!("{:x}\r\n", d.len()).as_bytes());
+                            out.extend_from_slice(d);
+                            out.extend_from_slice(b"\r\n");
+                        }
+                    }) {
+                        Ok(prog) => {
+                            conn.input.drain(..prog.consumed);
+                            if prog.done {
+                                u.output.extend_from_slice(b"0\r\n\r\n");
+                                p.client_body = None;
+                                trip.request_done = true;
+                            }
+                        }
+                        Err(_) => {
+                            // A broken client body: the upstream request cannot complete.
+                            conn.close_after = true;
+                            conn.read_closed = true;
+                            conn.input.clear();
+                            p.client_body = None;
+                            u.error = Some(libc::EPROTO);
+                        }
+                    }
+                }
+            }
+        }
+        if trip.request_done && trip.relay.is_none() && u.deadline.is_none() {
+            if let Some(t) = trip.transport.response_header_timeout {
+                u.deadline = Some((Instant::now() + t, Wait::Header));
+            }
+        }
+        self.up_flush(up)?;
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        let Phase::Proxy(p) = &mut conn.phase else {
+            unreachable!()
+        };
+        let Stage::Trip(trip) = &mut p.stage else {
+            unreachable!()
+        };
+        let u = self.ups[up].as_mut().expect("trip upstream");
+        if trip.relay.is_some() {
+            return self.relay(i);
+        }
+        // Waiting for the response head.
+        loop {
+            match parse_response(&u.input, trip.head_request) {
+                Ok(Status::Partial) => break,
+                Err(_) => {
+                    let f = failure(
+                        502,
+                        "net/http: HTTP/1.x transport connection broken: malformed HTTP response"
+                            .to_owned(),
+                        false,
+                    );
+                    return self.trip_failed(i, f).map(|()| true);
+                }
+                Ok(Status::Complete(mut head, used)) => {
+                    u.input.drain(..used);
+                    if head.status / 100 == 1 && head.status != 101 {
+                        // Caddy passes 1xx responses on (with the headers set so far).
+                        let mut hdr = crate::http1::HeaderMap::default();
+                        hdr.set("Server", "Caddy");
+                        for (k, vs) in head.headers.iter() {
+                            for v in vs {
+                                hdr.add(k, v);
+                            }
+                        }
+                        encode_interim(head.status, &hdr, p.exchange.http11, &mut conn.output);
+                        continue;
+                    }
+                    u.deadline = trip
+                        .transport
+                        .read_timeout
+                        .map(|t| (Instant::now() + t, Wait::Read));
+                    let gunzip = trip.gzip
+                        && head
+                            .headers
+                            .get("Content-Encoding")
+                            .eq_ignore_ascii_case("gzip");
+                    if gunzip {
+                        head.headers.del("Content-Encoding");
+                        head.headers.del("Content-Length");
+                    }
+                    let from = match head.body {
+                        ResponseBody::None => From::Nothing,
+                        ResponseBody::Length(n) => From::Length(n),
+                        ResponseBody::Chunked => From::Chunked(ChunkedDecoder::default()),
+                        ResponseBody::Close => From::Close,
+                    };
+                    let inv = &mut p.done[index];
+                    inv.latency = trip.started.elapsed();
+                    inv.answer = Some(head);
+                    trip.relay = Some(Relay {
+                        from,
+                        chunked: false,
+                        bodiless: true,
+                        close: false,
+                        gunzip: gunzip.then(|| flate2::write::GzDecoder::new(Vec::new())),
+                        pending: None,
+                    });
+                    return self.after_answer(i, index).map(|()| true);
+                }
+            }
+        }
+        if u.error.is_some() || u.eof {
+            let stale = u.reused && u.input.is_empty() && u.error != Some(libc::ETIME);
+            let text = match u.error {
+                Some(e) if e == libc::ETIME => {
+                    "net/http: timeout awaiting response headers".to_owned()
+                }
+                Some(e) => format!("read tcp {}: {}", u.addr, errno_text(e)),
+                None => "EOF".to_owned(),
+            };
+            let status = if u.error == Some(libc::ETIME) {
+                504
+            } else {
+                502
+            };
+            if let (true, Some(request)) = (stale, trip.resend.clone()) {
+                // A pooled connection the upstream had closed: Go's transport sends the
+                // request again on a new connection when nothing of it can be lost.
+                let (addr, transport) = (u.addr, trip.transport);
+                self.up_close(up)?;
+                let fresh = self.up_connect(addr, transport, i)?;
+                let c = self.ups[fresh].as_mut().expect("just connected");
+                c.output = request;
+                let Some(Phase::Proxy(p)) = self.conns[i].as_mut().map(|c| &mut c.phase) else {
+                    unreachable!()
+                };
+                let Stage::Trip(trip) = &mut p.stage else {
+                    unreachable!()
+                };
+                trip.up = fresh;
+                return Ok(true);
+            }
+            return self
+                .trip_failed(i, failure(status, text, false))
+                .map(|()| true);
+        }
+        Ok(false)
+    }
+
+    /// The attempt failed before an answer: release the upstream and let the routes decide.
+    fn trip_failed(&mut self, i: usize, f: Failure) -> io::Result<()> {
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        let Phase::Proxy(p) = &mut conn.phase else {
+            unreachable!()
+        };
+        let Stage::Trip(trip) = &p.stage else {
+            unreachable!()
+        };
+        let (up, index) = (trip.up, trip.index);
+        trip.host.end();
+        p.done[index].failure = Some(f);
+        p.stage = Stage::Start(Call {
+            index,
+            delay: Duration::ZERO,
+            target: None,
+        });
+        self.up_close(up)?;
+        self.after_result(i, index)
+    }
+
+    /// Replays the routes after a failed attempt (no trip in progress).
+    fn after_result(&mut self, i: usize, index: usize) -> io::Result<()> {
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        let Phase::Proxy(p) = &conn.phase else {
+            unreachable!()
+        };
+        let r = replay(p, conn.peer, conn.local, Some(index));
+        self.conclude(i, r, None)
+    }
+
+    /// Replays the routes with the answer of the current trip.
+    fn after_answer(&mut self, i: usize, index: usize) -> io::Result<()> {
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        let Phase::Proxy(p) = &conn.phase else {
+            unreachable!()
+        };
+        let r = replay(p, conn.peer, conn.local, Some(index));
+        self.conclude(i, r, Some(index))
+    }
+
+    /// Acts on a replay: another call, the relayed upstream response, or a plain response.
+    fn conclude(&mut self, i: usize, r: Replayed, answered: Option<usize>) -> io::Result<()> {
+        let date = self.date.now().to_owned();
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        conn.output.extend_from_slice(&r.interim);
+        let Phase::Proxy(p) = &mut conn.phase else {
+            unreachable!()
+        };
+        let relaying = answered.is_some() && r.outcome == Outcome::Respond && r.relay == answered;
+        if relaying {
+            let Stage::Trip(trip) = &mut p.stage else {
+                unreachable!()
+            };
+            let relay = trip.relay.as_mut().expect("answered trips relay");
+            let h = &r.resp.headers;
+            let sniff = !p.exchange.head
+                && body_allowed(r.resp.status)
+                && !h.has("Content-Type")
+                && h.get("Content-Encoding").is_empty()
+                && !h.has("Transfer-Encoding");
+            if sniff {
+                relay.pending = Some((r.resp, p.exchange));
+                return Ok(());
+            }
+            let f = encode_streamed(&r.resp, p.exchange, &date, None, &mut conn.output);
+            relay.chunked = f.chunked;
+            relay.bodiless = f.bodiless;
+            relay.close = f.close;
+            return Ok(());
+        }
+        // Any answered trip not relayed is over: its body is not wanted.
+        if let Stage::Trip(trip) = &p.stage {
+            let (up, reusable, transport) = (trip.up, trip.request_done, trip.transport);
+            trip.host.end();
+            p.stage = Stage::Start(Call {
+                index: 0,
+                delay: Duration::ZERO,
+                target: None,
+            });
+            let done = self.ups[up].as_ref().is_some_and(|u| {
+                reusable && u.ready() && u.input.is_empty() && u.output.is_empty()
+            });
+            let conn = self.conns[i].as_ref().expect("driven conns exist");
+            let Phase::Proxy(p) = &conn.phase else {
+                unreachable!()
+            };
+            let Stage::Start(_) = &p.stage else {
+                unreachable!()
+            };
+            let empty_body = p
+                .done
+                .last()
+                .and_then(|d| d.answer.as_ref())
+                .is_some_and(|a| matches!(a.body, ResponseBody::None | ResponseBody::Length(0)));
+            if done && empty_body {
+                self.up_release(up, transport)?;
+            } else {
+                self.up_close(up)?;
+            }
+        }
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        let Phase::Proxy(p) = &mut conn.phase else {
+            unreachable!()
+        };
+        match r.outcome {
+            Outcome::Proxy => {
+                p.stage = Stage::Start(r.call.expect("a Proxy outcome carries its call"));
+                Ok(())
+            }
+            Outcome::Abort => {
+                conn.phase = Phase::Done;
+                conn.close_after = true;
+                conn.read_closed = true;
+                self.flush(i)
+            }
+            Outcome::Respond => {
+                self.finish_plain(i, r.resp);
+                self.process(i);
+                self.flush(i)
+            }
+        }
+    }
+
+    /// Ends the proxied request with an ordinary response (after the rest of the client's
+    /// body, as for any handler).
+    fn finish_plain(&mut self, i: usize, resp: Response) {
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        let phase = std::mem::replace(&mut conn.phase, Phase::Head);
+        let Phase::Proxy(p) = phase else {
+            unreachable!()
+        };
+        conn.after_post = p.post;
+        match p.client_body {
+            None => {
+                let server = &p.program.servers[p.server.min(p.program.servers.len() - 1)];
+                Self::respond(conn, &resp, p.exchange, &mut self.date, server);
+            }
+            Some(discard) => {
+                conn.phase = Phase::Body {
+                    discard,
+                    seen: 0,
+                    response: Some(resp),
+                    exchange: p.exchange,
+                };
+            }
+        }
+    }
+
+    /// Relays response body bytes to the client; true when the request finished.
+    fn relay(&mut self, i: usize) -> io::Result<bool> {
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        let Phase::Proxy(p) = &mut conn.phase else {
+            unreachable!()
+        };
+        let Stage::Trip(trip) = &mut p.stage else {
+            unreachable!()
+        };
+        let up = trip.up;
+        let u = self.ups[up].as_mut().expect("trip upstream");
+        let relay = trip.relay.as_mut().expect("relaying");
+        let mut finished = false;
+        let mut broken = false;
+        if conn.output.len() < OUTPUT_HIGH_WATER {
+            let mut piece: Vec<u8> = Vec::new();
+            match &mut relay.from {
+                From::Nothing => finished = true,
+                From::Length(left) => {
+                    let take = (*left).min(u.input.len() as u64) as usize;
+                    piece.extend_from_slice(&u.input[..take]);
+                    u.input.drain(..take);
+                    *left -= take as u64;
+                    finished = *left == 0;
+                    broken = !finished && (u.eof || u.error.is_some()) && u.input.is_empty();
+                }
+                From::Chunked(dec) => match dec.feed(&u.input, |d| piece.extend_from_slice(d)) {
+                    Ok(prog) => {
+                        u.input.drain(..prog.consumed);
+                        finished = prog.done;
+                        broken = !finished && (u.eof || u.error.is_some()) && u.input.is_empty();
+                    }
+                    Err(_) => broken = true,
+                },
+                From::Close => {
+                    piece.append(&mut u.input);
+                    finished = u.eof || u.error.is_some();
+                }
+            }
+            if let Some(g) = &mut relay.gunzip {
+                if g.write_all(&piece).is_err() || (finished && g.try_finish().is_err()) {
+                    broken = true;
+                }
+                piece = std::mem::take(g.get_mut());
+            }
+            if let (Some(t), true) = (trip.transport.read_timeout, !piece.is_empty()) {
+                u.deadline = Some((Instant::now() + t, Wait::Read));
+            }
+            if relay.pending.is_some() && (!piece.is_empty() || finished || broken) {
+                let (resp, x) = relay.pending.take().expect("checked");
+                let sniffed = (!piece.is_empty()).then(|| detect_content_type(&piece));
+                let f = encode_streamed(&resp, x, self.date.now(), sniffed, &mut conn.output);
+                relay.chunked = f.chunked;
+                relay.bodiless = f.bodiless;
+                relay.close = f.close;
+            }
+            if !relay.bodiless && !piece.is_empty() {
+                if relay.chunked {
+                    conn.output
+                        .extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                    conn.output.extend_from_slice(&piece);
+                    conn.output.extend_from_slice(b"\r\n");
+                } else {
+                    conn.output.extend_from_slice(&piece);
+                }
+            }
+        }
+        if broken {
+            // Headers are out: Caddy aborts the client connection (ErrAbortHandler).
+            let up = trip.up;
+            trip.host.end();
+            conn.phase = Phase::Done;
+            conn.close_after = true;
+            conn.read_closed = true;
+            conn.output.clear();
+            self.up_close(up)?;
+            self.teardown(i)?;
+            return Ok(false);
+        }
+        if !finished {
+            // Hold the upstream back while the client is slow.
+            if u.input.len() > UP_INPUT_HIGH_WATER && !u.read_paused {
+                if let Some(op) = u.recv {
+                    u.read_paused = true;
+                    self.ring.cancel(op, tag(super::CANCEL, 0))?;
+                }
+            } else if u.input.len() <= UP_INPUT_HIGH_WATER && u.read_paused && u.recv.is_none() {
+                u.read_paused = false;
+            }
+            self.up_rearm(up)?;
+            return Ok(false);
+        }
+        if relay.chunked && !relay.bodiless {
+            conn.output.extend_from_slice(b"0\r\n\r\n");
+        }
+        let close = relay.close;
+        let answer_close = p.done[trip.index].answer.as_ref().is_none_or(|a| a.close);
+        let reusable = trip.request_done
+            && !answer_close
+            && u.ready()
+            && u.input.is_empty()
+            && trip.transport.keep_alive;
+        let transport = trip.transport;
+        trip.host.end();
+        let phase = std::mem::replace(&mut conn.phase, Phase::Head);
+        let Phase::Proxy(p) = phase else {
+            unreachable!()
+        };
+        conn.after_post = p.post;
+        if close {
+            conn.phase = Phase::Done;
+            conn.close_after = true;
+        } else if let Some(discard) = p.client_body {
+            conn.phase = Phase::Body {
+                discard,
+                seen: 0,
+                response: None,
+                exchange: p.exchange,
+            };
+        } else {
+            let server = &p.program.servers[p.server.min(p.program.servers.len() - 1)];
+            conn.deadline = Some(Instant::now() + server.idle_timeout);
+        }
+        if reusable {
+            self.up_release(up, transport)?;
+        } else {
+            self.up_close(up)?;
+        }
+        self.flush(i)?;
+        self.process(i);
+        self.flush(i)?;
+        Ok(false)
+    }
+
+    /// Queues the upstream's output: one send in flight at a time.
+    fn up_flush(&mut self, u: usize) -> io::Result<()> {
+        let Some(c) = self.ups.get_mut(u).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if c.sending || c.closing || c.connect.is_some() || c.output.is_empty() || c.error.is_some()
+        {
+            return self.up_rearm(u);
+        }
+        let spare = std::mem::take(&mut c.spare);
+        let buf = std::mem::replace(&mut c.output, spare);
+        c.sending = true;
+        self.ring.send(&c.fd, buf, 0, tag(UP_SEND, u))?;
+        self.up_rearm(u)
+    }
+
+    /// Keeps one multishot recv armed on a connected, open upstream.
+    fn up_rearm(&mut self, u: usize) -> io::Result<()> {
+        let Some(c) = self.ups.get_mut(u).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if c.recv.is_none() && c.connect.is_none() && !c.closing && !c.eof && !c.read_paused {
+            c.recv = Some(self.ring.recv_multi(&c.fd, tag(UP_RECV, u))?);
+        }
+        Ok(())
+    }
+
+    /// Parks a connection that finished an exchange cleanly, or closes it.
+    fn up_release(&mut self, u: usize, t: Transport) -> io::Result<()> {
+        let Some(c) = self.ups.get_mut(u).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        c.owner = None;
+        c.deadline = Some(idle_deadline(Instant::now(), t.idle_timeout));
+        let addr = c.addr;
+        if t.keep_alive
+            && self.stop_deadline.is_none()
+            && self.idle_ups.put(addr, u, t.max_idle_per_host)
+        {
+            return self.up_rearm(u);
+        }
+        self.up_close(u)
+    }
+
+    /// Starts dropping an upstream connection; the slot frees when no op is in flight.
+    pub(super) fn up_close(&mut self, u: usize) -> io::Result<()> {
+        let Some(c) = self.ups.get_mut(u).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if c.owner.is_none() {
+            let addr = c.addr;
+            self.idle_ups.remove(addr, u);
+        }
+        let c = self.ups[u].as_mut().expect("checked");
+        c.owner = None;
+        if !c.closing {
+            c.closing = true;
+            for op in [c.recv, c.connect].into_iter().flatten() {
+                self.ring.cancel(op, tag(super::CANCEL, 0))?;
+            }
+        }
+        self.up_maybe_free(u);
+        Ok(())
+    }
+
+    fn up_maybe_free(&mut self, u: usize) {
+        let free =
+            self.ups.get(u).and_then(Option::as_ref).is_some_and(|c| {
+                c.closing && c.recv.is_none() && c.connect.is_none() && !c.sending
+            });
+        if free {
+            self.ups[u] = None;
+            self.free_ups.push(u);
+        }
+    }
+
+    pub(super) fn on_up_connect(&mut self, u: usize, c: Completion) -> io::Result<()> {
+        let Some(up) = self.ups.get_mut(u).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if up.connect != Some(c.op) {
+            return Ok(());
+        }
+        up.connect = None;
+        if up.closing {
+            self.up_maybe_free(u);
+            return Ok(());
+        }
+        up.deadline = None;
+        let owner = up.owner;
+        if c.result < 0 {
+            let text = format!("dial tcp {}: connect: {}", up.addr, errno_text(-c.result));
+            up.error = Some(-c.result);
+            if let Some(i) = owner {
+                let f = failure(
+                    if c.result == -libc::ETIMEDOUT {
+                        504
+                    } else {
+                        502
+                    },
+                    text,
+                    true,
+                );
+                self.trip_failed(i, f)?;
+                return self.drive(i);
+            }
+            return self.up_close(u);
+        }
+        match owner {
+            Some(i) => self.drive(i),
+            None => self.up_close(u),
+        }
+    }
+
+    pub(super) fn on_up_send(&mut self, u: usize, c: Completion) -> io::Result<()> {
+        let Some(up) = self.ups.get_mut(u).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        up.sending = false;
+        let Owned::Buf(mut buf, offset) = c.owned else {
+            unreachable!("send completions return their buffer")
+        };
+        if up.closing {
+            self.up_maybe_free(u);
+            return Ok(());
+        }
+        if c.result < 0 {
+            up.error = Some(-c.result);
+        } else {
+            let sent = offset + c.result as usize;
+            if sent < buf.len() {
+                up.sending = true;
+                self.ring.send(&up.fd, buf, sent, tag(UP_SEND, u))?;
+                return Ok(());
+            }
+            buf.clear();
+            up.spare = buf;
+        }
+        match up.owner {
+            Some(i) => self.drive(i),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn on_up_recv(&mut self, u: usize, c: Completion) -> io::Result<()> {
+        let Some(up) = self.ups.get_mut(u).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if up.recv != Some(c.op) {
+            return Ok(());
+        }
+        if !c.more {
+            up.recv = None;
+        }
+        if c.result > 0 {
+            let bid = c
+                .buffer_id
+                .expect("recv with buffer select names its buffer");
+            let bufs = self.ring.buffers();
+            if !up.closing {
+                up.input
+                    .extend_from_slice(bufs.filled(bid, c.result as usize));
+            }
+            bufs.recycle(bid);
+        } else if c.result == 0 {
+            up.eof = true;
+        } else if c.result != -libc::ENOBUFS && c.result != -libc::ECANCELED {
+            up.error = Some(-c.result);
+        }
+        if up.closing {
+            self.up_maybe_free(u);
+            return Ok(());
+        }
+        match up.owner {
+            // A pooled connection has nothing to say: data or a close ends it.
+            None => {
+                if c.result >= 0 || up.error.is_some() {
+                    return self.up_close(u);
+                }
+                self.up_rearm(u)
+            }
+            Some(i) => {
+                self.drive(i)?;
+                self.up_rearm(u)
+            }
+        }
+    }
+
+    pub(super) fn on_up_timer(&mut self, i: usize, c: Completion) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        let Phase::Proxy(p) = &mut conn.phase else {
+            return Ok(());
+        };
+        let Stage::Waiting(_, op) = &p.stage else {
+            return Ok(());
+        };
+        if *op != c.op {
+            return Ok(());
+        }
+        let Stage::Waiting(call, _) = std::mem::replace(
+            &mut p.stage,
+            Stage::Start(Call {
+                index: 0,
+                delay: Duration::ZERO,
+                target: None,
+            }),
+        ) else {
+            unreachable!()
+        };
+        p.stage = Stage::Start(call);
+        self.drive(i)
+    }
+
+    /// Upstream deadlines, from the worker's clock tick.
+    pub(super) fn up_clock(&mut self, now: Instant) -> io::Result<()> {
+        for u in 0..self.ups.len() {
+            let Some(c) = self.ups[u].as_mut() else {
+                continue;
+            };
+            let Some((at, why)) = c.deadline else {
+                continue;
+            };
+            if now < at || c.closing {
+                continue;
+            }
+            c.deadline = None;
+            match (why, c.owner) {
+                (Wait::Idle, _) | (_, None) => self.up_close(u)?,
+                (Wait::Dial, Some(i)) => {
+                    let f = failure(504, format!("dial tcp {}: i/o timeout", c.addr), true);
+                    self.trip_failed(i, f)?;
+                    self.drive(i)?;
+                }
+                (Wait::Header | Wait::Read, Some(i)) => {
+                    c.error = Some(libc::ETIME);
+                    self.drive(i)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The client went away: drop its upstream exchange too.
+    pub(super) fn proxy_teardown(&mut self, i: usize) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        let Phase::Proxy(p) = &mut conn.phase else {
+            return Ok(());
+        };
+        if let Stage::Trip(trip) = &p.stage {
+            let up = trip.up;
+            trip.host.end();
+            p.stage = Stage::Start(Call {
+                index: 0,
+                delay: Duration::ZERO,
+                target: None,
+            });
+            conn.phase = Phase::Done;
+            self.up_close(up)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether the kept request head carries `Expect: 100-continue`.
+fn expects_continue(head: &[u8]) -> bool {
+    let Ok(Status::Complete(h, _)) = parse_request(head, &crate::http1::ParserConfig::default())
+    else {
+        return false;
+    };
+    h.expect
+        .is_some_and(|v| crate::http1::parse::has_token([v], "100-continue"))
+}

@@ -1,0 +1,152 @@
+//! Upstream connections of `reverse_proxy`, driven on the worker's ring like client ones:
+//! connect, one send in flight, a multishot recv into the provided buffers. Each worker keeps
+//! its own keep-alive pool per upstream address (Caddy's transport defaults: up to 32 idle
+//! connections per host, closed after 2 minutes idle); an idle pooled connection keeps its
+//! recv armed, so an upstream that closes it is noticed and the socket dropped at once.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use crate::ring::OpId;
+
+/// Why an upstream deadline exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Dial,
+    /// Waiting for the response head after the request went out.
+    Header,
+    /// Between reads of the response (`read_timeout`).
+    Read,
+    /// Idle in the pool.
+    Idle,
+}
+
+#[derive(Debug)]
+pub struct UpConn {
+    pub fd: OwnedFd,
+    pub addr: SocketAddr,
+    pub connect: Option<OpId>,
+    pub recv: Option<OpId>,
+    pub sending: bool,
+    pub output: Vec<u8>,
+    pub spare: Vec<u8>,
+    pub input: Vec<u8>,
+    /// The client connection slot this exchange belongs to; `None` while pooled.
+    pub owner: Option<usize>,
+    /// Teardown started: the slot frees once no op is in flight.
+    pub closing: bool,
+    /// The upstream closed its side (or reading failed).
+    pub eof: bool,
+    /// A send or recv failed with this errno.
+    pub error: Option<i32>,
+    /// Carried an earlier exchange (a failure before any answer may be a stale close).
+    pub reused: bool,
+    /// Recv cancelled while the client drains what was already read.
+    pub read_paused: bool,
+    pub deadline: Option<(Instant, Wait)>,
+}
+
+impl UpConn {
+    pub fn new(fd: OwnedFd, addr: SocketAddr, owner: usize) -> UpConn {
+        UpConn {
+            fd,
+            addr,
+            connect: None,
+            recv: None,
+            sending: false,
+            output: Vec::new(),
+            spare: Vec::new(),
+            input: Vec::new(),
+            owner: Some(owner),
+            closing: false,
+            eof: false,
+            error: None,
+            reused: false,
+            read_paused: false,
+            deadline: None,
+        }
+    }
+
+    /// Connected, and neither failed nor closed.
+    pub fn ready(&self) -> bool {
+        self.connect.is_none() && !self.closing && !self.eof && self.error.is_none()
+    }
+}
+
+/// Idle connections per upstream address, most recently used last.
+#[derive(Debug, Default)]
+pub struct IdlePool {
+    idle: HashMap<SocketAddr, Vec<usize>>,
+}
+
+impl IdlePool {
+    pub fn take(&mut self, addr: SocketAddr) -> Option<usize> {
+        self.idle.get_mut(&addr)?.pop()
+    }
+
+    /// Parks `slot`; false when `max` connections to `addr` are idle already.
+    pub fn put(&mut self, addr: SocketAddr, slot: usize, max: usize) -> bool {
+        let list = self.idle.entry(addr).or_default();
+        if list.len() >= max {
+            return false;
+        }
+        list.push(slot);
+        true
+    }
+
+    pub fn remove(&mut self, addr: SocketAddr, slot: usize) {
+        if let Some(list) = self.idle.get_mut(&addr) {
+            list.retain(|s| *s != slot);
+        }
+    }
+}
+
+/// Go's text for a socket errno, as it appears in its dial and I/O errors.
+pub fn errno_text(errno: i32) -> String {
+    match errno {
+        libc::ECONNREFUSED => "connection refused".to_owned(),
+        libc::ECONNRESET => "connection reset by peer".to_owned(),
+        libc::EPIPE => "broken pipe".to_owned(),
+        libc::ETIMEDOUT => "connection timed out".to_owned(),
+        libc::ENETUNREACH => "network is unreachable".to_owned(),
+        libc::EHOSTUNREACH => "no route to host".to_owned(),
+        libc::EADDRNOTAVAIL => "cannot assign requested address".to_owned(),
+        other => {
+            let text = std::io::Error::from_raw_os_error(other).to_string();
+            let text = text.split(" (os error").next().unwrap_or("").to_owned();
+            let mut c = text.chars();
+            c.next()
+                .map_or(String::new(), |f| f.to_lowercase().chain(c).collect())
+        }
+    }
+}
+
+/// How long an idle pooled connection may wait for reuse before the periodic sweep closes it.
+pub fn idle_deadline(now: Instant, idle: Duration) -> (Instant, Wait) {
+    (now + idle, Wait::Idle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_errno_texts() {
+        assert_eq!(errno_text(libc::ECONNREFUSED), "connection refused");
+        assert_eq!(errno_text(libc::ENOENT), "no such file or directory");
+    }
+
+    #[test]
+    fn pool_limits_per_host() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let mut p = IdlePool::default();
+        assert!(p.put(a, 1, 2) && p.put(a, 2, 2) && !p.put(a, 3, 2));
+        assert!(p.put(b, 4, 2));
+        assert_eq!(p.take(a), Some(2));
+        p.remove(a, 1);
+        assert_eq!((p.take(a), p.take(b)), (None, Some(4)));
+    }
+}
