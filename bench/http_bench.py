@@ -1,7 +1,8 @@
 """HTTP engine: zeroserve vs Caddy on the same Caddyfiles, one run, medians of rounds.
 
-Workloads: `respond "hello"`; `redir`; a site with 10 header operations; `file_server` of a
-1 KB .png and a 1 MB .jpg; `encode gzip` of a 100 KB .html file. For each workload and server:
+Workloads: `respond "hello"`, also with an access `log` to a file; `redir`; a site with 10
+header operations; `file_server` of a 1 KB .png and a 1 MB .jpg; `encode gzip` of a 100 KB
+.html file. For each workload and server:
 
 - throughput: `wrk -t1 -c64` for --duration seconds after a 1 s warm-up, once with the
   server free to use its core and once with each server capped at the same 10% of a core
@@ -122,6 +123,12 @@ def workloads(www: Path) -> list[Workload]:
     gzip_hdr = (("Accept-Encoding", "gzip"),)
     return [
         Workload("respond", '`respond "hello"`', '\trespond "hello"\n', "/"),
+        Workload(
+            "respond_log",
+            '`respond "hello"` + `log` to a file',
+            f'\tlog {{\n\t\toutput file {www.parent / "access.log"}\n\t}}\n\trespond "hello"\n',
+            "/",
+        ),
         Workload(
             "redir",
             "`redir https://example.com{uri} 308`",

@@ -155,6 +155,12 @@ impl<'p> Trace<'p> {
         }
     }
 
+    /// Dates the request from `t`: a run of the routes replayed after I/O (reverse_proxy)
+    /// reports the time since the request arrived.
+    pub fn started_at(&mut self, t: Instant) {
+        self.started = t;
+    }
+
     /// The server's primary routes start (again, when a handler had them wait for I/O):
     /// only the last run counts.
     pub fn begin(&mut self, routes: &'p [Route]) {
@@ -263,14 +269,16 @@ fn request_size(ctx: &Ctx<'_, '_>) -> u64 {
         + length
 }
 
-/// The request in `ctx` has its response: count it and log it.
+/// The request in `ctx` has its response: count it and log it. Called after every run of
+/// the routes; a run that ended waiting for I/O reports nothing.
 pub fn finished(server: &Server, ctx: &Ctx<'_, '_>) {
     let o = &server.observe;
     if o.metrics.is_none() && o.access.is_none() {
         return;
     }
+    // Without an end the routes wait for I/O and will run again: the last run reports.
+    let Some(end) = ctx.trace.end else { return };
     let duration = ctx.trace.started.elapsed();
-    let end = ctx.trace.end.unwrap_or(End::Unhandled);
     let size = ctx.resp.body.len() as u64 + ctx.resp.file.as_ref().map_or(0, |f| f.len);
     TAP.with(|t| {
         let t = t.borrow();
@@ -321,9 +329,13 @@ fn log(
         return;
     }
     // `log_name` sets the names for this request (`access_logger_names`).
+    let set: Vec<String>;
     let names = match ctx.var("access_logger_names") {
-        Some(Value::Array(v)) => v.iter().map(|n| value_string(n).into_owned()).collect(),
-        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(v)) => {
+            set = v.iter().map(|n| value_string(n).into_owned()).collect();
+            &set
+        }
+        Some(Value::String(s)) => std::slice::from_ref(s),
         _ => a.server.logger_names(&ctx.host),
     };
     // Early fields were added as their handlers ran; the others as the chain unwound,
