@@ -2,7 +2,7 @@
 //!
 //! Active checks run on one background thread per compiled handler, off the workers, with
 //! blocking sockets: every `interval` (first round at once) each upstream gets one request
-//! in parallel, and `passes`/`fails` consecutive results flip its up/down flag. Dropping the
+//! in parallel, and `passes`/`fails` results since the last change flip its up/down flag. Dropping the
 //! handler (a reload replaced it) wakes the thread, which exits without being joined so that
 //! whoever drops the old program never waits on a slow check. Passive checks are counters
 //! fed by the proxy loop through [`HealthChecks::record`] and [`HealthChecks::count_failure`].

@@ -103,8 +103,9 @@ pub struct Shared {
     /// Recent passive failures: when each expires and which [`Host`] counted it (a handler's
     /// failures are forgotten when it is unloaded, as Caddy's forgetter does on `ctx.Done`).
     fails: Mutex<Vec<(Instant, u64)>>,
-    /// Consecutive active health check passes and failures (a pass clears the failures and
-    /// the other way round).
+    /// Active health check passes and failures since the last up/down change: Caddy 2.11.7
+    /// counts them independently (not consecutively), so an upstream that alternates
+    /// between passing and failing flaps once `fails` failures have accumulated.
     active_passes: AtomicI64,
     active_fails: AtomicI64,
 }
@@ -255,15 +256,13 @@ impl Host {
         self.unhealthy.swap(!healthy, Ordering::Relaxed) == healthy
     }
 
-    /// Counts an active check pass; returns the consecutive passes.
+    /// Counts an active check pass; returns the passes since the last state change.
     pub(super) fn count_active_pass(&self) -> i64 {
-        self.shared.active_fails.store(0, Ordering::Relaxed);
         self.shared.active_passes.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Counts an active check failure; returns the consecutive failures.
+    /// Counts an active check failure; returns the failures since the last state change.
     pub(super) fn count_active_fail(&self) -> i64 {
-        self.shared.active_passes.store(0, Ordering::Relaxed);
         self.shared.active_fails.fetch_add(1, Ordering::Relaxed) + 1
     }
 
@@ -423,7 +422,13 @@ mod tests {
         assert_eq!(a.count_active_fail(), 1);
         assert_eq!(b.count_active_fail(), 2);
         assert_eq!(a.count_active_pass(), 1);
-        assert_eq!(a.count_active_fail(), 1);
+        assert_eq!(
+            a.count_active_fail(),
+            3,
+            "a pass does not clear the failures"
+        );
+        a.reset_active();
+        assert_eq!((a.count_active_pass(), b.count_active_fail()), (1, 1));
     }
 
     #[test]
