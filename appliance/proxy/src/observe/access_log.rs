@@ -842,6 +842,19 @@ mod tests {
     }
 
     #[test]
+    fn a_full_queue_drops_and_counts() {
+        let (tx, rx) = sync_channel(2);
+        let q = Queue {
+            tx,
+            dropped: Arc::default(),
+        };
+        for _ in 0..5 {
+            q.send(Arc::new(Writer::Stderr), b"x\n".to_vec());
+        }
+        assert_eq!((rx.try_iter().count(), q.dropped()), (2, 3));
+    }
+
+    #[test]
     fn levels_and_encoders() {
         assert_eq!(level_of(404), Level::Info);
         assert_eq!(level_of(502), Level::Error);
