@@ -1,0 +1,148 @@
+"""`GET /reverse_proxy/upstreams` on the admin endpoint, against a real `zeroserve run` and
+the real Caddy serving the same Caddyfile: the same upstreams, request counts and passive
+health check failures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.agent.test_admin import admin
+from tests.cli.test_run import get, stop, wait_for
+from tests.support import clean_env, free_port
+
+SITE = """{{
+\tadmin 127.0.0.1:{admin}
+}}
+
+http://:{port} {{
+\tbind 127.0.0.1
+\treverse_proxy 127.0.0.1:{dead} 127.0.0.1:{live} {{
+\t\tlb_policy first
+\t\tfail_duration 1m
+\t}}
+}}
+"""
+
+
+class _Named(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"live"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
+        pass
+
+
+@pytest.fixture
+def live_upstream() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Named)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _serve(cmd: list[str], cfg: Path, ports: dict) -> subprocess.Popen:
+    cfg.write_text(SITE.format(**ports))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=clean_env(),
+    )
+    wait_for(f"http://127.0.0.1:{ports['admin']}/config/", proc)
+    return proc
+
+
+def _observe(ports: dict) -> dict:
+    """Two proxied requests, then what the admin endpoint reports."""
+    url = f"http://127.0.0.1:{ports['port']}/"
+    first, second = get(url), get(url)
+    status, headers, body = admin(ports, "GET", "/reverse_proxy/upstreams")
+    refused, _, refusal = admin(ports, "POST", "/reverse_proxy/upstreams", b"{}")
+    return {
+        "responses": [(first[0], first[2]), (second[0], second[2])],
+        "status": status,
+        "content_type": headers["Content-Type"],
+        "newline": body.endswith(b"\n"),
+        "upstreams": json.loads(body),
+        "post": (refused, json.loads(refusal)),
+    }
+
+
+def test_upstreams_view_matches_caddy(zeroserve_bin, caddy_bin, tmp_path, live_upstream):
+    seen = {}
+    for name in ("caddy", "zeroserve"):
+        ports = {
+            "port": free_port(),
+            "admin": free_port(),
+            "dead": free_port(),
+            "live": live_upstream,
+        }
+        cfg = tmp_path / f"Caddyfile.{name}"
+        if name == "caddy":
+            cmd = [str(caddy_bin), "run", "--config", str(cfg), "--adapter", "caddyfile"]
+        else:
+            cmd = [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "1"]
+            cmd.append("--no-edge")
+        proc = _serve(cmd, cfg, ports)
+        try:
+            wait_for(f"http://127.0.0.1:{ports['port']}/", proc)
+            observed = _observe(ports)
+        finally:
+            stop(proc)
+        # The dead port differs per run; name the upstreams by role.
+        roles = {f"127.0.0.1:{ports['dead']}": "dead", f"127.0.0.1:{ports['live']}": "live"}
+        for u in observed["upstreams"]:
+            u["address"] = roles.get(u["address"], u["address"])
+        observed["upstreams"].sort(key=lambda u: u["address"])
+        seen[name] = observed
+
+    caddy, ours = seen["caddy"], seen["zeroserve"]
+    # Caddy's own view: the dead upstream failed once and is skipped for fail_duration.
+    assert caddy["upstreams"] == [
+        {"address": "dead", "num_requests": 0, "fails": 1},
+        {"address": "live", "num_requests": 0, "fails": 0},
+    ]
+    assert caddy["responses"][1] == (200, b"live")
+    assert ours == caddy
+
+
+def test_upstreams_view_lists_nothing_without_proxies(zeroserve_bin, tmp_path):
+    ports = {"port": free_port(), "admin": free_port()}
+    cfg = tmp_path / "Caddyfile"
+    cfg.write_text(
+        f"{{\n\tadmin 127.0.0.1:{ports['admin']}\n}}\n\n"
+        f"http://:{ports['port']} {{\n\tbind 127.0.0.1\n\trespond ok\n}}\n"
+    )
+    proc = subprocess.Popen(
+        [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "1", "--no-edge"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=clean_env(),
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{ports['port']}/", proc)
+        req = urllib.request.Request(f"http://127.0.0.1:{ports['admin']}/reverse_proxy/upstreams")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert (resp.status, resp.read()) == (200, b"[]\n")
+    finally:
+        stop(proc)

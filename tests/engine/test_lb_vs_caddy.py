@@ -1,0 +1,275 @@
+"""Load balancing against the reference Caddy: three local upstreams that answer with their
+name, one `reverse_proxy` per selection policy, and the same requests to Caddy and to the
+engine must reach the same upstream (hash policies), in the same order (round robins), with
+the same sticky cookie."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.engine.conftest import server_config
+
+
+class _Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = self.server.name.encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
+        pass
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[list[str]]:
+    """Dial addresses of three running upstreams named a, b, c."""
+    started = []
+    for name in "abc":
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+        srv.name = name  # type: ignore[attr-defined]
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        started.append(srv)
+    yield [f"127.0.0.1:{s.server_address[1]}" for s in started]
+    for srv in started:
+        srv.shutdown()
+        srv.server_close()
+
+
+def proxy(dials: list[str], policy: dict) -> dict:
+    handler = {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": d} for d in dials],
+        "load_balancing": {"selection_policy": policy},
+    }
+    return server_config([{"handle": [handler]}])
+
+
+def fetch(
+    port: int, path: str = "/", headers: dict | None = None, source: str = "127.0.0.1"
+) -> tuple[str, str | None]:
+    """The upstream that answered, and the Set-Cookie header."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=(source, 0))
+    try:
+        conn.request("GET", path, headers={"Host": "t", **(headers or {})})
+        resp = conn.getresponse()
+        return resp.read().decode(), resp.getheader("Set-Cookie")
+    finally:
+        conn.close()
+
+
+def both(servers, config: dict, requests: list[dict]) -> tuple[list, list]:
+    caddy, engine = servers.ports(config)
+    return [fetch(caddy, **r) for r in requests], [fetch(engine, **r) for r in requests]
+
+
+HASHED = [
+    ({"policy": "uri_hash"}, [{"path": f"/item/{i}?v={i * 7}"} for i in range(24)]),
+    (
+        {"policy": "header", "field": "X-User"},
+        [{"headers": {"X-User": f"user{i}"}} for i in range(24)] + [{"headers": {}}],
+    ),
+    (
+        {"policy": "header", "field": "Host"},
+        [{"headers": {"Host": f"h{i}.test"}} for i in range(12)],
+    ),
+    (
+        {"policy": "query", "key": "id"},
+        [{"path": f"/?id={i}&id=x{i}"} for i in range(24)],
+    ),
+    ({"policy": "ip_hash"}, [{"source": f"127.0.0.{i}"} for i in range(1, 25)]),
+    ({"policy": "client_ip_hash"}, [{"source": f"127.0.1.{i}"} for i in range(1, 25)]),
+]
+
+
+@pytest.mark.parametrize(
+    ("policy", "requests"), HASHED, ids=[f"{p['policy']}-{i}" for i, (p, _) in enumerate(HASHED)]
+)
+def test_hash_policies_pick_caddys_upstream(servers, upstreams, policy, requests):
+    if policy.get("field") == "X-User":
+        # A request without the header falls back to random: compare only the hashed ones.
+        policy = {**policy, "fallback": {"policy": "first"}}
+    caddy, ours = both(servers, proxy(upstreams, policy), requests)
+    assert ours == caddy
+    assert len({name for name, _ in caddy}) > 1, "the keys spread over several upstreams"
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"policy": "round_robin"},
+        {"policy": "weighted_round_robin", "weights": [3, 0, 2]},
+        {"policy": "first"},
+    ],
+    ids=lambda p: p["policy"],
+)
+def test_ordered_policies_follow_caddys_sequence(servers, upstreams, policy):
+    caddy, ours = both(servers, proxy(upstreams, policy), [{}] * 10)
+    assert ours == caddy
+
+
+def test_cookie_policy_sets_and_honours_caddys_cookie(servers, upstreams):
+    policy = {"policy": "cookie", "name": "sticky", "secret": "s3cret", "max_age": "1h"}
+    policy["fallback"] = {"policy": "round_robin"}
+    caddy_port, engine_port = servers.ports(proxy(upstreams, policy))
+    for port in (caddy_port, engine_port):
+        # No cookie: the fallback picks, and the response carries the sticky cookie.
+        fresh = [fetch(port) for _ in range(3)]
+        assert all(cookie for _, cookie in fresh)
+        # Sending that cookie back sticks to its upstream, with no new cookie.
+        for name, cookie in fresh:
+            value = cookie.split(";")[0]
+            assert fetch(port, headers={"Cookie": f"other=1; {value}"}) == (name, None)
+    caddy = [fetch(caddy_port) for _ in range(3)]
+    ours = [fetch(engine_port) for _ in range(3)]
+    assert ours == caddy
+
+
+class _Health(BaseHTTPRequestHandler):
+    """Answers `/health` with the status `server.verdict(n)` gives for its n-th check, and
+    anything else with the server's name."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        srv = self.server
+        if self.path == "/health":
+            with srv.lock:  # type: ignore[attr-defined]
+                srv.checks += 1  # type: ignore[attr-defined]
+                status, body = srv.verdict(srv.checks)  # type: ignore[attr-defined]
+        else:
+            status, body = 200, srv.name  # type: ignore[attr-defined]
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
+        pass
+
+
+def health_upstreams(verdicts: dict) -> tuple[list[str], list[ThreadingHTTPServer]]:
+    started = []
+    for name, verdict in verdicts.items():
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+        srv.name, srv.verdict, srv.checks, srv.lock = name, verdict, 0, threading.Lock()  # type: ignore[attr-defined]
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        started.append(srv)
+    return [f"127.0.0.1:{s.server_address[1]}" for s in started], started
+
+
+ACTIVE = [
+    # a fails every check: it is taken out and b answers.
+    ("down", {"a": lambda n: (503, ""), "b": lambda n: (200, "")}, {}),
+    # a passes on status but not on the body regexp.
+    ("body", {"a": lambda n: (200, "sick"), "b": lambda n: (200, "ok")}, {"expect_body": "^ok$"}),
+    # a answers its checks with a redirect: not 2xx, so a check failure.
+    ("redirect", {"a": lambda n: (302, ""), "b": lambda n: (200, "")}, {}),
+    # a alternates fail/pass: Caddy counts failures since the last change, not consecutive
+    # ones, so with fails=2 a flaps and b gets some requests.
+    (
+        "alternating",
+        {"a": lambda n: (503 if n % 2 else 200, ""), "b": lambda n: (200, "")},
+        {"fails": 2},
+    ),
+]
+
+
+@pytest.mark.parametrize(("verdicts", "extra"), [a[1:] for a in ACTIVE], ids=[a[0] for a in ACTIVE])
+def test_active_health_checks_steer_like_caddy(servers, verdicts, extra):
+    import time
+
+    answers = {}
+    for who in ("caddy", "engine"):
+        dials, started = health_upstreams(verdicts)
+        try:
+            config = proxy(dials, {"policy": "first"})
+            handler = config["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]
+            active = {"uri": "/health", "interval": "50ms", "timeout": "1s", **extra}
+            handler["health_checks"] = {"active": active}
+            port = servers.caddy(config) if who == "caddy" else servers.engine(config)[1]
+            time.sleep(0.4)
+            seen = set()
+            for _ in range(40):
+                seen.add(fetch(port)[0])
+                time.sleep(0.02)
+            answers[who] = seen
+        finally:
+            for srv in started:
+                srv.shutdown()
+                srv.server_close()
+    assert answers["engine"] == answers["caddy"]
+
+
+@pytest.fixture
+def broken_upstream() -> Iterator[str]:
+    """An upstream that accepts connections and closes them at once: a transport error
+    after the request may have been sent."""
+    import socket
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(64)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    yield f"127.0.0.1:{lsock.getsockname()[1]}"
+    stop.set()
+    lsock.close()
+
+
+def status_of(port: int, method: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, "/", body=b"x" if method == "POST" else None, headers={"Host": "t"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def test_retries_follow_caddys_rules(servers, upstreams, broken_upstream):
+    from tests.support import free_port
+
+    dead = f"127.0.0.1:{free_port()}"
+    results = {}
+    # round_robin tries index 1 first, then index 0 (a working upstream).
+    for name, failing, lb_extra in [
+        ("transport", broken_upstream, {}),
+        ("dial", dead, {}),
+        ("transport+match", broken_upstream, {"retry_match": [{"method": ["POST"]}]}),
+    ]:
+        config = proxy([upstreams[0], failing], {"policy": "round_robin"})
+        handler = config["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]
+        handler["load_balancing"].update({"retries": 1, **lb_extra})
+        caddy, engine = servers.ports(config)
+        for method in ("GET", "POST"):
+            # A retried GET moves the robin by two, so the POST starts on the failing one too.
+            results[(name, method)] = (status_of(caddy, method), status_of(engine, method))
+    assert {k: v[1] for k, v in results.items()} == {k: v[0] for k, v in results.items()}
+    # Caddy's rules: a sent POST is not retried unless retry_match allows it; dials are.
+    assert results[("transport", "POST")][0] == 502
+    assert results[("dial", "POST")][0] == 200
+    assert results[("transport+match", "POST")][0] == 200
