@@ -102,12 +102,15 @@ def test_metrics_text():
         "sites": [],
         "dispatch": [":8080"],
         "reloads": {"maps": 2, "programs": 1},
+        "syncookies": [{"interface": "eth0", "packets": 5, "bytes": 370}],
     }
     text = metrics(status)
     assert 'zeroserve_xdp_dropped_packets_total{rule="1",line="Caddyfile:3 \\"x\\""} 7' in text
     assert 'zeroserve_xdp_packets_total{verdict="pass"} 9' in text
     assert "zeroserve_sk_lookup_dispatch_entries 1" in text
     assert 'zeroserve_edge_reloads_total{kind="maps"} 2' in text
+    assert 'zeroserve_xdp_syncookie_packets_total{interface="eth0"} 5' in text
+    assert 'zeroserve_xdp_syncookie_bytes_total{interface="eth0"} 370' in text
     assert "# TYPE zeroserve_xdp_dropped_packets_total counter" in text
     assert metrics(None) == (
         "# HELP zeroserve_edge_enabled 1 if the BPF edge layers run.\n"

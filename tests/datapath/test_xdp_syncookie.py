@@ -125,10 +125,23 @@ def test_cookie_is_the_kernels_and_keeps_the_mss_it_encodes(loaded):
     second = Ether(libbpf.prog_test_run(loaded.prog_fd, data).data_out)[TCP]
     assert first.seq == second.seq
     # No timestamps in the SYN: the options the kernel would keep in them are gone.
-    assert dict(first.options) == {"MSS": 1300, "NOP": None}
+    assert first.options == [("MSS", 1300)]
     assert first.window == 1300 * 10
     other = Ether(syn(options=[("MSS", 1400)], src="198.18.1.3"))
     assert Ether(libbpf.prog_test_run(loaded.prog_fd, bytes(other)).data_out)[TCP].seq != first.seq
+
+
+@pytest.mark.parametrize(
+    ("options", "length"), [([], 14 + 20 + 24), (LINUX_OPTIONS + [("EOL", None)] * 8, 14 + 20 + 40)]
+)
+def test_frame_is_as_long_as_the_synack(loaded, options, length):
+    """A bare SYN grows to hold the MSS option; one with more options shrinks."""
+    sent = syn(options=options)
+    run = cookie(loaded, sent)
+    assert run.retval == XDP_TX
+    assert len(run.data_out) == length != len(sent)
+    reply = Ether(run.data_out)
+    assert reply[IP].len == length - 14 and checksums_hold(reply)
 
 
 @pytest.mark.parametrize("mss", MSS_TABLE)

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -117,9 +117,12 @@ def status(ns: str) -> dict:
     return json.loads(admin(ns, "GET", "/zeroserve/status"))["edge"]
 
 
-def start_agent(ns: str, zeroserve_bin: Path, caddyfile: Path) -> subprocess.Popen:
+def start_agent(
+    ns: str, zeroserve_bin: Path, caddyfile: Path, extra: Sequence[str] = ()
+) -> subprocess.Popen:
     cmd = ["ip", "netns", "exec", ns, str(zeroserve_bin), "run", "-c", str(caddyfile)]
-    proc = subprocess.Popen([*cmd, "--workers", "2"], stderr=subprocess.PIPE, text=True)
+    cmd += ["--workers", "2", *extra]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -137,8 +140,10 @@ def start_agent(ns: str, zeroserve_bin: Path, caddyfile: Path) -> subprocess.Pop
 
 
 @contextmanager
-def running(ns: str, zeroserve_bin: Path, caddyfile: Path) -> Iterator[subprocess.Popen]:
-    proc = start_agent(ns, zeroserve_bin, caddyfile)
+def running(
+    ns: str, zeroserve_bin: Path, caddyfile: Path, extra: Sequence[str] = ()
+) -> Iterator[subprocess.Popen]:
+    proc = start_agent(ns, zeroserve_bin, caddyfile, extra)
     try:
         yield proc
     finally:

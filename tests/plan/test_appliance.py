@@ -14,6 +14,7 @@ xdp_mode = "generic"
 drop_unserved_ports = true
 allow_ports = [22, 22, 2222]
 mss_clamp = 1400
+syn_cookies = { threshold = 10000 }
 
 [sites.":443"]
 dscp = "af41"
@@ -29,6 +30,7 @@ xdp_mode: generic
 drop_unserved_ports: true
 allow_ports: [22, 22, 2222]
 mss_clamp: 1400
+syn_cookies: {threshold: 10000}
 sites:
   ":443": {dscp: AF41}
   "[2001:db8::1]:8443": {dscp: 10, mss_clamp: 1280}
@@ -41,6 +43,7 @@ EXPECTED = ApplianceConfig(
     allow_ports=(22, 2222),
     mss_clamp=1400,
     sites=(SitePolicy("", 443, 34, None), SitePolicy("2001:db8::1", 8443, 10, 1280)),
+    syn_cookie_threshold=10000,
 )
 
 
@@ -64,6 +67,13 @@ def test_toml_and_yaml_say_the_same(tmp_path, name, text):
         ({"sites": {":443": {"dscp": 64}}}, "sites.:443.dscp: expected 0..63 or a name"),
         ({"sites": {":443": {"dscp": "XX"}}}, "sites.:443.dscp: expected 0..63 or a name"),
         ({"sites": {":443": {"tos": 1}}}, "sites.:443.tos: unknown setting"),
+        ({"syn_cookies": 10000}, "syn_cookies: expected a table like { threshold = 10000 }"),
+        ({"syn_cookies": {"rate": 1}}, "syn_cookies.rate: unknown setting (known: threshold)"),
+        ({"syn_cookies": {}}, "syn_cookies.threshold: expected SYNs per second in 1..4294967295"),
+        ({"syn_cookies": {"threshold": 0}}, "syn_cookies.threshold: expected SYNs per second"),
+        ({"syn_cookies": {"threshold": 2**32}}, "syn_cookies.threshold: expected SYNs per"),
+        ({"syn_cookies": {"threshold": True}}, "syn_cookies.threshold: expected SYNs per"),
+        ({"syn_cookies": {"threshold": "1k"}}, "syn_cookies.threshold: expected SYNs per"),
         ([1, 2], "expected a table of settings at the top level"),
     ],
 )

@@ -8,7 +8,7 @@ import pytest
 
 from zeroserve.adapt import adapt_caddyfile
 from zeroserve.plan import Layer, LineIndex, build_plan, parse_appliance_config
-from zeroserve.plan.model import DenyRule, RateRule
+from zeroserve.plan.model import DenyRule, RateRule, SynCookies
 from zeroserve.plan.placers import HANDLERS, MATCHERS
 
 
@@ -285,6 +285,20 @@ def test_appliance_config_sites_and_ports():
         ("198.18.0.1", 9090),
     ]
     assert {r.layer for r in p.placements if r.rule.startswith("site ")} == {Layer.TC}
+
+
+def test_syn_cookies_guard_every_served_tcp_port():
+    p = plan(
+        ":8080 {\n\trespond ok\n}\n\n"
+        "http://198.18.0.1:9090 {\n\tbind 198.18.0.1\n\trespond ok\n}\n",
+        {"syn_cookies": {"threshold": 5000}},
+    )
+    assert p.xdp.syncookies == SynCookies(5000, (8080, 9090))
+    assert p.xdp.needed
+    (row,) = [r for r in p.placements if r.rule == "syn_cookies"]
+    assert row.layer is Layer.XDP
+    assert row.what == "TCP SYNs to 8080, 9090 past 5000/s per port"
+    assert plan(":8080 {\n\trespond ok\n}\n").xdp.syncookies is None
 
 
 def test_a_policy_for_no_site_warns():

@@ -27,8 +27,10 @@
 /* Options of a SYN looked at, NOPs included: every common stack sends at most
  * eight; the verifier walks every path through them, so fewer is cheaper. */
 #define ZS_SYN_OPTIONS_MAX 10
-/* The SYN-ACK's TCP header: 20 bytes and five words of options, always. */
-#define ZS_SYNACK_TCP_LEN 40
+/* The SYN-ACK's TCP header: with the MSS alone, or with timestamps too (SACK or
+ * NOPs, timestamp, NOP and window scale or NOPs). */
+#define ZS_SYNACK_MSS_LEN 24
+#define ZS_SYNACK_TS_LEN 40
 /* Ethernet and up to two VLAN tags before the L3 header. */
 #define ZS_L3_OFF_MAX (14 + 4 * ZS_VLAN_MAX_DEPTH)
 #define ZS_IP_MF 0x2000
@@ -172,43 +174,63 @@ static __always_inline __u16 zs_csum_fold(__s64 sum)
 	return (__u16)~s;
 }
 
-/* Turn the SYN's TCP header (at tcp, ZS_SYNACK_TCP_LEN bytes in the packet) into
- * the SYN-ACK, checksum left zero. */
-static __always_inline void zs_synack_tcp(__u8 *tcp, __be16 sport, __be16 dport, __be32 seq,
-					  __u32 cookie, __u16 mss, __u8 wscale, int ecn,
-					  const struct zs_syn_options *opts)
+/* What the SYN-ACK says, gathered before the frame is resized. */
+struct zs_synack {
+	struct zs_syn_options opts;
+	__be32 seq; /* the SYN's */
+	__u32 cookie;
+	__be16 sport; /* the SYN's */
+	__be16 dport;
+	__u16 mss;
+	__u8 wscale;
+	__u8 ecn;
+	__u32 tcp_len;
+};
+
+/* Write the SYN-ACK's TCP header at tcp, checksum included (pseudo: the pseudo
+ * header's sum); -1 if the frame is too short for it. */
+static __always_inline int zs_synack_tcp(__u8 *tcp, void *data_end, const struct zs_synack *sa,
+					 __s64 pseudo)
 {
 	struct tcphdr *th = (struct tcphdr *)tcp;
 	__be32 *opt = (__be32 *)(th + 1);
-	__u32 window = (__u32)mss * ZS_SYNACK_WINDOW_SEGMENTS;
-	__u8 flags = ZS_TCP_SYN | ZS_TCP_ACK | (ecn ? ZS_TCP_ECE : 0);
+	__u32 window = (__u32)sa->mss * ZS_SYNACK_WINDOW_SEGMENTS;
+	__s64 sum;
 
-	th->source = dport;
-	th->dest = sport;
-	th->seq = __builtin_bswap32(cookie);
-	th->ack_seq = __builtin_bswap32(__builtin_bswap32(seq) + 1);
-	tcp[12] = (ZS_SYNACK_TCP_LEN / 4) << 4;
-	tcp[13] = flags;
+	if ((void *)(tcp + ZS_SYNACK_MSS_LEN) > data_end)
+		return -1;
+	th->source = sa->dport;
+	th->dest = sa->sport;
+	th->seq = __builtin_bswap32(sa->cookie);
+	th->ack_seq = __builtin_bswap32(__builtin_bswap32(sa->seq) + 1);
+	tcp[12] = (sa->tcp_len / 4) << 4;
+	tcp[13] = ZS_TCP_SYN | ZS_TCP_ACK | (sa->ecn ? ZS_TCP_ECE : 0);
 	th->window = zs_htons(window < 0xffff ? window : 0xffff);
 	th->check = 0;
 	th->urg_ptr = 0;
-	opt[0] = __builtin_bswap32((ZS_TCPOPT_MSS << 24) | (4 << 16) | mss);
-	if (!opts->ts) {
-		/* The options the kernel would keep in the timestamp are lost without one. */
-		opt[1] = opt[2] = opt[3] = opt[4] = 0x01010101;
-		return;
+	opt[0] = __builtin_bswap32((ZS_TCPOPT_MSS << 24) | (4 << 16) | sa->mss);
+	sum = bpf_csum_diff(0, 0, (__be32 *)tcp, ZS_SYNACK_MSS_LEN, (__u32)pseudo);
+	/* Without a timestamp the options the kernel would keep in it are lost. */
+	if (sa->opts.ts) {
+		if ((void *)(tcp + ZS_SYNACK_TS_LEN) > data_end)
+			return -1;
+		opt[1] = __builtin_bswap32(
+			((sa->opts.sack ? (ZS_TCPOPT_SACK_PERM << 8) | 2
+					: (ZS_TCPOPT_NOP << 8) | ZS_TCPOPT_NOP)
+			 << 16) |
+			(ZS_TCPOPT_TIMESTAMP << 8) | 10);
+		opt[2] = __builtin_bswap32(zs_syn_ts_cookie(&sa->opts, sa->ecn));
+		opt[3] = sa->opts.tsval;
+		if (sa->opts.wscale == ZS_TS_WSCALE_NONE)
+			opt[4] = 0x01010101;
+		else
+			opt[4] = __builtin_bswap32((ZS_TCPOPT_NOP << 24) | (ZS_TCPOPT_WINDOW << 16) |
+						   (3 << 8) | sa->wscale);
+		sum = bpf_csum_diff(0, 0, &opt[1], ZS_SYNACK_TS_LEN - ZS_SYNACK_MSS_LEN,
+				    (__u32)sum);
 	}
-	opt[1] = __builtin_bswap32(
-		((opts->sack ? (ZS_TCPOPT_SACK_PERM << 8) | 2 : (ZS_TCPOPT_NOP << 8) | ZS_TCPOPT_NOP)
-		 << 16) |
-		(ZS_TCPOPT_TIMESTAMP << 8) | 10);
-	opt[2] = __builtin_bswap32(zs_syn_ts_cookie(opts, ecn));
-	opt[3] = opts->tsval;
-	if (opts->wscale == ZS_TS_WSCALE_NONE)
-		opt[4] = 0x01010101;
-	else
-		opt[4] = __builtin_bswap32((ZS_TCPOPT_NOP << 24) | (ZS_TCPOPT_WINDOW << 16) |
-					   (3 << 8) | wscale);
+	th->check = zs_csum_fold(sum);
+	return 0;
 }
 
 static __always_inline void zs_swap_mac(struct ethhdr *eth)
@@ -238,18 +260,15 @@ static __always_inline int zs_syncookie(struct xdp_md *ctx)
 	void *data = zs_data(ctx);
 	void *data_end = zs_data_end(ctx);
 	struct zs_cursor cur = { .pos = data };
-	struct zs_syn_options opts = {};
+	struct zs_synack sa = {};
 	struct zs_syncookie_cfg *cfg;
 	struct tcphdr *th;
 	void *l3;
 	__u8 hdr[ZS_TCP_HDR_MAX + 16] = {};
-	__u32 zero = 0, th_len, l4_off, cookie;
+	__u32 zero = 0, th_len, l4_off;
 	__u64 l3_off;
-	__be16 sport, dport;
-	__be32 seq;
-	__u16 mss;
-	__s64 value, sum;
-	int proto, v4, ecn;
+	__s64 value, pseudo;
+	int proto, v4;
 
 	proto = zs_parse_eth(&cur, data_end);
 	l3 = cur.pos;
@@ -280,12 +299,13 @@ static __always_inline int zs_syncookie(struct xdp_md *ctx)
 	if (!cfg || !zs_syn_over_limit(th->dest, cfg))
 		return XDP_PASS;
 
+	sa.ecn = th->ece && th->cwr;
+	sa.sport = th->source;
+	sa.dport = th->dest;
+	sa.seq = th->seq;
+	sa.wscale = cfg->wscale;
 	/* The cookie helpers read the whole TCP header; a copy on the stack has a
 	 * size the verifier can bound, where the packet's would not. */
-	ecn = th->ece && th->cwr;
-	sport = th->source;
-	dport = th->dest;
-	seq = th->seq;
 	l4_off = cur.pos - data;
 	th_len = th->doff * 4;
 	if (th_len < sizeof(*th) || bpf_xdp_load_bytes(ctx, l4_off, hdr, th_len))
@@ -296,12 +316,15 @@ static __always_inline int zs_syncookie(struct xdp_md *ctx)
 		value = bpf_tcp_raw_gen_syncookie_ipv6(l3, (struct tcphdr *)hdr, th_len);
 	if (value < 0)
 		return XDP_PASS;
-	cookie = (__u32)value;
-	mss = (__u16)(value >> 32);
-	zs_syn_parse_options(hdr, th_len, &opts);
+	sa.cookie = (__u32)value;
+	sa.mss = (__u16)(value >> 32);
+	zs_syn_parse_options(hdr, th_len, &sa.opts);
+	sa.tcp_len = sa.opts.ts ? ZS_SYNACK_TS_LEN : ZS_SYNACK_MSS_LEN;
 
-	/* Make the frame exactly as long as the SYN-ACK: any payload goes. */
-	if (bpf_xdp_adjust_tail(ctx, (int)(l4_off + ZS_SYNACK_TCP_LEN) - (int)(data_end - data)))
+	/* Make the frame exactly as long as the SYN-ACK: any payload goes. A driver
+	 * may have no room to grow it (a SYN shorter than its SYN-ACK, which a stack
+	 * never sends): then the stack answers. */
+	if (bpf_xdp_adjust_tail(ctx, (int)(l4_off + sa.tcp_len) - (int)(data_end - data)))
 		return XDP_PASS;
 	data = zs_data(ctx);
 	data_end = zs_data_end(ctx);
@@ -312,47 +335,45 @@ static __always_inline int zs_syncookie(struct xdp_md *ctx)
 	if (v4) {
 		struct iphdr *ip = data + l3_off;
 		__u8 *tcp = (__u8 *)(ip + 1);
-		__be32 addr, pseudo[3];
+		__be32 addr, words[3];
 
-		if ((void *)(tcp + ZS_SYNACK_TCP_LEN) > data_end)
+		if ((void *)(tcp + ZS_SYNACK_MSS_LEN) > data_end)
 			return XDP_DROP;
-		zs_synack_tcp(tcp, sport, dport, seq, cookie, mss, cfg->wscale, ecn, &opts);
 		addr = ip->saddr;
 		ip->saddr = ip->daddr;
 		ip->daddr = addr;
 		ip->tos = 0;
-		ip->tot_len = zs_htons(sizeof(*ip) + ZS_SYNACK_TCP_LEN);
+		ip->tot_len = zs_htons(sizeof(*ip) + sa.tcp_len);
 		ip->id = 0;
 		ip->frag_off = zs_htons(ZS_IP_DF);
 		ip->ttl = cfg->ttl;
 		ip->check = 0;
-		pseudo[0] = ip->saddr;
-		pseudo[1] = ip->daddr;
-		pseudo[2] = __builtin_bswap32((IPPROTO_TCP << 16) | ZS_SYNACK_TCP_LEN);
-		sum = bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), 0);
-		sum = bpf_csum_diff(0, 0, (__be32 *)tcp, ZS_SYNACK_TCP_LEN, (__u32)sum);
-		((struct tcphdr *)tcp)->check = zs_csum_fold(sum);
 		ip->check = zs_csum_fold(bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), 0));
+		words[0] = ip->saddr;
+		words[1] = ip->daddr;
+		words[2] = __builtin_bswap32((IPPROTO_TCP << 16) | sa.tcp_len);
+		pseudo = bpf_csum_diff(0, 0, words, sizeof(words), 0);
+		if (zs_synack_tcp(tcp, data_end, &sa, pseudo))
+			return XDP_DROP;
 	} else {
 		struct ipv6hdr *ip6 = data + l3_off;
 		__u8 *tcp = (__u8 *)(ip6 + 1);
-		__be32 pseudo[10];
+		__be32 words[10];
 
-		if ((void *)(tcp + ZS_SYNACK_TCP_LEN) > data_end)
+		if ((void *)(tcp + ZS_SYNACK_MSS_LEN) > data_end)
 			return XDP_DROP;
-		zs_synack_tcp(tcp, sport, dport, seq, cookie, mss, cfg->wscale, ecn, &opts);
-		__builtin_memcpy(&pseudo[0], &ip6->daddr, 16);
-		__builtin_memcpy(&pseudo[4], &ip6->saddr, 16);
-		__builtin_memcpy(&ip6->saddr, &pseudo[0], 16);
-		__builtin_memcpy(&ip6->daddr, &pseudo[4], 16);
+		__builtin_memcpy(&words[0], &ip6->daddr, 16);
+		__builtin_memcpy(&words[4], &ip6->saddr, 16);
+		__builtin_memcpy(&ip6->saddr, &words[0], 16);
+		__builtin_memcpy(&ip6->daddr, &words[4], 16);
 		*(__be32 *)ip6 = __builtin_bswap32(0x60000000);
-		ip6->payload_len = zs_htons(ZS_SYNACK_TCP_LEN);
+		ip6->payload_len = zs_htons(sa.tcp_len);
 		ip6->hop_limit = cfg->ttl;
-		pseudo[8] = __builtin_bswap32(ZS_SYNACK_TCP_LEN);
-		pseudo[9] = __builtin_bswap32(IPPROTO_TCP);
-		sum = bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), 0);
-		sum = bpf_csum_diff(0, 0, (__be32 *)tcp, ZS_SYNACK_TCP_LEN, (__u32)sum);
-		((struct tcphdr *)tcp)->check = zs_csum_fold(sum);
+		words[8] = __builtin_bswap32(sa.tcp_len);
+		words[9] = __builtin_bswap32(IPPROTO_TCP);
+		pseudo = bpf_csum_diff(0, 0, words, sizeof(words), 0);
+		if (zs_synack_tcp(tcp, data_end, &sa, pseudo))
+			return XDP_DROP;
 	}
 	zs_syncookie_count(ctx, data_end - data);
 	return XDP_TX;
