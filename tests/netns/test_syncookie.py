@@ -25,7 +25,7 @@ from scapy.layers.l2 import Ether
 from scapy.sendrecv import sniff
 
 from tests.netns.test_agent import admin, running, status
-from zeroserve.datapath import attach, libbpf
+from zeroserve.datapath import attach, libbpf, syncookie
 
 pytestmark = pytest.mark.netns
 
@@ -63,6 +63,17 @@ for _ in range(count):
     except OSError as err:
         bodies.append(None)
 print(json.dumps(bodies))
+"""
+
+
+# Opens connections one after another from one CPU and holds them open until
+# stdin closes.
+HOLD = """
+import socket, sys
+held = [socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+        for _ in range(int(sys.argv[3]))]
+print("open", flush=True)
+sys.stdin.read()
 """
 
 
@@ -158,6 +169,37 @@ def test_client_handshakes_through_xdp_synacks(topology, agent):
     assert cookies_sent(topology.hub, hub_if) - before == len(from_xdp)
     # The options the SYN-ACK kept in its timestamp came back to the connection.
     assert all("WScale" in dict(p[TCP].options) for p in from_xdp)
+
+
+def test_connections_keep_the_options_the_cookie_carried(topology, agent):
+    """The stack read window scaling and timestamps back from the ACK's echo, and
+    scales its window as the SYN-ACK XDP sent said it would."""
+    client = topology.spokes["client"]
+    hub_if = hub_side(topology, client)
+    before = cookies_sent(topology.hub, hub_if)
+    cmd = ["ip", "netns", "exec", client.ns, "taskset", "-c", "0", sys.executable, "-c", HOLD]
+    cmd += [client.hub_addr, str(PORT), str(CONNECTIONS)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        ss = ["ip", "netns", "exec", topology.hub, "ss", "-Htin", "state", "established"]
+        ss += [f"sport = :{PORT}"]
+        shown = subprocess.run(ss, capture_output=True, text=True, check=True).stdout
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert cookies_sent(topology.hub, hub_if) - before >= CONNECTIONS - 2
+    infos = [line for line in shown.splitlines() if "wscale:" in line]
+    assert len(infos) == CONNECTIONS, shown
+    # Linux picks its window scale the same way for both ends of a connection.
+    with attach.in_netns(client.ns):
+        theirs = syncookie.synack_settings().wscale
+    with attach.in_netns(topology.hub):
+        ours = syncookie.synack_settings().wscale
+    for info in infos:
+        assert f" wscale:{theirs},{ours} " in f" {info} ", info
+        # 1460 less the 12 bytes of a timestamp option on every segment
+        assert " mss:1448 " in f" {info} ", info
 
 
 def test_spoofed_flood_gets_synacks_and_no_connection(topology, agent):
