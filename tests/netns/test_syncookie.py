@@ -45,6 +45,8 @@ FLOOD, BURST = 400, 50
 # The SYN-ACK XDP builds offers ten segments of the cookie's MSS (1460 here);
 # the stack's own offer a window of its buffer (64 KiB or so).
 XDP_WINDOW = 14600
+# The client's IPv6 address on its link to the hub, and the hub's (the star is IPv4).
+CLIENT6, HUB6 = "2001:db8:1::2", "2001:db8:1::1"
 
 # One connection after another from one CPU, each a GET read to the end; prints
 # the bodies as a JSON list (None for a failed connection).
@@ -112,6 +114,13 @@ def topology() -> Iterator[attach.Star]:
         try:
             for spoke in star.spokes.values():
                 attach.attach_xdp(spoke.index, fd, attach.XdpMode.NATIVE, ns=spoke.ns)
+            client = star.spokes["client"]
+            for ns, interface, address in (
+                (star.hub, hub_side(star, client), HUB6),
+                (client.ns, "zs0", CLIENT6),
+            ):
+                cmd = ["ip", "-n", ns, "addr", "add", f"{address}/64", "dev", interface, "nodad"]
+                subprocess.run(cmd, check=True)
             yield star
         finally:
             os.close(fd)
@@ -143,7 +152,13 @@ def test_the_stack_takes_cookie_acks_while_on(topology, agent):
     assert row["layer"] == "xdp"
 
 
-def test_client_handshakes_through_xdp_synacks(topology, agent):
+@pytest.mark.parametrize(
+    ("family", "window"),
+    # Ten segments of the cookie's MSS: IPv6's table holds 1440 where IPv4's has 1460.
+    [(4, XDP_WINDOW), (6, 14400)],
+    ids=["ipv4", "ipv6"],
+)
+def test_client_handshakes_through_xdp_synacks(topology, agent, family, window):
     client = topology.spokes["client"]
     hub_if = hub_side(topology, client)
     before = cookies_sent(topology.hub, hub_if)
@@ -151,7 +166,7 @@ def test_client_handshakes_through_xdp_synacks(topology, agent):
         wire = conf.L2listen(iface="zs0", filter=f"tcp and port {PORT}")
     try:
         cmd = ["ip", "netns", "exec", client.ns, "taskset", "-c", "0", sys.executable, "-c"]
-        cmd += [CLIENT, client.hub_addr, str(PORT), str(CONNECTIONS)]
+        cmd += [CLIENT, client.hub_addr if family == 4 else HUB6, str(PORT), str(CONNECTIONS)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
         packets = [p for p in sniff(opened_socket=wire, timeout=0.5) if TCP in p]
     finally:
@@ -164,7 +179,7 @@ def test_client_handshakes_through_xdp_synacks(topology, agent):
     synacks = [p for p in packets if p[TCP].flags == "SA"]
     # Every connection took one SYN and one SYN-ACK: none was lost or retried.
     assert len(syns) == len(synacks) == CONNECTIONS
-    from_xdp = [p for p in synacks if p[TCP].window == XDP_WINDOW]
+    from_xdp = [p for p in synacks if p[TCP].window == window]
     assert len(from_xdp) >= CONNECTIONS - 2  # one per second may go to the stack
     assert cookies_sent(topology.hub, hub_if) - before == len(from_xdp)
     # The options the SYN-ACK kept in its timestamp came back to the connection.
