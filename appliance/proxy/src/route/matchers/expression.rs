@@ -438,6 +438,11 @@ fn compare(op: &str, a: &Val, b: &Val) -> Option<bool> {
         };
     }
     let ord = match (a, b) {
+        // A placeholder's text against a boolean compares as Caddy's typed placeholders
+        // (`{http.reverse_proxy.is_transport_error} == true`) do.
+        (Val::Str(s), Val::Bool(x)) | (Val::Bool(x), Val::Str(s)) if matches!(op, "==" | "!=") => {
+            return Some((s == if *x { "true" } else { "false" }) == (op == "=="));
+        }
         (Val::Str(x), Val::Str(y)) => x.cmp(y),
         (Val::Int(_), _) | (_, Val::Int(_)) => as_int(a)?.cmp(&as_int(b)?),
         _ => {
@@ -551,6 +556,14 @@ mod tests {
         );
         assert_eq!(
             compare("<", &Val::Str("a".into()), &Val::Str("b".into())),
+            Some(true)
+        );
+        assert_eq!(
+            compare("==", &Val::Str("true".into()), &Val::Bool(true)),
+            Some(true)
+        );
+        assert_eq!(
+            compare("!=", &Val::Bool(false), &Val::Str("true".into())),
             Some(true)
         );
     }

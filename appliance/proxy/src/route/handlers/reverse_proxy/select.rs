@@ -874,7 +874,7 @@ mod tests {
         });
         // A transport error on a POST is retried when retry_match says so.
         let t = lb(r#"{"retries":1,"retry_match":[{"expression":
-            "{http.reverse_proxy.is_transport_error} == \"true\""}]}"#);
+            "{http.reverse_proxy.is_transport_error} == true"}]}"#);
         with_ctx(post, "1.1.1.1:1", |x| {
             assert!(t.retry(0, started, x, true).is_some());
             assert!(x.captures.is_empty(), "the placeholder is gone afterwards");
