@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,10 +33,30 @@ http://:{port} {{
 """
 
 
+PASSIVE = """{{
+\tadmin 127.0.0.1:{admin}
+}}
+
+http://:{port} {{
+\tbind 127.0.0.1
+\treverse_proxy 127.0.0.1:{live} {{
+\t\tfail_duration 1m
+\t\tmax_fails 10
+\t\tunhealthy_status 5xx 503
+\t\tunhealthy_latency 150ms
+\t}}
+}}
+"""
+
+
 class _Named(BaseHTTPRequestHandler):
+    """`/bad` answers 503, `/slow` answers after 300ms, anything else 200 at once."""
+
     def do_GET(self) -> None:
         body = b"live"
-        self.send_response(200)
+        if self.path == "/slow":
+            time.sleep(0.3)
+        self.send_response(503 if self.path == "/bad" else 200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -56,8 +77,8 @@ def live_upstream() -> Iterator[int]:
         server.server_close()
 
 
-def _serve(cmd: list[str], cfg: Path, ports: dict) -> subprocess.Popen:
-    cfg.write_text(SITE.format(**ports))
+def _serve(cmd: list[str], cfg: Path, site: str, ports: dict) -> subprocess.Popen:
+    cfg.write_text(site.format(**ports))
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -70,14 +91,13 @@ def _serve(cmd: list[str], cfg: Path, ports: dict) -> subprocess.Popen:
     return proc
 
 
-def _observe(ports: dict) -> dict:
-    """Two proxied requests, then what the admin endpoint reports."""
-    url = f"http://127.0.0.1:{ports['port']}/"
-    first, second = get(url), get(url)
+def _observe(ports: dict, paths: list[str]) -> dict:
+    """Proxied requests to `paths`, then what the admin endpoint reports."""
+    answers = [get(f"http://127.0.0.1:{ports['port']}{p}") for p in paths]
     status, headers, body = admin(ports, "GET", "/reverse_proxy/upstreams")
     refused, _, refusal = admin(ports, "POST", "/reverse_proxy/upstreams", b"{}")
     return {
-        "responses": [(first[0], first[2]), (second[0], second[2])],
+        "responses": [(a[0], a[2]) for a in answers],
         "status": status,
         "content_type": headers["Content-Type"],
         "newline": body.endswith(b"\n"),
@@ -86,34 +106,34 @@ def _observe(ports: dict) -> dict:
     }
 
 
-def test_upstreams_view_matches_caddy(zeroserve_bin, caddy_bin, tmp_path, live_upstream):
+def _both(zeroserve_bin, caddy_bin, tmp_path, live: int, site: str, paths: list[str]) -> dict:
+    """What Caddy and zeroserve each report after the same requests, upstreams named by
+    role (the dead port differs per run)."""
     seen = {}
     for name in ("caddy", "zeroserve"):
-        ports = {
-            "port": free_port(),
-            "admin": free_port(),
-            "dead": free_port(),
-            "live": live_upstream,
-        }
+        ports = {"port": free_port(), "admin": free_port(), "dead": free_port(), "live": live}
         cfg = tmp_path / f"Caddyfile.{name}"
         if name == "caddy":
             cmd = [str(caddy_bin), "run", "--config", str(cfg), "--adapter", "caddyfile"]
         else:
             cmd = [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "1"]
             cmd.append("--no-edge")
-        proc = _serve(cmd, cfg, ports)
+        proc = _serve(cmd, cfg, site, ports)
         try:
             wait_for(f"http://127.0.0.1:{ports['port']}/", proc)
-            observed = _observe(ports)
+            observed = _observe(ports, paths)
         finally:
             stop(proc)
-        # The dead port differs per run; name the upstreams by role.
         roles = {f"127.0.0.1:{ports['dead']}": "dead", f"127.0.0.1:{ports['live']}": "live"}
         for u in observed["upstreams"]:
             u["address"] = roles.get(u["address"], u["address"])
         observed["upstreams"].sort(key=lambda u: u["address"])
         seen[name] = observed
+    return seen
 
+
+def test_upstreams_view_matches_caddy(zeroserve_bin, caddy_bin, tmp_path, live_upstream):
+    seen = _both(zeroserve_bin, caddy_bin, tmp_path, live_upstream, SITE, ["/", "/"])
     caddy, ours = seen["caddy"], seen["zeroserve"]
     # Caddy's own view: the dead upstream failed once and is skipped for fail_duration.
     assert caddy["upstreams"] == [
@@ -121,6 +141,15 @@ def test_upstreams_view_matches_caddy(zeroserve_bin, caddy_bin, tmp_path, live_u
         {"address": "live", "num_requests": 0, "fails": 0},
     ]
     assert caddy["responses"][1] == (200, b"live")
+    assert ours == caddy
+
+
+def test_passive_strikes_match_caddy(zeroserve_bin, caddy_bin, tmp_path, live_upstream):
+    paths = ["/bad", "/slow", "/"]
+    seen = _both(zeroserve_bin, caddy_bin, tmp_path, live_upstream, PASSIVE, paths)
+    caddy, ours = seen["caddy"], seen["zeroserve"]
+    # 503 matches both 5xx and 503 (two strikes), the slow answer one, the quick 200 none.
+    assert caddy["upstreams"] == [{"address": "live", "num_requests": 0, "fails": 3}]
     assert ours == caddy
 
 
