@@ -133,12 +133,11 @@ def test_more_port_sets_than_compiled_are_refused(layout):
 
 
 def test_classes_group_ports_by_the_rules_guarding_them():
-    net = ipaddress.ip_network("203.0.113.0/24")
+    version, addr, length = deny.parse_prefix("203.0.113.9/24")
+    assert (version, addr, length) == (4, 0xCB007100, 24)
     entries = [
-        deny.Entry(net, 80, 1),
-        deny.Entry(net, 443, 1),
-        deny.Entry(net, 8080, 2),
-        deny.Entry(net, 0, 3),
+        deny.Entry(version, addr, length, port, rule)
+        for port, rule in ((80, 1), (443, 1), (8080, 2), (0, 3))
     ]
     port_class, classes = deny.classes_of(entries)
     assert classes == 3

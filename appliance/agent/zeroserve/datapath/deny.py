@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import socket
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from zeroserve.datapath.structs import STRUCTS
 
@@ -26,16 +28,43 @@ BLOCKS16 = 1 << 16
 WORDS = 1 << 18  # 2^24 /24 blocks, 64 bits a word
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One prefix of one rule on one port (0: every port)."""
+class Entry(NamedTuple):
+    """One prefix of one rule on one port (0: every port); addr has no host bits."""
 
-    net: IPNetwork
+    version: int
+    addr: int
+    length: int
     port: int
     rule: int
 
-    def priority(self) -> tuple[int, int, int]:
-        return (self.net.prefixlen, self.port != 0, -self.rule)
+    def packed(self) -> bytes:
+        return self.addr.to_bytes(4 if self.version == 4 else 16, "big")
+
+    def __str__(self) -> str:
+        return f"{ipaddress.ip_address(self.packed())}/{self.length}"
+
+
+def parse_prefix(prefix: str | IPNetwork) -> tuple[int, int, int]:
+    """(IP version, network address, length) of a prefix, host bits cleared.
+
+    Dotted IPv4 text takes a fast path: block lists run to 100,000s of prefixes.
+    """
+    if isinstance(prefix, str) and ":" not in prefix:
+        text, slash, length = prefix.partition("/")
+        try:
+            value = int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+        except OSError:
+            raise ValueError(f"{prefix!r} does not appear to be an IPv4 or IPv6 network") from None
+        if slash and not (length.isdigit() and int(length) <= 32):
+            raise ValueError(f"{prefix!r}: invalid prefix length")
+        bits = int(length) if slash else 32
+        return 4, value >> (32 - bits) << (32 - bits), bits
+    net = ipaddress.ip_network(prefix, strict=False)
+    return net.version, int(net.network_address), net.prefixlen
+
+
+def _priority(e: Entry) -> tuple[int, bool, int]:
+    return (e.length, e.port != 0, -e.rule)
 
 
 def classes_of(entries: Iterable[Entry]) -> tuple[dict[int, int], int]:
@@ -65,10 +94,10 @@ class Needs:
     v6_lpm: int = 0  # IPv6 trie entries of one generation
 
 
-def _span(net: IPNetwork, unit: int) -> range:
-    """The units (/unit blocks of an IPv4 net, or its addresses if unit is 32) it covers."""
-    first = int(net.network_address) >> (32 - unit)
-    return range(first, first + (1 << max(0, unit - net.prefixlen)))
+def _span(e: Entry, unit: int) -> range:
+    """The units (/unit blocks of an IPv4 prefix, or its addresses if unit is 32) it covers."""
+    first = e.addr >> (32 - unit)
+    return range(first, first + (1 << max(0, unit - e.length)))
 
 
 def needs(entries: list[Entry]) -> Needs:
@@ -77,19 +106,19 @@ def needs(entries: list[Entry]) -> Needs:
     hosts: set[int] = set()
     v6 = {"exact": 0, "lpm": 0}
     for e in entries:
-        length = e.net.prefixlen
-        if e.net.version == 6:
+        length = e.length
+        if e.version == 6:
             v6["exact" if length == 128 else "lpm"] += 1 if e.port else classes
         elif length > 24:
-            hosts.update(_span(e.net, 32))
+            hosts.update(_span(e, 32))
         elif length > 16:
-            net24.update(_span(e.net, 24))
-    v4 = [e.net.prefixlen for e in entries if e.net.version == 4]
+            net24.update(_span(e, 24))
+    v4 = [e.length for e in entries if e.version == 4]
     return Needs(
         v4_hosts=bool(hosts),
         v4_net24=bool(net24),
         v4_net16=any(length <= 16 for length in v4),
-        v6=any(e.net.version == 6 for e in entries),
+        v6=any(e.version == 6 for e in entries),
         classes=classes,
         net24_blocks=len(net24),
         long_blocks=len({h >> 8 for h in hosts}),
@@ -135,36 +164,33 @@ def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[st
         )
     every = list(range(classes))
     base = generation * width
-    # unit -> its rule per class, painted from the weakest entry to the strongest.
-    cells: dict[str, dict[int, list[int]]] = {"hosts": {}, "net24": {}, "net16": {}}
+    # unit * width + class -> rule, painted from the weakest entry to the strongest.
+    cells: dict[str, dict[int, int]] = {"hosts": {}, "net24": {}, "net16": {}}
     v6: dict[str, dict[bytes, bytes]] = {n: {} for n in maps if n.startswith("zs_deny6_")}
     v6.pop("zs_deny6_rules", None)
-    for e in sorted(entries, key=Entry.priority):
+    for e in sorted(entries, key=_priority):
         targets = [port_class[e.port]] if e.port else every
-        length = e.net.prefixlen
-        if e.net.version == 6:
+        length = e.length
+        if e.version == 6:
             _v6_entry(v6, e, [base + c for c in targets])
             continue
         tier, unit = (
             ("hosts", 32) if length > 24 else ("net24", 24) if length > 16 else ("net16", 16)
         )
         if f"zs_deny4_{tier}" not in maps:
-            raise ValueError(f"{e.net}: IPv4 deny of /{length} prefixes is not compiled in")
-        tier_cells = cells[tier]
-        for cell in _span(e.net, unit):
-            row = tier_cells.get(cell)
-            if row is None:
-                row = tier_cells[cell] = [0] * width
-            for c in targets:
-                row[c] = e.rule
+            raise ValueError(f"{e}: IPv4 deny of /{length} prefixes is not compiled in")
+        span = _span(e, unit)
+        for c in targets:
+            keys = range(span.start * width + c, span.stop * width + c, width)
+            cells[tier].update(dict.fromkeys(keys, e.rule))
     tables = Tables(entries=v6)
     if "zs_deny4_net16" in maps:
         region = array("I", bytes(4 * width * BLOCKS16))
-        for block, row in cells["net16"].items():
-            for c in range(classes):
-                region[c * BLOCKS16 + block] = row[c]
+        for key, rule in cells["net16"].items():
+            block, c = divmod(key, width)
+            region[c * BLOCKS16 + block] = rule
         tables.regions["zs_deny4_net16"] = (base * BLOCKS16, region.tobytes())
-    net24, hosts = sorted(cells["net24"]), sorted(cells["hosts"])
+    net24, hosts = _units(cells["net24"], width), _units(cells["hosts"], width)
     longs = sorted({h >> 8 for h in hosts})
     for what, count, room in (
         ("/24 blocks of /17-/24 rules", len(net24), sizes.net24_blocks),
@@ -180,13 +206,13 @@ def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[st
     if "zs_deny4_net24" in maps:
         tables.regions["zs_deny4_net24"] = (
             generation * sizes.net24_blocks * width,
-            _rows(cells["net24"], net24),
+            _rows(cells["net24"], net24, width),
         )
     if "zs_deny4_hosts" in maps:
         tables.regions["zs_deny4_hostmap"] = (generation * sizes.long_blocks, _hostmaps(hosts))
         tables.regions["zs_deny4_hosts"] = (
             generation * sizes.hosts * width,
-            _rows(cells["hosts"], hosts),
+            _rows(cells["hosts"], hosts, width),
         )
     slots = array("I", [base]) * PORTS
     for port, c in port_class.items():
@@ -196,23 +222,32 @@ def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[st
 
 
 def _v6_entry(v6: dict[str, dict[bytes, bytes]], e: Entry, slots: list[int]) -> None:
-    name = "zs_deny6_host" if e.net.prefixlen == 128 else "zs_deny6_lpm"
+    name = "zs_deny6_host" if e.length == 128 else "zs_deny6_lpm"
     if name not in v6:
-        raise ValueError(f"{e.net}: IPv6 deny is not compiled in")
+        raise ValueError(f"{e}: IPv6 deny is not compiled in")
     for slot in slots:
         if name.endswith("_host"):
             key = STRUCTS["zs_host6_key"](slot=slot)
         else:
-            key = STRUCTS["zs_lpm6_key"](slot=slot, prefixlen=32 + e.net.prefixlen)
-        key.addr[:] = list(e.net.network_address.packed)
+            key = STRUCTS["zs_lpm6_key"](slot=slot, prefixlen=32 + e.length)
+        key.addr[:] = list(e.packed())
         v6[name][bytes(key)] = _rule(e.rule)
 
 
-def _rows(cells: dict[int, list[int]], ranked: list[int]) -> bytes:
+def _units(cells: dict[int, int], width: int) -> list[int]:
+    """The units painted, in order (their rank)."""
+    return sorted(cells) if width == 1 else sorted({key // width for key in cells})
+
+
+def _rows(cells: dict[int, int], units: list[int], width: int) -> bytes:
     """Each unit's rules per class, in rank order."""
-    out = array("I")
-    for unit in ranked:
-        out.extend(cells[unit])
+    if width == 1:
+        return array("I", [cells[unit] for unit in units]).tobytes()
+    rank = {unit: n for n, unit in enumerate(units)}
+    out = array("I", bytes(4 * width * len(units)))
+    for key, rule in cells.items():
+        unit, c = divmod(key, width)
+        out[rank[unit] * width + c] = rule
     return out.tobytes()
 
 

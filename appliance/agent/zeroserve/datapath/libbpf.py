@@ -131,6 +131,7 @@ def _lib() -> ctypes.CDLL:
         "bpf_map_delete_elem": [i32, ptr],
         "bpf_map_update_batch": [i32, ptr, ptr, ctypes.POINTER(u32), ptr],
         "bpf_map_delete_batch": [i32, ptr, ctypes.POINTER(u32), ptr],
+        "bpf_map_lookup_batch": [i32, ptr, ptr, ptr, ptr, ctypes.POINTER(u32), ptr],
         "bpf_obj_get_info_by_fd": [i32, ptr, ctypes.POINTER(u32)],
         "bpf_prog_test_run_opts": [i32, ctypes.POINTER(_TestRunOpts)],
         "bpf_link_create": [i32, i32, i32, ptr],
@@ -312,6 +313,38 @@ class Map:
             return False
         _check(ret, f"delete from map {self.name}")
         return True
+
+    def items_batch(self, chunk: int = 4096) -> dict[bytes, bytes]:
+        """Every key and value, a chunk a call (hash maps; keys() is one call per key)."""
+        size = self.info.key_size
+        keys = ctypes.create_string_buffer(size * chunk)
+        values = ctypes.create_string_buffer(self.value_bytes * chunk)
+        # The batch position is opaque to us; the kernel's hash maps use 4 bytes of it.
+        token_in = ctypes.create_string_buffer(max(size, 8))
+        token_out = ctypes.create_string_buffer(max(size, 8))
+        out: dict[bytes, bytes] = {}
+        vsize = self.value_bytes
+        first = True
+        while True:
+            count = ctypes.c_uint32(chunk)
+            ret = _lib().bpf_map_lookup_batch(
+                self.fd,
+                None if first else token_in,
+                token_out,
+                keys,
+                values,
+                ctypes.byref(count),
+                None,
+            )
+            if ret < 0 and ret != -errno.ENOENT:
+                _check(ret, f"iterate map {self.name}")
+            raw, vals = keys.raw, values.raw
+            for i in range(count.value):
+                out[raw[i * size : (i + 1) * size]] = vals[i * vsize : (i + 1) * vsize]
+            if ret == -errno.ENOENT:
+                return out
+            ctypes.memmove(token_in, token_out, len(token_out))
+            first = False
 
     def keys(self) -> list[bytes]:
         keys: list[bytes] = []

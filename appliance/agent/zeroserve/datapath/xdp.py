@@ -8,9 +8,12 @@ counters survive reloads (layer.py keeps the pins in step with the features).
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import ipaddress
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -190,8 +193,8 @@ def _deny_entries(
             if not 0 <= port < 65536:
                 raise ValueError(f"port {port} outside 0..65535")
         for prefix in prefixes:
-            net = ipaddress.ip_network(prefix, strict=False)
-            out.extend(deny.Entry(net, port, rule) for port in scoped)
+            version, addr, length = deny.parse_prefix(prefix)
+            out.extend(deny.Entry(version, addr, length, port, rule) for port in scoped)
     return out
 
 
@@ -211,17 +214,50 @@ def _records(
     """The rules as given, for zs_deny4_rules / zs_deny6_rules."""
     out: dict[str, dict[bytes, bytes]] = {n: {} for n in maps if n.endswith("_rules")}
     for e in entries:
-        rec = STRUCTS[f"zs_deny_rec{e.net.version}"](prefixlen=e.net.prefixlen)
-        rec.port[:] = list(e.port.to_bytes(2, "big"))
-        rec.addr[:] = list(e.net.network_address.packed)
-        out[f"zs_deny{e.net.version}_rules"][bytes(rec)] = e.rule.to_bytes(4, "little")
+        # Packed by hand (the mirror's layout, checked below): 100,000s of records.
+        key = e.port.to_bytes(2, "big") + bytes((e.length, 0)) + e.packed()
+        out[f"zs_deny{e.version}_rules"][key] = e.rule.to_bytes(4, "little")
     return out
+
+
+def _check_record_layout() -> None:
+    for family, size in ((4, 4), (6, 16)):
+        rec = STRUCTS[f"zs_deny_rec{family}"]
+        if (rec.port.offset, rec.prefixlen.offset, rec.addr.offset, ctypes.sizeof(rec)) != (
+            0,
+            2,
+            4,
+            4 + size,
+        ):
+            raise RuntimeError(f"structs.h: zs_deny_rec{family} is not what _records packs")
+
+
+_check_record_layout()
 
 
 def _slot(name: str, key: bytes) -> int:
     """The slot of a deny hash or trie key (tries put the prefix length first)."""
     at = 4 if name.endswith("_lpm") else 0
     return int.from_bytes(key[at : at + 4], "little")
+
+
+def _keys(table: libbpf.Map) -> list[bytes]:
+    if table.info.type == libbpf.MAP_TYPE_LPM_TRIE:
+        return table.keys()
+    return list(table.items_batch())
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Without the cyclic collector, which would walk the 100,000s of fresh tuples of a
+    big rule set again and again (they hold no cycles): 3x faster."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _write(table: libbpf.Map, entries: Mapping[bytes, bytes]) -> None:
@@ -288,7 +324,10 @@ class XdpLayer:
         pointed at it (one write per port), then the old generation is emptied: a
         packet meets either the old rule set or the new one, whole.
         """
-        entries = _deny_entries(rules, ports)
+        with _no_cyclic_gc():
+            self._set_deny(_deny_entries(rules, ports))
+
+    def _set_deny(self, entries: list[deny.Entry]) -> None:
         for e in entries:
             self._check_rule(e.rule)
         if "zs_deny_ports" not in self.maps:
@@ -307,7 +346,7 @@ class XdpLayer:
         for name, wanted in tables.entries.items():
             table = self.maps[name]
             by_generation: dict[int, list[bytes]] = {0: [], 1: []}
-            for key in table.keys():
+            for key in _keys(table):
                 by_generation[min(_slot(name, key) // classes, 1)].append(key)
             old[name] = by_generation[1 - idle]
             _delete(table, by_generation[idle])
@@ -320,7 +359,10 @@ class XdpLayer:
         for name, keys in old.items():
             _delete(self.maps[name], keys)
         for name, wanted in records.items():
-            layer.sync(self.maps[name], wanted)
+            table = self.maps[name]
+            current = table.items_batch()
+            _write(table, {k: v for k, v in wanted.items() if current.get(k) != v})
+            _delete(table, [k for k in current if k not in wanted])
 
     def deny_entries(self) -> dict[str, int]:
         """Current deny rules as "prefix" (every port) or "prefix :port" -> rule id."""
@@ -329,8 +371,8 @@ class XdpLayer:
             table = self.maps.get(f"zs_deny{family}_rules")
             if table is None:
                 continue
-            for key in table.keys():
-                rule = int.from_bytes(table.lookup(key) or b"", "little")
+            for key, value in table.items_batch().items():
+                rule = int.from_bytes(value, "little")
                 rec = STRUCTS[f"zs_deny_rec{family}"].from_buffer_copy(key)
                 number = int.from_bytes(bytes(rec.port), "big")
                 scope = f" :{number}" if number else ""
