@@ -5,6 +5,7 @@ port and the order of header names (Caddy prints a Go map)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -172,3 +173,59 @@ def test_unsupported_writer_is_refused(servers) -> None:
     }
     with pytest.raises(EngineError, match="caddy.logging.writers.net"):
         Engine(json.dumps(cfg))
+
+
+ENCODERS = """
+http://a.test {{
+	log {{
+		output file {console}
+		format console
+	}}
+	respond "hi"
+}}
+http://b.test {{
+	log {{
+		output file {filtered}
+		format filter {{
+			wrap json
+			fields {{
+				request>headers>User-Agent delete
+				request>headers>X-Secret replace hidden
+				request>remote_ip ip_mask 16 32
+				resp_headers>Server rename Srv
+			}}
+		}}
+	}}
+	respond "hi"
+}}
+"""
+
+
+def test_console_and_filter_encoders_match_caddy(servers, tmp_path: Path) -> None:
+    """`format console` (tab-separated columns, then spaced JSON) and `format filter`."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for who in ("caddy", "engine"):
+        console, filtered = tmp_path / f"{who}-console.log", tmp_path / f"{who}-filter.log"
+        body = ENCODERS.format(console=LOGFILE, filtered=LOGFILE + ".f").encode()
+        text = json.dumps(adapt_caddyfile(body).config)
+        cfg = json.loads(text.replace(LOGFILE + ".f", str(filtered)).replace(LOGFILE, str(console)))
+        port = servers.caddy(cfg) if who == "caddy" else servers.engine(cfg)[1]
+        for host in ("a.test", "b.test"):
+            req = f"GET /x HTTP/1.1\r\nHost: {host}\r\nUser-Agent: t\r\nX-Secret: s\r\n\r\n"
+            exchange(port, req.encode(), quiet=0.1)
+        read_lines(filtered, 1)
+        out[who] = (console.read_text().splitlines(), filtered.read_text().splitlines())
+    (caddy_console, caddy_filtered), (ours_console, ours_filtered) = out["caddy"], out["engine"]
+    assert len(ours_console) == len(caddy_console) == 1
+    theirs, ours = caddy_console[0].split("\t"), ours_console[0].split("\t")
+    # columns: wall-clock time, coloured level, logger, message, then the fields
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{3}", ours[0])
+    columns = ["\x1b[34mINFO\x1b[0m", "http.log.access.log0", "handled request"]
+    assert ours[1:4] == theirs[1:4] == columns
+    assert ", " in ours[4] and '": ' in ours[4]
+    # the fields column is zap's spaced JSON: the same entry less level, ts, logger and msg
+    assert normalized({"ts": 0.0, **json.loads(ours[4])}) == normalized(
+        {"ts": 0.0, **json.loads(theirs[4])}
+    )
+    assert normalized(json.loads(ours_filtered[0])) == normalized(json.loads(caddy_filtered[0]))
+    assert json.loads(ours_filtered[0])["request"]["headers"] == {"X-Secret": "hidden"}

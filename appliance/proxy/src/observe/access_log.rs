@@ -8,6 +8,7 @@
 //! worker. The logger thread owns the open files (shared by every config the engine runs,
 //! as Caddy's writers outlive reloads) and flushes whenever the channel runs dry.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -15,10 +16,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
+use super::encode::{Encoder, Fields, Val};
 use crate::http1::HeaderMap;
 use crate::route::{err, str_list, CompileError, Result};
 
@@ -54,7 +56,7 @@ impl Level {
         })
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Level::Debug => "debug",
             Level::Info => "info",
@@ -82,107 +84,6 @@ pub struct FileSpec {
     pub roll_size: Option<u64>,
     pub roll_keep: usize,
     pub roll_gzip: bool,
-}
-
-/// How `ts` is written: seconds (float), milliseconds (float) or nanoseconds since the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TimeFormat {
-    Seconds,
-    Millis,
-    Nanos,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DurationFormat {
-    Seconds,
-    Nanos,
-    Millis,
-}
-
-/// The JSON encoder's settings (Caddy's `LogEncoderConfig`).
-#[derive(Debug, Clone)]
-pub struct Encoder {
-    message_key: String,
-    level_key: String,
-    time_key: String,
-    name_key: String,
-    line_ending: String,
-    time_format: TimeFormat,
-    duration_format: DurationFormat,
-    upper_level: bool,
-}
-
-impl Default for Encoder {
-    fn default() -> Encoder {
-        Encoder {
-            message_key: "msg".into(),
-            level_key: "level".into(),
-            time_key: "ts".into(),
-            name_key: "logger".into(),
-            line_ending: "\n".into(),
-            time_format: TimeFormat::Seconds,
-            duration_format: DurationFormat::Seconds,
-            upper_level: false,
-        }
-    }
-}
-
-impl Encoder {
-    fn compile(v: Option<&Value>) -> Result<Encoder> {
-        let mut e = Encoder::default();
-        let Some(v) = v else { return Ok(e) };
-        let Value::Object(m) = v else {
-            return err("encoder: expected a JSON object");
-        };
-        let format = m.get("format").and_then(Value::as_str).unwrap_or("");
-        if format != "json" {
-            return err(format!(
-                "loading log encoder module: unknown module: caddy.logging.encoders.{format} (the engine writes json only)"
-            ));
-        }
-        let text = |k: &str| m.get(k).and_then(Value::as_str);
-        for (key, slot) in [
-            ("message_key", &mut e.message_key),
-            ("level_key", &mut e.level_key),
-            ("time_key", &mut e.time_key),
-            ("name_key", &mut e.name_key),
-            ("line_ending", &mut e.line_ending),
-        ] {
-            if let Some(s) = text(key) {
-                *slot = s.to_owned();
-            }
-        }
-        e.time_format = match text("time_format").unwrap_or("") {
-            "" | "unix_seconds_float" => TimeFormat::Seconds,
-            "unix_milli_float" => TimeFormat::Millis,
-            "unix_nano" => TimeFormat::Nanos,
-            other => {
-                return err(format!(
-                    "time_format {other:?} is not supported by the engine"
-                ))
-            }
-        };
-        e.duration_format = match text("duration_format").unwrap_or("") {
-            "" | "seconds" | "s" => DurationFormat::Seconds,
-            "nano" | "nanos" | "ns" => DurationFormat::Nanos,
-            "ms" | "milli" | "millis" => DurationFormat::Millis,
-            other => {
-                return err(format!(
-                    "duration_format {other:?} is not supported by the engine"
-                ))
-            }
-        };
-        e.upper_level = match text("level_format").unwrap_or("") {
-            "" | "lower" => false,
-            "upper" => true,
-            other => {
-                return err(format!(
-                    "level_format {other:?} is not supported by the engine"
-                ))
-            }
-        };
-        Ok(e)
-    }
 }
 
 /// One entry of `logging.logs`.
@@ -429,65 +330,29 @@ pub struct Entry<'a> {
     pub extra: &'a [(String, String)],
 }
 
-/// zap's JSON string escaping: `\` and `"`, the named control escapes, `\u00XX` for other
-/// control bytes; everything else as UTF-8.
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '"' => out.extend_from_slice(b"\\\""),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let mut b = [0; 4];
-                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
-            }
-        }
-    }
-    out.push(b'"');
-}
-
-fn key(out: &mut Vec<u8>, k: &str) {
-    json_str(out, k);
-    out.push(b':');
-}
-
 /// Caddy's `LoggableHTTPHeader`: credentials become `REDACTED` unless the server logs them.
-fn headers(out: &mut Vec<u8>, h: &HeaderMap, credentials: bool) {
-    out.push(b'{');
-    for (i, (name, values)) in h.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        key(out, name);
-        out.push(b'[');
-        let secret = !credentials
-            && [
-                "cookie",
-                "set-cookie",
-                "authorization",
-                "proxy-authorization",
-            ]
-            .iter()
-            .any(|s| name.eq_ignore_ascii_case(s));
-        if secret {
-            json_str(out, "REDACTED");
-        } else {
-            for (j, v) in values.iter().enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                json_str(out, v);
-            }
-        }
-        out.push(b']');
-    }
-    out.push(b'}');
+fn headers<'a>(h: &'a HeaderMap, credentials: bool) -> Val<'a> {
+    Val::Obj(
+        h.iter()
+            .map(|(name, values)| {
+                let secret = !credentials
+                    && [
+                        "cookie",
+                        "set-cookie",
+                        "authorization",
+                        "proxy-authorization",
+                    ]
+                    .iter()
+                    .any(|s| name.eq_ignore_ascii_case(s));
+                let values = if secret {
+                    vec![Cow::Borrowed("REDACTED")]
+                } else {
+                    values.iter().map(|v| Cow::Borrowed(v.as_str())).collect()
+                };
+                (Cow::Borrowed(name.as_str()), Val::List(values))
+            })
+            .collect(),
+    )
 }
 
 /// The entry's level: Caddy logs 5xx at error, everything else at info.
@@ -499,6 +364,46 @@ pub fn level_of(status: u16) -> Level {
     }
 }
 
+/// The entry's message: `NOP` when no handler wrote a response.
+fn message(e: &Entry<'_>) -> &'static str {
+    if e.status == 0 {
+        "NOP"
+    } else {
+        "handled request"
+    }
+}
+
+/// The entry's fields after the message, in Caddy's order.
+fn fields<'a>(e: &'a Entry<'a>, credentials: bool) -> Fields<'a> {
+    let s = |v: &'a str| Val::Str(Cow::Borrowed(v));
+    let (ip, port) = e.remote.map_or((String::new(), String::new()), |a| {
+        (a.ip().to_string(), a.port().to_string())
+    });
+    let request = vec![
+        ("remote_ip".into(), Val::Str(ip.into())),
+        ("remote_port".into(), Val::Str(port.into())),
+        ("client_ip".into(), s(e.client_ip)),
+        ("proto".into(), s(e.proto)),
+        ("method".into(), s(e.method)),
+        ("host".into(), s(e.host)),
+        ("uri".into(), s(e.uri)),
+        ("headers".into(), headers(e.headers, credentials)),
+    ];
+    let mut out: Fields<'a> = vec![
+        ("request".into(), Val::Obj(request)),
+        ("bytes_read".into(), Val::Int(e.bytes_read)),
+        ("user_id".into(), s(e.user_id)),
+        ("duration".into(), Val::Dur(e.duration)),
+        ("size".into(), Val::Int(e.size)),
+        ("status".into(), Val::Int(u64::from(e.status))),
+        ("resp_headers".into(), headers(e.resp_headers, credentials)),
+    ];
+    for (k, v) in e.extra {
+        out.push((Cow::Borrowed(k.as_str()), s(v)));
+    }
+    out
+}
+
 /// Formats one `handled request` line for `logger` with `enc`.
 pub fn format_entry(
     enc: &Encoder,
@@ -507,78 +412,13 @@ pub fn format_entry(
     credentials: bool,
     now: SystemTime,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    out.push(b'{');
-    key(&mut out, &enc.level_key);
-    let level = level_of(e.status).name();
-    if enc.upper_level {
-        json_str(&mut out, &level.to_ascii_uppercase());
-    } else {
-        json_str(&mut out, level);
-    }
-    out.push(b',');
-    key(&mut out, &enc.time_key);
-    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let _ = match enc.time_format {
-        TimeFormat::Seconds => write!(out, "{}", since.as_secs_f64()),
-        TimeFormat::Millis => write!(out, "{}", since.as_secs_f64() * 1e3),
-        TimeFormat::Nanos => write!(out, "{}", since.as_nanos()),
-    };
-    out.push(b',');
-    key(&mut out, &enc.name_key);
-    json_str(&mut out, logger);
-    out.push(b',');
-    key(&mut out, &enc.message_key);
-    json_str(
-        &mut out,
-        if e.status == 0 {
-            "NOP"
-        } else {
-            "handled request"
-        },
-    );
-    // Addresses and ports need no escaping.
-    let _ = match e.remote {
-        Some(a) => write!(
-            out,
-            r#","request":{{"remote_ip":"{}","remote_port":"{}""#,
-            a.ip(),
-            a.port()
-        ),
-        None => write!(out, r#","request":{{"remote_ip":"","remote_port":"""#),
-    };
-    for (k, v) in [
-        ("client_ip", e.client_ip),
-        ("proto", e.proto),
-        ("method", e.method),
-        ("host", e.host),
-        ("uri", e.uri),
-    ] {
-        out.push(b',');
-        key(&mut out, k);
-        json_str(&mut out, v);
-    }
-    out.extend_from_slice(b",\"headers\":");
-    headers(&mut out, e.headers, credentials);
-    let _ = write!(out, "}},\"bytes_read\":{},\"user_id\":", e.bytes_read);
-    json_str(&mut out, e.user_id);
-    out.extend_from_slice(b",\"duration\":");
-    let _ = match enc.duration_format {
-        DurationFormat::Seconds => write!(out, "{}", e.duration.as_secs_f64()),
-        DurationFormat::Nanos => write!(out, "{}", e.duration.as_nanos()),
-        DurationFormat::Millis => write!(out, "{}", e.duration.as_secs_f64() * 1e3),
-    };
-    let _ = write!(out, ",\"size\":{},\"status\":{}", e.size, e.status);
-    out.extend_from_slice(b",\"resp_headers\":");
-    headers(&mut out, e.resp_headers, credentials);
-    for (k, v) in e.extra {
-        out.push(b',');
-        key(&mut out, k);
-        json_str(&mut out, v);
-    }
-    out.push(b'}');
-    out.extend_from_slice(enc.line_ending.as_bytes());
-    out
+    enc.encode(
+        level_of(e.status),
+        now,
+        logger,
+        message(e),
+        fields(e, credentials),
+    )
 }
 
 impl Logs {
@@ -822,7 +662,8 @@ mod tests {
             resp_headers: &resp,
             extra: &[("foo".into(), "bar".into())],
         };
-        let now = UNIX_EPOCH + std::time::Duration::from_nanos(1_795_762_148_919_767_600);
+        let now =
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1_795_762_148_919_767_600);
         let line = format_entry(&Encoder::default(), "http.log.access.log0", &e, false, now);
         assert_eq!(
             String::from_utf8(line).unwrap(),
@@ -855,15 +696,9 @@ mod tests {
     }
 
     #[test]
-    fn levels_and_encoders() {
+    fn levels_and_writers() {
         assert_eq!(level_of(404), Level::Info);
         assert_eq!(level_of(502), Level::Error);
-        assert!(Encoder::compile(Some(&serde_json::json!({"format": "console"}))).is_err());
-        let e = Encoder::compile(Some(
-            &serde_json::json!({"format": "json", "time_key": "t", "level_format": "upper"}),
-        ))
-        .unwrap();
-        assert_eq!((e.time_key.as_str(), e.upper_level), ("t", true));
         assert!(compile_writer(Some(&serde_json::json!({"output": "net"}))).is_err());
     }
 }

@@ -10,6 +10,7 @@
 //! counters survive reloads as Caddy's do.
 
 pub mod access_log;
+pub mod encode;
 pub mod metrics;
 mod roll;
 
@@ -385,5 +386,5 @@ fn log(
         resp_headers: &ctx.resp.headers,
         extra: &extra,
     };
-    a.logs.emit(queue, &names, &entry, a.server.log_credentials);
+    a.logs.emit(queue, names, &entry, a.server.log_credentials);
 }

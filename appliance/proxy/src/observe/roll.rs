@@ -5,14 +5,13 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::access_log::FileSpec;
 
-/// `2006-01-02T15-04-05.000` in UTC for `t`.
-fn stamp(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
+/// UTC `[year, month, day, hour, minute, second]` of a time since the epoch.
+pub fn civil(since: Duration) -> [u64; 6] {
+    let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Howard Hinnant's days-to-civil.
     let z = days as i64 + 719_468;
@@ -24,11 +23,22 @@ fn stamp(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}.{:03}",
+    [
+        year as u64,
+        month as u64,
+        day as u64,
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
+    ]
+}
+
+/// `2006-01-02T15-04-05.000` in UTC for `t`.
+fn stamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let [y, mo, da, h, mi, s] = civil(d);
+    format!(
+        "{y:04}-{mo:02}-{da:02}T{h:02}-{mi:02}-{s:02}.{:03}",
         d.subsec_millis()
     )
 }
