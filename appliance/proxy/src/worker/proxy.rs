@@ -56,6 +56,8 @@ pub struct Proxying {
 
 #[derive(Debug)]
 pub enum Stage {
+    /// Between a result and the replay that decides what follows.
+    Idle,
     /// A call the routes just asked for.
     Start(Call),
     /// Waiting out `try_interval` before the call.
@@ -149,8 +151,16 @@ fn replay(
 }
 
 impl Worker {
-    /// Advances the proxied request on client `i` as far as it can go now.
+    /// Advances the proxied request on client `i` as far as it can go now, then sends what
+    /// is queued for the client.
     pub(super) fn drive(&mut self, i: usize) -> io::Result<()> {
+        self.advance(i)?;
+        self.flush(i)?;
+        self.maybe_free(i);
+        Ok(())
+    }
+
+    fn advance(&mut self, i: usize) -> io::Result<()> {
         loop {
             let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
                 return Ok(());
@@ -162,18 +172,11 @@ impl Worker {
                 return Ok(());
             };
             match &mut p.stage {
-                Stage::Waiting(..) => return Ok(()),
+                Stage::Idle | Stage::Waiting(..) => return Ok(()),
                 Stage::Start(call) if !call.delay.is_zero() => {
                     let wait = call.delay;
                     call.delay = Duration::ZERO;
-                    let Stage::Start(call) = std::mem::replace(
-                        &mut p.stage,
-                        Stage::Start(Call {
-                            index: 0,
-                            delay: Duration::ZERO,
-                            target: None,
-                        }),
-                    ) else {
+                    let Stage::Start(call) = std::mem::replace(&mut p.stage, Stage::Idle) else {
                         unreachable!()
                     };
                     let op = self.ring.timeout(wait, tag(UP_TIMER, i))?;
@@ -184,14 +187,7 @@ impl Worker {
                     return Ok(());
                 }
                 Stage::Start(_) => {
-                    let Stage::Start(call) = std::mem::replace(
-                        &mut p.stage,
-                        Stage::Start(Call {
-                            index: 0,
-                            delay: Duration::ZERO,
-                            target: None,
-                        }),
-                    ) else {
+                    let Stage::Start(call) = std::mem::replace(&mut p.stage, Stage::Idle) else {
                         unreachable!()
                     };
                     self.begin_call(i, call)?;
@@ -227,9 +223,10 @@ impl Worker {
         let inv = &mut p.done[call.index];
         inv.tries += 1;
         inv.failure = None;
+        inv.answer = None;
         let Some(target) = call.target else {
             inv.failure = Some(failure(503, "no upstreams available".to_owned(), true));
-            return self.after_result(i, call.index);
+            return self.replay_after(i, call.index, false);
         };
         inv.dial = target.host.dial.clone();
         inv.set_cookie = target.set_cookie.clone();
@@ -243,7 +240,7 @@ impl Worker {
                 ),
                 true,
             ));
-            return self.after_result(i, call.index);
+            return self.replay_after(i, call.index, false);
         }
         let body_data = p.body_data.clone();
         let up = match self.up_take(target.addr, i) {
@@ -263,7 +260,7 @@ impl Worker {
                         ),
                         true,
                     ));
-                    return self.after_result(i, call.index);
+                    return self.replay_after(i, call.index, false);
                 }
             },
         };
@@ -501,7 +498,7 @@ impl Worker {
                         gunzip: gunzip.then(|| flate2::write::GzDecoder::new(Vec::new())),
                         pending: None,
                     });
-                    return self.after_answer(i, index).map(|()| true);
+                    return self.replay_after(i, index, true).map(|()| true);
                 }
             }
         }
@@ -555,33 +552,20 @@ impl Worker {
         let (up, index) = (trip.up, trip.index);
         trip.host.end();
         p.done[index].failure = Some(f);
-        p.stage = Stage::Start(Call {
-            index,
-            delay: Duration::ZERO,
-            target: None,
-        });
+        p.stage = Stage::Idle;
         self.up_close(up)?;
-        self.after_result(i, index)
+        self.replay_after(i, index, false)
     }
 
-    /// Replays the routes after a failed attempt (no trip in progress).
-    fn after_result(&mut self, i: usize, index: usize) -> io::Result<()> {
+    /// Runs the routes again now that attempt `index` has a result, and acts on them;
+    /// `answered` when the result is a response (its trip still holds the connection).
+    fn replay_after(&mut self, i: usize, index: usize, answered: bool) -> io::Result<()> {
         let conn = self.conns[i].as_mut().expect("driven conns exist");
         let Phase::Proxy(p) = &conn.phase else {
             unreachable!()
         };
         let r = replay(p, conn.peer, conn.local, Some(index));
-        self.conclude(i, r, None)
-    }
-
-    /// Replays the routes with the answer of the current trip.
-    fn after_answer(&mut self, i: usize, index: usize) -> io::Result<()> {
-        let conn = self.conns[i].as_mut().expect("driven conns exist");
-        let Phase::Proxy(p) = &conn.phase else {
-            unreachable!()
-        };
-        let r = replay(p, conn.peer, conn.local, Some(index));
-        self.conclude(i, r, Some(index))
+        self.conclude(i, r, answered.then_some(index))
     }
 
     /// Acts on a replay: another call, the relayed upstream response, or a plain response.
@@ -614,31 +598,22 @@ impl Worker {
             relay.close = f.close;
             return Ok(());
         }
-        // Any answered trip not relayed is over: its body is not wanted.
+        // Any answered trip not relayed is over: its body is not wanted. The connection can
+        // serve again only when that body is already read whole.
         if let Stage::Trip(trip) = &p.stage {
-            let (up, reusable, transport) = (trip.up, trip.request_done, trip.transport);
+            let (up, index, transport) = (trip.up, trip.index, trip.transport);
+            let request_done = trip.request_done;
             trip.host.end();
-            p.stage = Stage::Start(Call {
-                index: 0,
-                delay: Duration::ZERO,
-                target: None,
-            });
-            let done = self.ups[up].as_ref().is_some_and(|u| {
-                reusable && u.ready() && u.input.is_empty() && u.output.is_empty()
-            });
-            let conn = self.conns[i].as_ref().expect("driven conns exist");
-            let Phase::Proxy(p) = &conn.phase else {
-                unreachable!()
+            let body = p.done[index].answer.as_ref().map(|a| (a.body, a.close));
+            p.stage = Stage::Idle;
+            let u = self.ups[up].as_mut().expect("trip upstream");
+            let whole = match body {
+                Some((ResponseBody::None, false)) => u.input.is_empty(),
+                Some((ResponseBody::Length(n), false)) => u.input.len() as u64 == n,
+                _ => false,
             };
-            let Stage::Start(_) = &p.stage else {
-                unreachable!()
-            };
-            let empty_body = p
-                .done
-                .last()
-                .and_then(|d| d.answer.as_ref())
-                .is_some_and(|a| matches!(a.body, ResponseBody::None | ResponseBody::Length(0)));
-            if done && empty_body {
+            if whole && request_done && u.ready() && u.output.is_empty() && !u.sending {
+                u.input.clear();
                 self.up_release(up, transport)?;
             } else {
                 self.up_close(up)?;
@@ -1027,14 +1002,7 @@ impl Worker {
         if *op != c.op {
             return Ok(());
         }
-        let Stage::Waiting(call, _) = std::mem::replace(
-            &mut p.stage,
-            Stage::Start(Call {
-                index: 0,
-                delay: Duration::ZERO,
-                target: None,
-            }),
-        ) else {
+        let Stage::Waiting(call, _) = std::mem::replace(&mut p.stage, Stage::Idle) else {
             unreachable!()
         };
         p.stage = Stage::Start(call);
@@ -1081,11 +1049,7 @@ impl Worker {
         if let Stage::Trip(trip) = &p.stage {
             let up = trip.up;
             trip.host.end();
-            p.stage = Stage::Start(Call {
-                index: 0,
-                delay: Duration::ZERO,
-                target: None,
-            });
+            p.stage = Stage::Idle;
             conn.phase = Phase::Done;
             self.up_close(up)?;
         }

@@ -496,8 +496,17 @@ impl ReverseProxy {
         ctx: &mut Ctx<'p, '_>,
     ) -> Flow {
         let done = ctx.proxy.done;
-        if let (true, Some(host)) = (fresh, done.get(index).and_then(|i| i.host.as_ref())) {
-            self.health.record(host, answer.status, done[index].latency);
+        if fresh {
+            let inv = &done[index];
+            if let Some(host) = &inv.host {
+                self.health.record(host, answer.status, inv.latency);
+            }
+            // Caddy 2.11 retries a response its `retry_match` expressions ask to retry.
+            set_response_placeholders(answer, ctx);
+            let retried = inv.tries.saturating_sub(1);
+            if let Some(wait) = self.lb.retry_response(retried, inv.started, ctx) {
+                return self.attempt(index, wait, ctx);
+            }
         }
         let mut status = answer.status;
         for rh in &self.handle_response {
@@ -521,20 +530,7 @@ impl ReverseProxy {
                 }
                 break;
             }
-            for (field, values) in answer.headers.iter() {
-                ctx.set_capture(
-                    format!("http.reverse_proxy.header.{field}"),
-                    values.join(","),
-                );
-            }
-            ctx.set_capture(
-                "http.reverse_proxy.status_code".into(),
-                answer.status.to_string(),
-            );
-            ctx.set_capture(
-                "http.reverse_proxy.status_text".into(),
-                answer.status_text.clone(),
-            );
+            set_response_placeholders(answer, ctx);
             let outer = ctx.proxy.handling.replace((index, self));
             let flow = run(&rh.routes, ctx);
             ctx.proxy.handling = outer;
@@ -575,6 +571,25 @@ impl ReverseProxy {
         ctx.proxy.relay = Some(index);
         Flow::Responded
     }
+}
+
+/// `{http.reverse_proxy.header.*}`, `status_code` and `status_text` for the routes and
+/// matchers that judge an upstream response.
+fn set_response_placeholders(answer: &ResponseHead, ctx: &mut Ctx<'_, '_>) {
+    for (field, values) in answer.headers.iter() {
+        ctx.set_capture(
+            format!("http.reverse_proxy.header.{field}"),
+            values.join(","),
+        );
+    }
+    ctx.set_capture(
+        "http.reverse_proxy.status_code".into(),
+        answer.status.to_string(),
+    );
+    ctx.set_capture(
+        "http.reverse_proxy.status_text".into(),
+        answer.status_text.clone(),
+    );
 }
 
 fn no_upstream() -> HandlerError {

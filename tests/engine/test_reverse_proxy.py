@@ -1,0 +1,411 @@
+"""reverse_proxy in the engine, against a raw upstream on 127.0.0.1 that records every
+connection and request it sees: streaming both ways, chunked request bodies, keep-alive reuse,
+errors (502 on a closed port, 504 on timeouts) and header handling. Where the real Caddy can
+serve the same config, the client sees the same bytes from both."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.engine.conftest import server_config
+from tests.engine.wire import exchange
+from tests.support import free_port
+
+
+@dataclass
+class Seen:
+    """One request as the upstream received it."""
+
+    conn: int
+    head: bytes
+    body: bytes
+
+    def header(self, name: str) -> list[str]:
+        out = []
+        for line in self.head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.decode().lower() == name.lower():
+                out.append(v.strip().decode())
+        return out
+
+
+def read_head(sock: socket.socket, buf: bytearray) -> bytes | None:
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    buf[:] = rest
+    return head
+
+
+def read_exact(sock: socket.socket, buf: bytearray, n: int) -> bytes:
+    while len(buf) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("upstream client went away mid-body")
+        buf += chunk
+    out = bytes(buf[:n])
+    del buf[:n]
+    return out
+
+
+def read_line(sock: socket.socket, buf: bytearray) -> bytes:
+    while b"\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("upstream client went away mid-chunk")
+        buf += chunk
+    line, _, rest = bytes(buf).partition(b"\r\n")
+    buf[:] = rest
+    return line
+
+
+def read_body(sock: socket.socket, buf: bytearray, head: bytes) -> bytes:
+    lower = head.lower()
+    if b"transfer-encoding: chunked" in lower:
+        body = b""
+        while size := int(read_line(sock, buf).split(b";")[0], 16):
+            body += read_exact(sock, buf, size)
+            read_line(sock, buf)
+        while read_line(sock, buf):
+            pass
+        return body
+    for line in lower.split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            return read_exact(sock, buf, int(line.split(b":")[1]))
+    return b""
+
+
+Answer = Callable[[Seen, socket.socket], None]
+
+
+def plain(body: bytes = b"ok", extra: bytes = b"") -> Answer:
+    """An answer with a Content-Length body."""
+
+    def answer(_: Seen, sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), extra) + body)
+
+    return answer
+
+
+@dataclass
+class Upstream:
+    """A threaded raw HTTP/1.1 server: `answer` writes each response itself."""
+
+    answer: Answer
+    seen: list[Seen] = field(default_factory=list)
+    connections: int = 0
+
+    def __post_init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.dial = f"127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(c, self.connections), daemon=True).start()
+
+    def _serve(self, c: socket.socket, n: int) -> None:
+        buf = bytearray()
+        with c:
+            try:
+                while (head := read_head(c, buf)) is not None:
+                    seen = Seen(n, head, read_body(c, buf, head))
+                    self.seen.append(seen)
+                    self.answer(seen, c)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def upstream() -> Iterator[Callable[[Answer], Upstream]]:
+    made: list[Upstream] = []
+
+    def make(answer: Answer) -> Upstream:
+        made.append(Upstream(answer))
+        return made[-1]
+
+    yield make
+    for u in made:
+        u.close()
+
+
+def proxy_to(dial: str, **handler: object) -> dict:
+    return server_config(
+        [{"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": dial}], **handler}]}]
+    )
+
+
+def split(raw: bytes) -> tuple[bytes, dict[str, list[str]], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    fields: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        k, _, v = line.decode().partition(":")
+        fields.setdefault(k.lower(), []).append(v.strip())
+    return lines[0], fields, body
+
+
+def get(port: int, path: str = "/", extra: bytes = b"", quiet: float = 0.25) -> bytes:
+    req = b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%s\r\n" % (path.encode(), extra)
+    return exchange(port, req, quiet=quiet).data
+
+
+def test_forwarded_headers_via_and_host(servers, upstream) -> None:
+    up = upstream(plain())
+    _, port = servers.engine(proxy_to(up.dial), workers=1)
+    get(port, "/a?q=1", b"X-Forwarded-For: 203.0.113.5\r\nX-Forwarded-Proto: https\r\n")
+    s = up.seen[-1]
+    assert s.head.startswith(b"GET /a?q=1 HTTP/1.1\r\nHost: t\r\n")
+    # An untrusted client's forwarding headers are replaced, not extended.
+    assert s.header("X-Forwarded-For") == ["127.0.0.1"]
+    assert s.header("X-Forwarded-Proto") == ["http"]
+    assert s.header("X-Forwarded-Host") == ["t"]
+    assert s.header("Via") == ["1.1 Caddy"]
+    assert s.header("Accept-Encoding") == ["gzip"]
+    assert s.header("Connection") == [] and s.header("User-Agent") == []
+
+
+def test_trusted_proxy_keeps_prior_forwarding(servers, upstream) -> None:
+    up = upstream(plain())
+    cfg = proxy_to(up.dial)
+    cfg["apps"]["http"]["servers"]["srv0"]["trusted_proxies"] = {
+        "source": "static",
+        "ranges": ["127.0.0.0/8"],
+    }
+    _, port = servers.engine(cfg, workers=1)
+    get(port, "/", b"X-Forwarded-For: 203.0.113.5\r\nX-Forwarded-Proto: https\r\n")
+    s = up.seen[-1]
+    assert s.header("X-Forwarded-For") == ["203.0.113.5, 127.0.0.1"]
+    assert s.header("X-Forwarded-Proto") == ["https"]
+
+
+def test_header_up_down_with_upstream_placeholders(servers, upstream) -> None:
+    up = upstream(plain(extra=b"X-Secret: s\r\nX-Keep: k\r\n"))
+    cfg = proxy_to(
+        up.dial,
+        headers={
+            "request": {
+                "set": {"Host": ["{http.reverse_proxy.upstream.hostport}"], "X-Up": ["1"]},
+                "delete": ["X-Drop"],
+            },
+            "response": {"delete": ["X-Secret"], "set": {"X-Down": ["{http.request.method}"]}},
+        },
+    )
+    _, port = servers.engine(cfg, workers=1)
+    status, fields, body = split(get(port, "/", b"X-Drop: 1\r\n"))
+    s = up.seen[-1]
+    assert s.header("Host") == [up.dial]
+    assert s.header("X-Up") == ["1"] and s.header("X-Drop") == []
+    # X-Forwarded-Host is the client's Host, from before header_up.
+    assert s.header("X-Forwarded-Host") == ["t"]
+    assert (status, body) == (b"HTTP/1.1 200 OK", b"ok")
+    assert "x-secret" not in fields
+    assert fields["x-keep"] == ["k"] and fields["x-down"] == ["GET"]
+    assert fields["via"] == ["1.1 Caddy"] and "server" not in fields
+
+
+def test_keep_alive_reuses_one_upstream_connection(servers, upstream) -> None:
+    up = upstream(plain())
+    _, port = servers.engine(proxy_to(up.dial), workers=1)
+    for i in range(6):
+        assert get(port, f"/{i}").endswith(b"\r\n\r\nok")
+    assert [s.conn for s in up.seen] == [1] * 6
+    assert up.connections == 1
+
+
+def test_upstream_close_is_noticed_and_next_request_redials(servers, upstream) -> None:
+    def once(_: Seen, sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        sock.shutdown(socket.SHUT_RDWR)
+
+    up = upstream(once)
+    _, port = servers.engine(proxy_to(up.dial), workers=1)
+    for _ in range(3):
+        assert get(port).endswith(b"\r\n\r\nok")
+        time.sleep(0.1)
+    assert up.connections == 3
+
+
+def test_chunked_request_body_is_forwarded_chunked(servers, upstream) -> None:
+    up = upstream(plain())
+    _, port = servers.engine(proxy_to(up.dial), workers=1)
+    head = b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    pieces = [head, b"5\r\nhello\r\n", b"6;ext=1\r\n world\r\n", b"0\r\n\r\n"]
+    assert exchange(port, pieces).data.endswith(b"\r\n\r\nok")
+    s = up.seen[-1]
+    assert s.body == b"hello world"
+    assert s.header("Transfer-Encoding") == ["chunked"] and s.header("Content-Length") == []
+
+
+def test_large_bodies_stream_both_ways(servers, upstream) -> None:
+    big = bytes(range(256)) * 16384  # 4 MiB
+
+    def echo_digest(seen: Seen, sock: socket.socket) -> None:
+        digest = hashlib.sha256(seen.body).hexdigest().encode()
+        head = b"HTTP/1.1 200 OK\r\nX-Digest: %s\r\nContent-Length: %d\r\n\r\n"
+        sock.sendall(head % (digest, len(big)))
+        for i in range(0, len(big), 65536):
+            sock.sendall(big[i : i + 65536])
+
+    up = upstream(echo_digest)
+    _, port = servers.engine(proxy_to(up.dial), workers=1)
+    upload = bytes(reversed(big))
+    req = b"PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(upload)
+    raw = exchange(port, req + upload, quiet=2.0, limit=30.0).data
+    status, fields, body = split(raw)
+    assert status == b"HTTP/1.1 200 OK"
+    assert fields["x-digest"] == [hashlib.sha256(upload).hexdigest()]
+    assert fields["content-length"] == [str(len(big))]
+    assert body == big
+
+
+def test_response_streams_before_upstream_finishes(servers, upstream) -> None:
+    release = threading.Event()
+
+    def slow(_: Seen, sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(b"5\r\nfirst\r\n")
+        release.wait(10)
+        sock.sendall(b"4\r\nlast\r\n0\r\n\r\n")
+
+    up = upstream(slow)
+    _, port = servers.engine(proxy_to(up.dial), workers=1)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        got = b""
+        while b"first" not in got:
+            got += c.recv(65536)
+        # The first chunk arrived while the upstream still holds the rest back.
+        assert b"last" not in got
+        assert b"Transfer-Encoding: chunked\r\n" in got
+        release.set()
+        while not got.endswith(b"0\r\n\r\n"):
+            got += c.recv(65536)
+    assert got.endswith(b"\r\n\r\n5\r\nfirst\r\n4\r\nlast\r\n0\r\n\r\n")
+
+
+def test_closed_port_is_502_through_error_routes(servers) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    cfg = proxy_to(dead)
+    srv = cfg["apps"]["http"]["servers"]["srv0"]
+    srv["errors"] = {
+        "routes": [
+            {
+                "handle": [
+                    {
+                        "handler": "static_response",
+                        "body": "{http.error.status_code} {http.error.message}",
+                    }
+                ]
+            }
+        ]
+    }
+    _, port = servers.engine(cfg, workers=1)
+    status, _, body = split(get(port))
+    assert status == b"HTTP/1.1 502 Bad Gateway"
+    assert body == f"502 dial tcp {dead}: connect: connection refused".encode()
+    _, plain_port = servers.engine(proxy_to(dead), workers=1)
+    status, fields, body = split(get(plain_port))
+    assert (status, body, fields["content-length"]) == (b"HTTP/1.1 502 Bad Gateway", b"", ["0"])
+
+
+def test_response_header_timeout_is_504(servers, upstream) -> None:
+    def never(_: Seen, sock: socket.socket) -> None:
+        time.sleep(3)
+
+    up = upstream(never)
+    transport = {"protocol": "http", "response_header_timeout": "300ms"}
+    _, port = servers.engine(proxy_to(up.dial, transport=transport), workers=1)
+    started = time.monotonic()
+    status, _, _ = split(get(port, quiet=2.0))
+    assert status == b"HTTP/1.1 504 Gateway Timeout"
+    assert time.monotonic() - started < 2.5
+
+
+def test_retries_move_to_a_live_upstream(servers, upstream) -> None:
+    up = upstream(plain(b"alive"))
+    dead = f"127.0.0.1:{free_port()}"
+    cfg = server_config(
+        [
+            {
+                "handle": [
+                    {
+                        "handler": "reverse_proxy",
+                        "upstreams": [{"dial": dead}, {"dial": up.dial}],
+                        "load_balancing": {
+                            "selection_policy": {"policy": "round_robin"},
+                            "retries": 2,
+                        },
+                    }
+                ]
+            }
+        ]
+    )
+    _, port = servers.engine(cfg, workers=1)
+    for _ in range(3):
+        assert get(port).endswith(b"\r\n\r\nalive")
+
+
+CASES = [
+    ("content_length", b"HTTP/1.1 200 OK\r\nContent-Type: a/b\r\nContent-Length: 5\r\n\r\nhello"),
+    (
+        "chunked",
+        b"HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    ),
+    ("close_delimited", b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close"),
+    ("sniffed_html", b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n<html>hi</html"),
+    ("no_content", b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"),
+    (
+        "hop_by_hop",
+        b"HTTP/1.1 200 OK\r\nConnection: X-Gone\r\nX-Gone: 1\r\nKeep-Alive: t\r\n"
+        b"Content-Length: 0\r\n\r\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "response"), CASES, ids=[c[0] for c in CASES])
+def test_same_bytes_as_caddy(servers, name: str, response: bytes) -> None:
+    """Upstream responses of every framing reach the client as Caddy sends them."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    dial = f"127.0.0.1:{listener.getsockname()[1]}"
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            with c:
+                buf = bytearray()
+                if read_head(c, buf) is not None:
+                    c.sendall(response)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        caddy_port, engine_port = servers.ports(proxy_to(dial))
+        for req in [b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n", b"GET /x HTTP/1.0\r\nHost: t\r\n\r\n"]:
+            ours = exchange(engine_port, req, quiet=1.0).normalized()
+            theirs = exchange(caddy_port, req, quiet=1.0).normalized()
+            assert ours == theirs, name
+    finally:
+        listener.close()
