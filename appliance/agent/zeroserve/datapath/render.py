@@ -21,7 +21,9 @@ from typing import Any
 
 import jinja2
 
-BPF_DIR = Path(__file__).resolve().parents[3] / "bpf"
+# The templates ship inside the package: zeroserve/bpf is a symlink to appliance/bpf in the
+# source tree and a copy in the wheel (pyproject.toml includes it).
+BPF_DIR = Path(__file__).resolve().parents[1] / "bpf"
 
 
 @cache
