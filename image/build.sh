@@ -37,9 +37,13 @@ VENV=${VENV:-$REPO/.venv}
     build --release --interpreter "$VENV/bin/python" --quiet --out "$WORK/wheel" >&2 )
 wheel=$(ls "$WORK"/wheel/zeroserve-*.whl)
 
-# 2. The Debian base, cached by its inputs; mmdebstrap is reproducible given SOURCE_DATE_EPOCH.
+# 2. The Debian base, cached by its inputs; mmdebstrap is reproducible given SOURCE_DATE_EPOCH
+# and the mirror's state, but for the SSH host keys openssh-server's postinst makes: they go
+# (every appliance makes its own on first boot), so two bases from one mirror state are the same.
 packages=$(grep -v -e '^#' -e '^$' "$IMAGE/packages.txt" | paste -sd, -)
-key=$(printf '%s\n' "$SUITE" "$ARCH" "${MIRRORS[@]}" "$packages" "$BASE_EPOCH" | sha256sum | cut -c1-16)
+base_cleanup='rm -f "$1"/etc/ssh/ssh_host_*'
+key=$(printf '%s\n' "$SUITE" "$ARCH" "${MIRRORS[@]}" "$packages" "$BASE_EPOCH" "$base_cleanup" \
+  | sha256sum | cut -c1-16)
 base="$CACHE/base-$key.tar"
 if [ ! -f "$base" ]; then
   log "mmdebstrap $SUITE ($key)"
@@ -52,6 +56,7 @@ if [ ! -f "$base" ]; then
     --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
     --setup-hook="sync-in $CACHE/debs /var/cache/apt/archives/" \
     --customize-hook="sync-out /var/cache/apt/archives $CACHE/debs" \
+    --customize-hook="$base_cleanup" \
     "$SUITE" "$base.tmp" "${MIRRORS[@]}"
   mv "$base.tmp" "$base"
 fi
@@ -105,7 +110,7 @@ unmount
 trap - EXIT
 
 # What differs from one build to the next, or must be per machine, goes.
-rm -f "$ROOT"/etc/ssh/ssh_host_* "$ROOT/var/lib/dbus/machine-id" "$ROOT/var/cache/ldconfig/aux-cache"
+rm -f "$ROOT/var/lib/dbus/machine-id" "$ROOT/var/cache/ldconfig/aux-cache"
 : > "$ROOT/etc/machine-id"
 rm -rf "$ROOT"/var/log/* "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/* "$ROOT"/tmp/* \
   "$ROOT"/root/.cache "$ROOT"/var/cache/debconf/*-old "$ROOT"/var/lib/dpkg/*-old
