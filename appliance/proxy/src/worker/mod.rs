@@ -751,6 +751,7 @@ impl Worker {
                 client_body: discard,
                 done: Vec::new(),
                 stage: proxy::Stage::Start(call),
+                arrived: Instant::now(),
             };
             conn.phase = Phase::Proxy(Box::new(p));
             return false;

@@ -52,6 +52,8 @@ pub struct Proxying {
     pub client_body: Option<Discard>,
     pub done: Vec<Invocation>,
     pub stage: Stage,
+    /// When the request arrived: the access log and metrics time it from here.
+    pub arrived: Instant,
 }
 
 #[derive(Debug)]
@@ -141,6 +143,8 @@ fn replay(
     ctx.proxy.done = &p.done;
     ctx.proxy.fresh = fresh;
     let outcome = serve(server, &mut ctx);
+    ctx.trace.started_at(p.arrived);
+    crate::observe::finished(server, &ctx);
     Replayed {
         outcome,
         resp: std::mem::take(&mut ctx.resp),
