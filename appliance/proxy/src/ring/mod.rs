@@ -12,6 +12,7 @@
 pub mod eventfd;
 pub mod ops;
 pub mod probe;
+pub mod sendfile;
 
 use std::io;
 

@@ -22,12 +22,13 @@ use std::time::{Duration, Instant};
 
 use crate::http1::date::DateCache;
 use crate::http1::parse::has_token;
-use crate::http1::response::{encode, Exchange};
+use crate::http1::response::{encode, Exchange, FileSource};
 use crate::http1::{
     buffered, parse_request, BodyKind, ChunkedDecoder, ParseError, Response, Status,
 };
 use crate::ring::eventfd::EventFd;
 use crate::ring::ops::accept::accepted;
+use crate::ring::sendfile::send_file;
 use crate::ring::{Completion, OpId, Owned, Ring};
 use crate::route::ctx::Ctx;
 use crate::route::exec::{serve, Outcome};
@@ -340,22 +341,22 @@ impl Worker {
             return Ok(());
         };
         conn.sending = false;
-        let Owned::Buf(mut buf, offset) = c.owned else {
-            unreachable!("send completions return their buffer")
-        };
         if c.result < 0 || conn.closing {
             self.teardown(i)?;
             self.maybe_free(i);
             return Ok(());
         }
-        let sent = offset + c.result as usize;
-        if sent < buf.len() {
-            conn.sending = true;
-            self.ring.send(&conn.fd, buf, sent, tag(SEND, i))?;
-            return Ok(());
+        // A send hands its buffer back; the wait for room after a sendfile has none.
+        if let Owned::Buf(mut buf, offset) = c.owned {
+            let sent = offset + c.result as usize;
+            if sent < buf.len() {
+                conn.sending = true;
+                self.ring.send(&conn.fd, buf, sent, tag(SEND, i))?;
+                return Ok(());
+            }
+            buf.clear();
+            conn.spare = buf;
         }
-        buf.clear();
-        conn.spare = buf;
         self.process(i);
         self.drive(i)?;
         self.flush(i)?;
@@ -471,6 +472,22 @@ impl Worker {
         }
         if conn.output.is_empty() {
             if let Some(file) = &mut conn.stream {
+                if let FileSource::Open(f) = &file.source {
+                    // The kernel sends an open file from the page cache itself; the poll's
+                    // completion comes back here (and to pipelined requests) like a send's.
+                    let Ok(n) = send_file(&conn.fd, f, file.offset, file.len) else {
+                        conn.stream = None;
+                        return self.teardown(i);
+                    };
+                    file.offset += n;
+                    file.len -= n;
+                    if file.len == 0 {
+                        conn.stream = None;
+                    }
+                    conn.sending = true;
+                    self.ring.poll_writable(&conn.fd, tag(SEND, i))?;
+                    return Ok(());
+                }
                 if file.read_chunk(STREAM_CHUNK, &mut conn.output).is_err() {
                     // The length was promised already; all we can do is cut the connection.
                     conn.stream = None;

@@ -38,9 +38,9 @@ use crate::http1::date::http_date;
 use crate::http1::response::{FileBody, FileBytes, FileKey, FileSource};
 use crate::http1::Response;
 
-/// Larger file bodies are streamed from the file in chunks as the socket drains.
+/// Larger file bodies are streamed as the socket drains (from an open file by sendfile).
 const IN_MEMORY_LIMIT: u64 = 256 << 10;
-/// Files up to this size are kept whole in [`FILES`].
+/// Files up to this size an encoder reads are kept whole in [`FILES`].
 const CACHED_FILE_MAX: u64 = 2 << 20;
 
 /// Settled files' contents, shared by the workers.
@@ -91,8 +91,8 @@ impl<K: Hash + Eq + Copy, V: Clone> ByteCache<K, V> {
 }
 
 /// The body of the file at `path` (whose `stat` is `meta`): from the cache, or opened (and
-/// cached whole when it qualifies).
-fn open_body(path: &str, meta: &fs::Metadata) -> std::io::Result<FileBody> {
+/// cached whole when it is settled and at most `cache_max` bytes).
+fn open_body(path: &str, meta: &fs::Metadata, cache_max: u64) -> std::io::Result<FileBody> {
     if let Some(k) = FileKey::settled(meta) {
         if let Some(m) = FILES.lock().ok().and_then(|c| c.get(&k)) {
             return Ok(memory_body(m));
@@ -106,7 +106,7 @@ fn open_body(path: &str, meta: &fs::Metadata) -> std::io::Result<FileBody> {
         offset: 0,
         len: meta.len(),
     };
-    let Some(key) = FileKey::settled(&meta).filter(|_| body.len <= CACHED_FILE_MAX) else {
+    let Some(key) = FileKey::settled(&meta).filter(|_| body.len <= cache_max) else {
         return Ok(body);
     };
     match body.clone().read_all() {
@@ -644,7 +644,14 @@ impl FileServer {
                 }
             }
         }
-        let content = match open_body(&body_path, &meta) {
+        // A body sent as it is goes from memory when small, else by sendfile from the open
+        // file; one an encoder reads is worth keeping up to a larger size.
+        let cache_max = if ctx.encoders.is_empty() {
+            IN_MEMORY_LIMIT
+        } else {
+            CACHED_FILE_MAX
+        };
+        let content = match open_body(&body_path, &meta, cache_max) {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return error(403),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.not_found(),
