@@ -153,6 +153,8 @@ class _Health(BaseHTTPRequestHandler):
             status, body = 200, srv.name  # type: ignore[attr-defined]
         data = body.encode()
         self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("Location", "/elsewhere")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -176,8 +178,14 @@ ACTIVE = [
     ("down", {"a": lambda n: (503, ""), "b": lambda n: (200, "")}, {}),
     # a passes on status but not on the body regexp.
     ("body", {"a": lambda n: (200, "sick"), "b": lambda n: (200, "ok")}, {"expect_body": "^ok$"}),
-    # a answers its checks with a redirect: not 2xx, so a check failure.
+    # a answers its checks with a redirect: not 2xx, so a check failure...
     ("redirect", {"a": lambda n: (302, ""), "b": lambda n: (200, "")}, {}),
+    # ...unless redirects are followed (to a page that answers 200).
+    (
+        "follow",
+        {"a": lambda n: (302, ""), "b": lambda n: (200, "")},
+        {"follow_redirects": True},
+    ),
     # a alternates fail/pass: Caddy counts failures since the last change, not consecutive
     # ones, so with fails=2 a flaps and b gets some requests.
     (

@@ -52,6 +52,8 @@ pub struct Active {
     pub host_header: Option<String>,
     pub method: String,
     pub body: String,
+    /// Follow up to 10 redirects (Go's client), each dialled to the same upstream.
+    pub follow_redirects: bool,
     pub interval: Duration,
     pub timeout: Duration,
     pub passes: i64,
@@ -218,6 +220,7 @@ impl Active {
             host_header,
             method,
             body: string(m, "body")?,
+            follow_redirects: m.get("follow_redirects").and_then(Value::as_bool) == Some(true),
             interval: or(dur(m, "interval")?, 30),
             timeout: or(dur(m, "timeout")?, 5),
             passes: at_least_one(uint(m, "passes")?),
@@ -428,19 +431,81 @@ fn connect(dial: &Dial, deadline: Instant) -> Option<Box<dyn Conn>> {
     }
 }
 
-/// The request a check sends, as Go's client writes it.
-fn request(active: &Active, url_host: &str, target: &str) -> Vec<u8> {
-    let host = active.host_header.as_deref().unwrap_or(url_host);
+/// One request of a check (the first, or one after a redirect).
+struct Ask {
+    method: String,
+    /// Request target (path and query).
+    uri: String,
+    body: String,
+    /// Value of the Host header.
+    host: String,
+    /// The URL's host (what a redirect to a relative location keeps).
+    url_host: String,
+}
+
+impl Ask {
+    /// The request after a redirect to `location` with `status`, as Go's client makes it:
+    /// 301/302/303 turn a method other than GET/HEAD into a GET without body; a custom Host
+    /// survives only a relative location. `None` for a location the check cannot follow.
+    fn redirected(&self, status: u16, location: &str, custom_host: bool) -> Option<Ask> {
+        let (url_host, uri, relative) = if let Some(rest) = location.strip_prefix("http://") {
+            let (h, path) = rest
+                .find(['/', '?'])
+                .map_or((rest, "/"), |i| rest.split_at(i));
+            (h.to_owned(), path.to_owned(), false)
+        } else if let Some(rest) = location.strip_prefix("//") {
+            let (h, path) = rest
+                .find(['/', '?'])
+                .map_or((rest, "/"), |i| rest.split_at(i));
+            (h.to_owned(), path.to_owned(), false)
+        } else if location.contains("://") {
+            return None;
+        } else if location.starts_with('/') {
+            (self.url_host.clone(), location.to_owned(), true)
+        } else {
+            let path = self.uri.split('?').next().unwrap_or("/");
+            let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+            (self.url_host.clone(), format!("{dir}/{location}"), true)
+        };
+        let to_get = matches!(status, 301..=303) && !matches!(self.method.as_str(), "GET" | "HEAD");
+        Some(Ask {
+            method: if to_get {
+                "GET".to_owned()
+            } else {
+                self.method.clone()
+            },
+            uri: if uri.starts_with('/') {
+                uri
+            } else {
+                format!("/{uri}")
+            },
+            body: if to_get {
+                String::new()
+            } else {
+                self.body.clone()
+            },
+            host: if custom_host && relative {
+                self.host.clone()
+            } else {
+                url_host.clone()
+            },
+            url_host,
+        })
+    }
+}
+
+/// A request as Go's client writes it.
+fn request(active: &Active, ask: &Ask, target: &str) -> Vec<u8> {
     let mut out = format!(
-        "{} {} HTTP/1.1\r\nHost: {host}\r\n",
-        active.method, active.uri
+        "{} {} HTTP/1.1\r\nHost: {}\r\n",
+        ask.method, ask.uri, ask.host
     );
     let has = |name: &str| active.headers.iter().any(|(k, _)| k == name);
     if !has("User-Agent") {
         out.push_str("User-Agent: Go-http-client/1.1\r\n");
     }
-    if !active.body.is_empty() {
-        out.push_str(&format!("Content-Length: {}\r\n", active.body.len()));
+    if !ask.body.is_empty() {
+        out.push_str(&format!("Content-Length: {}\r\n", ask.body.len()));
     }
     for (k, vals) in &active.headers {
         for v in vals {
@@ -448,18 +513,18 @@ fn request(active: &Active, url_host: &str, target: &str) -> Vec<u8> {
             out.push_str(&format!("{k}: {v}\r\n"));
         }
     }
-    if gzip_asked(active) {
+    if gzip_asked(active, &ask.method) {
         out.push_str("Accept-Encoding: gzip\r\n");
     }
     out.push_str("\r\n");
-    out.push_str(&active.body);
+    out.push_str(&ask.body);
     out.into_bytes()
 }
 
 /// Go's transport asks for gzip itself (and then decodes it) unless the request set
 /// Accept-Encoding or Range, or is a HEAD.
-fn gzip_asked(active: &Active) -> bool {
-    active.method != "HEAD"
+fn gzip_asked(active: &Active, method: &str) -> bool {
+    method != "HEAD"
         && !active
             .headers
             .iter()
@@ -469,6 +534,7 @@ fn gzip_asked(active: &Active) -> bool {
 /// A parsed response head.
 struct Head {
     status: u16,
+    location: Option<String>,
     body: BodyKind,
     until_eof: bool,
     gzip: bool,
@@ -483,7 +549,7 @@ fn parse_head(head: &[u8], method: &str) -> Option<Head> {
         return None;
     }
     let status: u16 = parts.next()?.parse().ok()?;
-    let (mut length, mut chunked, mut gzip) = (None, false, false);
+    let (mut length, mut chunked, mut gzip, mut location) = (None, false, false, None);
     for line in lines {
         let Some((k, v)) = line.split_once(':') else {
             continue;
@@ -493,6 +559,7 @@ fn parse_head(head: &[u8], method: &str) -> Option<Head> {
             "Content-Length" => length = v.parse::<u64>().ok(),
             "Transfer-Encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
             "Content-Encoding" => gzip = v.eq_ignore_ascii_case("gzip"),
+            "Location" => location = location.or_else(|| Some(v.to_owned())),
             _ => {}
         }
     }
@@ -508,6 +575,7 @@ fn parse_head(head: &[u8], method: &str) -> Option<Head> {
     };
     Some(Head {
         status,
+        location,
         body,
         until_eof,
         gzip,
@@ -535,52 +603,87 @@ fn fill(conn: &mut dyn Conn, buf: &mut Vec<u8>, deadline: Instant) -> bool {
 /// Upper bound on a response head, as Go's default `MaxResponseHeaderBytes`.
 const MAX_HEAD: usize = 1 << 20;
 
+/// Most redirects Go's client follows before it gives up.
+const MAX_REDIRECTS: usize = 10;
+
 /// One check against one upstream; true when it passed.
 fn probe(active: &Active, dial: &Dial, url_host: &str, target: &str) -> bool {
     let deadline = Instant::now() + active.timeout;
-    let Some(mut conn) = connect(dial, deadline) else {
-        return false;
+    let mut ask = Ask {
+        method: active.method.clone(),
+        uri: active.uri.clone(),
+        body: active.body.clone(),
+        host: active
+            .host_header
+            .clone()
+            .unwrap_or_else(|| url_host.to_owned()),
+        url_host: url_host.to_owned(),
     };
-    let req = request(active, url_host, target);
-    let left = deadline.saturating_duration_since(Instant::now());
-    if conn
-        .set_timeout(left.max(Duration::from_millis(1)))
-        .is_err()
-        || conn.write_all(&req).is_err()
-    {
-        return false;
+    for hop in 0..=MAX_REDIRECTS {
+        let Some((mut conn, head, rest)) = exchange(active, dial, &ask, target, deadline) else {
+            return false;
+        };
+        let redirect = matches!(head.status, 301 | 302 | 303 | 307 | 308);
+        if active.follow_redirects && redirect {
+            if let Some(loc) = &head.location {
+                if hop == MAX_REDIRECTS {
+                    return false;
+                }
+                match ask.redirected(head.status, loc, active.host_header.is_some()) {
+                    Some(next) => ask = next,
+                    None => return false,
+                }
+                continue;
+            }
+        }
+        let status_ok = if active.expect_status > 0 {
+            status_matches(head.status, active.expect_status)
+        } else {
+            (200..300).contains(&head.status)
+        };
+        if !status_ok {
+            return false;
+        }
+        let Some(re) = &active.expect_body else {
+            return true;
+        };
+        let Some(body) = read_body(&mut *conn, &head, rest, deadline, active.max_size) else {
+            return false;
+        };
+        return re.is_match(&body);
     }
+    false
+}
+
+/// Sends `ask` on a new connection and reads the final response head: the connection, the
+/// head and the body bytes already read.
+fn exchange(
+    active: &Active,
+    dial: &Dial,
+    ask: &Ask,
+    target: &str,
+    deadline: Instant,
+) -> Option<(Box<dyn Conn>, Head, Vec<u8>)> {
+    let mut conn = connect(dial, deadline)?;
+    let req = request(active, ask, target);
+    let left = deadline.saturating_duration_since(Instant::now());
+    conn.set_timeout(left.max(Duration::from_millis(1))).ok()?;
+    conn.write_all(&req).ok()?;
     let mut buf = Vec::new();
-    let (head, rest) = loop {
+    loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let Some(head) = parse_head(&buf[..end], &active.method) else {
-                return false;
-            };
+            let head = parse_head(&buf[..end], &ask.method)?;
             if head.status / 100 == 1 && head.status != 101 {
                 buf.drain(..end + 4);
                 continue;
             }
-            break (head, buf.split_off(end + 4));
+            let rest = buf.split_off(end + 4);
+            return Some((conn, head, rest));
         }
         if buf.len() > MAX_HEAD || !fill(&mut *conn, &mut buf, deadline) {
-            return false;
+            return None;
         }
-    };
-    let status_ok = if active.expect_status > 0 {
-        status_matches(head.status, active.expect_status)
-    } else {
-        (200..300).contains(&head.status)
-    };
-    if !status_ok {
-        return false;
     }
-    let Some(re) = &active.expect_body else {
-        return true;
-    };
-    let Some(body) = read_body(&mut *conn, &head, rest, deadline, active.max_size) else {
-        return false;
-    };
-    re.is_match(&body)
 }
 
 /// The (decoded) response body, up to `max_size` bytes when that is set.
@@ -758,6 +861,40 @@ mod tests {
             l.local_addr().unwrap()
         };
         assert!(!probe(a, &Dial::Tcp(vec![closed]), &target, &target));
+    }
+
+    #[test]
+    fn follows_redirects_only_when_asked() {
+        let (port, seen) = backend(|n| match n {
+            0 | 1 => {
+                b"HTTP/1.1 302 Found\r\nLocation: /ok?x=1\r\nContent-Length: 0\r\n\r\n".to_vec()
+            }
+            _ => ok("fine"),
+        });
+        let dial = Dial::Tcp(vec![SocketAddr::from(([127, 0, 0, 1], port))]);
+        let t = format!("127.0.0.1:{port}");
+        let h = hc(r#"{"active":{"uri":"/","method":"POST","body":"b"}}"#);
+        assert!(
+            !probe(h.active.as_ref().unwrap(), &dial, &t, &t),
+            "a 302 fails"
+        );
+        let h = hc(r#"{"active":{"uri":"/","method":"POST","body":"b","follow_redirects":true}}"#);
+        assert!(probe(h.active.as_ref().unwrap(), &dial, &t, &t));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(
+            seen[2].starts_with(&format!("GET /ok?x=1 HTTP/1.1\r\nHost: {t}\r\n")),
+            "{}",
+            seen[2]
+        );
+        assert!(!seen[2].contains("Content-Length"), "{}", seen[2]);
+        // Go's client gives up after 10 redirects.
+        let (port, _) = backend(|_| {
+            b"HTTP/1.1 307 Again\r\nLocation: /again\r\nContent-Length: 0\r\n\r\n".to_vec()
+        });
+        let dial = Dial::Tcp(vec![SocketAddr::from(([127, 0, 0, 1], port))]);
+        let h = hc(r#"{"active":{"uri":"/","follow_redirects":true,"expect_status":3}}"#);
+        assert!(!probe(h.active.as_ref().unwrap(), &dial, &t, &t));
     }
 
     #[test]
