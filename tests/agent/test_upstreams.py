@@ -175,3 +175,45 @@ def test_upstreams_view_lists_nothing_without_proxies(zeroserve_bin, tmp_path):
             assert (resp.status, resp.read()) == (200, b"[]\n")
     finally:
         stop(proc)
+
+
+def test_reload_keeps_addresses_and_forgets_old_failures_like_caddy(
+    zeroserve_bin, caddy_bin, tmp_path, live_upstream
+):
+    """A reload keeps the pooled state of the addresses both configs use, and the old
+    handler's passive failures are forgotten with it (Caddy's forgetters end with the old
+    config's context)."""
+    reports = {}
+    for name in ("caddy", "zeroserve"):
+        ports = {"port": free_port(), "admin": free_port(), "dead": free_port()}
+        ports["live"] = live_upstream
+        cfg = tmp_path / f"Caddyfile.reload.{name}"
+        if name == "caddy":
+            cmd = [str(caddy_bin), "run", "--config", str(cfg), "--adapter", "caddyfile"]
+        else:
+            cmd = [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "1"]
+            cmd.append("--no-edge")
+        proc = _serve(cmd, cfg, SITE, ports)
+        try:
+            wait_for(f"http://127.0.0.1:{ports['port']}/", proc)
+            before = admin(ports, "GET", "/reverse_proxy/upstreams")[2]
+            # The same upstreams, one more directive: a real change, so a real reload.
+            changed = SITE.format(**ports).replace(
+                "lb_policy first", "lb_policy first\n\t\tlb_retries 1"
+            )
+            status, _, body = admin(
+                ports, "POST", "/load", changed.encode(), {"Content-Type": "text/caddyfile"}
+            )
+            assert status == 200, body
+            after = admin(ports, "GET", "/reverse_proxy/upstreams")[2]
+        finally:
+            stop(proc)
+        roles = {f"127.0.0.1:{ports['dead']}": "dead", f"127.0.0.1:{ports['live']}": "live"}
+        reports[name] = [
+            sorted(({**u, "address": roles[u["address"]]} for u in json.loads(r)), key=str)
+            for r in (before, after)
+        ]
+    dead = {"address": "dead", "num_requests": 0}
+    live = {"address": "live", "num_requests": 0, "fails": 0}
+    assert reports["caddy"] == [[{**dead, "fails": 1}, live], [{**dead, "fails": 0}, live]]
+    assert reports["zeroserve"] == reports["caddy"]
