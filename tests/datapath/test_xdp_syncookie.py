@@ -17,7 +17,7 @@ from scapy.layers.l2 import Dot1Q, Ether
 
 from zeroserve.datapath import libbpf, syncookie
 from zeroserve.datapath.xdp import XdpFeatures, XdpLayer
-from zeroserve.plan.model import SynCookies, XdpPlan
+from zeroserve.plan.model import CookiePort, SynCookies, XdpPlan
 
 XDP_PASS, XDP_TX = 2, 3
 PORT, UNSERVED = 443, 8443
@@ -73,17 +73,18 @@ def loaded(module_layout, one_cpu):
         yield xdp
 
 
-def plan(xdp: XdpLayer, per_cpu: int) -> None:
+def plan(xdp: XdpLayer, per_cpu: int, marks: CookiePort | None = None) -> None:
     """Each CPU passes per_cpu SYNs a second per port; windows start afresh."""
     cpus = os.cpu_count() or 1
-    xdp.apply(XdpPlan(syncookies=SynCookies(per_cpu * cpus, (80, PORT))))
+    ports = (CookiePort(80), marks or CookiePort(PORT))
+    xdp.apply(XdpPlan(syncookies=SynCookies(per_cpu * cpus, ports)))
     windows = xdp.maps["zs_syn_windows"]
     for slot in range(2):
         windows.update(slot.to_bytes(4, "little"), bytes(windows.value_bytes))
 
 
-def cookie(xdp: XdpLayer, data: bytes) -> libbpf.TestRun:
-    plan(xdp, 1)
+def cookie(xdp: XdpLayer, data: bytes, marks: CookiePort | None = None) -> libbpf.TestRun:
+    plan(xdp, 1, marks)
     first = libbpf.prog_test_run(xdp.prog_fd, data)
     assert (first.retval, first.data_out) == (XDP_PASS, data), "the first SYN is the stack's"
     return libbpf.prog_test_run(xdp.prog_fd, data)
@@ -161,6 +162,18 @@ def test_ipv6_synack(loaded):
     assert checksums_hold(reply)
 
 
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_port_clamp_and_dscp(loaded, v6):
+    """What TC would mark on the stack's SYN-ACK, which XDP_TX never passes."""
+    reply = Ether(cookie(loaded, syn(v6=v6), CookiePort(PORT, mss=1300, dscp=46)).data_out)
+    assert dict(reply[TCP].options)["MSS"] == 1300
+    assert (reply[IPv6].tc if v6 else reply[IP].tos) == 46 << 2
+    assert checksums_hold(reply)
+    # A clamp above the cookie's MSS changes nothing.
+    reply = Ether(cookie(loaded, syn(v6=v6), CookiePort(PORT, mss=9000)).data_out)
+    assert dict(reply[TCP].options)["MSS"] == (1440 if v6 else 1460)
+
+
 def test_vlan_tag_kept(loaded):
     run = cookie(loaded, syn(vlan=7))
     assert run.retval == XDP_TX
@@ -207,5 +220,5 @@ def test_under_the_threshold_syns_pass_each_interval(loaded):
 def test_not_compiled_in(layout):
     with XdpLayer.load(XdpFeatures(deny_v4=False, deny_v6=False), layout) as xdp:
         with pytest.raises(ValueError, match="SYN cookies are not compiled in"):
-            xdp.apply(XdpPlan(syncookies=SynCookies(1, (PORT,))))
+            xdp.apply(XdpPlan(syncookies=SynCookies(1, (CookiePort(PORT),))))
         assert xdp.syncookie_counters() == {}

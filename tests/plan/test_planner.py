@@ -8,7 +8,7 @@ import pytest
 
 from zeroserve.adapt import adapt_caddyfile
 from zeroserve.plan import Layer, LineIndex, build_plan, parse_appliance_config
-from zeroserve.plan.model import DenyRule, RateRule, SynCookies
+from zeroserve.plan.model import CookiePort, DenyRule, RateRule, SynCookies
 from zeroserve.plan.placers import HANDLERS, MATCHERS
 
 
@@ -293,12 +293,31 @@ def test_syn_cookies_guard_every_served_tcp_port():
         "http://198.18.0.1:9090 {\n\tbind 198.18.0.1\n\trespond ok\n}\n",
         {"syn_cookies": {"threshold": 5000}},
     )
-    assert p.xdp.syncookies == SynCookies(5000, (8080, 9090))
+    assert p.xdp.syncookies == SynCookies(5000, (CookiePort(8080), CookiePort(9090)))
     assert p.xdp.needed
     (row,) = [r for r in p.placements if r.rule == "syn_cookies"]
     assert row.layer is Layer.XDP
     assert row.what == "TCP SYNs to 8080, 9090 past 5000/s per port"
     assert plan(":8080 {\n\trespond ok\n}\n").xdp.syncookies is None
+
+
+def test_syn_cookie_synacks_carry_the_marks_tc_puts_on_the_stacks():
+    """XDP_TX skips TC: the port's smallest clamp, and its DSCP where the sites agree."""
+    p = plan(
+        ":8080 {\n\trespond ok\n}\n\n"
+        "http://198.18.0.1:9090 {\n\tbind 198.18.0.1\n\trespond ok\n}\n\n"
+        "http://198.18.0.2:9090 {\n\tbind 198.18.0.2\n\trespond ok\n}\n",
+        {
+            "syn_cookies": {"threshold": 10},
+            "mss_clamp": 1400,
+            "sites": {
+                ":8080": {"dscp": "EF"},
+                "198.18.0.1:9090": {"mss_clamp": 1300, "dscp": "AF41"},
+                "198.18.0.2:9090": {"dscp": "CS1"},
+            },
+        },
+    )
+    assert p.xdp.syncookies.ports == (CookiePort(8080, 1400, 46), CookiePort(9090, 1300, None))
 
 
 def test_a_policy_for_no_site_warns():

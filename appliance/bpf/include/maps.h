@@ -37,9 +37,9 @@ BPF_TABLE_PINNED("lru_hash", struct zs_rate_key, struct zs_bucket, zs_rate_bucke
 /* Slot 0: the SYN cookie settings. */
 BPF_TABLE_PINNED("array", __u32, struct zs_syncookie_cfg, zs_syncookie_cfg, 1,
 		 ZS_PIN(zs_syncookie_cfg));
-/* TCP port the engine serves -> its slot in zs_syn_windows. */
-BPF_TABLE_PINNED("hash", struct zs_port, __u32, zs_syncookie_ports, ZS_PORTS_MAX,
-		 ZS_PIN(zs_syncookie_ports));
+/* TCP port the engine serves -> its window slot and SYN-ACK marks. */
+BPF_TABLE_PINNED("hash", struct zs_port, struct zs_syncookie_port, zs_syncookie_ports,
+		 ZS_PORTS_MAX, ZS_PIN(zs_syncookie_ports));
 /* Each served port's SYN count in the current interval, per CPU. */
 BPF_TABLE_PINNED("percpu_array", __u32, struct zs_syn_window, zs_syn_windows, ZS_PORTS_MAX,
 		 ZS_PIN(zs_syn_windows));

@@ -135,6 +135,15 @@ struct zs_syncookie_cfg {
 	__u8 pad[2];
 };
 
+/* A served port under SYN cookies: its slot in zs_syn_windows, and what TC marks on
+ * its stack's SYN-ACKs, which XDP's skip: the MSS clamp (0: none) and the DS field. */
+struct zs_syncookie_port {
+	__u32 slot;
+	__u16 mss;
+	__u8 tos;
+	__u8 pad;
+};
+
 /* One port's SYNs on one CPU in the current interval. */
 struct zs_syn_window {
 	__u64 start_ns;

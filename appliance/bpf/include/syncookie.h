@@ -61,19 +61,22 @@ struct zs_syn_options {
 	__u8 wscale; /* ZS_TS_WSCALE_NONE: no window scaling */
 };
 
-/* True when this CPU has passed its share of the port's SYNs in this interval. */
-static __always_inline int zs_syn_over_limit(__be16 dport, const struct zs_syncookie_cfg *cfg)
+/* The port's settings when this CPU has passed its share of the port's SYNs in
+ * this interval; NULL while the stack takes them, or for a port nobody serves
+ * (the stack answers with a reset). */
+static __always_inline struct zs_syncookie_port *
+zs_syn_over_limit(__be16 dport, const struct zs_syncookie_cfg *cfg)
 {
-	struct zs_port port;
+	struct zs_port key;
+	struct zs_syncookie_port *port;
 	struct zs_syn_window *window;
 	__u64 now = bpf_ktime_get_ns();
-	__u32 *slot;
 
-	__builtin_memcpy(port.port, &dport, sizeof(port.port));
-	slot = zs_syncookie_ports.lookup(&port);
-	if (!slot)
-		return 0; /* not served: the stack answers with a reset */
-	window = zs_syn_windows.lookup(slot);
+	__builtin_memcpy(key.port, &dport, sizeof(key.port));
+	port = zs_syncookie_ports.lookup(&key);
+	if (!port)
+		return 0;
+	window = zs_syn_windows.lookup(&port->slot);
 	if (!window)
 		return 0;
 	if (now - window->start_ns >= cfg->interval_ns) {
@@ -81,7 +84,7 @@ static __always_inline int zs_syn_over_limit(__be16 dport, const struct zs_synco
 		window->syns = 0;
 	}
 	window->syns++;
-	return window->syns > cfg->limit;
+	return window->syns > cfg->limit ? port : 0;
 }
 
 /* Where option kind sits in hdr (kinds alias modulo ZS_SYN_KINDS), 0 if nowhere. */
@@ -262,6 +265,7 @@ static __always_inline int zs_syncookie(struct xdp_md *ctx)
 	struct zs_cursor cur = { .pos = data };
 	struct zs_synack sa = {};
 	struct zs_syncookie_cfg *cfg;
+	struct zs_syncookie_port *port;
 	struct tcphdr *th;
 	void *l3;
 	__u8 hdr[ZS_TCP_HDR_MAX + 16] = {};
@@ -296,7 +300,10 @@ static __always_inline int zs_syncookie(struct xdp_md *ctx)
 	if (!th->syn || th->ack || th->rst || th->fin)
 		return XDP_PASS;
 	cfg = zs_syncookie_cfg.lookup(&zero);
-	if (!cfg || !zs_syn_over_limit(th->dest, cfg))
+	if (!cfg)
+		return XDP_PASS;
+	port = zs_syn_over_limit(th->dest, cfg);
+	if (!port)
 		return XDP_PASS;
 
 	sa.ecn = th->ece && th->cwr;
@@ -318,6 +325,8 @@ static __always_inline int zs_syncookie(struct xdp_md *ctx)
 		return XDP_PASS;
 	sa.cookie = (__u32)value;
 	sa.mss = (__u16)(value >> 32);
+	if (port->mss && port->mss < sa.mss)
+		sa.mss = port->mss;
 	zs_syn_parse_options(hdr, th_len, &sa.opts);
 	sa.tcp_len = sa.opts.ts ? ZS_SYNACK_TS_LEN : ZS_SYNACK_MSS_LEN;
 
@@ -342,7 +351,7 @@ static __always_inline int zs_syncookie(struct xdp_md *ctx)
 		addr = ip->saddr;
 		ip->saddr = ip->daddr;
 		ip->daddr = addr;
-		ip->tos = 0;
+		ip->tos = port->tos;
 		ip->tot_len = zs_htons(sizeof(*ip) + sa.tcp_len);
 		ip->id = 0;
 		ip->frag_off = zs_htons(ZS_IP_DF);
@@ -366,7 +375,7 @@ static __always_inline int zs_syncookie(struct xdp_md *ctx)
 		__builtin_memcpy(&words[4], &ip6->saddr, 16);
 		__builtin_memcpy(&ip6->saddr, &words[0], 16);
 		__builtin_memcpy(&ip6->daddr, &words[4], 16);
-		*(__be32 *)ip6 = __builtin_bswap32(0x60000000);
+		*(__be32 *)ip6 = __builtin_bswap32(0x60000000 | (__u32)port->tos << 20);
 		ip6->payload_len = zs_htons(sa.tcp_len);
 		ip6->hop_limit = cfg->ttl;
 		words[8] = __builtin_bswap32(sa.tcp_len);

@@ -96,8 +96,12 @@ def write(maps: Mapping[str, libbpf.Map], cookies: SynCookies, settings: SynAckS
         ttl=settings.ttl,
     )
     maps[CFG_MAP].update((0).to_bytes(4, "little"), bytes(cfg))
-    slots = {layer.port_key(p): i.to_bytes(4, "little") for i, p in enumerate(cookies.ports)}
-    layer.sync(maps[PORTS_MAP], slots)
+    port = STRUCTS["zs_syncookie_port"]
+    values = {
+        layer.port_key(p.port): bytes(port(slot=i, mss=p.mss or 0, tos=(p.dscp or 0) << 2))
+        for i, p in enumerate(cookies.ports)
+    }
+    layer.sync(maps[PORTS_MAP], values)
 
 
 def counters(maps: Mapping[str, libbpf.Map]) -> dict[int, dict[str, int]]:

@@ -117,7 +117,7 @@ class XdpFeatures:
             maps["zs_rate_buckets"] = ("zs_rate_key", "zs_bucket", self.rate_sources_max)
         if self.syncookies:
             maps["zs_syncookie_cfg"] = ("__u32", "zs_syncookie_cfg", 1)
-            maps["zs_syncookie_ports"] = ("zs_port", "__u32", self.ports_max)
+            maps["zs_syncookie_ports"] = ("zs_port", "zs_syncookie_port", self.ports_max)
             maps["zs_syn_windows"] = ("__u32", "zs_syn_window", self.ports_max)
             maps["zs_syncookie_stats"] = ("__u32", "zs_counter", CONSTS["ZS_IFACES_MAX"])
         return maps

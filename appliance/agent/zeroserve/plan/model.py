@@ -61,11 +61,21 @@ class RateRule:
 
 
 @dataclass(frozen=True)
+class CookiePort:
+    """A TCP port the engine serves, with the marks TC puts on its stack's SYN-ACKs,
+    which XDP's must carry themselves (they leave without passing TC)."""
+
+    port: int
+    mss: int | None = None  # the smallest MSS clamp of the port's sites
+    dscp: int | None = None  # the DSCP of the port's sites, when they agree on one
+
+
+@dataclass(frozen=True)
 class SynCookies:
     """XDP answers SYNs to ports with cookie SYN-ACKs past threshold SYNs per second."""
 
     threshold: int  # per port, over all CPUs
-    ports: tuple[int, ...]  # the TCP ports the engine serves
+    ports: tuple[CookiePort, ...]
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 from zeroserve.plan.appliance import ApplianceConfig
 from zeroserve.plan.lines import NO_LINE, LineIndex
 from zeroserve.plan.model import (
+    CookiePort,
     DenyRule,
     Layer,
     Listener,
@@ -283,7 +284,7 @@ def _place_listeners(plan: Plan, appliance: ApplianceConfig) -> None:
     threshold = appliance.syn_cookie_threshold
     ports = tuple(sorted({p for _, p in tcp}))
     if threshold is not None and ports:
-        plan.xdp.syncookies = SynCookies(threshold, ports)
+        plan.xdp.syncookies = SynCookies(threshold, tuple(_cookie_port(plan, p) for p in ports))
         plan.placements.append(
             Placement(
                 "syn_cookies",
@@ -293,3 +294,13 @@ def _place_listeners(plan: Plan, appliance: ApplianceConfig) -> None:
                 "appliance config: XDP answers them with cookie SYN-ACKs",
             )
         )
+
+
+def _cookie_port(plan: Plan, port: int) -> CookiePort:
+    """The marks of port's sites that XDP's SYN-ACKs must carry as TC would."""
+    sites = [s for s in plan.tc.sites if s.port == port]
+    clamps = [s.mss for s in sites if s.mss is not None]
+    dscps = {s.dscp for s in sites}
+    return CookiePort(
+        port, min(clamps) if clamps else None, dscps.pop() if len(dscps) == 1 else None
+    )
