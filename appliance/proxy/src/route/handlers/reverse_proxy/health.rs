@@ -317,7 +317,13 @@ fn checker(active: &Active, pool: &Weak<Pool>, stop: &Stopper) {
         };
         std::thread::scope(|s| {
             for host in &pool.hosts {
-                s.spawn(move || check_host(active, host));
+                // Out of threads: check this one inline rather than give up the round.
+                let spawned = std::thread::Builder::new()
+                    .name("zs-health-check".into())
+                    .spawn_scoped(s, move || check_host(active, host));
+                if spawned.is_err() {
+                    check_host(active, host);
+                }
             }
         });
         drop(pool);
