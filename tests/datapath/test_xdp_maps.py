@@ -32,6 +32,7 @@ def test_maps_pinned_under_versioned_path(layout):
         "zs_deny6_host",
         "zs_deny6_lpm",
         "zs_deny6_rules",
+        "zs_deny_gen",
         "zs_deny_ports",
         "zs_drops",
         "zs_rule_stats",

@@ -112,6 +112,7 @@ def test_for_plan_builds_the_smallest_program(layout):
             "zs_deny4_blocks",
             "zs_deny4_net24",
             "zs_deny4_rules",
+            "zs_deny_gen",
             "zs_deny_ports",
             "zs_drops",
             "zs_rule_stats",

@@ -5,9 +5,10 @@
  * The agent resolves the scopes ahead of time (zeroserve.datapath.deny): ports
  * that the same set of rules guards form a class, and each class's rules are
  * merged into one set of tables, so a packet asks one class, never its port and
- * then port 0. zs_deny_ports maps a destination port to its slot: its class in
- * one of two generations of tables. A reload fills the idle generation, then
- * points the ports at it, so each packet meets one whole rule set, old or new.
+ * then port 0. The tables come in two generations, and zs_deny_gen says which one
+ * packets meet: a reload fills the idle one, then flips that one word, so every
+ * packet meets one whole rule set, old or new, on every port at once. A slot
+ * (generation * ZS_DENY_CLASSES + class) keys everything.
  *
  * IPv4 takes array lookups only, which the verifier inlines (no helper call, no
  * hashing, no trie walk). By prefix length (each tier is compiled in only if the
@@ -33,15 +34,23 @@
 #if defined(ZS_FEATURE_DENY_V4) || defined(ZS_FEATURE_DENY_V6)
 #define ZS_DENY_SLOTS (2 * ZS_DENY_CLASSES)
 
-/* Destination port (host order) -> slot: generation * ZS_DENY_CLASSES + class. */
-BPF_TABLE_PINNED("array", __u32, __u32, zs_deny_ports, 65536, ZS_PIN(zs_deny_ports));
+/* [0]: the generation packets meet; [1]: a count of writes, for the agent alone. */
+BPF_TABLE_PINNED("array", __u32, __u32, zs_deny_gen, 2, ZS_PIN(zs_deny_gen));
+/* generation * 65536 + destination port (host order) -> the port's class. */
+BPF_TABLE_PINNED("array", __u32, __u32, zs_deny_ports, 2 * 65536, ZS_PIN(zs_deny_ports));
 
+/* The packet's slot: generation * ZS_DENY_CLASSES + the class of its port. */
 static __always_inline __u32 zs_deny_slot(__be16 dport)
 {
-	__u32 port = zs_htons(dport);
-	__u32 *slot = zs_deny_ports.lookup(&port);
+	__u32 first = 0;
+	__u32 *gen = zs_deny_gen.lookup(&first);
+	__u32 port, *class;
 
-	return slot ? *slot : 0;
+	if (!gen)
+		return 0;
+	port = (*gen & 1) * 65536 + zs_htons(dport);
+	class = zs_deny_ports.lookup(&port);
+	return class ? (*gen & 1) * ZS_DENY_CLASSES + *class : 0;
 }
 #endif
 

@@ -6,16 +6,14 @@ per-port rule names, which only every-port rules guard), and each class's tables
 hold, per prefix, the rule that wins for its ports: the longest prefix, a per-port
 rule before an every-port one at equal length, the lower rule id last.
 
-Tables come in two generations; a reload fills the idle one and then points the
-ports at it (xdp.py), so a slot (generation * classes + class) keys everything.
+Tables come in two generations; a reload fills the idle one and then flips which
+one packets meet (xdp.py), so a slot (generation * classes + class) keys everything.
 """
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
 import socket
-from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -139,13 +137,22 @@ class Sizes:
 
 
 @dataclass
+class Region:
+    """One generation's part of an array map: length elements from index first on, the
+    ones in cells (offset -> value bytes) set, every other one zero."""
+
+    first: int
+    length: int
+    cells: dict[int, bytes]
+
+
+@dataclass
 class Tables:
     """One generation's contents: IPv6 hash and trie entries by map name (key -> value
-    bytes), IPv4 array regions by map name (first index, values), every port's slot."""
+    bytes), and array regions by map name (the IPv4 tables and the ports' classes)."""
 
     entries: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
-    regions: dict[str, tuple[int, bytes]] = field(default_factory=dict)
-    ports: bytes = b""
+    regions: dict[str, Region] = field(default_factory=dict)
 
 
 def _rule(value: int) -> bytes:
@@ -185,11 +192,11 @@ def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[st
             cells[tier].update(dict.fromkeys(keys, e.rule))
     tables = Tables(entries=v6)
     if "zs_deny4_net16" in maps:
-        region = array("I", bytes(4 * width * BLOCKS16))
-        for key, rule in cells["net16"].items():
-            block, c = divmod(key, width)
-            region[c * BLOCKS16 + block] = rule
-        tables.regions["zs_deny4_net16"] = (base * BLOCKS16, region.tobytes())
+        net16 = {
+            key % width * BLOCKS16 + key // width: _rule(rule)
+            for key, rule in cells["net16"].items()
+        }
+        tables.regions["zs_deny4_net16"] = Region(base * BLOCKS16, width * BLOCKS16, net16)
     net24, hosts = _units(cells["net24"], width), _units(cells["hosts"], width)
     longs = sorted({h >> 8 for h in hosts})
     for what, count, room in (
@@ -202,22 +209,24 @@ def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[st
                 f"IPv4 deny rules hold {count} {what}; the program has room for {room}"
             )
     if "zs_deny4_blocks" in maps:
-        tables.regions["zs_deny4_blocks"] = (generation * WORDS, _words(net24, longs))
+        tables.regions["zs_deny4_blocks"] = Region(generation * WORDS, WORDS, _words(net24, longs))
     if "zs_deny4_net24" in maps:
-        tables.regions["zs_deny4_net24"] = (
+        tables.regions["zs_deny4_net24"] = Region(
             generation * sizes.net24_blocks * width,
+            len(net24) * width,
             _rows(cells["net24"], net24, width),
         )
     if "zs_deny4_hosts" in maps:
-        tables.regions["zs_deny4_hostmap"] = (generation * sizes.long_blocks, _hostmaps(hosts))
-        tables.regions["zs_deny4_hosts"] = (
+        tables.regions["zs_deny4_hostmap"] = Region(
+            generation * sizes.long_blocks, len(longs), _hostmaps(hosts)
+        )
+        tables.regions["zs_deny4_hosts"] = Region(
             generation * sizes.hosts * width,
+            len(hosts) * width,
             _rows(cells["hosts"], hosts, width),
         )
-    slots = array("I", [base]) * PORTS
-    for port, c in port_class.items():
-        slots[port] = base + c
-    tables.ports = slots.tobytes()
+    ports = {port: _rule(c) for port, c in port_class.items()}
+    tables.regions["zs_deny_ports"] = Region(generation * PORTS, PORTS, ports)
     return tables
 
 
@@ -239,16 +248,10 @@ def _units(cells: dict[int, int], width: int) -> list[int]:
     return sorted(cells) if width == 1 else sorted({key // width for key in cells})
 
 
-def _rows(cells: dict[int, int], units: list[int], width: int) -> bytes:
-    """Each unit's rules per class, in rank order."""
-    if width == 1:
-        return array("I", [cells[unit] for unit in units]).tobytes()
+def _rows(cells: dict[int, int], units: list[int], width: int) -> dict[int, bytes]:
+    """Each unit's rules per class at rank * width + class."""
     rank = {unit: n for n, unit in enumerate(units)}
-    out = array("I", bytes(4 * width * len(units)))
-    for key, rule in cells.items():
-        unit, c = divmod(key, width)
-        out[rank[unit] * width + c] = rule
-    return out.tobytes()
+    return {rank[key // width] * width + key % width: _rule(r) for key, r in cells.items()}
 
 
 def _bits(units: Iterable[int], shift: int) -> dict[int, int]:
@@ -260,31 +263,30 @@ def _bits(units: Iterable[int], shift: int) -> dict[int, int]:
     return words
 
 
-def _words(net24: list[int], longs: list[int]) -> bytes:
-    """zs_deny_word for every word: nets and longs bits and the rank of each kind's first."""
+def _words(net24: list[int], longs: list[int]) -> dict[int, bytes]:
+    """zs_deny_word of each word with bits: nets and longs, the rank of each kind's first."""
     word = STRUCTS["zs_deny_word"]
-    size = ctypes.sizeof(word)
-    out = bytearray(size * WORDS)
     nets, lng = _bits(net24, 6), _bits(longs, 6)
+    out = {}
     ranks = [0, 0]
     for index in sorted(nets.keys() | lng.keys()):
         value = word(nets=nets.get(index, 0), longs=lng.get(index, 0))
         value.nets_base, value.longs_base = ranks
-        out[index * size : (index + 1) * size] = bytes(value)
+        out[index] = bytes(value)
         ranks[0] += value.nets.bit_count()
         ranks[1] += value.longs.bit_count()
-    return bytes(out)
+    return out
 
 
-def _hostmaps(hosts: list[int]) -> bytes:
-    """zs_deny_hosts for each /24 block holding hosts, in rank order."""
+def _hostmaps(hosts: list[int]) -> dict[int, bytes]:
+    """zs_deny_hosts of each /24 block holding hosts, by rank."""
     kind = STRUCTS["zs_deny_hosts"]
-    out = bytearray()
+    out = {}
     rank = 0
     by_block: dict[int, list[int]] = {}
     for h in hosts:
         by_block.setdefault(h >> 8, []).append(h & 255)
-    for block in sorted(by_block):
+    for n, block in enumerate(sorted(by_block)):
         words = _bits(by_block[block], 6)
         value = kind(base=rank)
         below = 0
@@ -292,6 +294,6 @@ def _hostmaps(hosts: list[int]) -> bytes:
             value.bits[i] = words.get(i, 0)
             value.below[i] = below
             below += value.bits[i].bit_count()
-        out += bytes(value)
+        out[n] = bytes(value)
         rank += below
-    return bytes(out)
+    return out

@@ -126,7 +126,8 @@ class XdpFeatures:
         classes, v4 = self.deny_classes, self.deny_v4
         maps = {}
         if v4 or self.deny_v6:
-            maps["zs_deny_ports"] = ("__u32", "__u32", deny.PORTS)
+            maps["zs_deny_gen"] = ("__u32", "__u32", 2)
+            maps["zs_deny_ports"] = ("__u32", "__u32", 2 * deny.PORTS)
         if v4:
             maps["zs_deny4_rules"] = ("zs_deny_rec4", "zs_rule", self.deny_records_max)
         if v4 and (self.deny4_hosts or self.deny4_net24):
@@ -241,6 +242,10 @@ def _slot(name: str, key: bytes) -> int:
     return int.from_bytes(key[at : at + 4], "little")
 
 
+def _u32(value: int) -> bytes:
+    return value.to_bytes(4, "little")
+
+
 def _keys(table: libbpf.Map) -> list[bytes]:
     if table.info.type == libbpf.MAP_TYPE_LPM_TRIE:
         return table.keys()
@@ -284,6 +289,11 @@ class XdpLayer:
     layout: PinLayout
     built: build.Built
     maps: dict[str, libbpf.Map] = field(default_factory=dict)
+    # The deny arrays' cells as this layer last wrote them, by (map, generation), valid
+    # while zs_deny_gen's write count is the one it left: a map-only reload then writes
+    # only what changed.
+    _deny_serial: int = field(default=-1, repr=False)
+    _deny_written: dict[tuple[str, int], dict[int, bytes]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(
@@ -330,32 +340,34 @@ class XdpLayer:
     def _set_deny(self, entries: list[deny.Entry]) -> None:
         for e in entries:
             self._check_rule(e.rule)
-        if "zs_deny_ports" not in self.maps:
+        if "zs_deny_gen" not in self.maps:
             if entries:
                 raise ValueError("deny rules are not compiled in")
             return
-        classes = self.features.deny_classes
-        slots = self.maps["zs_deny_ports"]
-        active = int.from_bytes(slots.lookup(bytes(4)) or bytes(4), "little") // classes
-        idle = 1 - min(active, 1)
         f = self.features
-        sizes = deny.Sizes(classes, f.deny4_ranks_max, f.deny4_longs_max, f.deny4_hosts_max)
+        sizes = deny.Sizes(f.deny_classes, f.deny4_ranks_max, f.deny4_longs_max, f.deny4_hosts_max)
+        gen = self.maps["zs_deny_gen"]
+        active, serial = (int.from_bytes(gen.lookup(_u32(i)) or bytes(4), "little") for i in (0, 1))
+        idle = 1 - (active & 1)
         tables = deny.build(entries, idle, sizes, self.maps)
         records = _records(entries, self.maps)
+        if serial != self._deny_serial:  # someone else wrote since: what we wrote is stale
+            self._deny_written = {}
         old: dict[str, list[bytes]] = {}
         for name, wanted in tables.entries.items():
             table = self.maps[name]
             by_generation: dict[int, list[bytes]] = {0: [], 1: []}
             for key in _keys(table):
-                by_generation[min(_slot(name, key) // classes, 1)].append(key)
+                by_generation[min(_slot(name, key) // f.deny_classes, 1)].append(key)
             old[name] = by_generation[1 - idle]
             _delete(table, by_generation[idle])
             _write(table, wanted)
-        for name, (first, values) in tables.regions.items():
-            table = self.maps[name]
-            count = len(values) // table.value_bytes
-            table.update_batch(array("I", range(first, first + count)).tobytes(), values)
-        slots.update_batch(array("I", range(deny.PORTS)).tobytes(), tables.ports)
+        for name, region in tables.regions.items():
+            self._write_region(name, region, idle)
+        # The flip: from here on every packet meets the new generation.
+        gen.update(_u32(0), _u32(idle))
+        gen.update(_u32(1), _u32(serial + 1))
+        self._deny_serial = serial + 1
         for name, keys in old.items():
             _delete(self.maps[name], keys)
         for name, wanted in records.items():
@@ -363,6 +375,30 @@ class XdpLayer:
             current = table.items_batch()
             _write(table, {k: v for k, v in wanted.items() if current.get(k) != v})
             _delete(table, [k for k in current if k not in wanted])
+
+    def _write_region(self, name: str, region: deny.Region, generation: int) -> None:
+        """A region into its array: the cells that differ from what this layer wrote there
+        last, and zeros where it wrote cells no longer wanted; if it does not know what is
+        there, every element."""
+        table = self.maps[name]
+        size = table.value_bytes
+        before = self._deny_written.get((name, generation))
+        self._deny_written[(name, generation)] = region.cells
+        if before is None:
+            values = bytearray(size * region.length)
+            for i, value in region.cells.items():
+                values[i * size : (i + 1) * size] = value
+            keys = array("I", range(region.first, region.first + region.length))
+            table.update_batch(keys.tobytes(), bytes(values))
+            return
+        writes = {i: v for i, v in region.cells.items() if before.get(i) != v}
+        zero = bytes(size)
+        writes.update((i, zero) for i in before if i not in region.cells and i < region.length)
+        order = sorted(writes)
+        table.update_batch(
+            array("I", (region.first + i for i in order)).tobytes(),
+            b"".join(writes[i] for i in order),
+        )
 
     def deny_entries(self) -> dict[str, int]:
         """Current deny rules as "prefix" (every port) or "prefix :port" -> rule id."""
