@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -198,8 +199,6 @@ ACTIVE = [
 
 @pytest.mark.parametrize(("verdicts", "extra"), [a[1:] for a in ACTIVE], ids=[a[0] for a in ACTIVE])
 def test_active_health_checks_steer_like_caddy(servers, verdicts, extra):
-    import time
-
     answers = {}
     for who in ("caddy", "engine"):
         dials, started = health_upstreams(verdicts)
@@ -293,3 +292,58 @@ def test_retries_follow_caddys_rules(servers, upstreams, broken_upstream):
         ("transport+expr", "GET"): 200,
         ("transport+expr", "POST"): 200,
     }
+
+
+class _Slow(_Echo):
+    def do_GET(self) -> None:
+        time.sleep(0.4)
+        super().do_GET()
+
+
+def test_max_requests_and_least_conn_under_load_like_caddy(servers):
+    """Three requests at once to two upstreams that each take 400ms: with max_requests 1 the
+    third finds none available (503); least_conn sends the second to the idle upstream."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = []
+    for name in "xy":
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+        srv.name = name  # type: ignore[attr-defined]
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        started.append(srv)
+    dials = [f"127.0.0.1:{s.server_address[1]}" for s in started]
+    try:
+        outcomes = {}
+        for case, policy, max_requests in [("full", "first", 1), ("least_conn", "least_conn", 0)]:
+            config = proxy(dials, {"policy": policy})
+            handler = config["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]
+            if max_requests:
+                for u in handler["upstreams"]:
+                    u["max_requests"] = max_requests
+            caddy, engine = servers.ports(config)
+            for who, port in (("caddy", caddy), ("engine", engine)):
+                n = 3 if case == "full" else 2
+                with ThreadPoolExecutor(n) as pool:
+                    futures = []
+                    for _ in range(n):
+                        futures.append(pool.submit(status_of_get, port))
+                        time.sleep(0.05)
+                    outcomes[(case, who)] = sorted(f.result() for f in futures)
+        assert outcomes[("full", "caddy")] == [(200, "x"), (200, "y"), (503, "")]
+        assert outcomes[("least_conn", "caddy")] == [(200, "x"), (200, "y")]
+        for case in ("full", "least_conn"):
+            assert outcomes[(case, "engine")] == outcomes[(case, "caddy")]
+    finally:
+        for srv in started:
+            srv.shutdown()
+            srv.server_close()
+
+
+def status_of_get(port: int) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/", headers={"Host": "t"})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
