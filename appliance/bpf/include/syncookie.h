@@ -7,15 +7,18 @@
  *
  * As the kernel does (cookie_init_timestamp), the low bits of the SYN-ACK's
  * timestamp carry the client's window scale, SACK and ECN, which the stack reads
- * back from the ACK's echo; a SYN without timestamps gets a SYN-ACK with the MSS
- * alone, and the connection runs without those options.
+ * back from the ACK's echo (only right without per-connection timestamp offsets:
+ * tcp_timestamps=2, which the agent sets too); a SYN without timestamps gets a
+ * SYN-ACK with the MSS alone, and the connection runs without those options.
+ * XDP_TX skips TC, so the SYN-ACK carries the port's MSS clamp and DS field itself.
  *
  * The SYNs under the limit reach the stack, which answers them with cookies of its
  * own (tcp_syncookies=2); that is also what makes it accept ours, as it takes cookie
  * ACKs only on a listener that sent a cookie in the last two minutes.
  *
  * Not answered here (they pass): IPv4 with options or fragmented, IPv6 with
- * extension headers. The SYN's checksums are not verified: a corrupt SYN earns a
+ * extension headers, a SYN shorter than its SYN-ACK where the driver has no room to
+ * grow the frame. The SYN's checksums are not verified: a corrupt SYN earns a
  * SYN-ACK its sender ignores, and the stack checks the ACK. XDP only. */
 #ifndef ZS_SYNCOOKIE_H
 #define ZS_SYNCOOKIE_H
@@ -331,8 +334,8 @@ static __always_inline int zs_syncookie(struct xdp_md *ctx)
 	sa.tcp_len = sa.opts.ts ? ZS_SYNACK_TS_LEN : ZS_SYNACK_MSS_LEN;
 
 	/* Make the frame exactly as long as the SYN-ACK: any payload goes. A driver
-	 * may have no room to grow it (a SYN shorter than its SYN-ACK, which a stack
-	 * never sends): then the stack answers. */
+	 * may have no room to grow it (for a SYN with fewer options than its SYN-ACK,
+	 * such as a flood tool's bare one): then the stack answers. */
 	if (bpf_xdp_adjust_tail(ctx, (int)(l4_off + sa.tcp_len) - (int)(data_end - data)))
 		return XDP_PASS;
 	data = zs_data(ctx);
