@@ -409,3 +409,48 @@ def test_same_bytes_as_caddy(servers, name: str, response: bytes) -> None:
             assert ours == theirs, name
     finally:
         listener.close()
+
+
+def test_upgrade_tunnels_both_ways_like_caddy(servers) -> None:
+    """A 101 for the protocol the client asked for: passed on, then raw bytes both ways
+    (including what the client sent right after its head) until the upstream closes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    dial = f"127.0.0.1:{listener.getsockname()[1]}"
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            with c:
+                buf = bytearray()
+                if read_head(c, buf) is None:
+                    continue
+                c.sendall(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-Websocket-Accept: abc\r\n\r\nhello"
+                )
+                if buf:
+                    c.sendall(b"echo:" + bytes(buf))
+                while (data := c.recv(65536)) and data != b"bye":
+                    c.sendall(b"echo:" + data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    head = (
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    try:
+        caddy_port, engine_port = servers.ports(proxy_to(dial))
+        results = []
+        for port in (engine_port, caddy_port):
+            pieces = [head + b"early", b"ping", b"bye"]
+            results.append(exchange(port, pieces, quiet=1.0).normalized())
+        assert results[0] == results[1]
+        data, end = results[0]
+        assert data.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+        assert b"Sec-WebSocket-Accept: abc\r\n" in data
+        assert data.endswith(b"\r\n\r\nhelloecho:earlyecho:ping") and end == "closed"
+    finally:
+        listener.close()

@@ -109,6 +109,8 @@ pub enum From {
     Length(u64),
     Chunked(ChunkedDecoder),
     Close,
+    /// After a 101: raw bytes both ways until either side closes.
+    Tunnel,
 }
 
 /// What a replay of the routes decided.
@@ -586,6 +588,10 @@ impl Worker {
                 unreachable!()
             };
             let relay = trip.relay.as_mut().expect("answered trips relay");
+            let tunnel = r.resp.status == 101;
+            if tunnel {
+                relay.from = From::Tunnel;
+            }
             let h = &r.resp.headers;
             let sniff = !p.exchange.head
                 && body_allowed(r.resp.status)
@@ -599,7 +605,8 @@ impl Worker {
             let f = encode_streamed(&r.resp, p.exchange, &date, None, &mut conn.output);
             relay.chunked = f.chunked;
             relay.bodiless = f.bodiless;
-            relay.close = f.close;
+            // After a tunnel the connection carries no more HTTP.
+            relay.close = f.close || tunnel;
             return Ok(());
         }
         // Any answered trip not relayed is over: its body is not wanted. The connection can
@@ -709,6 +716,14 @@ impl Worker {
                     piece.append(&mut u.input);
                     finished = u.eof || u.error.is_some();
                 }
+                From::Tunnel => {
+                    conn.output.append(&mut u.input);
+                    if u.output.len() < OUTPUT_HIGH_WATER {
+                        u.output.append(&mut conn.input);
+                    }
+                    // The upstream closing ends the tunnel; the client closing tears it down.
+                    finished = u.eof || u.error.is_some();
+                }
             }
             if let Some(g) = &mut relay.gunzip {
                 if g.write_all(&piece).is_err() || (finished && g.try_finish().is_err()) {
@@ -760,7 +775,8 @@ impl Worker {
             } else if u.input.len() <= UP_INPUT_HIGH_WATER && u.read_paused && u.recv.is_none() {
                 u.read_paused = false;
             }
-            self.up_rearm(up)?;
+            // A tunnel may have queued client bytes for the upstream.
+            self.up_flush(up)?;
             return Ok(false);
         }
         if relay.chunked && !relay.bodiless {

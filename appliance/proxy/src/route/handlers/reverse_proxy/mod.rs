@@ -547,6 +547,9 @@ impl ReverseProxy {
         status: u16,
         ctx: &mut Ctx<'_, '_>,
     ) -> Flow {
+        if status == 101 {
+            return upgrade(index, answer, ctx);
+        }
         let mut hdr = answer.headers.clone();
         remove_connection_headers(&mut hdr);
         for h in HOP_HEADERS {
@@ -571,6 +574,36 @@ impl ReverseProxy {
         ctx.proxy.relay = Some(index);
         Flow::Responded
     }
+}
+
+/// Caddy's `handleUpgradeResponse`: a 101 for the protocol the client asked for is passed on
+/// with the upstream's fields as they are (`Sec-Websocket-*` spelled `Sec-WebSocket-*`), and
+/// the worker tunnels both directions; any other 101 ends the handler without a response.
+fn upgrade(index: usize, answer: &ResponseHead, ctx: &mut Ctx<'_, '_>) -> Flow {
+    let asked = upgrade_type(&ctx.headers);
+    let offered = upgrade_type(&answer.headers);
+    let printable = |s: &str| s.bytes().all(|c| (b' '..=b'~').contains(&c));
+    match (asked, offered) {
+        (Some(a), Some(o)) if printable(&o) && a.eq_ignore_ascii_case(&o) => {}
+        _ => return Flow::Stop,
+    }
+    for (k, vs) in answer.headers.iter() {
+        let key = match k.strip_prefix("Sec-Websocket-") {
+            Some(rest) => format!("Sec-WebSocket-{rest}"),
+            None => k.clone(),
+        };
+        let mut all = ctx
+            .resp
+            .headers
+            .raw(&key)
+            .map(<[String]>::to_vec)
+            .unwrap_or_default();
+        all.extend(vs.iter().cloned());
+        ctx.resp.headers.set_raw(key, all);
+    }
+    ctx.write_header(101);
+    ctx.proxy.relay = Some(index);
+    Flow::Responded
 }
 
 /// `{http.reverse_proxy.header.*}`, `status_code` and `status_text` for the routes and
