@@ -1,7 +1,7 @@
 """The deny tables (datapath/deny.py, bpf/include/deny.h) against a plain longest-match
 oracle: random overlapping rule sets of every prefix length and scope go through the
 production loader, and random sources through BPF_PROG_TEST_RUN, over several reloads so
-that both table generations are filled, flipped and emptied."""
+that both table generations are filled whole, flipped, then rewritten cell by cell."""
 
 from __future__ import annotations
 
@@ -61,10 +61,11 @@ def _oracle(plan: XdpPlan, source: str, port: int) -> int:
     return -best[2] if best else 0
 
 
-def _sources(rng: random.Random, plan: XdpPlan, count: int) -> list[str]:
-    # Mostly inside or next to a rule's prefix (the edges matter), some anywhere.
+def _sources(rng: random.Random, plans: list[XdpPlan], count: int) -> list[str]:
+    # Mostly inside or next to a prefix of these plans (the edges matter; the plans before
+    # the current one find leftovers), some anywhere.
     out = []
-    nets = [ipaddress.ip_network(p) for r in plan.deny for p in r.prefixes]
+    nets = [ipaddress.ip_network(p) for plan in plans for r in plan.deny for p in r.prefixes]
     for _ in range(count):
         net = rng.choice(nets)
         pick = rng.random()
@@ -87,11 +88,11 @@ def _packet(source: str, port: int) -> bytes:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_tables_match_longest_prefix_oracle_across_reloads(layout, seed):
     rng = random.Random(seed)
-    plans = [_random_plan(rng, rules=6, per_rule=12) for _ in range(3)]
+    plans = [_random_plan(rng, rules=6, per_rule=12) for _ in range(4)]
     with XdpLayer.load(XdpFeatures(), layout) as xdp:
-        for plan in plans:
+        for n, plan in enumerate(plans):
             xdp.apply(plan)
-            for source in _sources(rng, plan, 120):
+            for source in _sources(rng, plans[: n + 1], 160):
                 port = rng.choice(PORTS)
                 want = _oracle(plan, source, port)
                 before = xdp.rule_counter(want).packets if want else 0
@@ -100,6 +101,25 @@ def test_tables_match_longest_prefix_oracle_across_reloads(layout, seed):
                 assert run.retval == (XDP_DROP if want else XDP_PASS), where
                 if want:
                     assert xdp.rule_counter(want).packets == before + 1, where
+
+
+def test_layers_sharing_the_maps_take_turns(layout):
+    """A layer that did not write last knows nothing of what is in the maps (as when a
+    staged program is discarded and the running one's rules are written again)."""
+    rng = random.Random(9)
+    plans = [_random_plan(rng, rules=4, per_rule=10) for _ in range(5)]
+    with (
+        XdpLayer.load(XdpFeatures(), layout) as first,
+        XdpLayer.load(XdpFeatures(), layout) as second,
+    ):
+        # The second rewrites the generation the first wrote; the first writes it next.
+        writers = (first, second, second, first, first)
+        for n, (plan, writer) in enumerate(zip(plans, writers, strict=True)):
+            writer.apply(plan)
+            for source in _sources(rng, plans[: n + 1], 100):
+                want = _oracle(plan, source, 443)
+                run = libbpf.prog_test_run(first.prog_fd, _packet(source, 443))
+                assert run.retval == (XDP_DROP if want else XDP_PASS), f"{source} after {n}"
 
 
 def test_for_plan_compiles_only_the_tiers_in_use(layout):

@@ -335,7 +335,12 @@ class XdpLayer:
         packet meets either the old rule set or the new one, whole.
         """
         with _no_cyclic_gc():
-            self._set_deny(_deny_entries(rules, ports))
+            entries = _deny_entries(rules, ports)
+            try:
+                self._set_deny(entries)
+            except BaseException:
+                self._deny_written = {}  # a write may have stopped half-way
+                raise
 
     def _set_deny(self, entries: list[deny.Entry]) -> None:
         for e in entries:
