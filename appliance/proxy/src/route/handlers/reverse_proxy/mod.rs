@@ -779,3 +779,236 @@ impl CopyResponseHeaders {
         Flow::Next
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::client::ResponseBody;
+    use crate::http1::{parse_request, ParserConfig, Response, Status};
+    use crate::route::exec::{serve, Outcome};
+    use crate::route::Program;
+
+    fn program(handler: &str, extra_routes: &str) -> Program {
+        let cfg = format!(
+            r#"{{"apps":{{"http":{{"servers":{{"s":{{"listen":[":1"],"routes":[
+                {{"handle":[{handler}{extra_routes}]}}]}}}}}}}}}}"#
+        );
+        Program::compile(&cfg).unwrap()
+    }
+
+    /// Runs the routes for `raw` from 192.0.2.7 with `done` as the recorded invocations.
+    fn run_with(
+        p: &Program,
+        raw: &str,
+        done: &[Invocation],
+    ) -> (Outcome, Option<Call>, Response, Option<usize>) {
+        let Ok(Status::Complete(head, _)) = parse_request(raw.as_bytes(), &ParserConfig::default())
+        else {
+            panic!("bad test request")
+        };
+        let peer = "192.0.2.7:5555".parse().ok();
+        let mut ctx = Ctx::for_server(&head, peer, None, Some(&p.servers[0]));
+        ctx.proxy.done = done;
+        ctx.proxy.fresh = done.len().checked_sub(1);
+        let out = serve(&p.servers[0], &mut ctx);
+        let call = ctx.proxy.call.take();
+        (out, call, std::mem::take(&mut ctx.resp), ctx.proxy.relay)
+    }
+
+    fn upstream_head(p: &Program, raw: &str) -> String {
+        let (out, call, _, _) = run_with(p, raw, &[]);
+        assert_eq!(out, Outcome::Proxy);
+        let target = call.unwrap().target.unwrap();
+        String::from_utf8(target.head).unwrap()
+    }
+
+    fn answered(status: u16, fields: &[(&str, &str)]) -> Invocation {
+        let mut headers = HeaderMap::default();
+        for (k, v) in fields {
+            headers.add(k, v);
+        }
+        Invocation {
+            started: Instant::now(),
+            tries: 1,
+            dial: "127.0.0.1:9".into(),
+            set_cookie: None,
+            failure: None,
+            answer: Some(ResponseHead {
+                http11: true,
+                status,
+                status_text: format!("{status} X"),
+                headers,
+                body: ResponseBody::Length(0),
+                close: false,
+            }),
+            host: None,
+            latency: Duration::ZERO,
+        }
+    }
+
+    const RP: &str = r#"{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9"}]}"#;
+
+    #[test]
+    fn request_head_like_caddy() {
+        let p = program(RP, "");
+        let head = upstream_head(
+            &p,
+            "POST /a%20b?q HTTP/1.1\r\nHost: ex.com\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\
+             TE: trailers, deflate\r\nProxy-Authorization: s\r\nX-Forwarded-For: 203.0.113.1\r\n\
+             Content-Length: 3\r\n\r\nabc",
+        );
+        assert_eq!(
+            head,
+            "POST /a%20b?q HTTP/1.1\r\nHost: ex.com\r\nContent-Length: 3\r\nTe: trailers\r\n\
+             Via: 1.1 Caddy\r\nX-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Host: ex.com\r\n\
+             X-Forwarded-Proto: http\r\nAccept-Encoding: gzip\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn trusted_proxy_extends_forwarding_and_http10_via() {
+        let rp = r#"{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9"}],
+                     "trusted_proxies":["192.0.2.0/24"]}"#;
+        let head = upstream_head(
+            &program(rp, ""),
+            "GET / HTTP/1.0\r\nHost: h\r\nX-Forwarded-For: 203.0.113.1\r\nX-Forwarded-Proto: https\r\n\
+             Accept-Encoding: br\r\n\r\n",
+        );
+        assert!(
+            head.contains("X-Forwarded-For: 203.0.113.1, 192.0.2.7\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains("X-Forwarded-Proto: https\r\n") && head.contains("Via: 1.0 Caddy\r\n")
+        );
+        assert!(head.contains("Accept-Encoding: br\r\n") && !head.contains("gzip"));
+    }
+
+    #[test]
+    fn rewrite_to_get_drops_the_body_and_bodiless_put_says_zero() {
+        let rp = r#"{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9"}],
+                     "rewrite":{"method":"GET","uri":"/auth"}}"#;
+        let p = program(rp, "");
+        let head = upstream_head(
+            &p,
+            "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+        );
+        assert!(
+            head.starts_with("GET /auth HTTP/1.1\r\nHost: h\r\nVia"),
+            "{head}"
+        );
+        let rp = r#"{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9"}],
+                     "rewrite":{"method":"PUT"}}"#;
+        let head = upstream_head(&program(rp, ""), "GET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(head.contains("Content-Length: 0\r\n"), "{head}");
+    }
+
+    #[test]
+    fn upgrade_headers_survive_hop_removal() {
+        let head = upstream_head(
+            &program(RP, ""),
+            "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n",
+        );
+        assert!(
+            head.contains("Connection: Upgrade\r\n") && head.contains("Upgrade: websocket\r\n")
+        );
+    }
+
+    #[test]
+    fn response_headers_via_instead_of_server() {
+        let rp = r#"{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9"}],
+                     "headers":{"response":{"delete":["X-Secret"],"set":{"X-Up":["{http.reverse_proxy.upstream.hostport}"]}}}}"#;
+        let p = program(rp, "");
+        let done = [answered(
+            404,
+            &[
+                ("Connection", "X-Gone"),
+                ("X-Gone", "1"),
+                ("X-Secret", "s"),
+                ("Server", "up"),
+            ],
+        )];
+        let (out, _, resp, relay) = run_with(&p, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &done);
+        assert_eq!((out, resp.status, relay), (Outcome::Respond, 404, Some(0)));
+        let h = &resp.headers;
+        assert_eq!(h.raw("Server").unwrap(), ["up"]);
+        assert_eq!((h.get("Via"), h.get("X-Up")), ("1.1 Caddy", "127.0.0.1:9"));
+        assert!(!h.has("X-Gone") && !h.has("X-Secret") && !h.has("Connection"));
+    }
+
+    #[test]
+    fn failures_go_to_error_routes_and_handle_response_falls_through() {
+        let p = program(RP, "");
+        let mut failed = answered(200, &[]);
+        failed.answer = None;
+        failed.failure = Some(Failure {
+            error: HandlerError {
+                status: 502,
+                message: "dial tcp 127.0.0.1:9: connect: connection refused".into(),
+            },
+            dial: true,
+        });
+        let (out, call, resp, _) = run_with(&p, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &[failed]);
+        assert_eq!(
+            (out, call.is_none(), resp.status),
+            (Outcome::Respond, true, 502)
+        );
+        // forward_auth's shape: a 2xx runs routes that fall through to the next handler.
+        let rp = r#"{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9"}],
+                     "handle_response":[{"match":{"status_code":[2]},"routes":[{"handle":[
+                       {"handler":"headers","request":{"set":{"X-User":["{http.reverse_proxy.header.X-User}"]}}}]}]}]}"#;
+        let next = r#",{"handler":"static_response","body":"user={http.request.header.X-User}"}"#;
+        let p = program(rp, next);
+        let done = [answered(204, &[("X-User", "alice")])];
+        let (out, _, resp, relay) = run_with(&p, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &done);
+        assert_eq!(
+            (out, relay, resp.body.as_slice()),
+            (Outcome::Respond, None, &b"user=alice"[..])
+        );
+        let done = [answered(401, &[])];
+        let (_, _, resp, relay) = run_with(&p, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &done);
+        assert_eq!((resp.status, relay), (401, Some(0)));
+    }
+
+    #[test]
+    fn copy_response_headers_and_copy_response() {
+        let rp = r#"{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9"}],
+                     "handle_response":[{"routes":[{"handle":[
+                       {"handler":"copy_response_headers","exclude":["x-b"]},
+                       {"handler":"copy_response","status_code":299}]}]}]}"#;
+        let p = program(rp, "");
+        let done = [answered(418, &[("X-A", "1"), ("X-B", "2")])];
+        let (_, _, resp, relay) = run_with(&p, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &done);
+        assert_eq!((resp.status, relay), (299, Some(0)));
+        // copied once by copy_response_headers, once more by copy_response
+        assert_eq!(resp.headers.raw("X-A").unwrap(), ["1", "1"]);
+        assert_eq!(resp.headers.raw("X-B").unwrap(), ["2"]);
+        let bare = program(r#"{"handler":"copy_response"}"#, "");
+        let (_, _, resp, _) = run_with(&bare, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &[]);
+        assert_eq!(resp.status, 500);
+    }
+
+    #[test]
+    fn upgrade_needs_the_asked_protocol() {
+        let p = program(RP, "");
+        let done = [answered(
+            101,
+            &[("Connection", "Upgrade"), ("Upgrade", "h2c")],
+        )];
+        let ws = "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        let (_, _, resp, relay) = run_with(&p, ws, &done);
+        assert_eq!((resp.status, relay), (200, None));
+        let done = [answered(
+            101,
+            &[
+                ("Connection", "Upgrade"),
+                ("Upgrade", "websocket"),
+                ("Sec-Websocket-Accept", "a"),
+            ],
+        )];
+        let (_, _, resp, relay) = run_with(&p, ws, &done);
+        assert_eq!((resp.status, relay), (101, Some(0)));
+        assert_eq!(resp.headers.raw("Sec-WebSocket-Accept").unwrap(), ["a"]);
+        assert_eq!(resp.headers.get("Server"), "Caddy");
+    }
+}
