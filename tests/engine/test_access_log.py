@@ -229,3 +229,70 @@ def test_console_and_filter_encoders_match_caddy(servers, tmp_path: Path) -> Non
     )
     assert normalized(json.loads(ours_filtered[0])) == normalized(json.loads(caddy_filtered[0]))
     assert json.loads(ours_filtered[0])["request"]["headers"] == {"X-Secret": "hidden"}
+
+
+def test_proxied_requests_are_logged_and_counted(servers, tmp_path: Path) -> None:
+    """A request answered through reverse_proxy reports once, when it ends, with the
+    upstream's status and headers and the time the upstream took."""
+    upstream = {
+        "apps": {
+            "http": {
+                "servers": {
+                    "up": {
+                        "routes": [
+                            {
+                                "handle": [
+                                    {"handler": "headers", "response": {"set": {"X-Up": ["1"]}}},
+                                    {"handler": "static_response", "status_code": 201},
+                                ]
+                            }
+                        ]
+                    }
+                }
+            }
+        }
+    }
+    _, up_port = servers.engine(upstream)
+    log = tmp_path / "front.log"
+    front = {
+        "logging": {
+            "logs": {
+                "front": {
+                    "writer": {"output": "file", "filename": str(log)},
+                    "include": ["http.log.access.front"],
+                }
+            }
+        },
+        "apps": {
+            "http": {
+                "metrics": {},
+                "servers": {
+                    "srv0": {
+                        "routes": [
+                            {
+                                "handle": [
+                                    {
+                                        "handler": "reverse_proxy",
+                                        "upstreams": [{"dial": f"127.0.0.1:{up_port}"}],
+                                    }
+                                ]
+                            }
+                        ],
+                        "logs": {"default_logger_name": "front"},
+                    }
+                },
+            }
+        },
+    }
+    engine, port = servers.engine(front)
+    reply = exchange(port, b"GET /via HTTP/1.1\r\nHost: t\r\n\r\n", quiet=0.2)
+    assert reply.data.startswith(b"HTTP/1.1 201 ")
+    [entry] = read_lines(log, 1)
+    assert (entry["msg"], entry["status"], entry["request"]["uri"]) == (
+        "handled request",
+        201,
+        "/via",
+    )
+    assert entry["resp_headers"]["X-Up"] == ["1"]
+    metrics = engine.metrics()
+    assert 'caddy_http_requests_total{handler="reverse_proxy",server="srv0"} 1\n' in metrics
