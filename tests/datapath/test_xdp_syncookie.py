@@ -16,6 +16,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 
 from zeroserve.datapath import libbpf, syncookie
+from zeroserve.datapath.structs import STRUCTS
 from zeroserve.datapath.xdp import XdpFeatures, XdpLayer
 from zeroserve.plan.model import CookiePort, SynCookies, XdpPlan
 
@@ -181,11 +182,19 @@ def test_vlan_tag_kept(loaded):
     assert reply[Dot1Q].vlan == 7 and reply[TCP].flags == "SA" and checksums_hold(reply)
 
 
-def test_ecn_setup_is_echoed(loaded):
-    run = cookie(loaded, syn(flags="SEC"))
-    tcp = Ether(run.data_out)[TCP]
-    assert tcp.flags == "SAE"
-    assert dict(tcp.options)["Timestamp"][0] & 1 << 5
+@pytest.mark.parametrize("stack_takes_ecn", [True, False])
+def test_ecn_setup_is_echoed_when_the_stack_takes_it_up(loaded, stack_takes_ecn):
+    """As the stack's own SYN-ACK would, by net.ipv4.tcp_ecn."""
+    plan(loaded, 1)
+    cfg = loaded.maps["zs_syncookie_cfg"]
+    settings = STRUCTS["zs_syncookie_cfg"].from_buffer_copy(cfg.lookup(bytes(4)))
+    settings.ecn = stack_takes_ecn
+    cfg.update(bytes(4), bytes(settings))
+    data = syn(flags="SEC")
+    assert libbpf.prog_test_run(loaded.prog_fd, data).retval == XDP_PASS
+    tcp = Ether(libbpf.prog_test_run(loaded.prog_fd, data).data_out)[TCP]
+    assert tcp.flags == ("SAE" if stack_takes_ecn else "SA")
+    assert bool(dict(tcp.options)["Timestamp"][0] & 1 << 5) == stack_takes_ecn
 
 
 @pytest.mark.parametrize(

@@ -126,13 +126,15 @@ struct zs_drop {
 
 /* SYN cookies: each CPU passes a served port's first `limit` SYNs of every
  * interval to the stack and answers the rest itself; its SYN-ACKs announce the
- * window scale the stack will choose for the connection, and carry this TTL. */
+ * window scale the stack will choose for the connection, carry this TTL, and take
+ * up ECN when asked if the stack would (ecn: 1). */
 struct zs_syncookie_cfg {
 	__u64 interval_ns;
 	__u32 limit;
 	__u8 wscale;
 	__u8 ttl;
-	__u8 pad[2];
+	__u8 ecn;
+	__u8 pad;
 };
 
 /* A served port under SYN cookies: its slot in zs_syn_windows, and what TC marks on

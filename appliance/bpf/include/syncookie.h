@@ -309,7 +309,7 @@ static __always_inline int zs_syncookie(struct xdp_md *ctx)
 	if (!port)
 		return XDP_PASS;
 
-	sa.ecn = th->ece && th->cwr;
+	sa.ecn = cfg->ecn && th->ece && th->cwr;
 	sa.sport = th->source;
 	sa.dport = th->dest;
 	sa.seq = th->seq;

@@ -13,7 +13,8 @@ take it as a cookie ACK. While the feature is on, the namespace runs with
 
 `StackSysctls` sets them and puts the old values back when the feature goes.
 A SYN-ACK must also announce what the stack will do for the connection: the
-window scale it picks (from the largest receive buffer) and its TTL.
+window scale it picks (from the largest receive buffer), its TTL, and whether it
+takes up ECN.
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ def _write(name: str, value: str) -> None:
 class SynAckSettings:
     wscale: int
     ttl: int
+    ecn: bool  # the stack takes up ECN when a SYN asks (tcp_ecn 1 or 2)
 
 
 def synack_settings() -> SynAckSettings:
-    """What the stack of the current namespace announces for a passive connection.
+    """What the stack of the current namespace would put in its own SYN-ACK.
 
     tcp_select_initial_window scales for the largest buffer a socket may get,
     tcp_rmem's maximum or rmem_max (the latter only readable in the first namespace).
@@ -61,7 +63,8 @@ def synack_settings() -> SynAckSettings:
     if (PROC_SYS / "net/core/rmem_max").exists():
         space = max(space, int(_read("net/core/rmem_max")))
     wscale = min(max(space.bit_length() - 1 - UNSCALED_BITS, 0), WSCALE_MAX)
-    return SynAckSettings(wscale, int(_read("net/ipv4/ip_default_ttl")))
+    ttl = int(_read("net/ipv4/ip_default_ttl"))
+    return SynAckSettings(wscale, ttl, _read("net/ipv4/tcp_ecn") != "0")
 
 
 @dataclass
@@ -94,6 +97,7 @@ def write(maps: Mapping[str, libbpf.Map], cookies: SynCookies, settings: SynAckS
         limit=-(-cookies.threshold // cpus),
         wscale=settings.wscale,
         ttl=settings.ttl,
+        ecn=settings.ecn,
     )
     maps[CFG_MAP].update((0).to_bytes(4, "little"), bytes(cfg))
     port = STRUCTS["zs_syncookie_port"]
