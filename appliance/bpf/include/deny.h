@@ -23,8 +23,9 @@
  * one popcount.
  * IPv6 keeps a hash for /128 and an LPM trie for shorter prefixes.
  *
- * zs_deny4_rules / zs_deny6_rules hold the rules as the agent was given them,
- * for `zeroserve status`; the program never reads them. */
+ * The agent writes the arrays through mmap (BPF_F_MMAPABLE), only ever in the
+ * idle generation. zs_deny4_rules / zs_deny6_rules hold the rules as the agent
+ * was given them, for `zeroserve status`; the program never reads them. */
 #ifndef ZS_DENY_H
 #define ZS_DENY_H
 
@@ -37,7 +38,8 @@
 /* [0]: the generation packets meet; [1]: a count of writes, for the agent alone. */
 BPF_TABLE_PINNED("array", __u32, __u32, zs_deny_gen, 2, ZS_PIN(zs_deny_gen));
 /* generation * 65536 + destination port (host order) -> the port's class. */
-BPF_TABLE_PINNED("array", __u32, __u32, zs_deny_ports, 2 * 65536, ZS_PIN(zs_deny_ports));
+BPF_TABLE_PINNED("array", __u32, __u32, zs_deny_ports, 2 * 65536, ZS_PIN(zs_deny_ports),
+		 BPF_F_MMAPABLE);
 
 /* The packet's slot: generation * ZS_DENY_CLASSES + the class of its port. */
 static __always_inline __u32 zs_deny_slot(__be16 dport)
@@ -64,26 +66,27 @@ BPF_TABLE_PINNED("hash", struct zs_deny_rec4, struct zs_rule, zs_deny4_rules,
 #define ZS_DENY4_BLOCKS 1
 /* generation * ZS_DENY4_WORDS + /24 block / 64 -> which blocks hold rules, and ranks. */
 BPF_TABLE_PINNED("array", __u32, struct zs_deny_word, zs_deny4_blocks, 2 * ZS_DENY4_WORDS,
-		 ZS_PIN(zs_deny4_blocks));
+		 ZS_PIN(zs_deny4_blocks), BPF_F_MMAPABLE);
 #endif
 #ifdef ZS_FEATURE_DENY4_HOSTS
 /* generation * ZS_DENY4_LONGS_MAX + rank of a /24 block holding /25-/32 rules -> which
  * of its 256 addresses they hold. */
 BPF_TABLE_PINNED("array", __u32, struct zs_deny_hosts, zs_deny4_hostmap,
-		 2 * ZS_DENY4_LONGS_MAX, ZS_PIN(zs_deny4_hostmap));
+		 2 * ZS_DENY4_LONGS_MAX, ZS_PIN(zs_deny4_hostmap), BPF_F_MMAPABLE);
 /* (generation * ZS_DENY4_HOSTS_MAX + rank of an address) * ZS_DENY_CLASSES + class -> rule. */
 BPF_TABLE_PINNED("array", __u32, __u32, zs_deny4_hosts, 2 * ZS_DENY4_HOSTS_MAX * ZS_DENY_CLASSES,
-		 ZS_PIN(zs_deny4_hosts));
+		 ZS_PIN(zs_deny4_hosts), BPF_F_MMAPABLE);
 #endif
 #ifdef ZS_FEATURE_DENY4_NET24
 /* (generation * ZS_DENY4_RANKS_MAX + rank of a /24 block) * ZS_DENY_CLASSES + class -> rule. */
 BPF_TABLE_PINNED("array", __u32, __u32, zs_deny4_net24,
-		 2 * ZS_DENY4_RANKS_MAX * ZS_DENY_CLASSES, ZS_PIN(zs_deny4_net24));
+		 2 * ZS_DENY4_RANKS_MAX * ZS_DENY_CLASSES, ZS_PIN(zs_deny4_net24),
+		 BPF_F_MMAPABLE);
 #endif
 #ifdef ZS_FEATURE_DENY4_NET16
 /* slot * 65536 + /16 block -> rule. */
 BPF_TABLE_PINNED("array", __u32, __u32, zs_deny4_net16, ZS_DENY_SLOTS * 65536,
-		 ZS_PIN(zs_deny4_net16));
+		 ZS_PIN(zs_deny4_net16), BPF_F_MMAPABLE);
 #endif
 
 /* The rule in a rule array, or none. */

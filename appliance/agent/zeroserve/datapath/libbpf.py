@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import mmap
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -260,6 +261,13 @@ class Map:
             _lib().bpf_map_update_elem(self.fd, self._key(key), buf, flags),
             f"update map {self.name}",
         )
+
+    def mmap(self) -> mmap.mmap:
+        """The values of an array made with BPF_F_MMAPABLE, shared with the programs:
+        element i at i * (value size rounded up to 8). Stores are plain memory stores,
+        atomic no further than the CPU makes them: write only what no program reads."""
+        stride = (self.info.value_size + 7) // 8 * 8
+        return mmap.mmap(self.fd, stride * self.info.max_entries)
 
     def update_batch(self, keys: bytes, values: bytes) -> None:
         """Set many keys at once: keys and values are the packed keys and values, in order."""

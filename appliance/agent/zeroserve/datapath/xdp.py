@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import ipaddress
-from array import array
+import mmap
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -294,6 +294,7 @@ class XdpLayer:
     # only what changed.
     _deny_serial: int = field(default=-1, repr=False)
     _deny_written: dict[tuple[str, int], dict[int, bytes]] = field(default_factory=dict, repr=False)
+    _deny_views: dict[str, mmap.mmap] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(
@@ -382,28 +383,30 @@ class XdpLayer:
             _delete(table, [k for k in current if k not in wanted])
 
     def _write_region(self, name: str, region: deny.Region, generation: int) -> None:
-        """A region into its array: the cells that differ from what this layer wrote there
-        last, and zeros where it wrote cells no longer wanted; if it does not know what is
-        there, every element."""
-        table = self.maps[name]
-        size = table.value_bytes
+        """A region into its array (through mmap, deny.h): the cells that differ from what
+        this layer wrote there last, and zeros where it wrote cells no longer wanted; if
+        it does not know what is there, every element."""
+        if name not in self._deny_views:
+            self._deny_views[name] = self.maps[name].mmap()
+        view = self._deny_views[name]
+        size = self.maps[name].info.value_size
+        stride = (size + 7) // 8 * 8
+        start = region.first * stride
         before = self._deny_written.get((name, generation))
         self._deny_written[(name, generation)] = region.cells
         if before is None:
-            values = bytearray(size * region.length)
+            dense = bytearray(stride * region.length)
             for i, value in region.cells.items():
-                values[i * size : (i + 1) * size] = value
-            keys = array("I", range(region.first, region.first + region.length))
-            table.update_batch(keys.tobytes(), bytes(values))
+                dense[i * stride : i * stride + size] = value
+            view[start : start + len(dense)] = dense
             return
-        writes = {i: v for i, v in region.cells.items() if before.get(i) != v}
         zero = bytes(size)
-        writes.update((i, zero) for i in before if i not in region.cells and i < region.length)
-        order = sorted(writes)
-        table.update_batch(
-            array("I", (region.first + i for i in order)).tobytes(),
-            b"".join(writes[i] for i in order),
-        )
+        for i in before:
+            if i not in region.cells and i < region.length:
+                view[start + i * stride : start + i * stride + size] = zero
+        for i, value in region.cells.items():
+            if before.get(i) != value:
+                view[start + i * stride : start + i * stride + size] = value
 
     def deny_entries(self) -> dict[str, int]:
         """Current deny rules as "prefix" (every port) or "prefix :port" -> rule id."""
@@ -486,6 +489,9 @@ class XdpLayer:
         return sorted(out, key=lambda d: d.last_ns, reverse=True)
 
     def close(self) -> None:
+        for view in self._deny_views.values():
+            view.close()
+        self._deny_views.clear()
         for table in self.maps.values():
             table.close()
         self.built.close()
