@@ -46,13 +46,15 @@ static __always_inline __u32 zs_deny_slot(__be16 dport)
 {
 	__u32 first = 0;
 	__u32 *gen = zs_deny_gen.lookup(&first);
-	__u32 port, *class;
+	__u32 g, port, *class;
 
 	if (!gen)
 		return 0;
-	port = (*gen & 1) * 65536 + zs_htons(dport);
+	/* Read once: the agent may flip it between two reads. */
+	g = *(volatile __u32 *)gen & 1;
+	port = g * 65536 + zs_htons(dport);
 	class = zs_deny_ports.lookup(&port);
-	return class ? (*gen & 1) * ZS_DENY_CLASSES + *class : 0;
+	return class ? g * ZS_DENY_CLASSES + *class : 0;
 }
 #endif
 
