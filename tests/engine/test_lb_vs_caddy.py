@@ -347,3 +347,46 @@ def status_of_get(port: int) -> tuple[int, str]:
         return resp.status, resp.read().decode()
     finally:
         conn.close()
+
+
+class _Status(BaseHTTPRequestHandler):
+    """Answers with the server's status and name."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = self.server.name.encode()  # type: ignore[attr-defined]
+        self.send_response(self.server.status)  # type: ignore[attr-defined]
+        self.send_header("X-From", self.server.name)  # type: ignore[attr-defined]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
+        pass
+
+
+def test_response_retries_like_caddy(servers):
+    """A response that a retry_match expression matches is retried on the next upstream."""
+    started = []
+    for name, status in (("good", 200), ("busy", 503)):
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), _Status)
+        srv.name, srv.status = name, status  # type: ignore[attr-defined]
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        started.append(srv)
+    good, busy = (f"127.0.0.1:{s.server_address[1]}" for s in started)
+    expression = "{http.reverse_proxy.status_code} == 503"
+    try:
+        # round_robin starts at index 1: the busy upstream, then the good one.
+        config = proxy([good, busy], {"policy": "round_robin"})
+        handler = config["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]
+        handler["load_balancing"].update(
+            {"retries": 1, "retry_match": [{"expression": expression}]}
+        )
+        caddy, engine = servers.ports(config)
+        assert status_of_get(caddy) == (200, "good")
+        assert status_of_get(engine) == (200, "good")
+    finally:
+        for srv in started:
+            srv.shutdown()
+            srv.server_close()
