@@ -103,7 +103,7 @@ class XdpFeatures:
 
     def maps(self) -> dict[str, tuple[str, str, int]]:
         """name -> (key struct, value struct, max_entries) of the maps this build declares."""
-        # Mirrors maps.h; layer.load checks pinned shapes against it.
+        # Mirrors maps.h and deny.h; layer.load checks pinned shapes against it.
         maps = {
             "zs_rule_stats": ("__u32", "zs_counter", self.rules_max),
             "zs_verdicts": ("__u32", "zs_counter", CONSTS["ZS_REASON_MAX"]),
