@@ -826,8 +826,8 @@ impl Worker {
         let Some(c) = self.ups.get_mut(u).and_then(Option::as_mut) else {
             return Ok(());
         };
-        if c.sending || c.closing || c.connect.is_some() || c.output.is_empty() || c.error.is_some()
-        {
+        let failed = c.error.is_some() || c.write_error.is_some();
+        if c.sending || c.closing || c.connect.is_some() || c.output.is_empty() || failed {
             return self.up_rearm(u);
         }
         let spare = std::mem::take(&mut c.spare);
@@ -948,7 +948,7 @@ impl Worker {
             return Ok(());
         }
         if c.result < 0 {
-            up.error = Some(-c.result);
+            up.write_error = Some(-c.result);
         } else {
             let sent = offset + c.result as usize;
             if sent < buf.len() {

@@ -39,8 +39,11 @@ pub struct UpConn {
     pub closing: bool,
     /// The upstream closed its side (or reading failed).
     pub eof: bool,
-    /// A send or recv failed with this errno.
+    /// Reading (or connecting) failed with this errno.
     pub error: Option<i32>,
+    /// Sending failed with this errno: the upload stops, but a response may still arrive
+    /// (an upstream that answers early and closes its reading side).
+    pub write_error: Option<i32>,
     /// Carried an earlier exchange (a failure before any answer may be a stale close).
     pub reused: bool,
     /// Recv cancelled while the client drains what was already read.
@@ -63,6 +66,7 @@ impl UpConn {
             closing: false,
             eof: false,
             error: None,
+            write_error: None,
             reused: false,
             read_paused: false,
             deadline: None,
@@ -71,7 +75,11 @@ impl UpConn {
 
     /// Connected, and neither failed nor closed.
     pub fn ready(&self) -> bool {
-        self.connect.is_none() && !self.closing && !self.eof && self.error.is_none()
+        self.connect.is_none()
+            && !self.closing
+            && !self.eof
+            && self.error.is_none()
+            && self.write_error.is_none()
     }
 }
 
