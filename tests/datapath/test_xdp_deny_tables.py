@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from dataclasses import replace
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
@@ -120,6 +121,18 @@ def test_layers_sharing_the_maps_take_turns(layout):
                 want = _oracle(plan, source, 443)
                 run = libbpf.prog_test_run(first.prog_fd, _packet(source, 443))
                 assert run.retval == (XDP_DROP if want else XDP_PASS), f"{source} after {n}"
+
+
+def test_programs_share_the_deny_maps_only_with_the_same_class_count(layout):
+    # Slots are generation * classes + class: another count reads other keys.
+    v6 = XdpFeatures(deny_v4=False, deny_classes=2)
+    with (
+        XdpLayer.load(v6, layout) as first,
+        XdpLayer.load(v6, layout) as same,
+        XdpLayer.load(replace(v6, deny_classes=4), layout) as other,
+    ):
+        ids = [x.maps["zs_deny6_host"].info.id for x in (first, same, other)]
+        assert ids[0] == ids[1] != ids[2]
 
 
 def test_for_plan_compiles_only_the_tiers_in_use(layout):

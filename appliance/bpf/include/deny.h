@@ -35,8 +35,10 @@
 #if defined(ZS_FEATURE_DENY_V4) || defined(ZS_FEATURE_DENY_V6)
 #define ZS_DENY_SLOTS (2 * ZS_DENY_CLASSES)
 
-/* [0]: the generation packets meet; [1]: a count of writes, for the agent alone. */
-BPF_TABLE_PINNED("array", __u32, __u32, zs_deny_gen, 2, ZS_PIN(zs_deny_gen));
+/* [0]: the generation packets meet; [1]: a count of writes, for the agent alone.
+ * Sized by the class count, which every slot depends on, so that a program built
+ * for another count gets deny maps of its own (the loader recreates a group whole). */
+BPF_TABLE_PINNED("array", __u32, __u32, zs_deny_gen, 2 + ZS_DENY_CLASSES, ZS_PIN(zs_deny_gen));
 /* generation * 65536 + destination port (host order) -> the port's class. */
 BPF_TABLE_PINNED("array", __u32, __u32, zs_deny_ports, 2 * 65536, ZS_PIN(zs_deny_ports),
 		 BPF_F_MMAPABLE);

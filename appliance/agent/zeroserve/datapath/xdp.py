@@ -126,7 +126,7 @@ class XdpFeatures:
         classes, v4 = self.deny_classes, self.deny_v4
         maps = {}
         if v4 or self.deny_v6:
-            maps["zs_deny_gen"] = ("__u32", "__u32", 2)
+            maps["zs_deny_gen"] = ("__u32", "__u32", 2 + classes)
             maps["zs_deny_ports"] = ("__u32", "__u32", 2 * deny.PORTS)
         if v4:
             maps["zs_deny4_rules"] = ("zs_deny_rec4", "zs_rule", self.deny_records_max)
