@@ -188,3 +188,22 @@ def test_drop_records_are_sampled_past_the_first_64(layout):
         (drop,) = xdp.drops()
         assert (drop.source, drop.rule, drop.packets) == ("198.51.100.9", 5, 1000 - 1000 % 64)
         assert xdp.rule_counter(5).packets == 1000
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["203.0.113.77/24", "192.0.2.7", "0.0.0.0/0", "10.1.2.3/8", "2001:db8::1/48", "::/0"],
+)
+def test_parse_prefix_agrees_with_ipaddress(text):
+    net = ipaddress.ip_network(text, strict=False)
+    assert deny.parse_prefix(text) == (net.version, int(net.network_address), net.prefixlen)
+
+
+@pytest.mark.parametrize(
+    "text", ["not-an-address", "203.0.113.0/33", "203.0.113.0/", "203.0.113/24", "1.2.3.4/x"]
+)
+def test_parse_prefix_refuses_what_ipaddress_refuses(text):
+    with pytest.raises(ValueError):
+        ipaddress.ip_network(text, strict=False)
+    with pytest.raises(ValueError):
+        deny.parse_prefix(text)
