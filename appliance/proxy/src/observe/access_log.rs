@@ -345,11 +345,11 @@ fn headers<'a>(h: &'a HeaderMap, credentials: bool) -> Val<'a> {
                     .iter()
                     .any(|s| name.eq_ignore_ascii_case(s));
                 let values = if secret {
-                    vec![Cow::Borrowed("REDACTED")]
+                    Val::List(vec![Cow::Borrowed("REDACTED")])
                 } else {
-                    values.iter().map(|v| Cow::Borrowed(v.as_str())).collect()
+                    Val::Strs(values)
                 };
-                (Cow::Borrowed(name.as_str()), Val::List(values))
+                (Cow::Borrowed(name.as_str()), values)
             })
             .collect(),
     )
@@ -376,12 +376,13 @@ fn message(e: &Entry<'_>) -> &'static str {
 /// The entry's fields after the message, in Caddy's order.
 fn fields<'a>(e: &'a Entry<'a>, credentials: bool) -> Fields<'a> {
     let s = |v: &'a str| Val::Str(Cow::Borrowed(v));
-    let (ip, port) = e.remote.map_or((String::new(), String::new()), |a| {
-        (a.ip().to_string(), a.port().to_string())
-    });
+    let (ip, port) = match e.remote {
+        Some(a) => (Val::Ip(a.ip()), Val::Digits(u64::from(a.port()))),
+        None => (s(""), s("")),
+    };
     let request = vec![
-        ("remote_ip".into(), Val::Str(ip.into())),
-        ("remote_port".into(), Val::Str(port.into())),
+        ("remote_ip".into(), ip),
+        ("remote_port".into(), port),
         ("client_ip".into(), s(e.client_ip)),
         ("proto".into(), s(e.proto)),
         ("method".into(), s(e.method)),

@@ -17,9 +17,15 @@ use crate::route::{err, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val<'a> {
     Str(Cow<'a, str>),
+    /// An address, written as a string.
+    Ip(IpAddr),
+    /// A number written as a string (`remote_port`).
+    Digits(u64),
     Int(u64),
     Dur(Duration),
     List(Vec<Cow<'a, str>>),
+    /// A list borrowed as it is (header values).
+    Strs(&'a [String]),
     Obj(Fields<'a>),
 }
 
@@ -171,21 +177,27 @@ impl Filter {
         })
     }
 
-    fn mask(&self, s: &str) -> String {
+    fn mask_ip(&self, ip: IpAddr) -> IpAddr {
         let Filter::IpMask { v4, v6 } = self else {
-            return s.to_owned();
+            return ip;
         };
-        match s.trim().parse::<IpAddr>() {
-            Ok(IpAddr::V4(a)) => {
+        match ip {
+            IpAddr::V4(a) => {
                 let keep = u32::MAX
                     .checked_shl(32 - u32::from((*v4).min(32)))
                     .unwrap_or(0);
-                IpAddr::from((u32::from(a) & keep).to_be_bytes()).to_string()
+                IpAddr::from((u32::from(a) & keep).to_be_bytes())
             }
-            Ok(IpAddr::V6(a)) => {
+            IpAddr::V6(a) => {
                 let keep = u128::MAX.checked_shl(128 - u32::from(*v6)).unwrap_or(0);
-                IpAddr::from((u128::from(a) & keep).to_be_bytes()).to_string()
+                IpAddr::from((u128::from(a) & keep).to_be_bytes())
             }
+        }
+    }
+
+    fn mask(&self, s: &str) -> String {
+        match s.trim().parse::<IpAddr>() {
+            Ok(ip) => self.mask_ip(ip).to_string(),
             Err(_) => s.to_owned(),
         }
     }
@@ -215,7 +227,9 @@ impl Filter {
             Filter::IpMask { .. } => {
                 here[i].1 = match &here[i].1 {
                     Val::Str(s) => Val::Str(Cow::Owned(self.mask(s))),
+                    Val::Ip(ip) => Val::Ip(self.mask_ip(*ip)),
                     Val::List(l) => Val::List(l.iter().map(|s| Cow::Owned(self.mask(s))).collect()),
+                    Val::Strs(l) => Val::List(l.iter().map(|s| Cow::Owned(self.mask(s))).collect()),
                     other => other.clone(),
                 }
             }
@@ -379,11 +393,29 @@ fn object(out: &mut Vec<u8>, fields: &Fields<'_>, d: DurationFormat, spaced: boo
     out.push(b'}');
 }
 
+fn list<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>, spaced: bool) {
+    out.push(b'[');
+    for (i, s) in items.enumerate() {
+        if i > 0 {
+            sep(out, spaced);
+        }
+        json_str(out, s);
+    }
+    out.push(b']');
+}
+
 fn value(out: &mut Vec<u8>, v: &Val<'_>, d: DurationFormat, spaced: bool) {
     match v {
         Val::Str(s) => json_str(out, s),
         Val::Int(n) => {
             let _ = write!(out, "{n}");
+        }
+        // Addresses and digits need no escaping.
+        Val::Ip(ip) => {
+            let _ = write!(out, "\"{ip}\"");
+        }
+        Val::Digits(n) => {
+            let _ = write!(out, "\"{n}\"");
         }
         Val::Dur(t) => {
             let _ = match d {
@@ -392,16 +424,8 @@ fn value(out: &mut Vec<u8>, v: &Val<'_>, d: DurationFormat, spaced: bool) {
                 DurationFormat::Millis => write!(out, "{}", t.as_secs_f64() * 1e3),
             };
         }
-        Val::List(l) => {
-            out.push(b'[');
-            for (i, s) in l.iter().enumerate() {
-                if i > 0 {
-                    sep(out, spaced);
-                }
-                json_str(out, s);
-            }
-            out.push(b']');
-        }
+        Val::List(l) => list(out, l.iter().map(|s| &**s), spaced),
+        Val::Strs(l) => list(out, l.iter().map(String::as_str), spaced),
         Val::Obj(f) => object(out, f, d, spaced),
     }
 }

@@ -270,6 +270,25 @@ fn request_size(ctx: &Ctx<'_, '_>) -> u64 {
         + length
 }
 
+/// Bytes of response body the handlers wrote. A body an upstream streams through
+/// (`reverse_proxy`) is not in hand yet: its declared length stands in for it, which is what
+/// the client receives unless the upstream breaks off (unknown lengths count as 0).
+fn response_size(ctx: &Ctx<'_, '_>) -> u64 {
+    if ctx.proxy.relay.is_none() {
+        return ctx.resp.body.len() as u64 + ctx.resp.file.as_ref().map_or(0, |f| f.len);
+    }
+    let bodiless = ctx.orig_method == "HEAD" || matches!(ctx.resp.status, 100..=199 | 204 | 304);
+    let declared = ctx
+        .resp
+        .headers
+        .raw("Content-Length")
+        .and_then(|v| v.first());
+    match declared.and_then(|v| v.trim().parse().ok()) {
+        Some(n) if !bodiless => n,
+        _ => 0,
+    }
+}
+
 /// The request in `ctx` has its response: count it and log it. Called after every run of
 /// the routes; a run that ended waiting for I/O reports nothing.
 pub fn finished(server: &Server, ctx: &Ctx<'_, '_>) {
@@ -280,7 +299,7 @@ pub fn finished(server: &Server, ctx: &Ctx<'_, '_>) {
     // Without an end the routes wait for I/O and will run again: the last run reports.
     let Some(end) = ctx.trace.end else { return };
     let duration = ctx.trace.started.elapsed();
-    let size = ctx.resp.body.len() as u64 + ctx.resp.file.as_ref().map_or(0, |f| f.len);
+    let size = response_size(ctx);
     TAP.with(|t| {
         let t = t.borrow();
         let Some(tap) = t.as_ref() else { return };
