@@ -297,7 +297,8 @@ of {args.rounds} such runs. The same harness runs a program that only returns XD
 **{baseline:.1f} ns**, the harness's own share of every figure. The same packet every run
 keeps the maps' lines in cache: this is the program's cost, not a cache-cold one. A reload
 re-plans the whole list in the agent (Python) and writes only the table cells that change.
-IPv6 rules (a hash for /128, an LPM trie for the rest) are shown for {args.prefixes6:,}
+IPv6 rules (a hash for /128, an LPM trie for the rest, behind a bitmap of their first
+24 bits) are shown for {args.prefixes6:,}
 random prefixes in 2000::/4, mostly /128 and /64, with no goal set for them.
 
 {table}

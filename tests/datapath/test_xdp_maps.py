@@ -29,6 +29,7 @@ def test_maps_pinned_under_versioned_path(layout):
         "zs_deny4_net16",
         "zs_deny4_net24",
         "zs_deny4_rules",
+        "zs_deny6_blocks",
         "zs_deny6_host",
         "zs_deny6_lpm",
         "zs_deny6_rules",
@@ -43,7 +44,7 @@ def test_maps_pinned_under_versioned_path(layout):
 
 def test_kernel_map_shapes_match_the_python_mirror(layout):
     def size(name):
-        return 4 if name == "__u32" else ctypes.sizeof(STRUCTS[name])
+        return {"__u32": 4, "__u64": 8}.get(name) or ctypes.sizeof(STRUCTS[name])
 
     features = XdpFeatures(
         rules_max=64, deny_lpm_max=100, deny_exact_max=200, deny_classes=2, deny4_hosts_max=300

@@ -173,13 +173,15 @@ def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[st
     base = generation * width
     # unit * width + class -> rule, painted from the weakest entry to the strongest.
     cells: dict[str, dict[int, int]] = {"hosts": {}, "net24": {}, "net16": {}}
-    v6: dict[str, dict[bytes, bytes]] = {n: {} for n in maps if n.startswith("zs_deny6_")}
-    v6.pop("zs_deny6_rules", None)
+    v6 = {n: {} for n in ("zs_deny6_host", "zs_deny6_lpm") if n in maps}
+    starts6: dict[int, int] = {}  # word -> bits: the 24-bit starts IPv6 prefixes cover
     for e in sorted(entries, key=_priority):
         targets = [port_class[e.port]] if e.port else every
         length = e.length
         if e.version == 6:
             _v6_entry(v6, e, [base + c for c in targets])
+            first = e.addr >> 104
+            _set_bits(starts6, first, first + (1 << max(0, 24 - length)))
             continue
         tier, unit = (
             ("hosts", 32) if length > 24 else ("net24", 24) if length > 16 else ("net16", 16)
@@ -225,6 +227,9 @@ def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[st
             len(hosts) * width,
             _rows(cells["hosts"], hosts, width),
         )
+    if "zs_deny6_blocks" in maps:
+        words6 = {i: bits.to_bytes(8, "little") for i, bits in starts6.items()}
+        tables.regions["zs_deny6_blocks"] = Region(generation * WORDS, WORDS, words6)
     ports = {port: _rule(c) for port, c in port_class.items()}
     tables.regions["zs_deny_ports"] = Region(generation * PORTS, PORTS, ports)
     return tables
@@ -261,6 +266,14 @@ def _bits(units: Iterable[int], shift: int) -> dict[int, int]:
     for unit in units:
         words[unit >> shift] = words.get(unit >> shift, 0) | 1 << (unit & mask)
     return words
+
+
+def _set_bits(words: dict[int, int], first: int, stop: int) -> None:
+    """Set bits first..stop-1 of a bitmap kept as word -> 64 bits, a word at a time."""
+    while first < stop:
+        end = min(stop, (first | 63) + 1)
+        words[first >> 6] = words.get(first >> 6, 0) | ((1 << (end - first)) - 1) << (first & 63)
+        first = end
 
 
 def _words(net24: list[int], longs: list[int]) -> dict[int, bytes]:

@@ -24,7 +24,7 @@ MapShapes = Mapping[str, tuple[str, str, int]]
 
 def sizeof(name: str) -> int:
     """Size of a map key or value type named in a shapes table."""
-    return 4 if name == "__u32" else ctypes.sizeof(STRUCTS[name])
+    return {"__u32": 4, "__u64": 8}.get(name) or ctypes.sizeof(STRUCTS[name])
 
 
 def _drop_mismatched_pins(

@@ -143,6 +143,7 @@ class XdpFeatures:
             maps["zs_deny6_rules"] = ("zs_deny_rec6", "zs_rule", self.deny_records_max)
             maps["zs_deny6_host"] = ("zs_host6_key", "zs_rule", self.deny_exact_max)
             maps["zs_deny6_lpm"] = ("zs_lpm6_key", "zs_rule", self.deny_lpm_max)
+            maps["zs_deny6_blocks"] = ("__u32", "__u64", 2 * deny.WORDS)
         return maps
 
     def map_groups(self) -> list[set[str]]:
