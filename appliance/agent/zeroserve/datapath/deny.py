@@ -155,7 +155,8 @@ class Tables:
     regions: dict[str, Region] = field(default_factory=dict)
 
 
-def _rule(value: int) -> bytes:
+def u32(value: int) -> bytes:
+    """A __u32 value or key as the maps hold it."""
     return value.to_bytes(4, "little")
 
 
@@ -195,8 +196,7 @@ def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[st
     tables = Tables(entries=v6)
     if "zs_deny4_net16" in maps:
         net16 = {
-            key % width * BLOCKS16 + key // width: _rule(rule)
-            for key, rule in cells["net16"].items()
+            key % width * BLOCKS16 + key // width: u32(rule) for key, rule in cells["net16"].items()
         }
         tables.regions["zs_deny4_net16"] = Region(base * BLOCKS16, width * BLOCKS16, net16)
     net24, hosts = _units(cells["net24"], width), _units(cells["hosts"], width)
@@ -230,7 +230,7 @@ def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[st
     if "zs_deny6_blocks" in maps:
         words6 = {i: bits.to_bytes(8, "little") for i, bits in starts6.items()}
         tables.regions["zs_deny6_blocks"] = Region(generation * WORDS, WORDS, words6)
-    ports = {port: _rule(c) for port, c in port_class.items()}
+    ports = {port: u32(c) for port, c in port_class.items()}
     tables.regions["zs_deny_ports"] = Region(generation * PORTS, PORTS, ports)
     return tables
 
@@ -245,7 +245,7 @@ def _v6_entry(v6: dict[str, dict[bytes, bytes]], e: Entry, slots: list[int]) -> 
         else:
             key = STRUCTS["zs_lpm6_key"](slot=slot, prefixlen=32 + e.length)
         key.addr[:] = list(e.packed())
-        v6[name][bytes(key)] = _rule(e.rule)
+        v6[name][bytes(key)] = u32(e.rule)
 
 
 def _units(cells: dict[int, int], width: int) -> list[int]:
@@ -256,7 +256,7 @@ def _units(cells: dict[int, int], width: int) -> list[int]:
 def _rows(cells: dict[int, int], units: list[int], width: int) -> dict[int, bytes]:
     """Each unit's rules per class at rank * width + class."""
     rank = {unit: n for n, unit in enumerate(units)}
-    return {rank[key // width] * width + key % width: _rule(r) for key, r in cells.items()}
+    return {rank[key // width] * width + key % width: u32(r) for key, r in cells.items()}
 
 
 def _bits(units: Iterable[int], shift: int) -> dict[int, int]:

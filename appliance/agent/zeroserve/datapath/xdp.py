@@ -218,19 +218,15 @@ def _records(
     for e in entries:
         # Packed by hand (the mirror's layout, checked below): 100,000s of records.
         key = e.port.to_bytes(2, "big") + bytes((e.length, 0)) + e.packed()
-        out[f"zs_deny{e.version}_rules"][key] = e.rule.to_bytes(4, "little")
+        out[f"zs_deny{e.version}_rules"][key] = deny.u32(e.rule)
     return out
 
 
 def _check_record_layout() -> None:
     for family, size in ((4, 4), (6, 16)):
         rec = STRUCTS[f"zs_deny_rec{family}"]
-        if (rec.port.offset, rec.prefixlen.offset, rec.addr.offset, ctypes.sizeof(rec)) != (
-            0,
-            2,
-            4,
-            4 + size,
-        ):
+        layout = (rec.port.offset, rec.prefixlen.offset, rec.addr.offset, ctypes.sizeof(rec))
+        if layout != (0, 2, 4, 4 + size):
             raise RuntimeError(f"structs.h: zs_deny_rec{family} is not what _records packs")
 
 
@@ -241,10 +237,6 @@ def _slot(name: str, key: bytes) -> int:
     """The slot of a deny hash or trie key (tries put the prefix length first)."""
     at = 4 if name.endswith("_lpm") else 0
     return int.from_bytes(key[at : at + 4], "little")
-
-
-def _u32(value: int) -> bytes:
-    return value.to_bytes(4, "little")
 
 
 def _keys(table: libbpf.Map) -> list[bytes]:
@@ -332,9 +324,10 @@ class XdpLayer:
         """Make the deny maps hold exactly rules (rule id -> source prefixes).
 
         ports scopes a rule to destination ports; a rule not in it guards every
-        port. The tables are filled in the idle generation, then each port is
-        pointed at it (one write per port), then the old generation is emptied: a
-        packet meets either the old rule set or the new one, whole.
+        port. The tables are filled in the idle generation, then one word flips
+        packets over to it, then the old generation's hash entries go: a packet
+        meets either the old rule set or the new one, whole. Bad rules raise
+        ValueError before anything is written.
         """
         with _no_cyclic_gc():
             entries = _deny_entries(rules, ports)
@@ -354,7 +347,9 @@ class XdpLayer:
         f = self.features
         sizes = deny.Sizes(f.deny_classes, f.deny4_ranks_max, f.deny4_longs_max, f.deny4_hosts_max)
         gen = self.maps["zs_deny_gen"]
-        active, serial = (int.from_bytes(gen.lookup(_u32(i)) or bytes(4), "little") for i in (0, 1))
+        active, serial = (
+            int.from_bytes(gen.lookup(deny.u32(i)) or bytes(4), "little") for i in (0, 1)
+        )
         idle = 1 - (active & 1)
         tables = deny.build(entries, idle, sizes, self.maps)
         records = _records(entries, self.maps)
@@ -372,8 +367,8 @@ class XdpLayer:
         for name, region in tables.regions.items():
             self._write_region(name, region, idle)
         # The flip: from here on every packet meets the new generation.
-        gen.update(_u32(0), _u32(idle))
-        gen.update(_u32(1), _u32(serial + 1))
+        gen.update(deny.u32(0), deny.u32(idle))
+        gen.update(deny.u32(1), deny.u32(serial + 1))
         self._deny_serial = serial + 1
         for name, keys in old.items():
             _delete(self.maps[name], keys)
