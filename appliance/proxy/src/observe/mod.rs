@@ -204,35 +204,49 @@ impl Default for Trace<'_> {
 
 /// The engine's observers: every worker's metric shard, and the logger thread's queue.
 pub struct Observer {
-    registry: Registry,
+    registry: Arc<Registry>,
     queue: Queue,
 }
 
 impl Observer {
     pub fn start() -> std::io::Result<Observer> {
         Ok(Observer {
-            registry: Registry::default(),
+            registry: Arc::default(),
             queue: Queue::start()?,
         })
     }
 
     /// The `caddy_http_*` families, then the engine's own count of dropped log lines.
     pub fn metrics(&self) -> String {
-        let mut out = self.registry.render();
-        out.push_str(concat!(
-            "# HELP zeroserve_access_log_dropped_total Access log lines dropped because ",
-            "the logger thread fell behind.\n",
-            "# TYPE zeroserve_access_log_dropped_total counter\n",
-        ));
-        out.push_str(&format!(
-            "zeroserve_access_log_dropped_total {}\n",
-            self.queue.dropped()
-        ));
-        out
+        render(&self.registry, &self.queue)
     }
 }
 
+fn render(registry: &Registry, queue: &Queue) -> String {
+    let mut out = registry.render();
+    out.push_str(concat!(
+        "# HELP zeroserve_access_log_dropped_total Access log lines dropped because ",
+        "the logger thread fell behind.\n",
+        "# TYPE zeroserve_access_log_dropped_total counter\n",
+    ));
+    out.push_str(&format!(
+        "zeroserve_access_log_dropped_total {}\n",
+        queue.dropped()
+    ));
+    out
+}
+
+/// The metrics of the engine the calling worker belongs to (empty off a worker thread).
+pub fn render_here() -> String {
+    TAP.with(|t| {
+        t.borrow()
+            .as_ref()
+            .map_or_else(String::new, |tap| render(&tap.registry, &tap.queue))
+    })
+}
+
 struct Tap {
+    registry: Arc<Registry>,
     shard: Arc<Mutex<Shard>>,
     queue: Queue,
 }
@@ -245,6 +259,7 @@ thread_local! {
 pub fn enter_worker(o: &Observer) {
     TAP.with(|t| {
         *t.borrow_mut() = Some(Tap {
+            registry: Arc::clone(&o.registry),
             shard: o.registry.shard(),
             queue: o.queue.clone(),
         })

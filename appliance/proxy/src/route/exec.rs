@@ -88,6 +88,10 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                     l.run(ctx);
                     Flow::Next
                 }
+                Handler::Metrics(m) => {
+                    m.respond(ctx);
+                    Flow::Responded
+                }
                 Handler::Intercept(i) => {
                     ctx.intercepts.push(i);
                     Flow::Next

@@ -9,6 +9,7 @@ pub mod intercept;
 pub mod invoke;
 pub mod log_append;
 pub mod map;
+pub mod metrics;
 pub mod request_body;
 pub mod reverse_proxy;
 pub mod rewrite;
@@ -34,6 +35,7 @@ pub enum Handler {
     RequestBody(request_body::RequestBody),
     Invoke(invoke::Invoke),
     LogAppend(log_append::LogAppend),
+    Metrics(metrics::Metrics),
     Encode(encode::Encode),
     Authentication(authentication::Authentication),
     Intercept(intercept::Intercept),
@@ -62,6 +64,7 @@ pub fn compile(v: &Value) -> Result<Handler> {
         "request_body" => Handler::RequestBody(request_body::RequestBody::compile(m)?),
         "invoke" => Handler::Invoke(invoke::Invoke::compile(m)?),
         "log_append" => Handler::LogAppend(log_append::LogAppend::compile(m)?),
+        "metrics" => Handler::Metrics(metrics::Metrics::compile(m)?),
         "encode" => Handler::Encode(encode::Encode::compile(m)?),
         "authentication" => Handler::Authentication(authentication::Authentication::compile(m)?),
         "intercept" => Handler::Intercept(intercept::Intercept::compile(m)?),
