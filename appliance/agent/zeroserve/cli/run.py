@@ -32,7 +32,8 @@ def edge_layers(appliance: ApplianceConfig | None) -> EdgeLayers | None:
         try:
             edge.open()
             return edge
-        except EdgeError as exc:
+        # OSError: the pinned state cannot be made here (e.g. a unit's read-only /sys/fs/bpf).
+        except (EdgeError, OSError) as exc:
             reason = str(exc)
     log_line("warn", "edge layers disabled; serving without them", reason=reason)
     return None
