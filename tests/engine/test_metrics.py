@@ -179,3 +179,22 @@ def test_agent_metrics_view_has_both(tmp_path: Path) -> None:
     finally:
         agent.engine.stop(0.0)
     assert text.index("caddy_http_requests_total") < text.index("zeroserve_edge_enabled 0")
+
+
+def test_metrics_handler(servers, caddy_metrics) -> None:
+    """The `metrics` directive's handler: Caddy's status and content type, the engine's
+    families in the body (Caddy adds Go's runtime families, which have no counterpart)."""
+    cfg = copy.deepcopy(CONFIG)
+    routes = cfg["apps"]["http"]["servers"]["srvA"]["routes"]
+    routes.insert(0, {"match": [{"path": ["/metrics"]}], "handle": [{"handler": "metrics"}]})
+    caddy_port, _ = caddy_metrics(cfg)
+    _, engine_port = servers.engine(cfg)
+    heads = []
+    for port in (caddy_port, engine_port):
+        exchange(port, REQUESTS[0], quiet=0.1)
+        reply = exchange(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", quiet=0.2).data
+        head, _, body = reply.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        heads.append((lines[0], [h for h in lines if h.startswith("Content-Type:")]))
+        assert b'caddy_http_requests_total{handler="headers",server="srvA"} 1' in body
+    assert heads[1] == heads[0]

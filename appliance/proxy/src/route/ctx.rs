@@ -225,6 +225,8 @@ pub struct Ctx<'p, 'a> {
     pub trace: crate::observe::Trace<'p>,
     /// `reverse_proxy` round trips asked for and answered (see that module).
     pub proxy: super::handlers::reverse_proxy::Trail<'p, 'a>,
+    /// The `cache` handler's request past a miss, settled when the routes end.
+    pub cache: Option<super::handlers::cache::Pending<'p>>,
     uuid: OnceCell<String>,
 }
 
@@ -301,6 +303,7 @@ impl<'p, 'a> Ctx<'p, 'a> {
             intercepts: Vec::new(),
             trace: Default::default(),
             proxy: Default::default(),
+            cache: None,
             uuid: OnceCell::new(),
         }
     }

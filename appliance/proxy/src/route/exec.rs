@@ -107,6 +107,7 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                 Handler::ReverseProxy(r) => r.run(ctx),
                 Handler::CopyResponse(c) => c.run(ctx),
                 Handler::CopyResponseHeaders(c) => c.run(ctx),
+                Handler::Cache(c) => c.run(ctx),
                 Handler::FileServer(f) => match f.serve(ctx) {
                     Served::Responded => Flow::Responded,
                     Served::Next => Flow::Next,
@@ -137,8 +138,15 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
 }
 
 /// Runs `server`'s routes (and error routes) for the request in `ctx`; the response is left
-/// in `ctx.resp`.
+/// in `ctx.resp`. A `cache` handler the request passed settles it last, as the outermost
+/// wrapper.
 pub fn serve<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
+    let outcome = serve_routes(server, ctx);
+    super::handlers::cache::settle(ctx, outcome);
+    outcome
+}
+
+fn serve_routes<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
     ctx.resp.headers.set("Server", "Caddy");
     ctx.named_routes = &server.named_routes;
     let flow = if ctx.host.is_empty() && ctx.proto == "HTTP/1.1" {

@@ -29,6 +29,7 @@ use crate::http1::{parse_request, ChunkedDecoder, Response, Status};
 use crate::ring::{Completion, OpId, Owned};
 use crate::route::ctx::{Ctx, HandlerError};
 use crate::route::exec::{serve, Outcome};
+use crate::route::handlers::cache::{take_capture, Capture, PARKED};
 use crate::route::handlers::reverse_proxy::hosts::Host;
 use crate::route::handlers::reverse_proxy::{Call, Failure, Invocation, Target, Transport};
 use crate::route::Program;
@@ -101,6 +102,8 @@ pub struct Relay {
     /// The client's head, held back until the first body bytes: Go's writer sniffs the
     /// `Content-Type` from them when the response has none.
     pub pending: Option<(Response, Exchange)>,
+    /// The `cache` handler's copy of the body, stored when the relay ends cleanly.
+    pub capture: Option<Capture>,
 }
 
 #[derive(Debug)]
@@ -120,6 +123,7 @@ struct Replayed {
     call: Option<Call>,
     relay: Option<usize>,
     interim: Vec<u8>,
+    capture: Option<Capture>,
 }
 
 fn failure(status: u16, message: String, dial: bool) -> Failure {
@@ -153,6 +157,7 @@ fn replay(
         call: ctx.proxy.call.take(),
         relay: ctx.proxy.relay,
         interim: std::mem::take(&mut ctx.interim),
+        capture: take_capture(&mut ctx),
     }
 }
 
@@ -209,6 +214,10 @@ impl Worker {
 
     /// Starts one attempt: records it, then connects (or reuses) and queues the request.
     fn begin_call(&mut self, i: usize, call: Call) -> io::Result<()> {
+        if call.index == PARKED {
+            // A cache waiter's delay is over: look again, without an upstream.
+            return self.replay_after(i, call.index, false);
+        }
         let now = Instant::now();
         let conn = self.conns[i].as_mut().expect("driven conns exist");
         let Phase::Proxy(p) = &mut conn.phase else {
@@ -503,6 +512,7 @@ impl Worker {
                         close: false,
                         gunzip: gunzip.then(|| flate2::write::GzDecoder::new(Vec::new())),
                         pending: None,
+                        capture: None,
                     });
                     return self.replay_after(i, index, true).map(|()| true);
                 }
@@ -588,6 +598,7 @@ impl Worker {
                 unreachable!()
             };
             let relay = trip.relay.as_mut().expect("answered trips relay");
+            relay.capture = r.capture;
             let tunnel = r.resp.status == 101;
             if tunnel {
                 relay.from = From::Tunnel;
@@ -734,6 +745,11 @@ impl Worker {
             if let (Some(t), true) = (trip.transport.read_timeout, !piece.is_empty()) {
                 u.deadline = Some((Instant::now() + t, Wait::Read));
             }
+            if let Some(c) = &mut relay.capture {
+                if broken || !c.feed(&piece) {
+                    relay.capture = None;
+                }
+            }
             if relay.pending.is_some() && (!piece.is_empty() || finished || broken) {
                 let (resp, x) = relay.pending.take().expect("checked");
                 let sniffed = (!piece.is_empty()).then(|| detect_content_type(&piece));
@@ -782,7 +798,11 @@ impl Worker {
         if relay.chunked && !relay.bodiless {
             conn.output.extend_from_slice(b"0\r\n\r\n");
         }
-        let close = relay.close;
+        if let Some(c) = relay.capture.take() {
+            c.finish();
+        }
+        // A worker that is stopping closes connections once their response is out.
+        let close = relay.close || self.stop_deadline.is_some();
         let answer_close = p.done[trip.index].answer.as_ref().is_none_or(|a| a.close);
         let reusable = trip.request_done
             && !answer_close

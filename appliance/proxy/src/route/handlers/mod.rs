@@ -1,6 +1,7 @@
 //! Request handlers (`http.handlers.*`), one file each, provisioned at compile time.
 
 pub mod authentication;
+pub mod cache;
 pub mod encode;
 pub mod error;
 pub mod file_server;
@@ -42,6 +43,7 @@ pub enum Handler {
     ReverseProxy(Box<reverse_proxy::ReverseProxy>),
     CopyResponse(reverse_proxy::CopyResponse),
     CopyResponseHeaders(reverse_proxy::CopyResponseHeaders),
+    Cache(cache::Cache),
 }
 
 /// Compiles one handler object by its `handler` name.
@@ -75,6 +77,7 @@ pub fn compile(v: &Value) -> Result<Handler> {
         "copy_response_headers" => {
             Handler::CopyResponseHeaders(reverse_proxy::CopyResponseHeaders::compile(m)?)
         }
+        "cache" => Handler::Cache(cache::Cache::compile(m)?),
         other => return err(format!("unknown module: http.handlers.{other}")),
     })
 }
