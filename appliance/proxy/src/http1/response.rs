@@ -238,9 +238,12 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
         out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
         out.extend_from_slice(&resp.body);
         out.extend_from_slice(b"\r\n0\r\n\r\n");
+    } else if f.length.is_some_and(|l| n as u64 > l) {
+        // Go refuses a write past the declared length (ErrContentLength), so nothing of the
+        // body goes out, and the connection closes as the length was not met.
+        return true;
     } else {
-        let limit = f.length.map_or(n, |l| n.min(l as usize));
-        out.extend_from_slice(&resp.body[..limit]);
+        out.extend_from_slice(&resp.body);
     }
     f.close
 }
