@@ -24,6 +24,7 @@ def test_maps_pinned_under_versioned_path(layout):
         pinned = sorted(os.listdir(layout.root / f"v{LAYOUT_VERSION}" / "xdp"))
     assert pinned == [
         "zs_deny4_blocks",
+        "zs_deny4_chunks",
         "zs_deny4_hostmap",
         "zs_deny4_hosts",
         "zs_deny4_net16",

@@ -110,6 +110,7 @@ def test_for_plan_builds_the_smallest_program(layout):
         xdp.apply(plan)
         assert sorted(xdp.maps) == [
             "zs_deny4_blocks",
+            "zs_deny4_chunks",
             "zs_deny4_net24",
             "zs_deny4_rules",
             "zs_deny_gen",

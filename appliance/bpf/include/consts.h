@@ -27,11 +27,14 @@
 #ifndef ZS_DENY_RECORDS_MAX
 #define ZS_DENY_RECORDS_MAX 262144
 #endif
-/* Port classes of deny rules (a power of two); per generation, IPv4 /24 blocks
- * held by /17-/24 rules, /24 blocks holding /25-/32 rules, and addresses /25-/32
- * rules hold (deny.h). */
+/* Port classes of deny rules (a power of two); per generation, IPv4 /16 blocks
+ * holding /17-/32 rules, /24 blocks held by /17-/24 rules, /24 blocks holding
+ * /25-/32 rules, and addresses /25-/32 rules hold (deny.h). */
 #ifndef ZS_DENY_CLASSES
 #define ZS_DENY_CLASSES 4
+#endif
+#ifndef ZS_DENY4_CHUNKS_MAX
+#define ZS_DENY4_CHUNKS_MAX 16384
 #endif
 #ifndef ZS_DENY4_RANKS_MAX
 #define ZS_DENY4_RANKS_MAX 131072

@@ -18,6 +18,7 @@
  *            bits indexes the block's rules, one per class
  *   /25-/32  a bit per /24 block too; its rank indexes a 256-bit map of  HOSTS
  *            the block's addresses, and an address's rank its rules
+ * The /24 bits of a /16 block are kept only if it has any (a chunk of 4 words).
  * Longer tiers are asked first; a tier without a rule for the class defers to the
  * next. A bitmap word keeps the rank of its first set bit, so a rank is that plus
  * one popcount.
@@ -69,9 +70,14 @@ BPF_TABLE_PINNED("hash", struct zs_deny_rec4, struct zs_rule, zs_deny4_rules,
 		 ZS_DENY_RECORDS_MAX, ZS_PIN(zs_deny4_rules), BPF_F_NO_PREALLOC);
 #if defined(ZS_FEATURE_DENY4_HOSTS) || defined(ZS_FEATURE_DENY4_NET24)
 #define ZS_DENY4_BLOCKS 1
-/* generation * ZS_DENY4_WORDS + /24 block / 64 -> which blocks hold rules, and ranks. */
-BPF_TABLE_PINNED("array", __u32, struct zs_deny_word, zs_deny4_blocks, 2 * ZS_DENY4_WORDS,
-		 ZS_PIN(zs_deny4_blocks), BPF_F_MMAPABLE);
+/* generation * 65536 + /16 block -> 1 + its chunk: the four words of its 256 /24
+ * blocks in zs_deny4_blocks (0: no /17-/32 rule there). */
+BPF_TABLE_PINNED("array", __u32, __u32, zs_deny4_chunks, 2 * 65536, ZS_PIN(zs_deny4_chunks),
+		 BPF_F_MMAPABLE);
+/* (generation * ZS_DENY4_CHUNKS_MAX + chunk) * 4 + word -> which of the word's 64 /24
+ * blocks hold rules, and the ranks of its first. */
+BPF_TABLE_PINNED("array", __u32, struct zs_deny_word, zs_deny4_blocks,
+		 2 * ZS_DENY4_CHUNKS_MAX * 4, ZS_PIN(zs_deny4_blocks), BPF_F_MMAPABLE);
 #endif
 #ifdef ZS_FEATURE_DENY4_HOSTS
 /* generation * ZS_DENY4_LONGS_MAX + rank of a /24 block holding /25-/32 rules -> which
@@ -100,18 +106,14 @@ static __always_inline __u32 zs_deny_cell(__u32 *rule)
 	return rule ? *rule : ZS_RULE_NONE;
 }
 
-static __always_inline __u32 zs_deny_v4(const struct iphdr *ip, __be16 dport)
-{
-	__u32 slot = zs_deny_slot(dport);
-	__u32 class = slot % ZS_DENY_CLASSES;
-	__u32 addr = __builtin_bswap32(ip->saddr);
-	__u32 rule = ZS_RULE_NONE;
-
 #ifdef ZS_DENY4_BLOCKS
-	__u32 gen = slot / ZS_DENY_CLASSES;
-	__u32 index = gen * ZS_DENY4_WORDS + (addr >> 14);
+/* The rule of a /17-/32 prefix holding addr, if its /16 block has a chunk. */
+static __always_inline __u32 zs_deny4_chunk(__u32 gen, __u32 class, __u32 chunk, __u32 addr)
+{
+	__u32 index = (gen * ZS_DENY4_CHUNKS_MAX + chunk) * 4 + ((addr >> 14) & 3);
 	__u64 bit = 1ULL << ((addr >> 8) & 63);
 	struct zs_deny_word *word = zs_deny4_blocks.lookup(&index);
+	__u32 rule;
 
 	if (!word)
 		return ZS_RULE_NONE;
@@ -122,11 +124,8 @@ static __always_inline __u32 zs_deny_v4(const struct iphdr *ip, __be16 dport)
 		struct zs_deny_hosts *hosts = zs_deny4_hostmap.lookup(&at);
 		__u32 host = addr & 255;
 		__u64 hbit = 1ULL << (host & 63);
-		__u64 bits;
+		__u64 bits = hosts ? hosts->bits[(host >> 6) & 3] : 0;
 
-		if (!hosts)
-			return ZS_RULE_NONE;
-		bits = hosts->bits[(host >> 6) & 3];
 		if (bits & hbit) {
 			at = (gen * ZS_DENY4_HOSTS_MAX + hosts->base + hosts->below[(host >> 6) & 3] +
 			      __builtin_popcountll(bits & (hbit - 1))) *
@@ -145,11 +144,29 @@ static __always_inline __u32 zs_deny_v4(const struct iphdr *ip, __be16 dport)
 				   ZS_DENY_CLASSES +
 			   class;
 
-		rule = zs_deny_cell(zs_deny4_net24.lookup(&at));
+		return zs_deny_cell(zs_deny4_net24.lookup(&at));
+	}
+#endif
+	return ZS_RULE_NONE;
+}
+#endif
+
+static __always_inline __u32 zs_deny_v4(const struct iphdr *ip, __be16 dport)
+{
+	__u32 slot = zs_deny_slot(dport);
+	__u32 addr = __builtin_bswap32(ip->saddr);
+	__u32 rule = ZS_RULE_NONE;
+
+#ifdef ZS_DENY4_BLOCKS
+	__u32 gen = slot / ZS_DENY_CLASSES;
+	__u32 at16 = gen * 65536 + (addr >> 16);
+	__u32 *chunk = zs_deny4_chunks.lookup(&at16);
+
+	if (chunk && *chunk) {
+		rule = zs_deny4_chunk(gen, slot % ZS_DENY_CLASSES, *chunk - 1, addr);
 		if (rule != ZS_RULE_NONE)
 			return rule;
 	}
-#endif
 #endif
 #ifdef ZS_FEATURE_DENY4_NET16
 	{

@@ -85,6 +85,7 @@ class Needs:
     v4_net16: bool = False  # /0-/16
     v6: bool = False
     classes: int = 1
+    chunks: int = 0  # /16 blocks holding /17-/32 rules
     net24_blocks: int = 0  # /24 blocks /17-/24 rules hold
     long_blocks: int = 0  # /24 blocks holding /25-/32 rules
     hosts: int = 0  # addresses /25-/32 rules hold
@@ -118,6 +119,7 @@ def needs(entries: list[Entry]) -> Needs:
         v4_net16=any(length <= 16 for length in v4),
         v6=any(e.version == 6 for e in entries),
         classes=classes,
+        chunks=len({b >> 8 for b in net24} | {h >> 16 for h in hosts}),
         net24_blocks=len(net24),
         long_blocks=len({h >> 8 for h in hosts}),
         hosts=len(hosts),
@@ -131,6 +133,7 @@ class Sizes:
     """What the program is built for (XdpFeatures), per generation."""
 
     classes: int
+    chunks: int
     net24_blocks: int
     long_blocks: int
     hosts: int
@@ -201,7 +204,9 @@ def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[st
         tables.regions["zs_deny4_net16"] = Region(base * BLOCKS16, width * BLOCKS16, net16)
     net24, hosts = _units(cells["net24"], width), _units(cells["hosts"], width)
     longs = sorted({h >> 8 for h in hosts})
+    chunks = sorted({b >> 8 for b in net24} | {b >> 8 for b in longs})
     for what, count, room in (
+        ("/16 blocks of /17-/32 rules", len(chunks), sizes.chunks),
         ("/24 blocks of /17-/24 rules", len(net24), sizes.net24_blocks),
         ("/24 blocks of /25-/32 rules", len(longs), sizes.long_blocks),
         ("addresses of /25-/32 rules", len(hosts), sizes.hosts),
@@ -211,7 +216,13 @@ def build(entries: list[Entry], generation: int, sizes: Sizes, maps: Iterable[st
                 f"IPv4 deny rules hold {count} {what}; the program has room for {room}"
             )
     if "zs_deny4_blocks" in maps:
-        tables.regions["zs_deny4_blocks"] = Region(generation * WORDS, WORDS, _words(net24, longs))
+        at = {block16: n for n, block16 in enumerate(chunks)}
+        tables.regions["zs_deny4_chunks"] = Region(
+            generation * BLOCKS16, BLOCKS16, {b: u32(n + 1) for b, n in at.items()}
+        )
+        tables.regions["zs_deny4_blocks"] = Region(
+            generation * sizes.chunks * 4, len(chunks) * 4, _words(net24, longs, at)
+        )
     if "zs_deny4_net24" in maps:
         tables.regions["zs_deny4_net24"] = Region(
             generation * sizes.net24_blocks * width,
@@ -276,8 +287,9 @@ def _set_bits(words: dict[int, int], first: int, stop: int) -> None:
         first = end
 
 
-def _words(net24: list[int], longs: list[int]) -> dict[int, bytes]:
-    """zs_deny_word of each word with bits: nets and longs, the rank of each kind's first."""
+def _words(net24: list[int], longs: list[int], chunk: dict[int, int]) -> dict[int, bytes]:
+    """zs_deny_word of each word with bits (nets and longs, the rank of each kind's first)
+    at its place in its /16 block's chunk."""
     word = STRUCTS["zs_deny_word"]
     nets, lng = _bits(net24, 6), _bits(longs, 6)
     out = {}
@@ -285,7 +297,7 @@ def _words(net24: list[int], longs: list[int]) -> dict[int, bytes]:
     for index in sorted(nets.keys() | lng.keys()):
         value = word(nets=nets.get(index, 0), longs=lng.get(index, 0))
         value.nets_base, value.longs_base = ranks
-        out[index] = bytes(value)
+        out[chunk[index >> 2] * 4 + (index & 3)] = bytes(value)
         ranks[0] += value.nets.bit_count()
         ranks[1] += value.longs.bit_count()
     return out

@@ -26,7 +26,7 @@ from pathlib import Path
 
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "zeroserve"
-LAYOUT_VERSION = 5
+LAYOUT_VERSION = 6
 _VERSION = re.compile(r"v\d+")
 
 

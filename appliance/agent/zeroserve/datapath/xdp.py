@@ -66,6 +66,7 @@ class XdpFeatures:
     syncookies: bool = False
     rules_max: int = CONSTS["ZS_RULES_MAX"]
     deny_classes: int = CONSTS["ZS_DENY_CLASSES"]
+    deny4_chunks_max: int = CONSTS["ZS_DENY4_CHUNKS_MAX"]
     deny4_ranks_max: int = CONSTS["ZS_DENY4_RANKS_MAX"]
     deny4_longs_max: int = CONSTS["ZS_DENY4_LONGS_MAX"]
     deny4_hosts_max: int = CONSTS["ZS_DENY4_HOSTS_MAX"]
@@ -90,6 +91,7 @@ class XdpFeatures:
         sizes = {
             "ZS_RULES_MAX": self.rules_max,
             "ZS_DENY_CLASSES": self.deny_classes,
+            "ZS_DENY4_CHUNKS_MAX": self.deny4_chunks_max,
             "ZS_DENY4_RANKS_MAX": self.deny4_ranks_max,
             "ZS_DENY4_LONGS_MAX": self.deny4_longs_max,
             "ZS_DENY4_HOSTS_MAX": self.deny4_hosts_max,
@@ -131,7 +133,8 @@ class XdpFeatures:
         if v4:
             maps["zs_deny4_rules"] = ("zs_deny_rec4", "zs_rule", self.deny_records_max)
         if v4 and (self.deny4_hosts or self.deny4_net24):
-            maps["zs_deny4_blocks"] = ("__u32", "zs_deny_word", 2 * deny.WORDS)
+            maps["zs_deny4_chunks"] = ("__u32", "__u32", 2 * deny.BLOCKS16)
+            maps["zs_deny4_blocks"] = ("__u32", "zs_deny_word", 2 * self.deny4_chunks_max * 4)
         if v4 and self.deny4_hosts:
             maps["zs_deny4_hostmap"] = ("__u32", "zs_deny_hosts", 2 * self.deny4_longs_max)
             maps["zs_deny4_hosts"] = ("__u32", "__u32", 2 * self.deny4_hosts_max * classes)
@@ -164,6 +167,7 @@ class XdpFeatures:
             deny4_net16=need.v4_net16,
             deny_v6=need.v6,
             deny_classes=_power_of_two(need.classes, 1),
+            deny4_chunks_max=_power_of_two(need.chunks, 256),
             deny4_ranks_max=_power_of_two(need.net24_blocks, 4096),
             deny4_longs_max=_power_of_two(need.long_blocks, 4096),
             deny4_hosts_max=_power_of_two(need.hosts, 16384),
@@ -345,7 +349,13 @@ class XdpLayer:
                 raise ValueError("deny rules are not compiled in")
             return
         f = self.features
-        sizes = deny.Sizes(f.deny_classes, f.deny4_ranks_max, f.deny4_longs_max, f.deny4_hosts_max)
+        sizes = deny.Sizes(
+            f.deny_classes,
+            f.deny4_chunks_max,
+            f.deny4_ranks_max,
+            f.deny4_longs_max,
+            f.deny4_hosts_max,
+        )
         gen = self.maps["zs_deny_gen"]
         active, serial = (
             int.from_bytes(gen.lookup(deny.u32(i)) or bytes(4), "little") for i in (0, 1)
