@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -88,7 +89,31 @@ def test_run_serves_example_from_engine(zeroserve_bin, tmp_path):
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
 
 
-@pytest.mark.skipif(bool(listener_pids(8080)), reason="port 8080 is taken on this machine")
+def test_run_names_the_admin_address_it_cannot_bind(zeroserve_bin, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        admin = f"127.0.0.1:{taken.getsockname()[1]}"
+        cfg = tmp_path / "Caddyfile"
+        cfg.write_text(f"{{\n\tadmin {admin}\n}}\n:{free_port()} {{\n\trespond hi\n}}\n")
+        run = subprocess.run(
+            [str(zeroserve_bin), "run", "--config", str(cfg), "--no-edge"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+        )
+    assert run.returncode == 1
+    assert run.stderr == (
+        f"Error: starting: admin endpoint: listen tcp {admin}: bind: address already in use\n"
+    )
+
+
+# `make run` serves on 8080 with the admin endpoint on Caddy's default 2019.
+@pytest.mark.skipif(
+    bool(listener_pids(8080) or listener_pids(2019)),
+    reason="port 8080 or 2019 is taken on this machine",
+)
 def test_make_run_serves_example_on_8080():
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "run"],

@@ -93,7 +93,12 @@ class AdminServer:
         self._server, self.address = None, address
         if address is not None:
             host, port = split_address(address)
-            server = ThreadingHTTPServer((host or "localhost", port), self._handler_class())
+            try:
+                server = ThreadingHTTPServer((host or "localhost", port), self._handler_class())
+            except OSError as exc:
+                # Name the endpoint, as Caddy does: a port clash is otherwise a riddle.
+                why = (exc.strerror or str(exc)).lower()
+                raise OSError(f"admin endpoint: listen tcp {address}: bind: {why}") from None
             server.daemon_threads = True
             threading.Thread(target=server.serve_forever, name="admin", daemon=True).start()
             self._server = server
