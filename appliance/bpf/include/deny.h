@@ -36,7 +36,6 @@
 
 #if defined(ZS_FEATURE_DENY_V4) || defined(ZS_FEATURE_DENY_V6)
 #define ZS_DENY_SLOTS (2 * ZS_DENY_CLASSES)
-#define ZS_DENY4_WORDS (1 << 18) /* 2^24 IPv4 /24 blocks (or IPv6 /24 starts), 64 to a word */
 
 /* [0]: the generation packets meet; [1]: a count of writes, for the agent alone.
  * Sized by the class count, which every slot depends on, so that a program built
@@ -180,6 +179,8 @@ static __always_inline __u32 zs_deny_v4(const struct iphdr *ip, __be16 dport)
 #endif
 
 #ifdef ZS_FEATURE_DENY_V6
+#define ZS_DENY6_WORDS (1 << 18) /* 2^24 starts (first 24 bits) of sources, 64 to a word */
+
 /* The rules as given: (port, prefix) -> rule. */
 BPF_TABLE_PINNED("hash", struct zs_deny_rec6, struct zs_rule, zs_deny6_rules,
 		 ZS_DENY_RECORDS_MAX, ZS_PIN(zs_deny6_rules), BPF_F_NO_PREALLOC);
@@ -189,9 +190,9 @@ BPF_TABLE_PINNED("hash", struct zs_host6_key, struct zs_rule, zs_deny6_host,
 /* (slot, IPv6 source prefix shorter than /128) -> rule. */
 BPF_TABLE_PINNED("lpm_trie", struct zs_lpm6_key, struct zs_rule, zs_deny6_lpm,
 		 ZS_DENY_LPM_MAX, ZS_PIN(zs_deny6_lpm), BPF_F_NO_PREALLOC);
-/* generation * ZS_DENY4_WORDS + (first 24 bits of a source) / 64 -> a bit for each
+/* generation * ZS_DENY6_WORDS + (first 24 bits of a source) / 64 -> a bit for each
  * 24-bit start some rule's prefix covers: most sources no rule holds stop here. */
-BPF_TABLE_PINNED("array", __u32, __u64, zs_deny6_blocks, 2 * ZS_DENY4_WORDS,
+BPF_TABLE_PINNED("array", __u32, __u64, zs_deny6_blocks, 2 * ZS_DENY6_WORDS,
 		 ZS_PIN(zs_deny6_blocks), BPF_F_MMAPABLE);
 
 static __always_inline __u32 zs_deny_v6(const struct ipv6hdr *ip6, __be16 dport)
@@ -199,7 +200,7 @@ static __always_inline __u32 zs_deny_v6(const struct ipv6hdr *ip6, __be16 dport)
 	__u32 slot = zs_deny_slot(dport);
 	__u32 top = ip6->saddr.in6_u.u6_addr8[0] << 16 | ip6->saddr.in6_u.u6_addr8[1] << 8 |
 		    ip6->saddr.in6_u.u6_addr8[2];
-	__u32 index = slot / ZS_DENY_CLASSES * ZS_DENY4_WORDS + (top >> 6);
+	__u32 index = slot / ZS_DENY_CLASSES * ZS_DENY6_WORDS + (top >> 6);
 	__u64 *word = zs_deny6_blocks.lookup(&index);
 	struct zs_host6_key host = { .slot = slot };
 	struct zs_lpm6_key key = { .prefixlen = 32 + 128, .slot = slot };

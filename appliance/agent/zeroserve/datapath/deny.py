@@ -23,7 +23,7 @@ from zeroserve.datapath.structs import STRUCTS
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PORTS = 65536
 BLOCKS16 = 1 << 16
-WORDS = 1 << 18  # 2^24 /24 blocks, 64 bits a word
+WORDS = 1 << 18  # the IPv6 bitmap: 2^24 starts (first 24 bits) of sources, 64 a word
 
 
 class Entry(NamedTuple):
