@@ -165,6 +165,27 @@ pub struct Exchange {
     pub body_too_large: bool,
 }
 
+/// The server-written fields a head leaves out of the handler's (at most these four names),
+/// kept without an allocation per response.
+#[derive(Default)]
+struct Exclude {
+    names: [&'static str; 4],
+    len: usize,
+}
+
+impl Exclude {
+    fn push(&mut self, name: &'static str) {
+        if !self.names().contains(&name) {
+            self.names[self.len] = name;
+            self.len += 1;
+        }
+    }
+
+    fn names(&self) -> &[&'static str] {
+        &self.names[..self.len]
+    }
+}
+
 fn has_token(values: Option<&[String]>, token: &str) -> bool {
     values.is_some_and(|vs| super::parse::has_token(vs.iter().map(String::as_str), token))
 }
@@ -172,12 +193,27 @@ fn has_token(values: Option<&[String]>, token: &str) -> bool {
 /// Writes header fields sorted by name (Go's `Header.WriteSubset`), skipping `exclude`;
 /// CR and LF in values become spaces and surrounding blanks are trimmed.
 fn write_fields(headers: &HeaderMap, exclude: &[&str], out: &mut Vec<u8>) {
-    let mut sorted: Vec<&(String, Vec<String>)> = headers
+    type Field = (String, Vec<String>);
+    static NONE: Field = (String::new(), Vec::new());
+    // Sorted on the stack: a response rarely has more fields than this.
+    let mut few = [&NONE; 32];
+    let mut many = Vec::new();
+    let kept = headers
         .iter()
-        .filter(|(k, _)| !exclude.contains(&k.as_str()))
-        .collect();
+        .filter(|(k, _)| !exclude.contains(&k.as_str()));
+    let sorted: &mut [&Field] = if headers.0.len() <= few.len() {
+        let mut n = 0;
+        for f in kept {
+            few[n] = f;
+            n += 1;
+        }
+        &mut few[..n]
+    } else {
+        many.extend(kept);
+        &mut many
+    };
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    for (k, vs) in sorted {
+    for (k, vs) in sorted.iter() {
         for v in vs {
             out.extend_from_slice(k.as_bytes());
             out.extend_from_slice(b": ");
@@ -235,7 +271,7 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
         return f.close;
     }
     if f.chunked {
-        out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+        let _ = write!(out, "{n:x}\r\n");
         out.extend_from_slice(&resp.body);
         out.extend_from_slice(b"\r\n0\r\n\r\n");
     } else if f.length.is_some_and(|l| n as u64 > l) {
@@ -274,7 +310,7 @@ fn encode_head(
     let status = resp.status;
     let direct_write = n.is_none_or(|n| n > BUFFER_BEFORE_CHUNKING);
     let n = n.unwrap_or(0);
-    let mut exclude: Vec<&str> = Vec::new();
+    let mut exclude = Exclude::default();
     let mut close = x.close;
 
     let has_te = resp.headers.raw("Transfer-Encoding").is_some();
@@ -348,23 +384,23 @@ fn encode_head(
     }
 
     status_line(status, x.http11, out);
-    write_fields(&resp.headers, &exclude, out);
+    write_fields(&resp.headers, exclude.names(), out);
     if let Some(d) = date {
         out.extend_from_slice(b"Date: ");
         out.extend_from_slice(d.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if let Some(cl) = set_cl.filter(|_| !chunking && body_allowed(status)) {
-        out.extend_from_slice(format!("Content-Length: {cl}\r\n").as_bytes());
+        let _ = write!(out, "Content-Length: {cl}\r\n");
     }
     if let Some(ct) = sniffed {
-        out.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        let _ = write!(out, "Content-Type: {ct}\r\n");
     }
     if let Some(c) = set_connection {
-        out.extend_from_slice(format!("Connection: {c}\r\n").as_bytes());
+        let _ = write!(out, "Connection: {c}\r\n");
     }
     if let Some(te) = set_te {
-        out.extend_from_slice(format!("Transfer-Encoding: {te}\r\n").as_bytes());
+        let _ = write!(out, "Transfer-Encoding: {te}\r\n");
     }
     out.extend_from_slice(b"\r\n");
     Framing {
