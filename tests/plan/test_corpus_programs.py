@@ -6,6 +6,7 @@ at the end of the module."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from contextlib import chdir
 from dataclasses import fields, replace
@@ -20,6 +21,9 @@ from zeroserve.plan import build_plan
 from zeroserve.plan.model import Plan
 
 FIXTURES = fixtures()
+BPF_SOURCES = Path(__file__).parents[2] / "appliance" / "bpf"
+# A macro name, not a pattern such as ZS_FEATURE_DENY4_* in a comment.
+FEATURE_MACRO = re.compile(r"\bZS_FEATURE_[A-Z0-9_]*[A-Z0-9]\b")
 _report: list[str] = []
 
 
@@ -38,25 +42,38 @@ def _plan(fixture: Fixture, root: Path) -> Plan | str:
     return build_plan(config)
 
 
-def _feature_sets(tmp: Path) -> list[tuple[str, object]]:
+def _flags(features: type) -> list[str]:
+    """The feature switches of a features class: its bool fields."""
+    return [f.name for f in fields(features) if f.type == "bool"]
+
+
+def _largest() -> dict[str, object]:
+    """hook -> its features with every switch on, so new flags join by themselves."""
     from zeroserve.datapath.sock import SockFeatures
+    from zeroserve.datapath.tc import TcFeatures
+    from zeroserve.datapath.xdp import XdpFeatures
+
+    return {
+        hook: cls(**dict.fromkeys(_flags(cls), True))
+        for hook, cls in (("xdp", XdpFeatures), ("tc", TcFeatures), ("sock", SockFeatures))
+    }
+
+
+def _feature_sets(tmp: Path) -> list[tuple[str, object]]:
     from zeroserve.datapath.tc import TcFeatures
     from zeroserve.datapath.xdp import XdpFeatures
 
     # The largest variant of each hook, each feature alone (the compiler lays out
     # each variant differently, and the verifier judges each), then the corpus's own.
-    none_xdp = XdpFeatures(deny_v4=False, deny_v6=False, vlan=False)
-    none_tc = TcFeatures(dscp=False, mss=False, vlan=False)
-    wanted = {
-        ("xdp", XdpFeatures(drop_unserved=True, rate=True)),
-        ("tc", TcFeatures()),
-        ("sock", SockFeatures()),
-        ("xdp", none_xdp),
-        ("tc", none_tc),
-    }
-    for flag in ("deny_v4", "deny_v6", "vlan", "drop_unserved", "rate"):
-        wanted.add(("xdp", replace(none_xdp, **{flag: True})))
-    for flag in ("dscp", "mss", "vlan"):
+    largest = _largest()
+    none_xdp = XdpFeatures(**dict.fromkeys(_flags(XdpFeatures), False))
+    none_tc = TcFeatures(**dict.fromkeys(_flags(TcFeatures), False))
+    wanted = {*largest.items(), ("xdp", none_xdp), ("tc", none_tc)}
+    for flag in _flags(XdpFeatures):
+        # An IPv4 deny tier is compiled only under deny_v4.
+        tier = {"deny_v4": True} if flag.startswith("deny4_") else {}
+        wanted.add(("xdp", replace(none_xdp, **tier, **{flag: True})))
+    for flag in _flags(TcFeatures):
         wanted.add(("tc", replace(none_tc, **{flag: True})))
     for n, fixture in enumerate(FIXTURES):
         plan = _plan(fixture, tmp / str(n))
@@ -64,6 +81,19 @@ def _feature_sets(tmp: Path) -> list[tuple[str, object]]:
             wanted.add(("xdp", XdpFeatures.for_plan(plan.xdp)))
             wanted.add(("tc", TcFeatures.for_plan(plan.tc)))
     return sorted(wanted, key=repr)
+
+
+def test_the_largest_builds_turn_on_every_feature_the_templates_test() -> None:
+    """Each ZS_FEATURE_* macro the BPF C reads is defined by some hook's largest build."""
+    used = {
+        m.group(0)
+        for path in BPF_SOURCES.rglob("*")
+        if path.suffix in (".h", ".j2")
+        for m in FEATURE_MACRO.finditer(path.read_text())
+    }
+    defined = {name for f in _largest().values() for name in f.defines() if name in used}
+    assert used, "the templates test no feature macro: the pattern is stale"
+    assert used - defined == set()
 
 
 @pytest.fixture(scope="module", autouse=True)
