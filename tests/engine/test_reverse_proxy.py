@@ -5,6 +5,7 @@ serve the same config, the client sees the same bytes from both."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import socket
 import threading
@@ -493,3 +494,74 @@ def test_intercept_replaces_a_proxied_response_like_caddy(servers, upstream) -> 
     r = exchange(engine_port, b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
     assert r.data.endswith(b" GMT\r\n\r\n") and r.end == "closed"
     assert exchange(engine_port, b"GET /there HTTP/1.1\r\nHost: t\r\n\r\n").data.endswith(b"found")
+
+
+def dechunk(body: bytes) -> bytes:
+    out = b""
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return out
+        out += body[:size]
+        body = body[size + 2 :]
+
+
+def decoded(raw: bytes) -> tuple[bytes, dict[str, list[str]], bytes]:
+    """Status line, fields without Date, and the body de-chunked and decompressed."""
+    status, fields, body = split(raw)
+    fields.pop("date", None)
+    if fields.get("transfer-encoding") == ["chunked"]:
+        body = dechunk(body)
+    if fields.get("content-encoding") == ["gzip"]:
+        # Two correct compressors emit different bytes: compare what they encode, and that
+        # both framed it by length (or not).
+        body = gzip.decompress(body)
+        fields["content-length"] = ["(compressed)"] if "content-length" in fields else []
+    return status, fields, body
+
+
+def test_encode_compresses_a_streamed_response_like_caddy(servers, upstream) -> None:
+    page = b"<html>" + b"streamed text " * 300 + b"</html>"
+    # compresses to well over Go's 2 KiB buffer: chunked even with a known length
+    noise = hashlib.sha256(b"seed").hexdigest().encode() * 1
+    for i in range(400):
+        noise += hashlib.sha256(noise[-64:] + bytes([i % 256])).hexdigest().encode()
+
+    def answer(seen: Seen, sock: socket.socket) -> None:
+        if b"/small" in seen.head:
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nsmall"
+            )
+        elif b"/chunked" in seen.head:
+            sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            sock.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(page), page))
+        elif b"/big" in seen.head:
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
+                % len(noise)
+                + noise
+            )
+        elif b"/image" in seen.head:
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n"
+                % len(page)
+                + page
+            )
+        else:
+            sock.sendall(
+                b'HTTP/1.1 200 OK\r\nETag: "v1"\r\nContent-Length: %d\r\n\r\n' % len(page) + page
+            )
+
+    up = upstream(answer)
+    encode = {"handler": "encode", "encodings": {"gzip": {}}, "prefer": ["gzip"]}
+    rp = {"handler": "reverse_proxy", "upstreams": [{"dial": up.dial}]}
+    caddy_port, engine_port = servers.ports(server_config([{"handle": [encode, rp]}]))
+    for path in ("/page", "/small", "/chunked", "/image", "/big"):
+        req = (
+            b"GET %s HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+            % path.encode()
+        )
+        ours = decoded(exchange(engine_port, req).data)
+        assert ours == decoded(exchange(caddy_port, req).data), path
+        assert ours[2] in (page, b"small", noise), path

@@ -9,7 +9,7 @@ use super::status::{body_allowed, reason};
 
 /// Bodies longer than this reach Go's chunk writer before the handler returns, so Go can no
 /// longer compute a Content-Length (its `bufferBeforeChunkingSize`).
-const BUFFER_BEFORE_CHUNKING: usize = 2048;
+pub const BUFFER_BEFORE_CHUNKING: usize = 2048;
 
 /// Identity of a file's contents: device, inode, size and change times (ns). Made only for a
 /// file whose last change is over a second old, so that a later write, however quick, moves

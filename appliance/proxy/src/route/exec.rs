@@ -125,6 +125,10 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                 for (enc, name) in std::mem::take(&mut ctx.encoders).iter().rev() {
                     enc.apply(name, ctx);
                 }
+            } else if flow == Flow::Responded {
+                // A relayed body is encoded as it streams, by the innermost encoder.
+                let encoders = std::mem::take(&mut ctx.encoders);
+                ctx.proxy.encode = encoders.last().map(|(enc, name)| enc.stream_plan(name));
             }
             if flow != Flow::Next {
                 return flow;

@@ -22,7 +22,9 @@ use super::conn::{Discard, Phase};
 use super::upstream::{errno_text, idle_deadline, UpConn, Wait};
 use super::{tag, Worker, OUTPUT_HIGH_WATER, UP_CONNECT, UP_RECV, UP_SEND, UP_TIMER};
 use crate::http1::client::{parse_response, RequestBody, ResponseBody};
-use crate::http1::response::{encode_interim, encode_streamed, Exchange};
+use crate::http1::response::{
+    encode, encode_interim, encode_streamed, Exchange, BUFFER_BEFORE_CHUNKING,
+};
 use crate::http1::sniff::detect_content_type;
 use crate::http1::status::body_allowed;
 use crate::http1::{parse_request, ChunkedDecoder, Response, Status};
@@ -30,6 +32,7 @@ use crate::ring::{Completion, OpId, Owned};
 use crate::route::ctx::{Ctx, HandlerError};
 use crate::route::exec::{serve, Outcome};
 use crate::route::handlers::cache::{take_capture, Capture, PARKED};
+use crate::route::handlers::encode::{StreamEncoder, StreamPlan};
 use crate::route::handlers::reverse_proxy::hosts::Host;
 use crate::route::handlers::reverse_proxy::{Call, Failure, Invocation, Target, Transport};
 use crate::route::Program;
@@ -102,6 +105,12 @@ pub struct Relay {
     /// The client's head, held back until the first body bytes: Go's writer sniffs the
     /// `Content-Type` from them when the response has none.
     pub pending: Option<(Response, Exchange)>,
+    /// The `encode` around the response, decided with the first body bytes, and then its
+    /// compressor.
+    pub encode: Option<StreamPlan>,
+    pub encoder: Option<StreamEncoder>,
+    /// Compressed bytes held back (with `pending`) while Go's writer would still buffer them.
+    pub held: Option<Vec<u8>>,
     /// The `cache` handler's copy of the body, stored when the relay ends cleanly.
     pub capture: Option<Capture>,
 }
@@ -124,6 +133,7 @@ struct Replayed {
     relay: Option<usize>,
     interim: Vec<u8>,
     capture: Option<Capture>,
+    encode: Option<StreamPlan>,
 }
 
 fn failure(status: u16, message: String, dial: bool) -> Failure {
@@ -158,6 +168,7 @@ fn replay(
         relay: ctx.proxy.relay,
         interim: std::mem::take(&mut ctx.interim),
         capture: take_capture(&mut ctx),
+        encode: ctx.proxy.encode.take(),
     }
 }
 
@@ -512,6 +523,9 @@ impl Worker {
                         close: false,
                         gunzip: gunzip.then(|| flate2::write::GzDecoder::new(Vec::new())),
                         pending: None,
+                        encode: None,
+                        encoder: None,
+                        held: None,
                         capture: None,
                     });
                     return self.replay_after(i, index, true).map(|()| true);
@@ -609,7 +623,9 @@ impl Worker {
                 && !h.has("Content-Type")
                 && h.get("Content-Encoding").is_empty()
                 && !h.has("Transfer-Encoding");
-            if sniff {
+            let encodable = !p.exchange.head && body_allowed(r.resp.status) && r.encode.is_some();
+            relay.encode = r.encode;
+            if sniff || encodable {
                 relay.pending = Some((r.resp, p.exchange));
                 return Ok(());
             }
@@ -750,13 +766,67 @@ impl Worker {
                     relay.capture = None;
                 }
             }
-            if relay.pending.is_some() && (!piece.is_empty() || finished || broken) {
-                let (resp, x) = relay.pending.take().expect("checked");
-                let sniffed = (!piece.is_empty()).then(|| detect_content_type(&piece));
-                let f = encode_streamed(&resp, x, self.date.now(), sniffed, &mut conn.output);
-                relay.chunked = f.chunked;
-                relay.bodiless = f.bodiless;
-                relay.close = f.close;
+            let first = relay.pending.is_some() && relay.held.is_none();
+            if first && (!piece.is_empty() || finished || broken) {
+                let (mut resp, x) = relay.pending.take().expect("checked");
+                let plan = relay.encode.take();
+                // Caddy's encoder judges the first write: a long one gets its type sniffed
+                // into the headers, then compression if the matcher accepts the response.
+                if let Some(plan) = plan.filter(|pl| pl.long_enough(&resp.headers, piece.len())) {
+                    if !resp.headers.has("Content-Type") {
+                        resp.headers
+                            .set("Content-Type", detect_content_type(&piece));
+                    }
+                    if plan.wants(resp.status, &resp.headers) {
+                        relay.encoder = Some(plan.start(&mut resp.headers));
+                    }
+                }
+                if relay.encoder.is_some() && matches!(relay.from, From::Length(_)) {
+                    // A known length is copied without flushes, so Go's writer still sees
+                    // the whole (compressed) body when it is short: hold it back that long.
+                    relay.pending = Some((resp, x));
+                    relay.held = Some(Vec::new());
+                } else {
+                    let h = &resp.headers;
+                    let sniff = !piece.is_empty()
+                        && !h.has("Content-Type")
+                        && h.get("Content-Encoding").is_empty()
+                        && !h.has("Transfer-Encoding");
+                    let sniffed = sniff.then(|| detect_content_type(&piece));
+                    let f = encode_streamed(&resp, x, self.date.now(), sniffed, &mut conn.output);
+                    relay.chunked = f.chunked;
+                    relay.bodiless = f.bodiless;
+                    relay.close = f.close;
+                }
+            }
+            if let Some(enc) = &mut relay.encoder {
+                // Unknown lengths are flushed write by write (Caddy's flush_interval -1).
+                let mut out = enc.feed(&piece, relay.held.is_none());
+                if finished {
+                    if let Some(enc) = relay.encoder.take() {
+                        out.extend_from_slice(&enc.finish());
+                    }
+                }
+                piece = out;
+            }
+            if let Some(held) = &mut relay.held {
+                held.append(&mut piece);
+                if finished || held.len() > BUFFER_BEFORE_CHUNKING {
+                    let held = relay.held.take().expect("checked");
+                    let (mut resp, x) = relay.pending.take().expect("held with its head");
+                    if finished {
+                        // The whole body is known: Go's writer gives it a length.
+                        resp.body = held;
+                        relay.close = encode(&resp, x, self.date.now(), &mut conn.output);
+                        relay.bodiless = true;
+                    } else {
+                        let f = encode_streamed(&resp, x, self.date.now(), None, &mut conn.output);
+                        relay.chunked = f.chunked;
+                        relay.bodiless = f.bodiless;
+                        relay.close = f.close;
+                        piece = held;
+                    }
+                }
             }
             if !relay.bodiless && !piece.is_empty() {
                 if relay.chunked {

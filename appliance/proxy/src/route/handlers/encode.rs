@@ -25,6 +25,7 @@ use super::super::{err, str_list, Result};
 use super::file_server::{accepted_encodings, read_small_file, ByteCache};
 use super::headers::ResponseMatcher;
 use crate::http1::response::FileKey;
+use crate::http1::HeaderMap;
 
 /// Compressed whole files by file, encoding and level.
 type Memo = (FileKey, &'static str, i32);
@@ -74,7 +75,122 @@ pub struct Encode {
     offered: Vec<(String, i32)>,
     prefer: Vec<String>,
     min_length: usize,
-    matcher: ResponseMatcher,
+    matcher: Arc<ResponseMatcher>,
+}
+
+/// How a streamed (proxied) response is encoded: decided, as Caddy's writer decides, when its
+/// first body bytes arrive, then compressed piece by piece.
+#[derive(Debug, Clone)]
+pub struct StreamPlan {
+    pub encoding: String,
+    level: i32,
+    min_length: usize,
+    matcher: Arc<ResponseMatcher>,
+}
+
+impl StreamPlan {
+    /// Whether the response, its headers final (a missing Content-Type sniffed first: see
+    /// [`StreamPlan::long_enough`]), is to be compressed.
+    pub fn wants(&self, status: u16, hdr: &HeaderMap) -> bool {
+        hdr.get("Content-Encoding").is_empty()
+            && !no_transform(hdr.get("Cache-Control"))
+            && self.matcher.matches(status, hdr)
+    }
+
+    /// Caddy's encoder looks at a first write longer than `minimum_length` (or a declared
+    /// length over it): it sets a missing Content-Type from those bytes, then decides.
+    pub fn long_enough(&self, hdr: &HeaderMap, first: usize) -> bool {
+        let declared = hdr.get("Content-Length").parse::<usize>().unwrap_or(0);
+        first > self.min_length || declared > self.min_length
+    }
+
+    /// Marks `hdr` as encoded and returns the compressor.
+    pub fn start(&self, hdr: &mut HeaderMap) -> StreamEncoder {
+        mark_encoded(hdr, &self.encoding);
+        match self.encoding.as_str() {
+            "gzip" => StreamEncoder::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(self.level.clamp(0, 9) as u32),
+            )),
+            _ => match zstd::stream::write::Encoder::new(Vec::new(), self.level) {
+                Ok(e) => StreamEncoder::Zstd(e),
+                Err(_) => StreamEncoder::Gzip(flate2::write::GzEncoder::new(
+                    Vec::new(),
+                    flate2::Compression::default(),
+                )),
+            },
+        }
+    }
+}
+
+/// A compressor fed piece by piece; each call returns the bytes ready so far.
+pub enum StreamEncoder {
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl std::fmt::Debug for StreamEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StreamEncoder::Gzip(_) => "StreamEncoder::Gzip",
+            StreamEncoder::Zstd(_) => "StreamEncoder::Zstd",
+        })
+    }
+}
+
+impl StreamEncoder {
+    /// Compresses `piece`, flushing when asked (Caddy flushes bodies of unknown length as
+    /// they come); writing into a Vec cannot fail.
+    pub fn feed(&mut self, piece: &[u8], flush: bool) -> Vec<u8> {
+        match self {
+            StreamEncoder::Gzip(e) => {
+                let _ = e.write_all(piece);
+                if flush {
+                    let _ = e.flush();
+                }
+                std::mem::take(e.get_mut())
+            }
+            StreamEncoder::Zstd(e) => {
+                let _ = e.write_all(piece);
+                if flush {
+                    let _ = e.flush();
+                }
+                std::mem::take(e.get_mut())
+            }
+        }
+    }
+
+    /// The end of the stream.
+    pub fn finish(self) -> Vec<u8> {
+        match self {
+            StreamEncoder::Gzip(e) => e.finish().unwrap_or_default(),
+            StreamEncoder::Zstd(e) => e.finish().unwrap_or_default(),
+        }
+    }
+}
+
+fn vary_has_accept_encoding(hdr: &HeaderMap) -> bool {
+    hdr.values("Vary").is_some_and(|vs| {
+        vs.iter().any(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("Accept-Encoding"))
+        })
+    })
+}
+
+/// Caddy's header changes for an encoded response.
+fn mark_encoded(hdr: &mut HeaderMap, encoding: &str) {
+    hdr.del("Content-Length");
+    hdr.set("Content-Encoding", encoding);
+    if !vary_has_accept_encoding(hdr) {
+        hdr.add("Vary", "Accept-Encoding");
+    }
+    hdr.del("Accept-Ranges");
+    let etag = hdr.get("Etag").to_owned();
+    if !etag.is_empty() && !etag.starts_with("W/") {
+        let base = etag.strip_suffix('"').unwrap_or(&etag);
+        hdr.set("Etag", &format!("{base}-{encoding}\""));
+    }
 }
 
 fn no_transform(cache_control: &str) -> bool {
@@ -106,8 +222,22 @@ impl Encode {
                 .get("minimum_length")
                 .and_then(Value::as_u64)
                 .unwrap_or(512) as usize,
-            matcher,
+            matcher: Arc::new(matcher),
         })
+    }
+
+    /// The plan for a streamed response under `encoding` (chosen by [`Encode::run`]).
+    pub fn stream_plan(&self, encoding: &str) -> StreamPlan {
+        StreamPlan {
+            encoding: encoding.to_owned(),
+            level: self
+                .offered
+                .iter()
+                .find(|(n, _)| n == encoding)
+                .map_or(0, |(_, l)| *l),
+            min_length: self.min_length,
+            matcher: Arc::clone(&self.matcher),
+        }
     }
 
     /// Chooses the encoding for this request, if any, and registers it on the context.
@@ -136,15 +266,7 @@ impl Encode {
     pub fn apply(&self, encoding: &str, ctx: &mut Ctx<'_, '_>) {
         let status = ctx.resp.status;
         let hdr = &mut ctx.resp.headers;
-        let vary = |hdr: &crate::http1::HeaderMap| {
-            hdr.values("Vary").is_some_and(|vs| {
-                vs.iter().any(|v| {
-                    v.split(',')
-                        .any(|t| t.trim().eq_ignore_ascii_case("Accept-Encoding"))
-                })
-            })
-        };
-        if status == 304 && !vary(hdr) {
+        if status == 304 && !vary_has_accept_encoding(hdr) {
             hdr.add("Vary", "Accept-Encoding");
         }
         let declared = hdr.get("Content-Length").parse::<usize>().unwrap_or(0);
@@ -191,18 +313,7 @@ impl Encode {
             }
             compressed
         };
-        let hdr = &mut ctx.resp.headers;
-        hdr.del("Content-Length");
-        hdr.set("Content-Encoding", encoding);
-        if !vary(hdr) {
-            hdr.add("Vary", "Accept-Encoding");
-        }
-        hdr.del("Accept-Ranges");
-        let etag = hdr.get("Etag").to_owned();
-        if !etag.is_empty() && !etag.starts_with("W/") {
-            let base = etag.strip_suffix('"').unwrap_or(&etag);
-            hdr.set("Etag", &format!("{base}-{encoding}\""));
-        }
+        mark_encoded(&mut ctx.resp.headers, encoding);
         ctx.resp.body = compressed;
     }
 }

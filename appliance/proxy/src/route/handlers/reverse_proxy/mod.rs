@@ -233,6 +233,8 @@ pub struct Trail<'p, 'a> {
     pub call: Option<Call>,
     /// The invocation whose response body the worker relays to the client.
     pub relay: Option<usize>,
+    /// The innermost `encode` around the relayed response, applied as its body streams.
+    pub encode: Option<super::encode::StreamPlan>,
     /// The invocation whose `handle_response` routes are running, for `copy_response`.
     pub handling: Option<(usize, &'p ReverseProxy)>,
 }
