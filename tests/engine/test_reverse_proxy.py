@@ -565,3 +565,32 @@ def test_encode_compresses_a_streamed_response_like_caddy(servers, upstream) -> 
         ours = decoded(exchange(engine_port, req).data)
         assert ours == decoded(exchange(caddy_port, req).data), path
         assert ours[2] in (page, b"small", noise), path
+
+
+EXCHANGES = {
+    "expect_continue": [
+        b"POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        b"hello",
+    ],
+    "pipelined": [b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n"],
+    "post_then_get": [
+        b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+        b"GET /g HTTP/1.1\r\nHost: t\r\n\r\n"
+    ],
+    "http10_keep_alive": [b"GET /k HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n"],
+    "head": [b"HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n"],
+}
+
+
+@pytest.mark.parametrize("name", list(EXCHANGES))
+def test_connection_handling_like_caddy(servers, upstream, name: str) -> None:
+    """Interim responses, pipelining and keep-alive around a proxied exchange."""
+
+    def echo_body(seen: Seen, sock: socket.socket) -> None:
+        body = seen.head.split(b"\r\n")[0] + b" " + seen.body
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    up = upstream(echo_body)
+    caddy_port, engine_port = servers.ports(proxy_to(up.dial))
+    ours = exchange(engine_port, EXCHANGES[name], quiet=0.5).normalized()
+    assert ours == exchange(caddy_port, EXCHANGES[name], quiet=0.5).normalized()
