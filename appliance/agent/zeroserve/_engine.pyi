@@ -12,6 +12,12 @@ class UpstreamStatus(TypedDict):
     num_requests: int
     fails: int
 
+class CacheStats(TypedDict):
+    entries: int
+    bytes: int
+    max_bytes: int
+    deploy_id: str
+
 class EngineError(Exception):
     """A config the engine cannot compile, a listener it cannot bind, or a failed worker."""
 
@@ -36,6 +42,19 @@ class Engine:
     def upstreams(self) -> list[UpstreamStatus]:
         """Every reverse_proxy upstream address in use (process-wide, by address), with its
         in-flight requests and recent passive-check fails: Caddy's /reverse_proxy/upstreams."""
+    def configure_cache(
+        self,
+        deploy_id: str = "",
+        experiment_header: str | None = None,
+        experiment_cookie: str | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        """The process-wide response cache: the deployment and the experiment arm's header or
+        cookie (both in every key), and the memory bound in bytes (default 256 MiB)."""
+    def purge_cache(self, pattern: str | None = None) -> int:
+        """Drop cached responses whose shown key matches the regexp (all without one)."""
+    def cache_stats(self) -> CacheStats:
+        """Entries, bytes, bound and deployment of the response cache."""
 
 def probe() -> ProbeReport:
     """io_uring support on this kernel: ring setup, the opcodes the engine uses, any error."""

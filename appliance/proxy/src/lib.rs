@@ -118,6 +118,59 @@ impl PyEngine {
     fn metrics(&self) -> String {
         self.lock().metrics()
     }
+
+    /// Settings of the process-wide response cache (the `cache` handler): the deployment
+    /// and the request header or cookie naming the experiment arm, both part of every key,
+    /// and the memory bound (bytes).
+    #[pyo3(signature = (deploy_id="", experiment_header=None, experiment_cookie=None, max_bytes=None))]
+    fn configure_cache(
+        &self,
+        deploy_id: &str,
+        experiment_header: Option<String>,
+        experiment_cookie: Option<String>,
+        max_bytes: Option<usize>,
+    ) -> PyResult<()> {
+        use route::handlers::cache::{key::ExperimentSource, store};
+        let experiment = match (experiment_header, experiment_cookie) {
+            (Some(_), Some(_)) => {
+                return Err(EngineError::new_err(
+                    "cache: experiment_header and experiment_cookie exclude each other",
+                ))
+            }
+            (Some(h), None) => ExperimentSource::Header(h),
+            (None, Some(c)) => ExperimentSource::Cookie(c),
+            (None, None) => ExperimentSource::None,
+        };
+        store::configure(store::Settings {
+            deploy: deploy_id.to_owned(),
+            experiment,
+            max_bytes: max_bytes.unwrap_or(store::DEFAULT_MAX_BYTES),
+        });
+        Ok(())
+    }
+
+    /// Drops cached responses whose key (as shown in `Cache-Status`) matches the regexp
+    /// `pattern`, or every one; returns how many went.
+    #[pyo3(signature = (pattern=None))]
+    fn purge_cache(&self, pattern: Option<&str>) -> PyResult<usize> {
+        let re = pattern
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| EngineError::new_err(format!("purge: invalid regexp: {e}")))?;
+        Ok(route::handlers::cache::store::purge(re.as_ref()))
+    }
+
+    /// The cache's size: entries, bytes, bound, current deployment.
+    fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        use route::handlers::cache::store;
+        let (entries, bytes, max_bytes) = store::stats();
+        let d = PyDict::new(py);
+        d.set_item("entries", entries)?;
+        d.set_item("bytes", bytes)?;
+        d.set_item("max_bytes", max_bytes)?;
+        d.set_item("deploy_id", store::settings().deploy.clone())?;
+        Ok(d)
+    }
 }
 
 /// io_uring support on this kernel, for `zeroserve doctor`.

@@ -1,5 +1,6 @@
 """The admin endpoint, shaped like Caddy's (admin.go): `POST /load`, `GET /config/`, `POST /stop`,
-plus read-only views (`GET /metrics`, `GET /zeroserve/status`).
+plus read-only views (`GET /metrics`, `GET /zeroserve/status`) and deletions
+(`DELETE /zeroserve/cache`).
 
 It is the control plane, so it runs in Python on its own thread; requests to the sites
 never pass through it. Behaviour kept from Caddy:
@@ -27,6 +28,8 @@ MAX_BODY = 100 * 1024 * 1024
 ConfigLoader = Callable[[bytes, str | None, bool], list[dict[str, Any]]]
 # GET path -> (content type, body): read-only reports such as /metrics.
 Views = Mapping[str, Callable[[], tuple[str, bytes]]]
+# DELETE path -> (query string -> (content type, body)): e.g. purging the response cache.
+Deletes = Mapping[str, Callable[[str], tuple[str, bytes]]]
 
 
 class AdminError(Exception):
@@ -77,11 +80,13 @@ class AdminServer:
         load: ConfigLoader,
         stop: Callable[[], None],
         views: Views | None = None,
+        deletes: Deletes | None = None,
     ) -> None:
         self._get_config = get_config
         self._load = load
         self._stop = stop
         self.views = dict(views or {})
+        self.deletes = dict(deletes or {})
         self._server: ThreadingHTTPServer | None = None
         self.address: str | None = None
 
@@ -176,6 +181,10 @@ class _AdminHandler(BaseHTTPRequestHandler):
             elif path == "/config" or path.startswith("/config/"):
                 self._require(method, "GET")
                 self._get_config(path.removeprefix("/config").lstrip("/"))
+            elif path in self.server_admin.deletes and method == "DELETE":
+                query = self.path.split("?", 1)[1] if "?" in self.path else ""
+                content_type, body = self.server_admin.deletes[path](query)
+                self._send(200, body, content_type)
             elif path in self.server_admin.views:
                 self._require(method, "GET")
                 content_type, body = self.server_admin.views[path]()

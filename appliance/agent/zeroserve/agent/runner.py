@@ -14,6 +14,7 @@ import signal
 import threading
 from types import FrameType
 from typing import Any
+from urllib.parse import parse_qs
 
 from zeroserve.agent.admin import AdminError, AdminServer, admin_address
 from zeroserve.agent.durations import seconds
@@ -21,6 +22,7 @@ from zeroserve.agent.layers import EdgeError, EdgeLayers, engine_config, metrics
 from zeroserve.caddyjson.encode import encode
 from zeroserve.engine import Engine, EngineError
 from zeroserve.plan import LineIndex, Plan
+from zeroserve.plan.appliance import CacheSettings
 
 
 def grace_period(config: dict[str, Any]) -> float:
@@ -37,22 +39,31 @@ class Agent:
         workers: int | None = None,
         edge: EdgeLayers | None = None,
         lines: LineIndex | None = None,
+        deploy_id: str = "",
+        cache: CacheSettings | None = None,
     ) -> None:
         """edge (opened; the agent closes it) runs the edge layers, None serves without;
-        lines maps rules to Caddyfile lines."""
+        lines maps rules to Caddyfile lines; deploy_id and cache version and bound the
+        response cache."""
         self.config = config
         self.edge = edge
         self.lines = lines
         self._plan = edge.plan(config, lines) if edge is not None else None
         self._engine_json = self._engine_json_for(config, self._plan)
         self.engine = Engine(self._engine_json, workers)
+        cache = cache or CacheSettings()
+        self.engine.configure_cache(
+            deploy_id, cache.experiment_header, cache.experiment_cookie, cache.max_bytes
+        )
         views = {
             "/zeroserve/status": lambda: ("application/json", self.status()),
             "/metrics": lambda: ("text/plain; version=0.0.4; charset=utf-8", self.metrics()),
             "/reverse_proxy/upstreams": lambda: ("application/json", self.upstreams()),
+            "/zeroserve/cache": lambda: ("application/json", self.cache_stats()),
         }
+        deletes = {"/zeroserve/cache": lambda query: ("application/json", self.purge(query))}
         self.admin = AdminServer(
-            lambda: self.config, self._load_from_admin, self._request_stop, views
+            lambda: self.config, self._load_from_admin, self._request_stop, views, deletes
         )
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -131,6 +142,20 @@ class Agent:
     def upstreams(self) -> bytes:
         """Caddy's `GET /reverse_proxy/upstreams` body (json.Encoder: compact, newline)."""
         return encode(self.engine.upstreams(), pretty=False) + b"\n"
+
+    def cache_stats(self) -> bytes:
+        """The response cache's entries, bytes, bound and deployment."""
+        return encode(dict(self.engine.cache_stats()), pretty=False) + b"\n"
+
+    def purge(self, query: str) -> bytes:
+        """`DELETE /zeroserve/cache[?key=<regexp>]`: drops the entries whose key (as
+        `Cache-Status` shows it) matches, or all; answers how many went."""
+        pattern = parse_qs(query).get("key", [None])[0]
+        try:
+            purged = self.engine.purge_cache(pattern)
+        except EngineError as err:
+            raise AdminError(400, str(err)) from None
+        return encode({"purged": purged}, pretty=False) + b"\n"
 
     def _load_from_admin(self, body: bytes, adapter: str | None, force: bool) -> list[dict]:
         from zeroserve.adapt import adapt_config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 from zeroserve.cli.adapt import load_config
@@ -20,6 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="Engine workers (default: per core)")
     p.add_argument("--appliance-config", default=None, help="Network policy file (TOML or YAML)")
     p.add_argument("--no-edge", action="store_true", help="Serve without the BPF edge layers")
+    p.add_argument(
+        "--deploy-id",
+        default=os.environ.get("ZEROSERVE_DEPLOY_ID", ""),
+        help="Deployment id, part of every response cache key (default: $ZEROSERVE_DEPLOY_ID)",
+    )
 
 
 def edge_layers(appliance: ApplianceConfig | None) -> EdgeLayers | None:
@@ -47,9 +53,17 @@ def run(args: argparse.Namespace) -> int:
     from zeroserve.engine import EngineError
 
     config = load_config(args.config, args.adapter)
-    edge = None if args.no_edge else edge_layers(appliance_config(args.appliance_config))
+    appliance = appliance_config(args.appliance_config)
+    edge = None if args.no_edge else edge_layers(appliance)
     try:
-        agent = Agent(config, args.workers, edge, line_index(args.config, args.adapter))
+        agent = Agent(
+            config,
+            args.workers,
+            edge,
+            line_index(args.config, args.adapter),
+            args.deploy_id,
+            appliance.cache if appliance is not None else None,
+        )
         agent.start()
     except (EngineError, EdgeError) as exc:
         raise CommandError(f"loading config: {exc}") from None
@@ -70,6 +84,7 @@ COMMAND = Command(
     name="run",
     usage=(
         "--config <path> [--adapter <name>] [--workers N] [--appliance-config <path>] [--no-edge]"
+        " [--deploy-id <id>]"
     ),
     short="Starts the server and blocks indefinitely",
     long=(

@@ -11,6 +11,10 @@ cookies) lives in a separate TOML or YAML file:
     mss_clamp = 1400             # every site's SYN and SYN-ACK
     syn_cookies = { threshold = 10000 }  # see below
 
+    [cache]                      # the `cache` handler's shared store (engine, not packets)
+    experiment_header = "X-Experiment"   # or experiment_cookie = "arm": never both
+    max_bytes = 268435456        # memory bound of the store
+
     [sites.":443"]               # local address:port, ":port" is every address
     dscp = "AF41"                # or 0..63
     mss_clamp = 1360
@@ -23,6 +27,11 @@ in its network namespace and puts the old values back when it goes
 (zeroserve.datapath.syncookie says why). It is at least 1: the stack takes a
 cookie ACK only on a listener that sent a cookie itself lately, which the SYNs
 under the threshold see to.
+
+The response cache is the one exception to "network only": its experiment arm and
+memory bound are per node, not per site, and have no place in the plugin's Caddyfile
+syntax. The arm's value (with the deployment id of `zeroserve run --deploy-id`) is
+part of every cache key, so one arm never reads another's entries.
 
 Every key is checked; a mistake is one line naming the file and the key.
 """
@@ -61,6 +70,13 @@ class SitePolicy:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    experiment_header: str | None = None
+    experiment_cookie: str | None = None
+    max_bytes: int | None = None  # None: the engine's default (256 MiB)
+
+
+@dataclass(frozen=True)
 class ApplianceConfig:
     interfaces: tuple[str, ...] = ()
     xdp_mode: str = "native"
@@ -69,6 +85,7 @@ class ApplianceConfig:
     mss_clamp: int | None = None
     sites: tuple[SitePolicy, ...] = field(default_factory=tuple)
     syn_cookie_threshold: int | None = None  # SYNs per second per port; None: off
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
 
 def load_appliance_config(path: str | Path) -> ApplianceConfig:
@@ -106,9 +123,11 @@ _TOP = (
     "mss_clamp",
     "sites",
     "syn_cookies",
+    "cache",
 )
 _SITE = ("dscp", "mss_clamp")
 _SYN_COOKIES = ("threshold",)
+_CACHE = ("experiment_header", "experiment_cookie", "max_bytes")
 
 
 def parse_appliance_config(data: Any, source: str = "appliance config") -> ApplianceConfig:
@@ -155,6 +174,7 @@ def parse_appliance_config(data: Any, source: str = "appliance config") -> Appli
         mss_clamp=_mss(data.get("mss_clamp"), "mss_clamp", fail),
         sites=tuple(sites),
         syn_cookie_threshold=_syn_cookies(data.get("syn_cookies"), fail),
+        cache=_cache(data.get("cache"), fail),
     )
 
 
@@ -205,6 +225,26 @@ def _syn_cookies(value: Any, fail: Any) -> int | None:
     ):
         raise fail(f"syn_cookies.threshold: expected SYNs per second in 1..{SYN_THRESHOLD_MAX}")
     return threshold
+
+
+def _cache(value: Any, fail: Any) -> CacheSettings:
+    if value is None:
+        return CacheSettings()
+    if not isinstance(value, dict):
+        raise fail('cache: expected a table like { experiment_header = "X-Experiment" }')
+    _known(value, _CACHE, "cache.", fail)
+    names = {}
+    for key in ("experiment_header", "experiment_cookie"):
+        name = value.get(key)
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise fail(f"cache.{key}: expected a name")
+        names[key] = name
+    if names["experiment_header"] and names["experiment_cookie"]:
+        raise fail("cache: experiment_header and experiment_cookie exclude each other")
+    size = value.get("max_bytes")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        raise fail("cache.max_bytes: expected a positive number of bytes")
+    return CacheSettings(names["experiment_header"], names["experiment_cookie"], size)
 
 
 def _mss(value: Any, where: str, fail: Any) -> int | None:

@@ -205,6 +205,7 @@ impl Cache {
             flight,
             request_cc,
             leads: false,
+            conditional: false,
             mode: Mode::Fetch,
             capture: None,
         };
@@ -212,7 +213,7 @@ impl Cache {
             // A replay after the handlers behind us went upstream: find our own flight.
             if let Some(mode) = coalesce::mine(&pending.flight, owner) {
                 if let Mode::Revalidate(e) = &mode {
-                    add_conditionals(e, &mut ctx.headers);
+                    pending.conditional = add_conditionals(e, &mut ctx.headers);
                 }
                 pending.leads = true;
                 pending.mode = mode;
@@ -250,7 +251,7 @@ impl Cache {
         match coalesce::join(&pending.flight, owner, mode.clone(), self.lock_timeout) {
             Join::Lead => {
                 if let Mode::Revalidate(e) = &mode {
-                    add_conditionals(e, &mut ctx.headers);
+                    pending.conditional = add_conditionals(e, &mut ctx.headers);
                 }
                 pending.leads = true;
                 pending.mode = mode;
@@ -305,10 +306,10 @@ fn answer_from(e: &Entry, age: u64, cache_status: String, ctx: &mut Ctx<'_, '_>)
 }
 
 /// Makes the upstream request conditional on the stale entry, unless the client already
-/// sent its own validators.
-fn add_conditionals(e: &Entry, headers: &mut HeaderMap) {
+/// sent its own validators; true when it added them.
+fn add_conditionals(e: &Entry, headers: &mut HeaderMap) -> bool {
     if headers.has("If-None-Match") || headers.has("If-Modified-Since") {
-        return;
+        return false;
     }
     if let Some(tag) = &e.etag {
         headers.set("If-None-Match", tag);
@@ -316,6 +317,7 @@ fn add_conditionals(e: &Entry, headers: &mut HeaderMap) {
     if let Some(lm) = &e.last_modified {
         headers.set("If-Modified-Since", lm);
     }
+    true
 }
 
 /// A request that went past the cache, waiting for its response.
@@ -327,6 +329,8 @@ pub struct Pending<'p> {
     request_cc: Directives,
     /// It owns the key's flight and must release it.
     leads: bool,
+    /// The validators on the request are the cache's, not the client's.
+    conditional: bool,
     mode: Mode,
     capture: Option<Capture>,
 }
@@ -360,6 +364,11 @@ pub fn settle(ctx: &mut Ctx<'_, '_>, outcome: Outcome) {
     let c = p.cache;
     let name = c.name.as_str();
     let status_code = ctx.resp.status;
+    if p.conditional {
+        // The client asked unconditionally: it gets the whole entry, never our 304.
+        ctx.headers.del("If-None-Match");
+        ctx.headers.del("If-Modified-Since");
+    }
     if let Mode::Revalidate(e) = &p.mode {
         let e = Arc::clone(e);
         if ctx.error.is_some() || status_code >= 500 {
