@@ -594,3 +594,50 @@ def test_connection_handling_like_caddy(servers, upstream, name: str) -> None:
     caddy_port, engine_port = servers.ports(proxy_to(up.dial))
     ours = exchange(engine_port, EXCHANGES[name], quiet=0.5).normalized()
     assert ours == exchange(caddy_port, EXCHANGES[name], quiet=0.5).normalized()
+
+
+def test_forward_auth_then_proxy_with_a_body_like_caddy(servers, upstream) -> None:
+    """The auth subrequest goes without the body; the request body reaches the app after it,
+    with the header the auth answer copied."""
+
+    def answer(seen: Seen, sock: socket.socket) -> None:
+        if seen.head.startswith(b"GET /auth"):
+            deny = b"deny" in seen.head
+            status = b"401 Unauthorized" if deny else b"200 OK"
+            sock.sendall(
+                b"HTTP/1.1 %s\r\nRemote-User: alice\r\nContent-Length: 2\r\n\r\nno" % status
+            )
+            return
+        user = ",".join(seen.header("Remote-User")).encode()
+        body = seen.head.split(b"\r\n")[0] + b" user=" + user + b" body=" + seen.body
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    up = upstream(answer)
+    copy_user = {
+        "handle": [
+            {
+                "handler": "headers",
+                "request": {"set": {"Remote-User": ["{http.reverse_proxy.header.Remote-User}"]}},
+            }
+        ]
+    }
+    auth = {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": up.dial}],
+        "rewrite": {"method": "GET", "uri": "/auth"},
+        "headers": {"request": {"set": {"X-Forwarded-Uri": ["{http.request.uri}"]}}},
+        "handle_response": [{"match": {"status_code": [2]}, "routes": [copy_user]}],
+    }
+    app = {"handler": "reverse_proxy", "upstreams": [{"dial": up.dial}]}
+    caddy_port, engine_port = servers.ports(server_config([{"handle": [auth, app]}]))
+    for path in (b"/ok", b"/deny"):
+        req = [
+            b"POST %s HTTP/1.1\r\nHost: t\r\nRemote-User: mallory\r\nContent-Length: 5\r\n\r\n"
+            % path,
+            b"hello",
+        ]
+        ours = exchange(engine_port, req, quiet=0.5).normalized()
+        assert ours == exchange(caddy_port, req, quiet=0.5).normalized(), path
+    assert ours[0].endswith(b"\r\n\r\nno")
+    ok = exchange(engine_port, req[0].replace(b"/deny", b"/ok") + req[1], quiet=0.5).data
+    assert ok.endswith(b"POST /ok HTTP/1.1 user=alice body=hello")
