@@ -118,9 +118,16 @@ def status(ns: str) -> dict:
 
 
 def start_agent(
-    ns: str, zeroserve_bin: Path, caddyfile: Path, extra: Sequence[str] = ()
+    ns: str,
+    zeroserve_bin: Path,
+    caddyfile: Path,
+    extra: Sequence[str] = (),
+    enter: Sequence[str] | None = None,
 ) -> subprocess.Popen:
-    cmd = ["ip", "netns", "exec", ns, str(zeroserve_bin), "run", "-c", str(caddyfile)]
+    """The agent in ns, entered with `ip netns exec` unless enter gives another prefix
+    (one that keeps a mount namespace, and so a bpffs, across agents)."""
+    prefix = ["ip", "netns", "exec", ns] if enter is None else list(enter)
+    cmd = [*prefix, str(zeroserve_bin), "run", "-c", str(caddyfile)]
     cmd += ["--workers", "2", *extra]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -141,9 +148,13 @@ def start_agent(
 
 @contextmanager
 def running(
-    ns: str, zeroserve_bin: Path, caddyfile: Path, extra: Sequence[str] = ()
+    ns: str,
+    zeroserve_bin: Path,
+    caddyfile: Path,
+    extra: Sequence[str] = (),
+    enter: Sequence[str] | None = None,
 ) -> Iterator[subprocess.Popen]:
-    proc = start_agent(ns, zeroserve_bin, caddyfile, extra)
+    proc = start_agent(ns, zeroserve_bin, caddyfile, extra, enter)
     try:
         yield proc
     finally:

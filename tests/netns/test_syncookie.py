@@ -9,10 +9,8 @@ each CPU passes its first SYN of every second to the stack and answers the rest.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,7 +28,6 @@ from zeroserve.datapath import attach, libbpf, syncookie
 pytestmark = pytest.mark.netns
 
 PORT = 8080
-PROG_TYPE_XDP, XDP_PASS = 6, 2
 CADDYFILE = f"""\
 {{
 \tadmin 127.0.0.1:2999
@@ -95,22 +92,12 @@ def hub_side(star: attach.Star, spoke: attach.Spoke) -> str:
     return names[spoke.hub_index]
 
 
-def xdp_pass_program() -> int:
-    """A program that passes everything: `r0 = XDP_PASS; exit`."""
-    insns = struct.pack("<BBhi", 0xB7, 0, 0, XDP_PASS) + struct.pack("<BBhi", 0x95, 0, 0, 0)
-    load = libbpf._lib().bpf_prog_load
-    load.restype = ctypes.c_int
-    load.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
-    load.argtypes += [ctypes.c_size_t, ctypes.c_void_p]
-    return libbpf._check(load(PROG_TYPE_XDP, b"zs_pass", b"GPL", insns, 2, None), "load")
-
-
 @pytest.fixture(scope="module")
 def topology() -> Iterator[attach.Star]:
     """The star, with an XDP program on each spoke's end: a veth takes the frames its
     peer sends back with XDP_TX only then (a NIC needs nothing of the kind)."""
     with attach.scratch_star(["client", "attacker"], prefix="zs-sc") as star:
-        fd = xdp_pass_program()
+        fd = libbpf.xdp_pass_program()
         try:
             for spoke in star.spokes.values():
                 attach.attach_xdp(spoke.index, fd, attach.XdpMode.NATIVE, ns=spoke.ns)

@@ -9,7 +9,8 @@ exist for sk_lookup. If the commit fails, the agent swaps the engine back.
 
 One agent owns the pinned state of a bpffs at a time (`PinLayout.claim`). Holding
 the claim at start means any zeroserve program still attached in this namespace
-was left by an agent that died; it is taken off before the new one attaches.
+was left by an agent that died; it is taken off before the new one attaches, and
+the sysctls it set for SYN cookies get their pinned old values back.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ class EdgeLayers:
         self.appliance = replace(self.appliance, interfaces=interfaces)
         self.edge = Edge(self.layout)
         self.timing = Timing()
-        self.cleaned: list[str] = []  # hooks a dead agent left, taken off by open()
+        self.cleaned: list[str] = []  # what a dead agent left, undone by open()
         self._claim: int | None = None
         self._mu = threading.Lock()  # status readers against commits
 
@@ -183,6 +184,8 @@ class EdgeLayers:
                 if names & set(TC_FILTERS):
                     attach.detach_tc(index)
                     cleaned.append(f"tc on {name}")
+            for name, value in self.edge.recover().items():
+                cleaned.append(f"sysctl {name.replace('/', '.')} set back to {value}")
 
     def plan(self, config: dict[str, Any], lines: LineIndex | None = None) -> Plan:
         return build_plan(config, self.appliance, lines)

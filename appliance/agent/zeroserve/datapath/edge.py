@@ -99,7 +99,10 @@ class Edge:
     sk_link: int = -1
     plan: Plan | None = None
     sockets: Mapping[tuple[str, int], int] = field(default_factory=dict)
-    stack: StackSysctls = field(default_factory=StackSysctls)
+    stack: StackSysctls = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stack = StackSysctls(self.layout.sysctls_pin)
 
     def apply(self, plan: Plan, sockets: Mapping[tuple[str, int], int] | None = None) -> None:
         """Make plan the running one; sockets are the listeners sk_lookup dispatches to."""
@@ -157,6 +160,11 @@ class Edge:
                 self.stack.enable()
             else:
                 self.stack.restore()
+
+    def recover(self) -> dict[str, str]:
+        """Put back the sysctls an agent that died with SYN cookies on left changed."""
+        with attach.in_netns(self.ns) if self.ns else nullcontext():
+            return self.stack.recover()
 
     def _provision(self, plan: Plan, sock: bool) -> _Loaded:
         xdp, tc, _ = _shape(plan, sock)

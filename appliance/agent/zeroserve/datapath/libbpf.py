@@ -12,6 +12,7 @@ import ctypes.util
 import errno
 import mmap
 import os
+import struct
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -137,6 +138,14 @@ def _lib() -> ctypes.CDLL:
         "bpf_prog_test_run_opts": [i32, ctypes.POINTER(_TestRunOpts)],
         "bpf_link_create": [i32, i32, i32, ptr],
         "bpf_prog_get_fd_by_id": [u32],
+        "bpf_prog_load": [
+            i32,
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ptr,
+        ],
     }
     for fn, argtypes in signatures.items():
         getattr(lib, fn).argtypes = argtypes
@@ -166,6 +175,26 @@ def map_create(map_type: int, name: str, key_size: int, value_size: int, max_ent
         _lib().bpf_map_create(map_type, name.encode(), key_size, value_size, max_entries, None),
         f"create map {name} (type {map_type})",
     )
+
+
+def prog_load(prog_type: int, name: str, insns: bytes) -> int:
+    """Load raw instructions (8 bytes each) as a GPL program; the caller owns the fd."""
+    return _check(
+        _lib().bpf_prog_load(prog_type, name.encode(), b"GPL", insns, len(insns) // 8, None),
+        f"load program {name} (type {prog_type})",
+    )
+
+
+def xdp_pass_program() -> int:
+    """A loaded XDP program that passes every frame (`r0 = XDP_PASS; exit`).
+
+    A veth takes the frames its peer sends back with XDP_TX only while an XDP program
+    runs on it (a NIC needs nothing of the kind): tests and benchmarks put this one
+    on the far ends of their veth pairs.
+    """
+    xdp_pass, mov_r0, exit_ = 2, 0xB7, 0x95
+    insns = struct.pack("<BBhi", mov_r0, 0, 0, xdp_pass) + struct.pack("<BBhi", exit_, 0, 0, 0)
+    return prog_load(PROG_TYPE_XDP, "zs_pass", insns)
 
 
 def prog_info(fd: int) -> ProgInfo:

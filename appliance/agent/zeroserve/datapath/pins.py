@@ -9,6 +9,9 @@ old versions are then unused and `remove_stale_versions` unlinks them.
 
 Programs are pinned only briefly, in a hand-off directory, to pass them from the
 build child to the agent (see build.py).
+
+Beside the versions: `owner` (the running agent's claim) and `sysctls`, the
+namespace settings SYN cookies replaced (syncookie.py), which outlive the layout.
 """
 
 from __future__ import annotations
@@ -81,6 +84,10 @@ class PinLayout:
 
     def map_path(self, hook: str, name: str) -> Path:
         return self.hook_dir(hook) / name
+
+    @property
+    def sysctls_pin(self) -> Path:
+        return self.root / "sysctls"
 
     def handoff_dir(self, nonce: str) -> Path:
         return self.base / "handoff" / nonce
