@@ -77,6 +77,13 @@ def test_xdp_native_failure():
     assert r.detail.endswith(": Invalid argument")
 
 
+def test_xdp_syncookie_failure():
+    # A socket filter may not call the SYN cookie helpers, as no program of a kernel < 6.0 may.
+    r = _fails(probes.probe_xdp_syncookie, prog_type=libbpf.PROG_TYPE_SOCKET_FILTER)
+    assert "cannot use helper bpf_tcp_raw_gen_syncookie_ipv4" in r.detail
+    assert "kernel >= 6.0" in r.fix
+
+
 def test_tc_failure():
     r = _fails(probes.probe_tc_clsact, prog_type=libbpf.PROG_TYPE_XDP)
     assert r.detail.startswith("cls_bpf ingress filter on ifindex ")

@@ -23,6 +23,7 @@ BPF_NOEXIST = 1
 # enum bpf_map_type / bpf_prog_type / bpf_attach_type values used here (uapi/linux/bpf.h).
 MAP_TYPE_ARRAY = 2
 MAP_TYPE_LPM_TRIE = 11
+PROG_TYPE_SOCKET_FILTER = 1
 PROG_TYPE_SCHED_CLS = 3
 PROG_TYPE_XDP = 6
 PROG_TYPE_SK_LOOKUP = 30

@@ -16,6 +16,7 @@ CHECKS: list[tuple[str, Callable[[], str]]] = [
     ("kernel headers", probes.probe_kernel_headers),
     ("bcc compile+load", probes.probe_bcc_xdp),
     ("xdp native (veth)", probes.probe_xdp_native),
+    ("xdp syn cookies", probes.probe_xdp_syncookie),
     ("tc clsact+cls_bpf", probes.probe_tc_clsact),
     ("sk_lookup", probes.probe_sk_lookup),
     ("io_uring", probes.probe_io_uring),

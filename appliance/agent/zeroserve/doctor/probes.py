@@ -34,6 +34,22 @@ SK_LOOKUP_PASS_SRC = """
 #include <uapi/linux/bpf.h>
 int zs_doctor(struct bpf_sk_lookup *ctx) { return SK_PASS; }
 """
+# Both SYN cookie helpers, on headers on the stack: the verifier judges the calls
+# before any packet access, so a program type without them fails on the helper.
+SYNCOOKIE_SRC = """
+#include <uapi/linux/bpf.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+int zs_doctor(void *ctx) {
+	struct iphdr ip4 = {};
+	struct ipv6hdr ip6 = {};
+	struct tcphdr th = {};
+	bpf_tcp_raw_gen_syncookie_ipv4(&ip4, &th, sizeof(th));
+	bpf_tcp_raw_gen_syncookie_ipv6(&ip6, &th, sizeof(th));
+	return XDP_PASS;
+}
+"""
 
 # The engine's registered buffers are pinned memory, charged to RLIMIT_MEMLOCK
 # unless the process holds CAP_IPC_LOCK.
@@ -117,6 +133,16 @@ def probe_xdp_native(prog_type: int = libbpf.PROG_TYPE_XDP) -> str:
             "another agent may be attaching to the same links; rerun",
         )
     return "native XDP attach and detach on a veth in a scratch namespace"
+
+
+def probe_xdp_syncookie(prog_type: int = libbpf.PROG_TYPE_XDP) -> str:
+    fix = (
+        "use a kernel >= 6.0 built with CONFIG_SYN_COOKIES (bpf_tcp_raw_gen_syncookie_ipv4/6),"
+        " or leave syn_cookies out of the appliance config"
+    )
+    with _built(SYNCOOKIE_SRC, prog_type, fix=fix) as built:
+        info = built.programs["zs_doctor"].info
+    return f"XDP program calling bpf_tcp_raw_gen_syncookie_ipv4/6 loaded (id {info.id})"
 
 
 def probe_tc_clsact(prog_type: int = libbpf.PROG_TYPE_SCHED_CLS) -> str:
