@@ -4,7 +4,9 @@ A hub namespace (the appliance) serves one Caddyfile whose `abort` denies the at
 /24; a client and an attacker namespace reach it over their own veth pairs. For zeroserve
 (the agent attaches XDP to the hub's interfaces) and Caddy 2.11.7, in one run and the same
 topology, the legit client's req/s and p95 are measured with no flood, during an HTTP
-connection flood (wrk from the attacker) and during a SYN flood (hping3, bounded count).
+connection flood (wrk from the attacker), during a SYN flood (hping3, bounded count) and
+during a SYN flood from spoofed sources the Caddyfile allows (with `--appliance-config` turning
+on `syn_cookies`, XDP answers those with cookies).
 Then, for zeroserve alone: map-only reloads (the denied range moves), program swaps (an
 IPv6 range adds a feature, so the XDP program is recompiled) under load, and the agent's RSS.
 
@@ -52,10 +54,16 @@ from benchlib import (
     tool_version,
     write_section,
 )
-from zeroserve.datapath import attach
+from zeroserve.datapath import attach, libbpf
 
 PORT, ADMIN = 8080, 2999
-FLOODS = ("none", "http", "syn")
+FLOODS = ("none", "http", "syn", "spoofed")
+LABELS = {
+    "none": "no flood",
+    "http": "HTTP connection flood",
+    "syn": "SYN flood",
+    "spoofed": "SYN flood, spoofed allowed sources",
+}
 LEGIT_CONNECTIONS = 8
 FLOOD_RATE = 5000  # new connections a second in the HTTP connection flood
 FLOOD_OPEN = 512  # connections it keeps open before it sends a request on one and drops it
@@ -136,12 +144,33 @@ def admin(ns: str, method: str, path: str, body: bytes = b"", ctype: str = "") -
 
 
 @contextmanager
+def xdp_tx_peers(star: attach.Star) -> Iterator[None]:
+    """An XDP program that passes everything on each spoke's end: a veth drops the frames
+    its peer sends back with XDP_TX (zeroserve's cookie SYN-ACKs) unless it runs one."""
+    fd = libbpf.xdp_pass_program()
+    try:
+        for spoke in star.spokes.values():
+            attach.attach_xdp(spoke.index, fd, attach.XdpMode.NATIVE, ns=spoke.ns)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def serving(
-    name: str, star: attach.Star, config: Path, scratch: Path, cgroup: Path | None = None
+    name: str,
+    star: attach.Star,
+    config: Path,
+    scratch: Path,
+    appliance: Path | None,
+    cgroup: Path | None = None,
 ) -> Iterator[Server]:
     """name's server in the hub, on SERVER_CPU, up once the client gets an answer, then
-    moved into cgroup (if given)."""
-    argv = in_ns(star.hub, on_cpu(SERVER_CPU, server_argv(name, config)))
+    moved into cgroup (if given); zeroserve with the appliance config (if given)."""
+    argv = server_argv(name, config)
+    if name == "zeroserve" and appliance is not None:
+        argv += ["--appliance-config", str(appliance)]
+    argv = in_ns(star.hub, on_cpu(SERVER_CPU, argv))
     log = scratch / f"{name}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -201,6 +230,9 @@ def flood_argv(kind: str, star: attach.Star, seconds: int) -> list[str]:
     else:
         count = seconds * 1_000_000 // SYN_INTERVAL_US
         hping = ["hping3", "-q", "-S", "-p", str(PORT), "-c", str(count)]
+        if kind == "spoofed":
+            # Random sources: almost none in the denied /24, none of them answering.
+            hping.append("--rand-source")
         argv = in_ns(
             attacker.ns,
             on_cpu(LOADGEN_CPU, [*hping, "-i", f"u{SYN_INTERVAL_US}", attacker.hub_addr]),
@@ -209,7 +241,7 @@ def flood_argv(kind: str, star: attach.Star, seconds: int) -> list[str]:
 
 
 def measure(star: attach.Star, flood: str, seconds: int, lua: Path) -> tuple[float, float, int]:
-    """The legit client's figures, with `flood` ("none", "http", "syn") running meanwhile."""
+    """The legit client's figures, with `flood` (one of FLOODS) running meanwhile."""
     if flood == "none":
         return legit(star, seconds, lua)
     attack = subprocess.Popen(
@@ -227,42 +259,50 @@ def measure(star: attach.Star, flood: str, seconds: int, lua: Path) -> tuple[flo
         attack.wait()
 
 
-def xdp_dropped(star: attach.Star) -> int:
+def xdp_counts(star: attach.Star) -> tuple[int, int]:
+    """Packets zeroserve's XDP rules dropped, and SYN-ACKs it sent with cookies, so far."""
     edge = json.loads(admin(star.hub, "GET", "/zeroserve/status"))["edge"]
-    return sum(r["dropped"]["packets"] for r in edge["rules"] if "dropped" in r)
+    dropped = sum(r["dropped"]["packets"] for r in edge["rules"] if "dropped" in r)
+    return dropped, sum(c["packets"] for c in edge["syncookies"])
 
 
 def flood_rounds(
     star: attach.Star, config: Path, scratch: Path, args: argparse.Namespace, lua: Path
 ) -> tuple[dict, dict]:
-    """name -> flood -> [(rps, p95, errors)], and zeroserve's XDP drops per flood."""
+    """name -> flood -> [(rps, p95, errors)], and zeroserve's XDP (drops, SYN-ACKs) per flood."""
     results: dict[str, dict[str, list]] = {n: {} for n in ("zeroserve", "caddy")}
-    drops: dict[str, list[int]] = {}
+    counts: dict[str, list[tuple[int, int]]] = {}
     seconds = args.duration
     for r in range(args.rounds):
         order = ("zeroserve", "caddy") if r % 2 == 0 else ("caddy", "zeroserve")
         for name in order:
             with (
                 cpu_budget(args.budget) as group,
-                serving(name, star, config, scratch, group),
+                serving(name, star, config, scratch, args.appliance_config, group),
             ):
                 legit(star, 1, lua)  # warm-up
                 # The conditions rotate too, so none always runs first after the warm-up.
-                for flood in FLOODS[r % 3 :] + FLOODS[: r % 3]:
-                    before = xdp_dropped(star) if name == "zeroserve" else 0
+                turn = r % len(FLOODS)
+                for flood in FLOODS[turn:] + FLOODS[:turn]:
+                    before = xdp_counts(star) if name == "zeroserve" else (0, 0)
                     results[name].setdefault(flood, []).append(measure(star, flood, seconds, lua))
                     if name == "zeroserve":
-                        drops.setdefault(flood, []).append(xdp_dropped(star) - before)
-    return results, drops
+                        after = xdp_counts(star)
+                        counts.setdefault(flood, []).append(
+                            (after[0] - before[0], after[1] - before[1])
+                        )
+    return results, counts
 
 
-def reloads(star: attach.Star, config: Path, scratch: Path, lua: Path) -> dict:
+def reloads(
+    star: attach.Star, config: Path, scratch: Path, appliance: Path | None, lua: Path
+) -> dict:
     """Map-only and program-swap reloads of zeroserve under the client's load."""
     base = config.read_text()
     moved = base.replace("198.18.2.0/24", "198.18.9.0/24")
     dual = base.replace("198.18.2.0/24", "198.18.2.0/24 2001:db8:bad::/48")
     out: dict = {}
-    with serving("zeroserve", star, config, scratch) as server:
+    with serving("zeroserve", star, config, scratch, appliance) as server:
         out["rss_start_kib"] = rss_kib(server.pid)
         client = star.spokes["client"]
         url = f"http://{client.hub_addr}:{PORT}/"
@@ -297,28 +337,29 @@ def reloads(star: attach.Star, config: Path, scratch: Path, lua: Path) -> dict:
 
 
 def report(args: argparse.Namespace, flood: tuple[dict, dict], reload: dict) -> str:
-    results, drops = flood
+    results, counts = flood
     rows = []
     verdicts = []
     for name in ("zeroserve", "caddy"):
         base_rps = median([m[0] for m in results[name]["none"]])
         base_p95 = median([m[1] for m in results[name]["none"]])
-        for kind in ("none", "http", "syn"):
+        for kind in FLOODS:
             rps = median([m[0] for m in results[name][kind]])
             p95 = median([m[1] for m in results[name][kind]])
             errors = sum(m[2] for m in results[name][kind])
-            drop = median(drops[kind]) if name == "zeroserve" else None
+            xdp = counts[kind] if name == "zeroserve" else None
             d_rps, d_p95 = (rps / base_rps - 1) * 100, (p95 / base_p95 - 1) * 100
             rows.append(
                 [
                     name,
-                    {"none": "no flood", "http": "HTTP connection flood", "syn": "SYN flood"}[kind],
+                    LABELS[kind],
                     fmt_num(rps),
                     f"{d_rps:+.1f}%" if kind != "none" else "",
                     f"{p95:.2f}",
                     f"{d_p95:+.1f}%" if kind != "none" else "",
                     str(errors),
-                    fmt_num(drop) if drop is not None else "—",
+                    fmt_num(median([c[0] for c in xdp])) if xdp else "—",
+                    fmt_num(median([c[1] for c in xdp])) if xdp else "—",
                 ]
             )
             if name == "zeroserve" and kind != "none":
@@ -336,6 +377,7 @@ def report(args: argparse.Namespace, flood: tuple[dict, dict], reload: dict) -> 
             "vs no flood",
             "legit errors",
             "XDP drops",
+            "XDP SYN-ACKs",
         ],
         rows,
     )
@@ -363,7 +405,9 @@ Topology: network namespaces, a hub serving the Caddyfile below on `:{PORT}` and
 on veth pairs (client 198.18.1.2, attacker 198.18.2.2). The server runs on core 1, capped at
 {args.budget:.0%} of it (cgroup CPU bandwidth) so that it, not the one-thread client, is the
 bottleneck (zeroserve with one engine worker; the agent attaches XDP native to both hub
-interfaces). On veth, XDP and the stack process a packet on the sending core, so the
+interfaces; the spokes' ends run an XDP program that passes everything, without which
+a veth drops what its peer sends back with XDP_TX). On veth, XDP and the stack process a
+packet on the sending core, so the
 attackers' packets cost core 0 for both servers; what lands on the server's budget is what
 gets past the layer that drops it (for Caddy: accepting and aborting). The legit
 client (`wrk -t1 -c{LEGIT_CONNECTIONS}`, keep-alive, {args.duration} s, p95 from wrk's
@@ -371,11 +415,12 @@ histogram, under SCHED_RR so the attackers cannot take its CPU) on core 0, the a
 core 0 at niceness 10: the HTTP connection flood opens
 {FLOOD_RATE:,} connections a second to the denied site, keeps {FLOOD_OPEN} open and sends a
 request on each before dropping it; the SYN flood is `hping3 -S -i u{SYN_INTERVAL_US}` (at
-most {syn_rate:,} SYNs/s, bounded count). Both come from the denied range and start 1 s
-before the measurement.
+most {syn_rate:,} SYNs/s, bounded count). Both come from the denied range; the same SYN
+flood with `--rand-source` comes from spoofed sources the Caddyfile allows (SYN-ACKs go
+nowhere). Every flood starts 1 s before the measurement.
 Medians of {args.rounds} rounds; "XDP drops" is what zeroserve's rule counter rose by during
-the run (`zeroserve status`).
-
+the run, "XDP SYN-ACKs" what its SYN cookie counter rose by (`zeroserve status`).
+{appliance_text(args.appliance_config)}
 ```
 {CADDYFILE.format(admin=ADMIN, port=PORT, denied="198.18.2.0/24").strip()}
 ```
@@ -399,25 +444,52 @@ that exits).
 """
 
 
+def appliance_text(appliance: Path | None) -> str:
+    """What the report says of the appliance config zeroserve ran with."""
+    if appliance is None:
+        return (
+            "zeroserve ran with no appliance config: SYNs past the deny rule meet the kernel's\n"
+            "own SYN cookies (tcp_syncookies=1) once a listener's SYN queue is full, as Caddy's do."
+        )
+    return (
+        "zeroserve ran with this appliance config (`--appliance-config`); Caddy's SYNs meet\n"
+        "the kernel's own SYN cookies (tcp_syncookies=1) once its SYN queue is full:\n\n"
+        f"```toml\n{appliance.read_text().strip()}\n```\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
     parser.add_argument(
         "--budget", type=float, default=0.25, help="server's share of its core under floods"
     )
+    parser.add_argument(
+        "--appliance-config",
+        type=Path,
+        default=None,
+        help="appliance config zeroserve runs with (e.g. bench/flood_appliance.toml)",
+    )
     args = parse_args(parser, default_rounds=3)
     if os.geteuid() != 0:
         fail("needs root: it makes network namespaces and loads XDP programs")
     require_tools("wrk", "hping3", "taskset", "chrt", "ip", "nice")
+    if args.appliance_config is not None:
+        if not args.appliance_config.is_file():
+            fail(f"--appliance-config: no file {args.appliance_config}")
+        args.appliance_config = args.appliance_config.resolve()
     with tempfile.TemporaryDirectory(prefix="zs-flood-") as tmp:
         scratch = Path(tmp)
         config = scratch / "Caddyfile"
         config.write_text(CADDYFILE.format(admin=ADMIN, port=PORT, denied="198.18.2.0/24"))
         lua = scratch / "p95.lua"
         lua.write_text(P95_LUA)
-        with attach.scratch_star(["client", "attacker"], prefix="zs-bench") as star:
+        with (
+            attach.scratch_star(["client", "attacker"], prefix="zs-bench") as star,
+            xdp_tx_peers(star),
+        ):
             flood = flood_rounds(star, config, scratch, args, lua)
-            reload = reloads(star, config, scratch, lua)
+            reload = reloads(star, config, scratch, args.appliance_config, lua)
     body = report(args, flood, reload)
     print(body)
     if not args.no_doc:
