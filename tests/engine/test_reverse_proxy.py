@@ -377,6 +377,11 @@ CASES = [
     ("sniffed_html", b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n<html>hi</html"),
     ("no_content", b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"),
     (
+        "early_hints",
+        b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+    ),
+    (
         "hop_by_hop",
         b"HTTP/1.1 200 OK\r\nConnection: X-Gone\r\nX-Gone: 1\r\nKeep-Alive: t\r\n"
         b"Content-Length: 0\r\n\r\n",

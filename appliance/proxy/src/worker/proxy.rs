@@ -86,6 +86,8 @@ pub struct Trip {
     pub started: Instant,
     /// The whole request, kept when it can be sent again on a new connection.
     pub resend: Option<Vec<u8>>,
+    /// Response fields set before the proxy ran, sent with 1xx heads.
+    pub interim_fields: crate::http1::HeaderMap,
     /// Once the routes chose to copy the response: how its body moves to the client.
     pub relay: Option<Relay>,
 }
@@ -298,6 +300,7 @@ impl Worker {
             gzip,
             transport,
             host,
+            interim_fields,
             ..
         } = target;
         let u = self.ups[up].as_mut().expect("just taken");
@@ -337,6 +340,7 @@ impl Worker {
             body,
             request_done,
             transport,
+            interim_fields,
             started: Instant::now(),
             resend,
             relay: None,
@@ -484,8 +488,7 @@ impl Worker {
                     u.input.drain(..used);
                     if head.status / 100 == 1 && head.status != 101 {
                         // Caddy passes 1xx responses on (with the headers set so far).
-                        let mut hdr = crate::http1::HeaderMap::default();
-                        hdr.set("Server", "Caddy");
+                        let mut hdr = trip.interim_fields.clone();
                         for (k, vs) in head.headers.iter() {
                             for v in vs {
                                 hdr.add(k, v);

@@ -193,6 +193,8 @@ pub struct Target {
     /// The transport added `Accept-Encoding: gzip`: a gzip response is decoded for the client.
     pub gzip: bool,
     pub transport: Transport,
+    /// The response fields set when the proxy ran: Go writes them with any 1xx head.
+    pub interim_fields: HeaderMap,
 }
 
 /// Why an attempt failed.
@@ -336,6 +338,16 @@ impl ReverseProxy {
     fn attempt<'p>(&'p self, index: usize, delay: Duration, ctx: &mut Ctx<'p, '_>) -> Flow {
         let target = self.lb.select(&self.pool, ctx).map(|sel| {
             set_upstream_placeholders(&sel.host.dial, ctx);
+            // Counted at selection, as Caddy sets them.
+            let host = &sel.host;
+            let counts = [
+                ("requests", host.num_requests()),
+                ("max_requests", host.max_requests),
+                ("fails", host.fails()),
+            ];
+            for (name, n) in counts {
+                ctx.set_capture(format!("http.reverse_proxy.upstream.{name}"), n.to_string());
+            }
             self.prepare(sel, ctx)
         });
         ctx.proxy.call = Some(Call {
@@ -438,6 +450,7 @@ impl ReverseProxy {
             head_request: method == "HEAD",
             gzip,
             transport: self.transport,
+            interim_fields: ctx.resp.headers.clone(),
         }
     }
 
