@@ -307,3 +307,59 @@ def test_proxied_requests_match_caddy(servers, tmp_path: Path) -> None:
     assert [e["size"] for e in lines[1]] == [5, 0]
     metrics = engine.metrics()
     assert 'caddy_http_requests_total{handler="reverse_proxy",server="srv0"} 2\n' in metrics
+
+
+def test_handler_errors_are_logged_like_caddy(servers, tmp_path: Path) -> None:
+    """A handler error the server answers itself with 5xx gets Caddy's `http.log.error`
+    entry (before the access entry); below 500 it is a debug entry, under an info log
+    invisible. Caddy's `err_id` is random and its `err_trace` names Go code: both are left
+    out of the comparison (the engine writes them empty)."""
+    lines = []
+    for who in ("caddy", "engine"):
+        log = tmp_path / f"{who}.log"
+        cfg = {
+            "logging": {
+                "logs": {
+                    "all": {
+                        "writer": {"output": "file", "filename": str(log)},
+                        "include": ["http.log.access", "http.log.error"],
+                    }
+                }
+            },
+            "apps": {
+                "http": {
+                    "servers": {
+                        "srv0": {
+                            "routes": [
+                                {
+                                    "match": [{"path": ["/e500"]}],
+                                    "handle": [
+                                        {"handler": "error", "error": "bad", "status_code": 500}
+                                    ],
+                                },
+                                {
+                                    "match": [{"path": ["/e403"]}],
+                                    "handle": [{"handler": "error", "status_code": 403}],
+                                },
+                            ],
+                            "logs": {},
+                        }
+                    }
+                }
+            },
+        }
+        port = servers.caddy(cfg) if who == "caddy" else servers.engine(cfg)[1]
+        for path in ("/e500", "/e403", "/"):
+            exchange(port, f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode(), quiet=0.1)
+        entries = read_lines(log, 4)
+        for e in entries:
+            if e["logger"] == "http.log.error":
+                assert e.pop("err_id") is not None and e.pop("err_trace") is not None
+        lines.append([normalized(e) for e in entries])
+    assert [(e["logger"], e["msg"]) for e in lines[1]] == [
+        ("http.log.error", "bad"),
+        ("http.log.access", "handled request"),
+        ("http.log.access", "handled request"),
+        ("http.log.access", "NOP"),
+    ]
+    assert lines[1] == lines[0]

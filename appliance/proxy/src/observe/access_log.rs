@@ -405,40 +405,71 @@ fn fields<'a>(e: &'a Entry<'a>, credentials: bool) -> Fields<'a> {
     out
 }
 
-/// Formats one `handled request` line for `logger` with `enc`.
-pub fn format_entry(
-    enc: &Encoder,
-    logger: &str,
-    e: &Entry<'_>,
-    credentials: bool,
-    now: SystemTime,
-) -> Vec<u8> {
-    enc.encode(
-        level_of(e.status),
-        now,
-        logger,
-        message(e),
-        fields(e, credentials),
-    )
+/// Caddy's error log entry (`http.log.error`) for a handler error: the request, the
+/// duration, the status, and the error's id and trace. The engine has no Go stack to name
+/// and gives its errors no id (`{http.error.id}` is empty too), so those two are empty.
+pub fn error_fields<'a>(e: &'a Entry<'a>, credentials: bool) -> Fields<'a> {
+    let mut all = fields(e, credentials);
+    let request = all.swap_remove(0);
+    vec![
+        request,
+        ("duration".into(), Val::Dur(e.duration)),
+        ("status".into(), Val::Int(u64::from(e.status))),
+        ("err_id".into(), Val::Str("".into())),
+        ("err_trace".into(), Val::Str("".into())),
+    ]
 }
 
 impl Logs {
     /// Formats the entry once per custom log that takes it (by logger name and level) and
     /// queues each line (the queue counts what it has to drop).
     pub fn emit(&self, q: &Queue, names: &[String], e: &Entry<'_>, credentials: bool) {
+        self.emit_as(
+            q,
+            names,
+            "http.log.access",
+            level_of(e.status),
+            message(e),
+            &|| fields(e, credentials),
+        );
+    }
+
+    /// Queues the error log entry for a handler error with `message`.
+    pub fn emit_error(
+        &self,
+        q: &Queue,
+        names: &[String],
+        e: &Entry<'_>,
+        message: &str,
+        level: Level,
+        credentials: bool,
+    ) {
+        self.emit_as(q, names, "http.log.error", level, message, &|| {
+            error_fields(e, credentials)
+        });
+    }
+
+    fn emit_as<'a>(
+        &self,
+        q: &Queue,
+        names: &[String],
+        base: &str,
+        level: Level,
+        msg: &str,
+        fields: &dyn Fn() -> Fields<'a>,
+    ) {
         let now = SystemTime::now();
-        let level = level_of(e.status);
         for name in names {
             let logger = if name.is_empty() {
-                "http.log.access".to_owned()
+                base.to_owned()
             } else {
-                format!("http.log.access.{name}")
+                format!("{base}.{name}")
             };
             for sink in &self.sinks {
                 if level < sink.level || *sink.writer == Writer::Discard || !sink.allows(&logger) {
                     continue;
                 }
-                let line = format_entry(&sink.encoder, &logger, e, credentials, now);
+                let line = sink.encoder.encode(level, now, &logger, msg, fields());
                 q.send(Arc::clone(&sink.writer), line);
             }
         }
@@ -596,6 +627,23 @@ fn write_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Formats one `handled request` line for `logger` with `enc`.
+    fn format_entry(
+        enc: &Encoder,
+        logger: &str,
+        e: &Entry<'_>,
+        credentials: bool,
+        now: SystemTime,
+    ) -> Vec<u8> {
+        enc.encode(
+            level_of(e.status),
+            now,
+            logger,
+            message(e),
+            fields(e, credentials),
+        )
+    }
 
     fn sink(include: &[&str], exclude: &[&str]) -> Sink {
         Sink {

@@ -25,7 +25,7 @@ use crate::route::ctx::{value_string, Ctx};
 use crate::route::exec::Flow;
 use crate::route::handlers::log_append::LogAppend;
 use crate::route::{context, Result, Route, Server};
-use access_log::{Entry, Logs, Queue, ServerLogs};
+use access_log::{Entry, Level, Logs, Queue, ServerLogs};
 use metrics::{Observation, Registry, Shard};
 
 /// `apps.http.metrics`.
@@ -53,19 +53,17 @@ impl MetricsConfig {
     }
 }
 
-/// Access logging of one server.
-#[derive(Debug)]
-pub struct AccessLog {
-    logs: Arc<Logs>,
-    server: ServerLogs,
-}
-
 /// What one server observes; the default observes nothing.
 #[derive(Debug, Default)]
 pub struct ServerObserve {
     name: Option<Arc<str>>,
     metrics: Option<Arc<MetricsConfig>>,
-    access: Option<AccessLog>,
+    /// The custom logs (every server writes error entries; access entries need `logs`).
+    logs: Option<Arc<Logs>>,
+    /// The server's `logs`: access logging is on.
+    access: Option<ServerLogs>,
+    /// The server has error routes (a handled error is logged at debug level).
+    error_routes: bool,
 }
 
 /// Compiles `logging` and `apps.http.metrics` of `root` into the servers.
@@ -105,19 +103,18 @@ pub fn provision(root: &Map<String, Value>, servers: &mut [Server]) -> Result<()
             .and_then(|j| j.get(&s.name))
             .and_then(|j| j.get("logs"));
         let access = match logs_json {
-            Some(v) => Some(AccessLog {
-                logs: Arc::clone(&logs),
-                server: context(
-                    ServerLogs::compile(v),
-                    format_args!("loading http app module: provision http: server {}", s.name),
-                )?,
-            }),
+            Some(v) => Some(context(
+                ServerLogs::compile(v),
+                format_args!("loading http app module: provision http: server {}", s.name),
+            )?),
             None => None,
         };
         s.observe = ServerObserve {
             name: Some(Arc::from(s.name.as_str())),
             metrics: metrics.clone(),
+            logs: Some(Arc::clone(&logs)),
             access,
+            error_routes: !s.errors.is_empty(),
         };
     }
     Ok(())
@@ -308,11 +305,12 @@ fn response_size(ctx: &Ctx<'_, '_>) -> u64 {
 /// the routes; a run that ended waiting for I/O reports nothing.
 pub fn finished(server: &Server, ctx: &Ctx<'_, '_>) {
     let o = &server.observe;
-    if o.metrics.is_none() && o.access.is_none() {
-        return;
-    }
     // Without an end the routes wait for I/O and will run again: the last run reports.
     let Some(end) = ctx.trace.end else { return };
+    let failed = matches!(end, End::Error(_));
+    if o.metrics.is_none() && o.access.is_none() && !failed {
+        return;
+    }
     let duration = ctx.trace.started.elapsed();
     let size = response_size(ctx);
     TAP.with(|t| {
@@ -346,32 +344,47 @@ pub fn finished(server: &Server, ctx: &Ctx<'_, '_>) {
                 });
             }
         }
-        if let Some(a) = &o.access {
-            log(a, ctx, &tap.queue, end, size, duration);
+        if let Some(logs) = &o.logs {
+            log(o, logs, ctx, &tap.queue, end, size, duration);
         }
     });
 }
 
+/// Writes the request's access log entry (when the server logs access and this request),
+/// and Caddy's error entry when a handler failed.
 fn log(
-    a: &AccessLog,
+    o: &ServerObserve,
+    logs: &Logs,
     ctx: &Ctx<'_, '_>,
     queue: &Queue,
     end: End,
     size: u64,
     duration: std::time::Duration,
 ) {
-    if !a.server.should_log(&ctx.host) || ctx.var("log_skip") == Some(&Value::Bool(true)) {
+    let access = o
+        .access
+        .as_ref()
+        .filter(|a| a.should_log(&ctx.host) && ctx.var("log_skip") != Some(&Value::Bool(true)));
+    let failure = match (end, &ctx.error) {
+        (End::Error(status), Some(e)) => Some((status, e.message.as_str())),
+        _ => None,
+    };
+    if access.is_none() && failure.is_none() {
         return;
     }
     // `log_name` sets the names for this request (`access_logger_names`).
     let set: Vec<String>;
+    let unnamed = [String::new()];
     let names = match ctx.var("access_logger_names") {
         Some(Value::Array(v)) => {
             set = v.iter().map(|n| value_string(n).into_owned()).collect();
             &set
         }
         Some(Value::String(s)) => std::slice::from_ref(s),
-        _ => a.server.logger_names(&ctx.host),
+        _ => o
+            .access
+            .as_ref()
+            .map_or(&unnamed[..], |a| a.logger_names(&ctx.host)),
     };
     // Early fields were added as their handlers ran; the others as the chain unwound,
     // innermost first. A key added again replaces the earlier value (zap field `Set`).
@@ -420,5 +433,19 @@ fn log(
         resp_headers: &ctx.resp.headers,
         extra: &extra,
     };
-    a.logs.emit(queue, names, &entry, a.server.log_credentials);
+    let credentials = o.access.as_ref().is_some_and(|a| a.log_credentials);
+    if let Some((status, message)) = failure {
+        // Caddy logs a handler error at error level when it answers 5xx itself, at debug
+        // level when error routes took over or the status is below 500.
+        let level = if status >= 500 && !o.error_routes {
+            Level::Error
+        } else {
+            Level::Debug
+        };
+        let failed = Entry { status, ..entry };
+        logs.emit_error(queue, names, &failed, message, level, credentials);
+    }
+    if access.is_some() {
+        logs.emit(queue, names, &entry, credentials);
+    }
 }
