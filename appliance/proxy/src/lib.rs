@@ -115,6 +115,8 @@ impl PyEngine {
             .collect()
     }
 
+    /// Caddy's `caddy_http_*` metrics summed over the workers, and the count of access log
+    /// lines dropped, in Prometheus text format.
     fn metrics(&self) -> String {
         self.lock().metrics()
     }
