@@ -646,3 +646,21 @@ def test_forward_auth_then_proxy_with_a_body_like_caddy(servers, upstream) -> No
     assert ours[0].endswith(b"\r\n\r\nno")
     ok = exchange(engine_port, req[0].replace(b"/deny", b"/ok") + req[1], quiet=0.5).data
     assert ok.endswith(b"POST /ok HTTP/1.1 user=alice body=hello")
+
+
+def test_request_id_is_one_across_the_round_trip(servers, upstream) -> None:
+    """The routes run again once the upstream answered: {http.request.uuid} must not change."""
+    up = upstream(plain())
+    uuid = "{http.request.uuid}"
+    cfg = proxy_to(
+        up.dial,
+        headers={
+            "request": {"set": {"X-Request-Id": [uuid]}},
+            "response": {"set": {"X-Request-Id": [uuid]}},
+        },
+    )
+    _, port = servers.engine(cfg, workers=1)
+    _, fields, _ = split(get(port))
+    sent = up.seen[-1].header("X-Request-Id")
+    assert len(sent) == 1 and len(sent[0]) == 36
+    assert fields["x-request-id"] == sent

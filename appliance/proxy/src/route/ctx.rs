@@ -228,6 +228,9 @@ pub struct Ctx<'p, 'a> {
     /// The `cache` handler's request past a miss, settled when the routes end.
     pub cache: Option<super::handlers::cache::Pending<'p>>,
     uuid: OnceCell<String>,
+    /// Password checks made for this request (user, password, verdict): a replay of the
+    /// routes after a `reverse_proxy` round trip reuses them instead of hashing again.
+    pub checked: Vec<(String, String, bool)>,
 }
 
 impl<'p, 'a> Ctx<'p, 'a> {
@@ -305,6 +308,7 @@ impl<'p, 'a> Ctx<'p, 'a> {
             proxy: Default::default(),
             cache: None,
             uuid: OnceCell::new(),
+            checked: Vec::new(),
         }
     }
 
@@ -333,6 +337,16 @@ impl<'p, 'a> Ctx<'p, 'a> {
             }
         }
         self.resp.status = status;
+    }
+
+    /// `{http.request.uuid}` if the routes made one.
+    pub fn request_id(&self) -> Option<&str> {
+        self.uuid.get().map(String::as_str)
+    }
+
+    /// Keeps the request id an earlier run of the same request made.
+    pub fn keep_request_id(&mut self, id: String) {
+        let _ = self.uuid.set(id);
     }
 
     pub fn var(&self, name: &str) -> Option<&Value> {

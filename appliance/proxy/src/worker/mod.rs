@@ -722,6 +722,8 @@ impl Worker {
         }
         crate::observe::finished(server, &ctx);
         let call = ctx.proxy.call.take();
+        let request_id = ctx.request_id().map(str::to_owned);
+        let checked = std::mem::take(&mut ctx.checked);
         let resp = std::mem::take(&mut ctx.resp);
         conn.output.extend_from_slice(&ctx.interim);
         let body = if body_data.is_some() {
@@ -768,6 +770,8 @@ impl Worker {
                 client_body: discard,
                 done: Vec::new(),
                 stage: proxy::Stage::Start(call),
+                request_id,
+                checked,
                 arrived: Instant::now(),
             };
             conn.phase = Phase::Proxy(Box::new(p));

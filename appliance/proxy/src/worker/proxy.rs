@@ -56,6 +56,9 @@ pub struct Proxying {
     pub client_body: Option<Discard>,
     pub done: Vec<Invocation>,
     pub stage: Stage,
+    /// `{http.request.uuid}` and password checks from earlier runs, so replays agree.
+    pub request_id: Option<String>,
+    pub checked: Vec<(String, String, bool)>,
     /// When the request arrived: the access log and metrics time it from here.
     pub arrived: Instant,
 }
@@ -134,6 +137,8 @@ struct Replayed {
     call: Option<Call>,
     relay: Option<usize>,
     interim: Vec<u8>,
+    request_id: Option<String>,
+    checked: Vec<(String, String, bool)>,
     capture: Option<Capture>,
     encode: Option<StreamPlan>,
 }
@@ -160,6 +165,10 @@ fn replay(
     ctx.body = p.body_data.as_deref();
     ctx.proxy.done = &p.done;
     ctx.proxy.fresh = fresh;
+    if let Some(id) = &p.request_id {
+        ctx.keep_request_id(id.clone());
+    }
+    ctx.checked = p.checked.clone();
     let outcome = serve(server, &mut ctx);
     ctx.trace.started_at(p.arrived);
     crate::observe::finished(server, &ctx);
@@ -169,6 +178,8 @@ fn replay(
         call: ctx.proxy.call.take(),
         relay: ctx.proxy.relay,
         interim: std::mem::take(&mut ctx.interim),
+        request_id: ctx.request_id().map(str::to_owned),
+        checked: std::mem::take(&mut ctx.checked),
         capture: take_capture(&mut ctx),
         encode: ctx.proxy.encode.take(),
     }
@@ -609,6 +620,8 @@ impl Worker {
         let Phase::Proxy(p) = &mut conn.phase else {
             unreachable!()
         };
+        p.request_id = r.request_id;
+        p.checked = r.checked;
         let relaying = answered.is_some() && r.outcome == Outcome::Respond && r.relay == answered;
         if relaying {
             let Stage::Trip(trip) = &mut p.stage else {

@@ -6,7 +6,8 @@
 //! so timing does not reveal which users exist. Failure sets `WWW-Authenticate: Basic realm="..."`
 //! (default realm `restricted`) and fails the request with 401; success sets
 //! `{http.auth.user.id}` and continues. Errors: only bcrypt hashes are accepted.
-//! Performance: one bcrypt verification per request, as in Caddy without its hash cache.
+//! Performance: one bcrypt verification per request, as in Caddy without its hash cache (the
+//! routes' replays after a `reverse_proxy` round trip reuse the verdict).
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -80,8 +81,16 @@ impl Authentication {
     pub fn run(&self, ctx: &mut Ctx<'_, '_>) -> std::result::Result<(), HandlerError> {
         let authed = Self::credentials(ctx.headers.get("Authorization")).and_then(|(u, p)| {
             let account = self.accounts.iter().find(|(name, _)| *name == u);
-            let hash = account.map_or(self.fake_hash.as_str(), |(_, h)| h.as_str());
-            let ok = bcrypt::verify(&p, hash).unwrap_or(false);
+            let known = ctx.checked.iter().find(|(cu, cp, _)| *cu == u && *cp == p);
+            let ok = match known {
+                Some((_, _, ok)) => *ok,
+                None => {
+                    let hash = account.map_or(self.fake_hash.as_str(), |(_, h)| h.as_str());
+                    let ok = bcrypt::verify(&p, hash).unwrap_or(false);
+                    ctx.checked.push((u.clone(), p, ok));
+                    ok
+                }
+            };
             (ok && account.is_some()).then_some(u)
         });
         match authed {
