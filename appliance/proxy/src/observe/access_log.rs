@@ -101,9 +101,14 @@ impl Sink {
         let Value::Object(m) = v else {
             return err("expected a JSON object");
         };
+        let writer = compile_writer(m.get("writer"))?;
+        let encoder = match m.get("encoder") {
+            Some(e) => Encoder::compile(Some(e))?,
+            None => Encoder::for_stream(matches!(writer, Writer::Stdout | Writer::Stderr)),
+        };
         Ok(Sink {
-            writer: Arc::new(compile_writer(m.get("writer"))?),
-            encoder: Encoder::compile(m.get("encoder"))?,
+            writer: Arc::new(writer),
+            encoder,
             level: Level::parse(m.get("level").and_then(Value::as_str).unwrap_or(""))?,
             include: str_list(m.get("include"), "include")?,
             exclude: str_list(m.get("exclude"), "exclude")?,
@@ -113,7 +118,7 @@ impl Sink {
     fn stderr() -> Sink {
         Sink {
             writer: Arc::new(Writer::Stderr),
-            encoder: Encoder::default(),
+            encoder: Encoder::for_stream(true),
             level: Level::Info,
             include: Vec::new(),
             exclude: Vec::new(),

@@ -255,6 +255,22 @@ impl Default for Encoder {
 }
 
 impl Encoder {
+    /// Caddy's default encoder: the console's on a standard stream when stderr is a terminal
+    /// (coloured unless `NO_COLOR` is set or `TERM=xterm-mono`), else JSON.
+    pub fn for_stream(standard: bool) -> Encoder {
+        use std::io::IsTerminal;
+        if !standard || !std::io::stderr().is_terminal() {
+            return Encoder::default();
+        }
+        let mut style = Style::compile(&Map::new(), true).expect("defaults compile");
+        let mono = std::env::var_os("NO_COLOR").is_some()
+            || std::env::var("TERM").is_ok_and(|t| t == "xterm-mono");
+        if mono {
+            style.level_format = LevelFormat::Upper;
+        }
+        Encoder::Console(style)
+    }
+
     pub fn compile(v: Option<&Value>) -> Result<Encoder> {
         let Some(v) = v else {
             return Ok(Encoder::default());
