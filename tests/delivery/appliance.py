@@ -194,10 +194,12 @@ class Guest:
                 time.sleep(0.5)
         raise AssertionError(f"no HTTP answer in {timeout}s ({last}):\n{self.console()[-3000:]}")
 
-    def shutdown(self, timeout: float = 120) -> None:
-        """ACPI power-off through the monitor; kill only if the guest ignores it."""
+    def shutdown(self, timeout: float = 120) -> bool:
+        """ACPI power-off through the monitor; kill only if the guest ignores it. Returns
+        whether the guest powered itself off (so its disk is consistent to inspect)."""
+        clean = True
         if self.proc is None:
-            return
+            return clean
         if self.proc.poll() is None:
             with socket.socket(socket.AF_UNIX) as mon:
                 mon.connect(str(self.workdir / "monitor.sock"))
@@ -207,7 +209,9 @@ class Guest:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait()
+                    clean = False
         self.proc = None
+        return clean
 
     def esp_entries(self) -> list[str]:
         """Boot entry file names on the guest's ESP (read from the disk while it is off)."""
