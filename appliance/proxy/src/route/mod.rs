@@ -80,7 +80,15 @@ pub struct Server {
     pub named_routes: Vec<(String, Route)>,
     pub parser: ParserConfig,
     pub idle_timeout: std::time::Duration,
+    /// Go's `ReadHeaderTimeout`: from the first byte of a request (accept, for the first)
+    /// until its head is read.
     pub read_header_timeout: Option<std::time::Duration>,
+    /// Go's `ReadTimeout`: from the same start until the body is read.
+    pub read_timeout: Option<std::time::Duration>,
+    /// Go's `WriteTimeout`: from the end of the head until the response is written.
+    pub write_timeout: Option<std::time::Duration>,
+    /// TCP keepalive of accepted connections.
+    pub keepalive: Keepalive,
     /// Peers whose client-IP headers are believed (`trusted_proxies` static ranges).
     pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
     pub client_ip_headers: Vec<String>,
@@ -131,6 +139,64 @@ impl Server {
         }
         let client = joined.split(',').find_map(parse).unwrap_or(peer);
         (true, client)
+    }
+}
+
+/// TCP keepalive settings, as Go's `net.KeepAliveConfig` applies Caddy's `keepalive_*`:
+/// 15 s idle and interval and 9 probes unless set; a negative idle leaves the kernel's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub idle: Option<std::time::Duration>,
+    pub interval: std::time::Duration,
+    pub count: u32,
+}
+
+impl Keepalive {
+    fn compile(m: &Map<String, Value>) -> Result<Keepalive> {
+        let go_default = std::time::Duration::from_secs(15);
+        let setting = |key: &str| -> Result<Option<(bool, std::time::Duration)>> {
+            m.get(key).map(|v| signed_duration(v, key)).transpose()
+        };
+        let defaults = Keepalive {
+            idle: Some(go_default),
+            interval: go_default,
+            count: 9,
+        };
+        // A negative interval makes Caddy drop its keepalive settings: Go's defaults apply.
+        let interval = match setting("keepalive_interval")? {
+            Some((true, _)) => return Ok(defaults),
+            Some((false, d)) if !d.is_zero() => d,
+            _ => go_default,
+        };
+        let idle = match setting("keepalive_idle")? {
+            Some((true, _)) => None,
+            Some((false, d)) if !d.is_zero() => Some(d),
+            _ => defaults.idle,
+        };
+        let count = match m.get("keepalive_count").and_then(Value::as_i64) {
+            Some(n) if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
+            _ => defaults.count,
+        };
+        Ok(Keepalive {
+            idle,
+            interval,
+            count,
+        })
+    }
+}
+
+/// A Caddy duration that may be negative (Caddy's way to turn some settings off): whether
+/// it was, and its size.
+fn signed_duration(v: &Value, what: &str) -> Result<(bool, std::time::Duration)> {
+    match v {
+        Value::String(s) if s.starts_with('-') => {
+            Ok((true, duration(&Value::String(s[1..].to_owned()), what)?))
+        }
+        Value::Number(n) if n.as_f64().is_some_and(|f| f < 0.0) => Ok((
+            true,
+            std::time::Duration::from_nanos(n.as_f64().unwrap_or(0.0).abs() as u64),
+        )),
+        _ => Ok((false, duration(v, what)?)),
     }
 }
 
@@ -273,16 +339,33 @@ fn compile_server(name: &str, v: &Value) -> Result<Server> {
             parser.max_header_bytes = n as usize;
         }
     }
-    // Caddy's defaults: 5 minutes idle, no header timeout unless configured.
-    let mut idle_timeout = std::time::Duration::from_secs(300);
-    if let Some(v) = m.get("idle_timeout") {
-        idle_timeout = duration(v, "idle_timeout")?;
-    }
-    let read_header_timeout = m
-        .get("read_header_timeout")
-        .map(|v| duration(v, "read_header_timeout"))
-        .transpose()?
-        .filter(|d| !d.is_zero());
+    // Caddy's defaults: 5 minutes idle, 1 minute to read a head, no other limit. Go's
+    // fallback of the header timeout to `read_timeout` never applies under Caddy, which fills
+    // in its default first; a negative value turns a timeout off.
+    let timeout = |key: &str| -> Result<Option<std::time::Duration>> {
+        Ok(
+            match m.get(key).map(|v| signed_duration(v, key)).transpose()? {
+                Some((false, d)) if !d.is_zero() => Some(d),
+                _ => None,
+            },
+        )
+    };
+    let idle_timeout = match m.get("idle_timeout") {
+        Some(v) if !signed_duration(v, "idle_timeout")?.1.is_zero() => {
+            // "No deadline" as one no connection outlives (Instant + MAX would overflow).
+            timeout("idle_timeout")?.unwrap_or(std::time::Duration::from_secs(u32::MAX.into()))
+        }
+        _ => std::time::Duration::from_secs(300),
+    };
+    let read_header_timeout = match m.get("read_header_timeout") {
+        Some(v) if !signed_duration(v, "read_header_timeout")?.1.is_zero() => {
+            timeout("read_header_timeout")?
+        }
+        _ => Some(std::time::Duration::from_secs(60)),
+    };
+    let read_timeout = timeout("read_timeout")?;
+    let write_timeout = timeout("write_timeout")?;
+    let keepalive = Keepalive::compile(m)?;
     let trusted_proxies = match m.get("trusted_proxies") {
         Some(t) => {
             let source = t.get("source").and_then(Value::as_str).unwrap_or("");
@@ -315,6 +398,9 @@ fn compile_server(name: &str, v: &Value) -> Result<Server> {
         parser,
         idle_timeout,
         read_header_timeout,
+        read_timeout,
+        write_timeout,
+        keepalive,
         observe: Default::default(),
     })
 }
@@ -347,6 +433,7 @@ impl Program {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn durations() {
@@ -361,6 +448,45 @@ mod tests {
             1
         );
         assert!(duration(&Value::String("5x".into()), "t").is_err());
+    }
+
+    fn server(options: &str) -> Server {
+        let cfg = format!(r#"{{"apps":{{"http":{{"servers":{{"s":{{{options}}}}}}}}}}}"#);
+        Program::compile(&cfg).unwrap().servers.remove(0)
+    }
+
+    #[test]
+    fn timeouts_default_and_turn_off_like_caddy() {
+        let s = server("");
+        assert_eq!(s.idle_timeout, Duration::from_secs(300));
+        assert_eq!(s.read_header_timeout, Some(Duration::from_secs(60)));
+        assert_eq!((s.read_timeout, s.write_timeout), (None, None));
+        let s = server(r#""read_header_timeout":"0s","read_timeout":"2s","write_timeout":-1"#);
+        assert_eq!(s.read_header_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(s.read_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(s.write_timeout, None);
+        assert_eq!(
+            server(r#""read_header_timeout":"-1s""#).read_header_timeout,
+            None
+        );
+    }
+
+    #[test]
+    fn keepalive_like_go() {
+        let k = |o: &str| {
+            let k = server(o).keepalive;
+            (k.idle.map(|d| d.as_secs()), k.interval.as_secs(), k.count)
+        };
+        assert_eq!(k(""), (Some(15), 15, 9));
+        assert_eq!(
+            k(r#""keepalive_idle":"3s","keepalive_count":4"#),
+            (Some(3), 15, 4)
+        );
+        assert_eq!(k(r#""keepalive_idle":"-1s""#), (None, 15, 9));
+        assert_eq!(
+            k(r#""keepalive_interval":"-1s","keepalive_idle":"3s""#),
+            (Some(15), 15, 9)
+        );
     }
 
     #[test]

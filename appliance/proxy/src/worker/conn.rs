@@ -61,8 +61,15 @@ pub struct Conn {
     pub read_closed: bool,
     /// Teardown started: waiting for in-flight ops to finish before dropping the socket.
     pub closing: bool,
-    /// Deadline for the current wait (idle, header, or linger).
+    /// Read deadline for the current wait (idle, header, body, or linger).
     pub deadline: Option<Instant>,
+    /// The current request began to arrive (from accept for the first request, from its
+    /// first bytes for later ones) and its head is not read yet.
+    pub started: bool,
+    /// Go's write deadline: set when a head is read, for the answer to be written by.
+    pub write_deadline: Option<Instant>,
+    /// The read deadline passed while a handler waited for the body: it runs on what came.
+    pub body_cut: bool,
     /// Drain input for a moment before closing (after an oversized body).
     pub linger: bool,
     /// Send our FIN before draining.
@@ -75,8 +82,6 @@ pub struct Conn {
     pub wants_body: bool,
     /// No request has been read yet.
     pub fresh: bool,
-    /// A request head has started arriving (the header deadline applies, not the idle one).
-    pub reading_head: bool,
 }
 
 impl Conn {
@@ -98,13 +103,15 @@ impl Conn {
             read_closed: false,
             closing: false,
             deadline: None,
+            started: false,
+            write_deadline: None,
+            body_cut: false,
             linger: false,
             fin_first: false,
             lingering: false,
             after_post: false,
             wants_body: false,
             fresh: true,
-            reading_head: false,
         }
     }
 
@@ -115,5 +122,10 @@ impl Conn {
             && self.output.is_empty()
             && self.stream.is_none()
             && !self.sending
+    }
+
+    /// Output is written or waiting to be (what a write deadline cuts short).
+    pub fn writing(&self) -> bool {
+        self.sending || !self.output.is_empty() || self.stream.is_some()
     }
 }

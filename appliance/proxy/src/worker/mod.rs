@@ -257,13 +257,21 @@ impl Worker {
         if self.stop_deadline.is_some() {
             return Ok(());
         }
-        // Go enables TCP_NODELAY on every accepted connection.
-        let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
-        let idle = self.program.servers[server].idle_timeout;
+        // Go enables TCP_NODELAY and keepalive on every accepted connection.
+        let srv = &self.program.servers[server];
+        let sock = socket2::SockRef::from(&fd);
+        let _ = sock.set_tcp_nodelay(true);
+        let mut keepalive = socket2::TcpKeepalive::new()
+            .with_interval(srv.keepalive.interval)
+            .with_retries(srv.keepalive.count);
+        if let Some(idle) = srv.keepalive.idle {
+            keepalive = keepalive.with_time(idle);
+        }
+        let _ = sock.set_tcp_keepalive(&keepalive);
+        let now = Instant::now();
         let mut conn = Conn::new(fd, server);
-        let header = self.program.servers[server].read_header_timeout;
-        conn.deadline = Some(Instant::now() + header.unwrap_or(idle));
-        conn.reading_head = header.is_some();
+        conn.started = true;
+        conn.deadline = srv.read_header_timeout.map(|t| now + t);
         let slot = match self.free_conns.pop() {
             Some(i) => i,
             None => {
@@ -300,7 +308,16 @@ impl Worker {
             self.drive(i)?;
         } else if c.result == 0 {
             conn.read_closed = true;
-            if conn.lingering || conn.output.is_empty() && !conn.sending {
+            if matches!(
+                conn.phase,
+                Phase::Body {
+                    response: Some(_),
+                    ..
+                }
+            ) {
+                // Go answers a request whose body ended early, then closes.
+                self.body_failed(i);
+            } else if conn.lingering || conn.output.is_empty() && !conn.sending {
                 self.teardown(i)?;
             } else {
                 conn.close_after = true;
@@ -421,10 +438,13 @@ impl Worker {
             let Some(conn) = self.conns[i].as_ref() else {
                 continue;
             };
-            if hard_stop || conn.deadline.is_some_and(|d| now >= d) {
+            let write_expired = conn.writing() && conn.write_deadline.is_some_and(|d| now >= d);
+            if hard_stop || write_expired {
                 self.teardown(i)?;
-                self.maybe_free(i);
+            } else if conn.deadline.is_some_and(|d| now >= d) {
+                self.read_expired(i)?;
             }
+            self.maybe_free(i);
         }
         self.up_clock(now)?;
         self.clock = None;
@@ -432,6 +452,52 @@ impl Worker {
             self.clock = Some(self.ring.timeout(TICK, tag(CLOCK, 0))?);
         }
         Ok(())
+    }
+
+    /// The read deadline passed. Waiting for a head (idle, or part of one arrived), Go closes
+    /// without a word; while a handler reads the body, it gets what arrived and the rest is
+    /// skipped with no deadline; while the body is skipped after the handler, the answer goes
+    /// out with `Connection: close` and the connection closes.
+    fn read_expired(&mut self, i: usize) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        conn.deadline = None;
+        match &mut conn.phase {
+            Phase::Head if conn.wants_body && !conn.lingering => {
+                conn.body_cut = true;
+                self.process(i);
+                self.drive(i)?;
+            }
+            Phase::Body {
+                response: Some(_), ..
+            } if !conn.lingering => self.body_failed(i),
+            _ => return self.teardown(i),
+        }
+        self.flush(i)
+    }
+
+    /// Skipping the rest of a body failed (deadline or end of input): the answer waiting for
+    /// it goes out, then the connection closes. Go adds `Connection: close` unless the
+    /// handler had read the body itself (and closed it after its read timed out).
+    fn body_failed(&mut self, i: usize) {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let Phase::Body {
+            response: Some(resp),
+            mut exchange,
+            ..
+        } = std::mem::replace(&mut conn.phase, Phase::Head)
+        else {
+            return;
+        };
+        exchange.close |= !std::mem::take(&mut conn.body_cut);
+        let program = Arc::clone(&self.program);
+        let server = &program.servers[conn.server.min(program.servers.len() - 1)];
+        Self::respond(conn, &resp, exchange, &mut self.date, server);
+        conn.phase = Phase::Done;
+        conn.close_after = true;
     }
 
     /// Starts dropping a connection: cancel its recv; the slot frees once no op is in flight.
@@ -443,6 +509,11 @@ impl Worker {
         if !conn.closing {
             conn.closing = true;
             conn.read_closed = true;
+            if conn.sending {
+                // A send waiting on a peer that stopped reading would hold the slot forever;
+                // the shutdown fails it (what was queued still goes out, then the FIN).
+                let _ = socket2::SockRef::from(&conn.fd).shutdown(std::net::Shutdown::Both);
+            }
             if let Some(op) = conn.recv {
                 self.ring.cancel(op, tag(CANCEL, 0))?;
             }
@@ -469,6 +540,10 @@ impl Worker {
         };
         if conn.sending || conn.closing {
             return Ok(());
+        }
+        if conn.writing() && conn.write_deadline.is_some_and(|d| Instant::now() >= d) {
+            // Go's write fails once the deadline passed: the answer never leaves.
+            return self.teardown(i);
         }
         if conn.output.is_empty() {
             if let Some(file) = &mut conn.stream {
@@ -581,6 +656,7 @@ impl Worker {
                     }
                     let resp = response.take();
                     conn.phase = Phase::Head;
+                    conn.body_cut = false;
                     match resp {
                         Some(resp) => Self::respond(conn, &resp, x, &mut self.date, server),
                         // The response went out already (relayed from an upstream).
@@ -619,19 +695,18 @@ impl Worker {
             return false;
         }
         conn.fresh = false;
+        if !conn.started && !conn.wants_body {
+            // Go switches from the idle deadline to the header deadline once a request
+            // starts arriving.
+            let now = Instant::now();
+            conn.started = true;
+            conn.deadline = server.read_header_timeout.map(|t| now + t);
+        }
         let head = match parse_request(&conn.input, &server.parser) {
-            Ok(Status::Partial) => {
-                // Go switches from the idle deadline to the header deadline once a request
-                // starts arriving; without a header timeout the idle one stays as a backstop.
-                if !conn.reading_head {
-                    conn.reading_head = true;
-                    if let Some(t) = server.read_header_timeout {
-                        conn.deadline = Some(Instant::now() + t);
-                    }
-                }
-                return false;
-            }
+            Ok(Status::Partial) => return false,
             Err(e) => {
+                // Go arms the write deadline however reading the head ended.
+                conn.write_deadline = server.write_timeout.map(|t| Instant::now() + t);
                 conn.output.extend_from_slice(&e.response());
                 conn.phase = Phase::Done;
                 conn.close_after = true;
@@ -644,6 +719,13 @@ impl Worker {
             Ok(Status::Complete(head, used)) => (head, used),
         };
         let (head, used) = head;
+        if std::mem::take(&mut conn.started) {
+            // The head is in (parsed again later only to rerun routes that read the body):
+            // Caddy gives the body `read_timeout` and the answer `write_timeout` from now.
+            let now = Instant::now();
+            conn.deadline = server.read_timeout.map(|t| now + t);
+            conn.write_deadline = server.write_timeout.map(|t| now + t);
+        }
         let exchange = Exchange {
             http11: head.version.at_least_11(),
             head: head.method == "HEAD",
@@ -666,7 +748,6 @@ impl Worker {
             r.headers.set("Content-Length", "0");
             conn.input.drain(..used);
             conn.deadline = None;
-            conn.reading_head = false;
             conn.phase = Phase::Head;
             Self::respond(conn, &r, exchange, date, server);
             return true;
@@ -675,11 +756,17 @@ impl Worker {
         // asked; the head is parsed again each time until the whole body is in.
         let mut body_data = None;
         let mut consumed = used;
+        let mut rest = None;
         if conn.wants_body {
-            match buffered(&conn.input[used..], head.body) {
-                Ok(Some((data, wire))) => {
+            let got = match buffered(&conn.input[used..], head.body) {
+                Ok(None) if conn.body_cut => cut_body(&conn.input[used..], head.body),
+                other => other.map(|b| b.map(|(data, wire)| (data, wire, None))),
+            };
+            match got {
+                Ok(Some((data, wire, left))) => {
                     body_data = Some(data);
                     consumed += wire;
+                    rest = left;
                 }
                 Ok(None) => {
                     if conn.input.len() > MAX_BUFFERED_BODY {
@@ -742,8 +829,8 @@ impl Worker {
         conn.input.drain(..consumed);
         conn.after_post = post;
         conn.wants_body = false;
-        conn.reading_head = false;
-        conn.deadline = None;
+        let body_deadline = conn.deadline.take();
+        let cut = std::mem::take(&mut conn.body_cut);
         if outcome == Outcome::Abort {
             // No FIN-and-drain: flush() sees nothing to send on a read-closed connection and
             // tears it down at once, like Go's abort panic.
@@ -752,11 +839,11 @@ impl Worker {
             conn.read_closed = true;
             return false;
         }
-        let discard = match body {
+        let discard = rest.or(match body {
             BodyKind::None => None,
             BodyKind::Length(n) => Some(Discard::Length(n)),
             BodyKind::Chunked => Some(Discard::Chunked(ChunkedDecoder::default())),
-        };
+        });
         if outcome == Outcome::Proxy {
             // The routes wait for an upstream round trip; the head is kept for their replay.
             let call = call.expect("a Proxy outcome carries its call");
@@ -780,6 +867,11 @@ impl Worker {
         match discard {
             None => Self::respond(conn, &resp, exchange, date, server),
             Some(discard) => {
+                // Skipping the body after the handler is bound by the read deadline; what
+                // a handler left after its own read timed out is skipped with none (Go clears
+                // the deadline then).
+                conn.deadline = if cut { None } else { body_deadline };
+                conn.body_cut = cut;
                 conn.phase = Phase::Body {
                     discard,
                     seen: 0,
@@ -807,6 +899,31 @@ impl Worker {
             conn.linger = x.body_too_large;
         } else {
             conn.deadline = Some(Instant::now() + server.idle_timeout);
+        }
+    }
+}
+
+/// The part of a body that arrived before the read deadline, as a handler reading it sees it:
+/// its data, the input bytes it spans, and how to skip the rest.
+#[allow(clippy::type_complexity)]
+fn cut_body(
+    input: &[u8],
+    kind: BodyKind,
+) -> Result<Option<(Vec<u8>, usize, Option<Discard>)>, crate::http1::body::ChunkError> {
+    match kind {
+        BodyKind::None => Ok(Some((Vec::new(), 0, None))),
+        BodyKind::Length(n) => {
+            let have = usize::try_from(n).map_or(input.len(), |n| n.min(input.len()));
+            let left = n - have as u64;
+            let rest = (left > 0).then_some(Discard::Length(left));
+            Ok(Some((input[..have].to_vec(), have, rest)))
+        }
+        // Go's chunked reader keeps its timeout error, so nothing more of the body is read:
+        // whatever follows is taken for the next request.
+        BodyKind::Chunked => {
+            let mut data = Vec::new();
+            let p = ChunkedDecoder::default().feed(input, |d| data.extend_from_slice(d))?;
+            Ok(Some((data, p.consumed, None)))
         }
     }
 }
