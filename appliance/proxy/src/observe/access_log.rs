@@ -543,7 +543,8 @@ fn open(path: &std::path::Path) -> std::io::Result<Open> {
 /// The logger thread's outputs; everything is buffered and written once per batch.
 #[derive(Default)]
 struct Outputs {
-    files: HashMap<FileSpec, Open>,
+    /// One handle per path, whatever roll settings the configs naming it have had.
+    files: HashMap<PathBuf, Open>,
     failed: HashSet<PathBuf>,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
@@ -609,13 +610,13 @@ fn run(rx: Receiver<Line>) {
 }
 
 fn write_file(
-    files: &mut HashMap<FileSpec, Open>,
+    files: &mut HashMap<PathBuf, Open>,
     spec: &FileSpec,
     line: &[u8],
 ) -> std::io::Result<()> {
-    let f = match files.get_mut(spec) {
+    let f = match files.get_mut(&spec.path) {
         Some(f) => f,
-        None => files.entry(spec.clone()).or_insert(open(&spec.path)?),
+        None => files.entry(spec.path.clone()).or_insert(open(&spec.path)?),
     };
     if let Some(max) = spec.roll_size {
         if f.size > 0 && f.size + line.len() as u64 > max {
