@@ -264,11 +264,14 @@ pub struct Framing {
 pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bool {
     let n = resp.body.len();
     let f = encode_head(resp, x, date, Some(n), None, out);
+    // A body shorter than its declared length (a handler failed after stating it) leaves
+    // Go's connection unusable, so it closes once the bytes there are went out.
+    let short = !f.bodiless && f.length.is_some_and(|l| (n as u64) < l);
     if f.bodiless || n == 0 {
         if f.chunked && !x.head {
             out.extend_from_slice(b"0\r\n\r\n");
         }
-        return f.close;
+        return f.close || short;
     }
     if f.chunked {
         let _ = write!(out, "{n:x}\r\n");
@@ -281,7 +284,7 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
     } else {
         out.extend_from_slice(&resp.body);
     }
-    f.close
+    f.close || short
 }
 
 /// Appends only the head of `resp`, whose body (of unknown size unless a `Content-Length`

@@ -219,6 +219,8 @@ pub struct Ctx<'p, 'a> {
     pub encoders: Vec<(&'p super::handlers::encode::Encode, String)>,
     /// Intercepts wrapped around the handlers that follow them.
     pub intercepts: Vec<&'p super::handlers::intercept::Intercept>,
+    /// `templates` handlers wrapped around the handlers that follow them.
+    pub templates: Vec<&'p super::handlers::templates::Templates>,
     /// `map` handlers run so far; their destinations are placeholders.
     pub maps: Vec<&'p super::handlers::map::MapHandler>,
     /// What the observers (access log, metrics) need to know of the routes' run.
@@ -304,6 +306,7 @@ impl<'p, 'a> Ctx<'p, 'a> {
             maps: Vec::new(),
             encoders: Vec::new(),
             intercepts: Vec::new(),
+            templates: Vec::new(),
             trace: Default::default(),
             proxy: Default::default(),
             cache: None,

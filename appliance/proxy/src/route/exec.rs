@@ -108,6 +108,10 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                 Handler::CopyResponse(c) => c.run(ctx),
                 Handler::CopyResponseHeaders(c) => c.run(ctx),
                 Handler::Cache(c) => c.run(ctx),
+                Handler::Templates(t) => {
+                    ctx.templates.push(t);
+                    Flow::Next
+                }
                 Handler::FileServer(f) => match f.serve(ctx) {
                     Served::Responded => Flow::Responded,
                     Served::Next => Flow::Next,
@@ -115,6 +119,15 @@ pub fn run<'p>(routes: &'p [Route], ctx: &mut Ctx<'p, '_>) -> Flow {
                 },
             };
             let mut flow = flow;
+            if flow == Flow::Responded && ctx.proxy.relay.is_none() {
+                // Templates sit inside the intercepts and encoders (Caddy's order).
+                for t in std::mem::take(&mut ctx.templates).iter().rev() {
+                    if let Err(e) = t.apply(ctx) {
+                        flow = Flow::Error(e);
+                        break;
+                    }
+                }
+            }
             if flow == Flow::Responded {
                 // The response passes out through the wrappers around this handler.
                 if let Some(i) = ctx.intercepts.pop() {
@@ -176,6 +189,7 @@ fn serve_routes<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
             ctx.deferred.clear();
             ctx.encoders.clear();
             ctx.intercepts.clear();
+            ctx.templates.clear();
             ctx.error = Some(e.clone());
             if server.errors.is_empty() {
                 ctx.resp.status = e.status;

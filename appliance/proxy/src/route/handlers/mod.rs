@@ -16,6 +16,7 @@ pub mod reverse_proxy;
 pub mod rewrite;
 pub mod static_response;
 pub mod subroute;
+pub mod templates;
 pub mod vars;
 
 use serde_json::Value;
@@ -44,6 +45,7 @@ pub enum Handler {
     CopyResponse(reverse_proxy::CopyResponse),
     CopyResponseHeaders(reverse_proxy::CopyResponseHeaders),
     Cache(cache::Cache),
+    Templates(templates::Templates),
 }
 
 /// Compiles one handler object by its `handler` name.
@@ -78,6 +80,7 @@ pub fn compile(v: &Value) -> Result<Handler> {
             Handler::CopyResponseHeaders(reverse_proxy::CopyResponseHeaders::compile(m)?)
         }
         "cache" => Handler::Cache(cache::Cache::compile(m)?),
+        "templates" => Handler::Templates(templates::Templates::compile(m)?),
         other => return err(format!("unknown module: http.handlers.{other}")),
     })
 }
