@@ -664,3 +664,56 @@ def test_request_id_is_one_across_the_round_trip(servers, upstream) -> None:
     sent = up.seen[-1].header("X-Request-Id")
     assert len(sent) == 1 and len(sent[0]) == 36
     assert fields["x-request-id"] == sent
+
+
+def test_unix_socket_upstream_like_caddy(servers, tmp_path) -> None:
+    path = tmp_path / "app.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(8)
+
+    def answer(c: socket.socket) -> None:
+        with c:
+            buf = bytearray()
+            while (head := read_head(c, buf)) is not None:
+                body = head.split(b"\r\n")[0]
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    errors = {
+        "routes": [{"handle": [{"handler": "static_response", "body": "{http.error.message}"}]}]
+    }
+    cfg = server_config(
+        [
+            {
+                "match": [{"path": ["/missing"]}],
+                "handle": [
+                    {
+                        "handler": "reverse_proxy",
+                        "upstreams": [{"dial": f"unix/{tmp_path}/nothing.sock"}],
+                    }
+                ],
+            },
+            {"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": f"unix/{path}"}]}]},
+        ],
+        errors=errors,
+    )
+    try:
+        caddy_port, engine_port = servers.ports(cfg)
+        for req in [
+            b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n",
+        ]:
+            ours = exchange(engine_port, req, quiet=0.5).normalized()
+            assert ours == exchange(caddy_port, req, quiet=0.5).normalized()
+        assert ours[0].endswith(b"nothing.sock: connect: no such file or directory")
+    finally:
+        listener.close()

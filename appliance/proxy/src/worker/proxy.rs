@@ -34,7 +34,7 @@ use crate::route::exec::{serve, Outcome};
 use crate::route::handlers::cache::{take_capture, Capture, PARKED};
 use crate::route::handlers::encode::{StreamEncoder, StreamPlan};
 use crate::route::handlers::reverse_proxy::hosts::Host;
-use crate::route::handlers::reverse_proxy::{Call, Failure, Invocation, Target, Transport};
+use crate::route::handlers::reverse_proxy::{Call, Failure, Invocation, Peer, Target, Transport};
 use crate::route::Program;
 
 /// Stop reading an upstream while this much of its response waits for the client.
@@ -270,21 +270,17 @@ impl Worker {
         inv.dial = target.host.dial.clone();
         inv.set_cookie = target.set_cookie.clone();
         inv.host = Some(Arc::clone(&target.host));
-        if target.host.addr().is_none() {
-            inv.failure = Some(failure(
-                502,
-                format!(
-                    "making dial info: upstream {}: not a TCP address the engine can dial",
-                    target.host.dial
-                ),
-                true,
-            ));
-            return self.replay_after(i, call.index, false);
-        }
+        let peer = match &target.peer {
+            Ok(peer) => peer.clone(),
+            Err(why) => {
+                inv.failure = Some(failure(502, why.clone(), true));
+                return self.replay_after(i, call.index, false);
+            }
+        };
         let body_data = p.body_data.clone();
-        let up = match self.up_take(target.addr, i) {
+        let up = match self.up_take(&peer, i) {
             Some(u) => u,
-            None => match self.up_connect(target.addr, target.transport, i) {
+            None => match self.up_connect(peer.clone(), target.transport, i) {
                 Ok(u) => u,
                 Err(e) => {
                     let Some(Phase::Proxy(p)) = self.conns[i].as_mut().map(|c| &mut c.phase) else {
@@ -293,8 +289,7 @@ impl Worker {
                     p.done[call.index].failure = Some(failure(
                         502,
                         format!(
-                            "dial tcp {}: {}",
-                            target.addr,
+                            "dial {peer}: {}",
                             errno_text(e.raw_os_error().unwrap_or(libc::EIO))
                         ),
                         true,
@@ -360,7 +355,7 @@ impl Worker {
     }
 
     /// A pooled connection to `addr`, now owned by client `i`.
-    fn up_take(&mut self, addr: std::net::SocketAddr, i: usize) -> Option<usize> {
+    fn up_take(&mut self, addr: &Peer, i: usize) -> Option<usize> {
         while let Some(u) = self.idle_ups.take(addr) {
             let usable = self.ups[u].as_ref().is_some_and(UpConn::ready);
             if usable {
@@ -375,17 +370,19 @@ impl Worker {
     }
 
     /// A new connection to the target's address, connecting on the ring.
-    fn up_connect(
-        &mut self,
-        addr: std::net::SocketAddr,
-        t: Transport,
-        i: usize,
-    ) -> io::Result<usize> {
-        let domain = socket2::Domain::for_address(addr);
+    fn up_connect(&mut self, addr: Peer, t: Transport, i: usize) -> io::Result<usize> {
+        let (domain, protocol) = match &addr {
+            Peer::Tcp(a) => (
+                socket2::Domain::for_address(*a),
+                Some(socket2::Protocol::TCP),
+            ),
+            Peer::Unix(_) => (socket2::Domain::UNIX, None),
+        };
+        let sockaddr = addr.sockaddr()?;
         let sock = socket2::Socket::new(
             domain,
             socket2::Type::STREAM.nonblocking().cloexec(),
-            Some(socket2::Protocol::TCP),
+            protocol,
         )?;
         // Go's dialer sets TCP_NODELAY (and keep-alive probes) on every connection.
         let _ = sock.set_tcp_nodelay(true);
@@ -399,7 +396,7 @@ impl Worker {
             }
         };
         let mut c = UpConn::new(fd, addr, i);
-        c.connect = Some(self.ring.connect(&c.fd, addr, tag(UP_CONNECT, slot))?);
+        c.connect = Some(self.ring.connect(&c.fd, sockaddr, tag(UP_CONNECT, slot))?);
         c.deadline = Some((Instant::now() + t.dial_timeout, Wait::Dial));
         self.ups[slot] = Some(c);
         Ok(slot)
@@ -552,7 +549,7 @@ impl Worker {
                 Some(e) if e == libc::ETIME => {
                     "net/http: timeout awaiting response headers".to_owned()
                 }
-                Some(e) => format!("read tcp {}: {}", u.addr, errno_text(e)),
+                Some(e) => format!("read {}: {}", u.addr, errno_text(e)),
                 None => "EOF".to_owned(),
             };
             let status = if u.error == Some(libc::ETIME) {
@@ -563,7 +560,7 @@ impl Worker {
             if let (true, Some(request)) = (stale, trip.resend.clone()) {
                 // A pooled connection the upstream had closed: Go's transport sends the
                 // request again on a new connection when nothing of it can be lost.
-                let (addr, transport) = (u.addr, trip.transport);
+                let (addr, transport) = (u.addr.clone(), trip.transport);
                 self.up_close(up)?;
                 let fresh = self.up_connect(addr, transport, i)?;
                 let c = self.ups[fresh].as_mut().expect("just connected");
@@ -961,7 +958,7 @@ impl Worker {
         };
         c.owner = None;
         c.deadline = Some(idle_deadline(Instant::now(), t.idle_timeout));
-        let addr = c.addr;
+        let addr = c.addr.clone();
         if t.keep_alive
             && self.stop_deadline.is_none()
             && self.idle_ups.put(addr, u, t.max_idle_per_host)
@@ -977,8 +974,8 @@ impl Worker {
             return Ok(());
         };
         if c.owner.is_none() {
-            let addr = c.addr;
-            self.idle_ups.remove(addr, u);
+            let addr = c.addr.clone();
+            self.idle_ups.remove(&addr, u);
         }
         let c = self.ups[u].as_mut().expect("checked");
         c.owner = None;
@@ -1018,7 +1015,7 @@ impl Worker {
         up.deadline = None;
         let owner = up.owner;
         if c.result < 0 {
-            let text = format!("dial tcp {}: connect: {}", up.addr, errno_text(-c.result));
+            let text = format!("dial {}: connect: {}", up.addr, errno_text(-c.result));
             up.error = Some(-c.result);
             if let Some(i) = owner {
                 let f = failure(
@@ -1151,7 +1148,7 @@ impl Worker {
             match (why, c.owner) {
                 (Wait::Idle, _) | (_, None) => self.up_close(u)?,
                 (Wait::Dial, Some(i)) => {
-                    let f = failure(504, format!("dial tcp {}: i/o timeout", c.addr), true);
+                    let f = failure(504, format!("dial {}: i/o timeout", c.addr), true);
                     self.trip_failed(i, f)?;
                     self.drive(i)?;
                 }

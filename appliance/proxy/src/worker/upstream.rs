@@ -5,11 +5,11 @@
 //! recv armed, so an upstream that closes it is noticed and the socket dropped at once.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crate::ring::OpId;
+use crate::route::handlers::reverse_proxy::Peer;
 
 /// Why an upstream deadline exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum Wait {
 #[derive(Debug)]
 pub struct UpConn {
     pub fd: OwnedFd,
-    pub addr: SocketAddr,
+    pub addr: Peer,
     pub connect: Option<OpId>,
     pub recv: Option<OpId>,
     pub sending: bool,
@@ -52,7 +52,7 @@ pub struct UpConn {
 }
 
 impl UpConn {
-    pub fn new(fd: OwnedFd, addr: SocketAddr, owner: usize) -> UpConn {
+    pub fn new(fd: OwnedFd, addr: Peer, owner: usize) -> UpConn {
         UpConn {
             fd,
             addr,
@@ -86,16 +86,16 @@ impl UpConn {
 /// Idle connections per upstream address, most recently used last.
 #[derive(Debug, Default)]
 pub struct IdlePool {
-    idle: HashMap<SocketAddr, Vec<usize>>,
+    idle: HashMap<Peer, Vec<usize>>,
 }
 
 impl IdlePool {
-    pub fn take(&mut self, addr: SocketAddr) -> Option<usize> {
-        self.idle.get_mut(&addr)?.pop()
+    pub fn take(&mut self, addr: &Peer) -> Option<usize> {
+        self.idle.get_mut(addr)?.pop()
     }
 
     /// Parks `slot`; false when `max` connections to `addr` are idle already.
-    pub fn put(&mut self, addr: SocketAddr, slot: usize, max: usize) -> bool {
+    pub fn put(&mut self, addr: Peer, slot: usize, max: usize) -> bool {
         let list = self.idle.entry(addr).or_default();
         if list.len() >= max {
             return false;
@@ -104,8 +104,8 @@ impl IdlePool {
         true
     }
 
-    pub fn remove(&mut self, addr: SocketAddr, slot: usize) {
-        if let Some(list) = self.idle.get_mut(&addr) {
+    pub fn remove(&mut self, addr: &Peer, slot: usize) {
+        if let Some(list) = self.idle.get_mut(addr) {
             list.retain(|s| *s != slot);
         }
     }
@@ -148,13 +148,13 @@ mod tests {
 
     #[test]
     fn pool_limits_per_host() {
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let a = Peer::Tcp("127.0.0.1:1".parse().unwrap());
+        let b = Peer::Unix("/run/b.sock".into());
         let mut p = IdlePool::default();
-        assert!(p.put(a, 1, 2) && p.put(a, 2, 2) && !p.put(a, 3, 2));
-        assert!(p.put(b, 4, 2));
-        assert_eq!(p.take(a), Some(2));
-        p.remove(a, 1);
-        assert_eq!((p.take(a), p.take(b)), (None, Some(4)));
+        assert!(p.put(a.clone(), 1, 2) && p.put(a.clone(), 2, 2) && !p.put(a.clone(), 3, 2));
+        assert!(p.put(b.clone(), 4, 2));
+        assert_eq!(p.take(&a), Some(2));
+        p.remove(&a, 1);
+        assert_eq!((p.take(&a), p.take(&b)), (None, Some(4)));
     }
 }

@@ -1,7 +1,7 @@
-//! Connect of a socket to a peer address (upstream connections of `reverse_proxy`).
+//! Connect of a socket to a peer address, TCP or unix (upstream connections of
+//! `reverse_proxy`).
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, types};
@@ -10,8 +10,13 @@ use crate::ring::{OpId, Owned, Ring};
 
 impl Ring {
     /// Connects `sock` to `addr`; the result is 0 or a negated errno.
-    pub fn connect(&mut self, sock: &impl AsRawFd, addr: SocketAddr, tag: u64) -> io::Result<OpId> {
-        let op = self.alloc(tag, Owned::Addr(Box::new(socket2::SockAddr::from(addr))));
+    pub fn connect(
+        &mut self,
+        sock: &impl AsRawFd,
+        addr: socket2::SockAddr,
+        tag: u64,
+    ) -> io::Result<OpId> {
+        let op = self.alloc(tag, Owned::Addr(Box::new(addr)));
         let Owned::Addr(sa) = self.owned_mut(op) else {
             unreachable!("allocated as an address")
         };

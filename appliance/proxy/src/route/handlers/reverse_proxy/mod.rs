@@ -177,11 +177,51 @@ pub struct Call {
     pub target: Option<Target>,
 }
 
+/// Where an upstream connection goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl Peer {
+    /// The host's address to dial, or why it has none (Caddy's `fillDialInfo` error).
+    fn of(host: &hosts::Host) -> std::result::Result<Peer, String> {
+        match &host.target {
+            hosts::Target::Tcp(addrs) => Ok(Peer::Tcp(addrs[0])),
+            hosts::Target::Unix(path) => Ok(Peer::Unix(path.clone())),
+            hosts::Target::Invalid(why) => Err(format!("making dial info: {why}")),
+            hosts::Target::Placeholder => Err(format!(
+                "making dial info: upstream {}: placeholders in dial addresses are not supported by the engine",
+                host.dial
+            )),
+        }
+    }
+
+    pub fn sockaddr(&self) -> std::io::Result<socket2::SockAddr> {
+        match self {
+            Peer::Tcp(a) => Ok(socket2::SockAddr::from(*a)),
+            Peer::Unix(p) => socket2::SockAddr::unix(p),
+        }
+    }
+}
+
+/// Go's `network address` in dial and I/O errors (`tcp 127.0.0.1:80`, `unix /run/app.sock`).
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(a) => write!(f, "tcp {a}"),
+            Peer::Unix(p) => write!(f, "unix {}", p.display()),
+        }
+    }
+}
+
 /// An upstream request ready to send.
 #[derive(Debug)]
 pub struct Target {
     pub host: Arc<hosts::Host>,
-    pub addr: SocketAddr,
+    /// Where to connect, or the error that stops the attempt before dialing.
+    pub peer: std::result::Result<Peer, String>,
     /// The cookie policy's `Set-Cookie`, added to whatever response goes out.
     pub set_cookie: Option<String>,
     /// Request line and header fields.
@@ -439,10 +479,7 @@ impl ReverseProxy {
             &mut head,
         );
         Target {
-            addr: sel
-                .host
-                .addr()
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            peer: Peer::of(&sel.host),
             host: sel.host,
             set_cookie: sel.set_cookie,
             head,
