@@ -363,3 +363,34 @@ def test_handler_errors_are_logged_like_caddy(servers, tmp_path: Path) -> None:
         ("http.log.access", "NOP"),
     ]
     assert lines[1] == lines[0]
+
+
+SAMPLED = """
+http://a.test {{
+	log {{
+		output file {logfile}
+		sampling {{
+			interval 30s
+			first 3
+			thereafter 5
+		}}
+	}}
+	respond "hi"
+}}
+"""
+
+
+def test_sampling_keeps_what_caddy_keeps(servers, tmp_path: Path) -> None:
+    """`sampling`: the first 3 entries, then every 5th (requests 1-3, 8 and 13 of 14)."""
+    kept = []
+    for who in ("caddy", "engine"):
+        log = tmp_path / f"{who}.log"
+        body = SAMPLED.format(logfile=LOGFILE).encode()
+        cfg = json.loads(json.dumps(adapt_caddyfile(body).config).replace(LOGFILE, str(log)))
+        port = servers.caddy(cfg) if who == "caddy" else servers.engine(cfg)[1]
+        for n in range(1, 15):
+            exchange(port, f"GET /{n} HTTP/1.1\r\nHost: a.test\r\n\r\n".encode(), quiet=0.05)
+        read_lines(log, 5)
+        time.sleep(0.2)
+        kept.append([e["request"]["uri"] for e in read_lines(log, 5)])
+    assert kept[1] == kept[0] == ["/1", "/2", "/3", "/8", "/13"]

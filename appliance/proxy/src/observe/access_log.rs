@@ -33,7 +33,7 @@ const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 const ROLL_SIZE_MB: u64 = 100;
 const ROLL_KEEP: usize = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
     Debug,
     Info,
@@ -94,6 +94,51 @@ pub struct Sink {
     level: Level,
     include: Vec<String>,
     exclude: Vec<String>,
+    sampling: Option<Arc<Sampler>>,
+}
+
+/// zap's sampler as Caddy configures it (`sampling`): per level and message, in each
+/// `interval` the first `first` entries pass, then every `thereafter`-th.
+#[derive(Debug)]
+struct Sampler {
+    interval: std::time::Duration,
+    first: u64,
+    thereafter: u64,
+    /// (level, message) → (end of the current interval, entries seen in it).
+    counts: std::sync::Mutex<HashMap<(Level, String), (std::time::Instant, u64)>>,
+}
+
+impl Sampler {
+    fn compile(v: &Value) -> Result<Sampler> {
+        // Caddy's defaults for what is left out: 1s, 100, 100.
+        let n = |k: &str| v.get(k).and_then(Value::as_u64).filter(|n| *n > 0);
+        let interval = match v.get("interval") {
+            Some(d) => crate::route::duration(d, "interval")?,
+            None => std::time::Duration::ZERO,
+        };
+        Ok(Sampler {
+            interval: if interval.is_zero() {
+                std::time::Duration::from_secs(1)
+            } else {
+                interval
+            },
+            first: n("first").unwrap_or(100),
+            thereafter: n("thereafter").unwrap_or(100),
+            counts: Default::default(),
+        })
+    }
+
+    fn allows(&self, level: Level, msg: &str, now: std::time::Instant) -> bool {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = counts
+            .entry((level, msg.to_owned()))
+            .or_insert((now + self.interval, 0));
+        if now > slot.0 {
+            *slot = (now + self.interval, 0);
+        }
+        slot.1 += 1;
+        slot.1 <= self.first || (slot.1 - self.first) % self.thereafter == 0
+    }
 }
 
 impl Sink {
@@ -112,6 +157,10 @@ impl Sink {
             level: Level::parse(m.get("level").and_then(Value::as_str).unwrap_or(""))?,
             include: str_list(m.get("include"), "include")?,
             exclude: str_list(m.get("exclude"), "exclude")?,
+            sampling: m
+                .get("sampling")
+                .map(|v| Sampler::compile(v).map(Arc::new))
+                .transpose()?,
         })
     }
 
@@ -122,6 +171,7 @@ impl Sink {
             level: Level::Info,
             include: Vec::new(),
             exclude: Vec::new(),
+            sampling: None,
         }
     }
 
@@ -474,6 +524,10 @@ impl Logs {
                 if level < sink.level || *sink.writer == Writer::Discard || !sink.allows(&logger) {
                     continue;
                 }
+                let sampled = sink.sampling.as_ref();
+                if sampled.is_some_and(|s| !s.allows(level, msg, std::time::Instant::now())) {
+                    continue;
+                }
                 let line = sink.encoder.encode(level, now, &logger, msg, fields());
                 q.send(Arc::clone(&sink.writer), line);
             }
@@ -735,6 +789,26 @@ mod tests {
         let text = String::from_utf8(line).unwrap();
         assert!(text.contains(r#""msg":"NOP""#));
         assert!(text.contains(r#""Cookie":["a=b","c=d"]"#));
+    }
+
+    #[test]
+    fn sampling_like_zap() {
+        let s = Sampler::compile(
+            &serde_json::json!({"interval": 1_000_000_000u64, "first": 3, "thereafter": 5}),
+        )
+        .unwrap();
+        let t = std::time::Instant::now();
+        let passed: Vec<bool> = (0..14).map(|_| s.allows(Level::Info, "m", t)).collect();
+        let expect = [
+            true, true, true, false, false, false, false, true, false, false, false, false, true,
+            false,
+        ];
+        assert_eq!(passed, expect);
+        // Other messages and levels count apart; a new interval starts over.
+        assert!(s.allows(Level::Error, "m", t) && s.allows(Level::Info, "other", t));
+        assert!(s.allows(Level::Info, "m", t + std::time::Duration::from_secs(2)));
+        let d = Sampler::compile(&serde_json::json!({})).unwrap();
+        assert_eq!((d.interval.as_secs(), d.first, d.thereafter), (1, 100, 100));
     }
 
     #[test]
