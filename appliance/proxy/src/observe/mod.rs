@@ -187,8 +187,7 @@ impl<'p> Trace<'p> {
             Flow::Abort => Some(End::Aborted),
             Flow::Error(e) => Some(End::Error(e.status)),
             // A handler waits for I/O (reverse_proxy); the routes run again after it.
-            #[allow(unreachable_patterns)]
-            _ => None,
+            Flow::Proxy => None,
         };
     }
 }
