@@ -1,12 +1,12 @@
 //! Caddy's access logs: the `handled request` entry (modules/caddyhttp/server.go
-//! `logRequest`, marshalers.go), the server's `logs` mapping of hosts to logger names, and
-//! the custom logs of `logging.logs` (writer, JSON encoder, level, include/exclude) that
-//! receive each entry.
+//! `logRequest`, marshalers.go) and the `http.log.error` entry of a handler error, the
+//! server's `logs` mapping of hosts to logger names, and the custom logs of `logging.logs`
+//! (writer, encoder, level, include/exclude, sampling) that receive each entry.
 //!
 //! Workers format the line and hand it to one logger thread per engine over a bounded
 //! channel; a full channel drops the line and counts it, so a slow disk never stalls a
 //! worker. The logger thread owns the open files (shared by every config the engine runs,
-//! as Caddy's writers outlive reloads) and flushes whenever the channel runs dry.
+//! as Caddy's writers outlive reloads) and writes them in batches.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};

@@ -1,5 +1,6 @@
 //! Observability of the engine with Caddy's formats: the access log's `handled request`
-//! entries and the `caddy_http_*` Prometheus metrics.
+//! entries (and `http.log.error` entries for handler errors) and the `caddy_http_*`
+//! Prometheus metrics.
 //!
 //! Flow: the route program carries each server's [`ServerObserve`] (compiled with it, so a
 //! reload changes logging and metrics with everything else); while the routes run, the
