@@ -82,6 +82,10 @@ class Origin:
                     time.sleep(1.5)
             if h.headers.get("If-None-Match") == '"v1"':
                 status, body = 304, b""
+        elif kind == "sie":
+            headers["Cache-Control"] = "max-age=1, stale-if-error=60"
+            if n > 1:
+                status = 503
         elif kind == "vary":
             headers["Cache-Control"] = "max-age=60"
             headers["Vary"] = "Accept-Language"
@@ -211,6 +215,16 @@ def test_stale_while_revalidate_serves_stale_during_revalidation(origin: Origin,
     assert (s, body) == (200, b"/swr/a #1")
     assert "fwd=stale" in h["cache-status"] and elapsed < 1.0, (h, elapsed)
     assert origin.count("/swr/a") == 2
+
+
+def test_stale_if_error_stands_in_for_a_failing_origin(origin: Origin, engine) -> None:
+    _, port = engine
+    assert get(port, "/sie/a")[2] == b"/sie/a #1"
+    time.sleep(1.2)
+    s, h, body = get(port, "/sie/a")
+    assert (s, body) == (200, b"/sie/a #1")
+    assert h["cache-status"].endswith("; fwd=stale; fwd-status=503"), h["cache-status"]
+    assert origin.count("/sie/a") == 2
 
 
 def test_vary_keeps_one_variant_per_request_value(origin: Origin, engine) -> None:

@@ -34,8 +34,9 @@ const MAX_DELAY: Duration = Duration::from_millis(16);
 pub enum Mode {
     /// Fetching a response to store.
     Fetch,
-    /// Revalidating this stale entry with a conditional request.
-    Revalidate(Arc<Entry>),
+    /// Fetching again for this stale entry: conditionally when it has validators; it
+    /// stands in if the upstream fails.
+    Stale(Arc<Entry>),
 }
 
 #[derive(Debug)]

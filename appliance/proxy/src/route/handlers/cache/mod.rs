@@ -212,7 +212,7 @@ impl Cache {
         if ctx.proxy.done.len() > ctx.proxy.seq {
             // A replay after the handlers behind us went upstream: find our own flight.
             if let Some(mode) = coalesce::mine(&pending.flight, owner) {
-                if let Mode::Revalidate(e) = &mode {
+                if let Mode::Stale(e) = &mode {
                     pending.conditional = add_conditionals(e, &mut ctx.headers);
                 }
                 pending.leads = true;
@@ -231,7 +231,7 @@ impl Cache {
                 self.serve(e, ctx, false);
                 return Flow::Responded;
             }
-            let swr = e.stale_while_revalidate.max(self.stale);
+            let swr = e.stale_while_revalidate;
             if e.within(swr) && coalesce::busy(&pending.flight, owner, self.lock_timeout) {
                 self.serve(e, ctx, true);
                 return Flow::Responded;
@@ -245,12 +245,12 @@ impl Cache {
             return Flow::Responded;
         }
         let mode = match found {
-            Some(e) if e.has_validators() => Mode::Revalidate(e),
+            Some(e) if !store::expired(&e) => Mode::Stale(e),
             _ => Mode::Fetch,
         };
         match coalesce::join(&pending.flight, owner, mode.clone(), self.lock_timeout) {
             Join::Lead => {
-                if let Mode::Revalidate(e) = &mode {
+                if let Mode::Stale(e) = &mode {
                     pending.conditional = add_conditionals(e, &mut ctx.headers);
                 }
                 pending.leads = true;
@@ -308,7 +308,7 @@ fn answer_from(e: &Entry, age: u64, cache_status: String, ctx: &mut Ctx<'_, '_>)
 /// Makes the upstream request conditional on the stale entry, unless the client already
 /// sent its own validators; true when it added them.
 fn add_conditionals(e: &Entry, headers: &mut HeaderMap) -> bool {
-    if headers.has("If-None-Match") || headers.has("If-Modified-Since") {
+    if !e.has_validators() || headers.has("If-None-Match") || headers.has("If-Modified-Since") {
         return false;
     }
     if let Some(tag) = &e.etag {
@@ -369,10 +369,10 @@ pub fn settle(ctx: &mut Ctx<'_, '_>, outcome: Outcome) {
         ctx.headers.del("If-None-Match");
         ctx.headers.del("If-Modified-Since");
     }
-    if let Mode::Revalidate(e) = &p.mode {
+    if let Mode::Stale(e) = &p.mode {
         let e = Arc::clone(e);
         if ctx.error.is_some() || status_code >= 500 {
-            if e.within(e.stale_if_error.max(c.stale)) {
+            if e.within(e.stale_if_error) {
                 let upstream = ctx.error.as_ref().map_or(status_code, |er| er.status);
                 let ttl = e.lifetime.as_secs() as i64 - e.age() as i64;
                 let value = status::stale_on_error(name, ttl, &e.key.shown, upstream);
@@ -448,8 +448,9 @@ pub fn settle(ctx: &mut Ctx<'_, '_>, outcome: Outcome) {
         status_code,
         headers,
         freshness::lifetime(&response_cc, &ctx.resp.headers, now, c.ttl),
-        Duration::from_secs(response_cc.stale_while_revalidate.unwrap_or(0)),
-        Duration::from_secs(response_cc.stale_if_error.unwrap_or(0)),
+        // The `stale` option widens both windows (the plugin keeps stale entries that long).
+        Duration::from_secs(response_cc.stale_while_revalidate.unwrap_or(0)).max(c.stale),
+        Duration::from_secs(response_cc.stale_if_error.unwrap_or(0)).max(c.stale),
         vary,
         vary_values,
         freshness::initial_age(&ctx.resp.headers),
