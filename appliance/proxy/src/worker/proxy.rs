@@ -384,9 +384,14 @@ impl Worker {
             socket2::Type::STREAM.nonblocking().cloexec(),
             protocol,
         )?;
-        // Go's dialer sets TCP_NODELAY (and keep-alive probes) on every connection.
+        // Go's dialer sets TCP_NODELAY and keep-alive probes (Caddy's `probe_interval`, 30s).
         let _ = sock.set_tcp_nodelay(true);
-        let _ = sock.set_keepalive(true);
+        let probes = t.probe_interval;
+        let _ = sock.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(probes)
+                .with_interval(probes),
+        );
         let fd: std::os::fd::OwnedFd = sock.into();
         let slot = match self.free_ups.pop() {
             Some(s) => s,

@@ -60,13 +60,15 @@ pub struct Transport {
     pub keep_alive: bool,
     pub idle_timeout: Duration,
     pub max_idle_per_host: usize,
+    /// TCP keep-alive probes on upstream connections.
+    pub probe_interval: Duration,
     /// The transport asks for gzip itself (and decodes it) when the client did not.
     pub compression: bool,
 }
 
 impl Default for Transport {
-    /// Caddy's defaults: dial 3s, keep-alive on with a 2m idle timeout and 32 idle
-    /// connections per host, compression on, no response timeouts.
+    /// Caddy's defaults: dial 3s, keep-alive on with a 2m idle timeout, 32 idle connections
+    /// per host and 30s TCP probes, compression on, no response timeouts.
     fn default() -> Self {
         Transport {
             dial_timeout: Duration::from_secs(3),
@@ -76,6 +78,7 @@ impl Default for Transport {
             keep_alive: true,
             idle_timeout: Duration::from_secs(120),
             max_idle_per_host: 32,
+            probe_interval: Duration::from_secs(30),
             compression: true,
         }
     }
@@ -137,6 +140,9 @@ impl Transport {
             }
             if let Some(d) = opt_duration(k, "idle_timeout")? {
                 t.idle_timeout = d;
+            }
+            if let Some(d) = opt_duration(k, "probe_interval")? {
+                t.probe_interval = d;
             }
             if let Some(n) = k.get("max_idle_conns_per_host").and_then(Value::as_u64) {
                 t.max_idle_per_host = n as usize;
