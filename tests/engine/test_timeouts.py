@@ -177,6 +177,44 @@ CASES = {
             (1.5, b"abc"),
         ],
     ),
+    # Past Go's 256 KiB discard limit the answer says Connection: close; the FIN follows at
+    # once unless at most that much more is declared, which is read first.
+    "body_over_limit_rest_small": (
+        HI,
+        {},
+        [(0, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n" + b"a" * 262145)],
+    ),
+    "body_over_limit_rest_arrives": (
+        HI,
+        {},
+        [
+            (0, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n" + b"a" * 262145),
+            (0.6, b"b" * 37855 + GET),
+        ],
+    ),
+    "body_over_limit_rest_large": (
+        HI,
+        {},
+        [(0, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" + b"a" * 262145)],
+    ),
+    "body_over_limit_chunked": (
+        HI,
+        {},
+        [
+            (
+                0,
+                b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n40001\r\n"
+                + b"a" * 0x40001
+                + b"\r\n",
+            ),
+            (0.6, b"0\r\n\r\n"),
+        ],
+    ),
+    "long_method": (
+        HI,
+        {},
+        [(0, b"ABCDEFGHIJABCDEFGHIJABCDEFGHIJABC / HTTP/1.1\r\nHost: t\r\n\r\n" + GET)],
+    ),
     "max_header_bytes_under": (
         HI,
         {"max_header_bytes": 1000},

@@ -70,10 +70,9 @@ pub struct Conn {
     pub write_deadline: Option<Instant>,
     /// The read deadline passed while a handler waited for the body: it runs on what came.
     pub body_cut: bool,
-    /// Drain input for a moment before closing (after an oversized body).
+    /// Send a FIN and drain input for a moment before closing (Go's closeWriteAndWait, after
+    /// an oversized head or body).
     pub linger: bool,
-    /// Send our FIN before draining.
-    pub fin_first: bool,
     /// Draining now, until the deadline.
     pub lingering: bool,
     /// Previous request was a POST: Go tolerates stray CRLF before the next one.
@@ -107,7 +106,6 @@ impl Conn {
             write_deadline: None,
             body_cut: false,
             linger: false,
-            fin_first: false,
             lingering: false,
             after_post: false,
             wants_body: false,

@@ -583,12 +583,9 @@ impl Worker {
             if !conn.linger || conn.read_closed {
                 return self.teardown(i);
             }
-            // Go's closeWriteAndWait: keep draining for a moment so the peer reads the
-            // response rather than a reset, then close. After a 431 Go sends its FIN first;
-            // after an oversized body it keeps the connection open while it reads on.
-            if conn.fin_first {
-                let _ = socket2::SockRef::from(&conn.fd).shutdown(std::net::Shutdown::Write);
-            }
+            // Go's closeWriteAndWait: FIN, then keep draining for a moment so the peer reads
+            // the response rather than a reset, then close.
+            let _ = socket2::SockRef::from(&conn.fd).shutdown(std::net::Shutdown::Write);
             conn.lingering = true;
             conn.input.clear();
             conn.deadline = Some(Instant::now() + LINGER);
@@ -655,11 +652,31 @@ impl Worker {
                         return;
                     }
                     let resp = response.take();
-                    conn.phase = Phase::Head;
+                    // Past the limit, Go answers, then closes the body, which reads on (up to
+                    // the limit again) when no more than that is declared to be left, and only
+                    // then sends its FIN (closeWriteAndWait).
+                    let reads_on = x.body_too_large
+                        && resp.is_some()
+                        && match discard {
+                            Discard::Length(left) => *left > 0 && *left <= DISCARD_LIMIT,
+                            Discard::Chunked(_) => !finished,
+                        };
+                    let old = std::mem::replace(&mut conn.phase, Phase::Head);
                     conn.body_cut = false;
                     match resp {
-                        Some(resp) => Self::respond(conn, &resp, x, &mut self.date, server),
-                        // The response went out already (relayed from an upstream).
+                        Some(resp) => {
+                            Self::respond(conn, &resp, x, &mut self.date, server);
+                            if let (true, Phase::Body { discard, .. }) = (reads_on, old) {
+                                conn.close_after = false;
+                                conn.phase = Phase::Body {
+                                    discard,
+                                    seen: 0,
+                                    response: None,
+                                    exchange: x,
+                                };
+                            }
+                        }
+                        // The response went out already (relayed from an upstream, or above).
                         None if x.body_too_large => {
                             conn.phase = Phase::Done;
                             conn.close_after = true;
@@ -713,7 +730,6 @@ impl Worker {
                 // Go drains (closeWriteAndWait) only after 431, as the peer may still be
                 // sending the oversized head; other errors close at once.
                 conn.linger = e == ParseError::TooLarge;
-                conn.fin_first = conn.linger;
                 return false;
             }
             Ok(Status::Complete(head, used)) => (head, used),
@@ -750,6 +766,27 @@ impl Worker {
             conn.deadline = None;
             conn.phase = Phase::Head;
             Self::respond(conn, &r, exchange, date, server);
+            return true;
+        }
+        if head.method.len() > 32 {
+            // Caddy refuses a very long method before any route, with an empty 405.
+            let mut r = Response::new(405);
+            r.headers.set("Server", "Caddy");
+            let discard = discard_of(head.body);
+            conn.input.drain(..used);
+            conn.deadline = None;
+            conn.phase = Phase::Head;
+            match discard {
+                None => Self::respond(conn, &r, exchange, date, server),
+                Some(discard) => {
+                    conn.phase = Phase::Body {
+                        discard,
+                        seen: 0,
+                        response: Some(r),
+                        exchange,
+                    }
+                }
+            }
             return true;
         }
         // A handler that reads the body sees all of it: the routes ran once without it and
@@ -839,11 +876,7 @@ impl Worker {
             conn.read_closed = true;
             return false;
         }
-        let discard = rest.or(match body {
-            BodyKind::None => None,
-            BodyKind::Length(n) => Some(Discard::Length(n)),
-            BodyKind::Chunked => Some(Discard::Chunked(ChunkedDecoder::default())),
-        });
+        let discard = rest.or(discard_of(body));
         if outcome == Outcome::Proxy {
             // The routes wait for an upstream round trip; the head is kept for their replay.
             let call = call.expect("a Proxy outcome carries its call");
@@ -925,5 +958,14 @@ fn cut_body(
             let p = ChunkedDecoder::default().feed(input, |d| data.extend_from_slice(d))?;
             Ok(Some((data, p.consumed, None)))
         }
+    }
+}
+
+/// How to skip a body of this kind, if there is one.
+fn discard_of(kind: BodyKind) -> Option<Discard> {
+    match kind {
+        BodyKind::None => None,
+        BodyKind::Length(n) => Some(Discard::Length(n)),
+        BodyKind::Chunked => Some(Discard::Chunked(ChunkedDecoder::default())),
     }
 }
