@@ -936,13 +936,14 @@ impl Worker {
     }
 }
 
-/// The part of a body that arrived before the read deadline, as a handler reading it sees it:
-/// its data, the input bytes it spans, and how to skip the rest.
-#[allow(clippy::type_complexity)]
+/// A body as a handler sees it: its data, the input bytes it spans, and how to skip the rest.
+type SeenBody = (Vec<u8>, usize, Option<Discard>);
+
+/// The part of a body that arrived before the read deadline, as a handler reading it sees it.
 fn cut_body(
     input: &[u8],
     kind: BodyKind,
-) -> Result<Option<(Vec<u8>, usize, Option<Discard>)>, crate::http1::body::ChunkError> {
+) -> Result<Option<SeenBody>, crate::http1::body::ChunkError> {
     match kind {
         BodyKind::None => Ok(Some((Vec::new(), 0, None))),
         BodyKind::Length(n) => {
