@@ -44,8 +44,10 @@ for n in 1 2; do
   echo "image-repro: build $n done in $((SECONDS - started))s" >&2
 done
 if [ "${REPRO_BASE:-0}" = 1 ]; then
-  (cd "$CACHE" && sha256sum base-*.tar) | sed 's/^/image-repro: cached base /' >&2
-  (cd "$REPRO/cache" && sha256sum base-*.tar) | sed 's/^/image-repro: rebuilt base /' >&2
+  for rebuilt in "$REPRO"/cache/base-*.tar; do
+    echo "image-repro: cached  $(sha256sum < "$CACHE/${rebuilt##*/}")" >&2
+    echo "image-repro: rebuilt $(sha256sum < "$rebuilt")" >&2
+  done
 fi
 
 if cmp -s "$REPRO/1/SHA256SUMS" "$REPRO/2/SHA256SUMS"; then
