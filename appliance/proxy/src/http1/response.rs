@@ -265,8 +265,10 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
     let n = resp.body.len();
     let f = encode_head(resp, x, date, Some(n), None, out);
     // A body shorter than its declared length (a handler failed after stating it) leaves
-    // Go's connection unusable, so it closes once the bytes there are went out.
-    let short = !f.bodiless && f.length.is_some_and(|l| (n as u64) < l);
+    // Go's connection unusable, so it closes once the bytes there are went out. A file body
+    // the worker sends after these bytes counts.
+    let streamed = resp.file.as_ref().filter(|_| !x.head).map_or(0, |f| f.len);
+    let short = !f.bodiless && f.length.is_some_and(|l| n as u64 + streamed < l);
     if f.bodiless || n == 0 {
         if f.chunked && !x.head {
             out.extend_from_slice(b"0\r\n\r\n");
@@ -439,6 +441,24 @@ mod tests {
         r.headers.set("Content-Type", "text/plain; charset=utf-8");
         r.body = b"hi there".to_vec();
         r
+    }
+
+    #[test]
+    fn file_body_meets_the_declared_length() {
+        let mut r = Response::new(200);
+        r.headers.set("Content-Length", "300000");
+        let file = std::fs::File::open("/dev/null").unwrap();
+        r.file = Some(FileBody {
+            source: FileSource::Open(std::sync::Arc::new(file)),
+            offset: 0,
+            len: 300_000,
+        });
+        assert!(
+            !wire(&r, http11()).1,
+            "the file makes up the length: keep-alive"
+        );
+        r.file.as_mut().unwrap().len = 299_999;
+        assert!(wire(&r, http11()).1, "one byte short: close");
     }
 
     #[test]
