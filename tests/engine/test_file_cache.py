@@ -87,3 +87,24 @@ def test_cached_file_answers_like_caddy_and_never_stale(servers: Pair, tmp_path:
     replacement.write_bytes(os.urandom(2048))
     os.replace(replacement, data)
     check(contents())
+
+
+def test_connection_stays_open_after_a_sent_file(servers: Pair, tmp_path: Path) -> None:
+    """A body over 256 KiB goes out by sendfile after the head; the connection then serves
+    the next request, as Caddy's does."""
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "big.bin").write_bytes(os.urandom(SIZE))
+    _, port = servers.engine(
+        server_config([{"handle": [{"handler": "file_server", "root": str(root)}]}])
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for _ in range(3):
+            conn.request("GET", "/big.bin", headers={"Host": "localhost"})
+            resp = conn.getresponse()
+            assert resp.read() == (root / "big.bin").read_bytes()
+            assert not resp.will_close
+        assert conn.sock is not None
+    finally:
+        conn.close()
