@@ -642,12 +642,23 @@ impl Worker {
                 && h.get("Content-Encoding").is_empty()
                 && !h.has("Transfer-Encoding");
             let encodable = !p.exchange.head && body_allowed(r.resp.status) && r.encode.is_some();
+            let mut resp = r.resp;
+            if let (true, Some(plan)) = (p.exchange.head, &r.encode) {
+                // HEAD: Caddy's encoder decides on the declared length when it closes, and Go
+                // counts the empty compressed stream it then writes as the Content-Length.
+                if plan.long_enough(&resp.headers, 0) && plan.wants(resp.status, &resp.headers) {
+                    resp.body = plan.start(&mut resp.headers).finish();
+                    relay.close = encode(&resp, p.exchange, &date, &mut conn.output) || tunnel;
+                    relay.bodiless = true;
+                    return Ok(());
+                }
+            }
             relay.encode = r.encode;
             if sniff || encodable {
-                relay.pending = Some((r.resp, p.exchange));
+                relay.pending = Some((resp, p.exchange));
                 return Ok(());
             }
-            let f = encode_streamed(&r.resp, p.exchange, &date, None, &mut conn.output);
+            let f = encode_streamed(&resp, p.exchange, &date, None, &mut conn.output);
             relay.chunked = f.chunked;
             relay.bodiless = f.bodiless;
             // After a tunnel the connection carries no more HTTP.
