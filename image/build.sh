@@ -65,7 +65,9 @@ fi
 log "customizing the root"
 mkdir -p "$ROOT"
 tar -xf "$base" -C "$ROOT" --numeric-owner
-cp -a --no-preserve=ownership "$IMAGE/rootfs/." "$ROOT/"
+# Modes from the umask, not from the checkout (git archive makes directories 0775): a
+# group-writable / or /etc makes sshd refuse every key (StrictModes).
+cp -RP --no-preserve=ownership,mode "$IMAGE/rootfs/." "$ROOT/"
 sed -i -e "s/@BOOT_TRIES@/$BOOT_TRIES/" -e "s/@KERNEL_CMDLINE@/$KERNEL_CMDLINE/" \
   "$ROOT/usr/sbin/zeroserve-update"
 cat >> "$ROOT/usr/lib/os-release" <<OSREL
