@@ -44,6 +44,10 @@ class Origin:
             def do_GET(self) -> None:
                 origin.answer(self)
 
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                origin.answer(self)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -296,6 +300,32 @@ def test_concurrent_misses_make_one_upstream_request(origin: Origin, engine) -> 
     assert {(s, body) for s, _, body in results} == {(200, b"/slow/c #1")}
     statuses = sorted(h["cache-status"].split(";")[1].strip() for _, h, _ in results)
     assert statuses == ["fwd=uri-miss"] + ["hit"] * (n - 1)
+
+
+def test_disable_coalescing_sends_every_miss_upstream(origin: Origin, tmp_path) -> None:
+    pair = Pair(None, tmp_path)
+    try:
+        _, port = pair.engine(caddyfile_config(origin.port, "ttl 10s\n        disable_coalescing"))
+        threads = [threading.Thread(target=get, args=(port, "/slow/nc")) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert origin.count("/slow/nc") == 4
+        assert "hit" in status_of(port, "/slow/nc")
+    finally:
+        pair.close()
+
+
+def test_unsupported_method_bypasses(origin: Origin, engine) -> None:
+    _, port = engine
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for n in (1, 2):
+        c.request("POST", "/fresh/post", body=b"x")
+        r = c.getresponse()
+        assert r.read() == f"/fresh/post #{n}".encode()
+        assert r.getheader("Cache-Status") == "Souin; fwd=bypass; detail=UNSUPPORTED-METHOD"
+    c.close()
 
 
 def test_memory_bound_evicts_old_deployments_first(origin: Origin, engine) -> None:
