@@ -151,6 +151,11 @@ CASES = {
         {"read_header_timeout": "1s", "idle_timeout": "5s"},
         [(0, GET), (1.2, b"GET / HTTP/1.1\r\n")],
     ),
+    "idle_until_four_bytes": (
+        HI,
+        {"read_header_timeout": "1s", "idle_timeout": "2s"},
+        [(0, GET), (0.2, b"GE")],
+    ),
     "idle_timeout_not_read_timeout": (
         HI,
         {"read_timeout": "1s", "idle_timeout": "2s"},

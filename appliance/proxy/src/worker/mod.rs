@@ -712,9 +712,9 @@ impl Worker {
             return false;
         }
         conn.fresh = false;
-        if !conn.started && !conn.wants_body {
-            // Go switches from the idle deadline to the header deadline once a request
-            // starts arriving.
+        if !conn.started && !conn.wants_body && conn.input.len() >= 4 {
+            // Go switches from the idle deadline to the header deadline once the next request
+            // shows its first 4 bytes (its Peek(4) between requests).
             let now = Instant::now();
             conn.started = true;
             conn.deadline = server.read_header_timeout.map(|t| now + t);
