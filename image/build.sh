@@ -65,9 +65,10 @@ fi
 log "customizing the root"
 mkdir -p "$ROOT"
 tar -xf "$base" -C "$ROOT" --numeric-owner
-# Modes from the umask, not from the checkout (git archive makes directories 0775): a
-# group-writable / or /etc makes sshd refuse every key (StrictModes).
-cp -RP --no-preserve=ownership,mode "$IMAGE/rootfs/." "$ROOT/"
+# Owners, write bits and times from here, not from the checkout (git archive makes directories
+# 0775: a group-writable / or /etc makes sshd refuse every key, StrictModes).
+tar -C "$IMAGE/rootfs" -cf - --owner=0 --group=0 --numeric-owner --mode=go-w \
+  --mtime="@$SOURCE_DATE_EPOCH" . | tar -xf - -C "$ROOT"
 sed -i -e "s/@BOOT_TRIES@/$BOOT_TRIES/" -e "s/@KERNEL_CMDLINE@/$KERNEL_CMDLINE/" \
   "$ROOT/usr/sbin/zeroserve-update"
 cat >> "$ROOT/usr/lib/os-release" <<OSREL
