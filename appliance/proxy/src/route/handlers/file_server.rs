@@ -2,7 +2,7 @@
 //!
 //! Flow, as Caddy's `FileServer.ServeHTTP` and Go's `http.ServeContent`: join root and the
 //! request path safely; a directory is served through its first existing, non-hidden index
-//! file (`browse` is not supported and refused at compile time); hidden files are not found;
+//! file, else it is listed when `browse` is on (see `browse.rs`); hidden files are not found;
 //! canonical URIs add a slash to directories and remove it from files with a 308; methods
 //! other than GET and HEAD get 405; a precompressed sidecar is chosen by `Accept-Encoding`
 //! (and then stands for the file: its size and ETag); then `Vary`, ETag (base-36 mtime in ns and
@@ -155,6 +155,7 @@ pub struct FileServer {
     status: Option<String>,
     /// (encoding, file suffix) in the configured preference order.
     precompressed: Vec<(String, &'static str)>,
+    browse: Option<super::browse::Browse>,
 }
 
 /// What the file server decided.
@@ -211,7 +212,7 @@ fn absolute(p: &str) -> String {
 }
 
 /// Caddy's `fileHidden`.
-fn hidden(filename: &str, hide: &[String]) -> bool {
+pub(super) fn hidden(filename: &str, hide: &[String]) -> bool {
     if hide.is_empty() {
         return false;
     }
@@ -500,9 +501,6 @@ fn html_escape(s: &str) -> String {
 
 impl FileServer {
     pub fn compile(m: &Map<String, Value>) -> Result<FileServer> {
-        if m.get("browse").is_some_and(|b| !b.is_null()) {
-            return err("browse: directory listings are not supported by the engine");
-        }
         let mut index_names = str_list(m.get("index_names"), "index_names")?;
         if m.get("index_names").is_none() {
             index_names = vec!["index.html".into(), "index.txt".into()];
@@ -538,6 +536,11 @@ impl FileServer {
             pass_thru: m.get("pass_thru").and_then(Value::as_bool).unwrap_or(false),
             status: status_text(m.get("status_code"))?,
             precompressed,
+            browse: m
+                .get("browse")
+                .filter(|b| !b.is_null())
+                .map(super::browse::Browse::compile)
+                .transpose()?,
         })
     }
 
@@ -594,7 +597,13 @@ impl FileServer {
                 }
             }
         }
-        if meta.is_dir() || hidden(&filename, &hide) {
+        if meta.is_dir() {
+            if let Some(b) = self.browse.as_ref().filter(|_| !hidden(&filename, &hide)) {
+                return b.serve(ctx, &root, &filename, &hide, || self.not_found());
+            }
+            return self.not_found();
+        }
+        if hidden(&filename, &hide) {
             return self.not_found();
         }
         if self.canonical_uris {
@@ -707,7 +716,7 @@ fn stat_error(e: &std::io::Error, filename: &str, fsrv: &FileServer) -> Served {
 }
 
 /// Go's `http.Redirect` with 308 for a path (keeping the request's query).
-fn redirect(ctx: &mut Ctx<'_, '_>, to: &str, query: &str) -> Served {
+pub(super) fn redirect(ctx: &mut Ctx<'_, '_>, to: &str, query: &str) -> Served {
     let mut to = to;
     while to.starts_with("//") {
         to = &to[1..];

@@ -1,6 +1,7 @@
 //! Request handlers (`http.handlers.*`), one file each, provisioned at compile time.
 
 pub mod authentication;
+pub mod browse;
 pub mod cache;
 pub mod encode;
 pub mod error;

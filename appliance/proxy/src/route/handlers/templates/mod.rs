@@ -108,21 +108,11 @@ impl Templates {
         let src = String::from_utf8_lossy(&body).into_owned();
         let root = replace_all_or(&self.file_root, &*ctx, ".");
         let name = ctx.uri.path.clone();
-        let dot = Val::Obj(Rc::new(Root::of(ctx)));
-        let mut headers = std::mem::take(&mut ctx.resp.headers);
-        let result = {
-            let mut env = ReqEnv {
-                ctx,
-                headers: &mut headers,
-                root: &root,
-                delims: self
-                    .delims
-                    .as_ref()
-                    .map_or(("{{", "}}"), |(l, r)| (l.as_str(), r.as_str())),
-            };
-            render(&mut env, &name, &src, dot)
-        };
-        ctx.resp.headers = headers;
+        let delims = self
+            .delims
+            .as_ref()
+            .map_or(("{{", "}}"), |(l, r)| (l.as_str(), r.as_str()));
+        let result = execute(ctx, &root, delims, &name, &src, |root| root);
         let out = match result {
             Ok(out) => out,
             Err(Fail::Http(status)) => {
@@ -155,6 +145,32 @@ fn internal(message: String) -> HandlerError {
         status: 500,
         message,
     }
+}
+
+/// Executes `src` as the template `name` for the request in `ctx`, with files under `root`;
+/// `dot` makes the template's dot from Caddy's `TemplateContext` (the browse listing extends
+/// it). The template's header changes go to `ctx.resp`.
+pub fn execute(
+    ctx: &mut Ctx<'_, '_>,
+    root: &str,
+    delims: (&str, &str),
+    name: &str,
+    src: &str,
+    dot: impl FnOnce(Rc<dyn Object>) -> Rc<dyn Object>,
+) -> std::result::Result<String, Fail> {
+    let dot = Val::Obj(dot(Rc::new(Root::of(ctx))));
+    let mut headers = std::mem::take(&mut ctx.resp.headers);
+    let result = {
+        let mut env = ReqEnv {
+            ctx,
+            headers: &mut headers,
+            root,
+            delims,
+        };
+        render(&mut env, name, src, dot)
+    };
+    ctx.resp.headers = headers;
+    result
 }
 
 /// Parses and executes `src` as the template `name` with `dot`.
