@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -66,8 +67,8 @@ class Origin:
                 self.conditional.append(h.headers["If-None-Match"])
         kind = path.split("/")[1]
         status, headers, body = 200, {}, f"{path} #{n}".encode()
-        if kind == "slow":
-            time.sleep(0.4)
+        if kind in ("slow", "slower"):
+            time.sleep(0.4 if kind == "slow" else 1.5)
             headers["Cache-Control"] = "max-age=60"
         elif kind == "fresh":
             headers["Cache-Control"] = "max-age=60"
@@ -300,6 +301,20 @@ def test_concurrent_misses_make_one_upstream_request(origin: Origin, engine) -> 
     assert {(s, body) for s, _, body in results} == {(200, b"/slow/c #1")}
     statuses = sorted(h["cache-status"].split(";")[1].strip() for _, h, _ in results)
     assert statuses == ["fwd=uri-miss"] + ["hit"] * (n - 1)
+
+
+def test_a_leader_that_goes_away_hands_its_flight_on(origin: Origin, engine) -> None:
+    _, port = engine
+    leader = socket.create_connection(("127.0.0.1", port))
+    leader.sendall(b"GET /slower/gone HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    time.sleep(0.3)
+    leader.close()
+    time.sleep(0.1)
+    started = time.monotonic()
+    s, _, body = get(port, "/slower/gone")
+    # Led its own fetch at once (not after the 10 s lock timeout).
+    assert s == 200 and time.monotonic() - started < 5, time.monotonic() - started
+    assert origin.count("/slower/gone") == 2
 
 
 def test_disable_coalescing_sends_every_miss_upstream(origin: Origin, tmp_path) -> None:

@@ -1185,6 +1185,8 @@ impl Worker {
         let Phase::Proxy(p) = &mut conn.phase else {
             return Ok(());
         };
+        // A cache flight this client led goes to the next request rather than expiring.
+        crate::route::handlers::cache::abandon(conn.peer, conn.local);
         if let Stage::Trip(trip) = &p.stage {
             let up = trip.up;
             trip.host.end();

@@ -125,6 +125,12 @@ pub fn release(key: &str, owner: Owner, stored: bool) {
     }
 }
 
+/// The client connection `owner` went away: its flights go to the next request for their
+/// keys at once instead of expiring after the lock timeout.
+pub fn abandon(owner: Owner) {
+    flights().retain(|_, s| !matches!(s, Slot::Running { owner: o, .. } if *o == owner));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +155,10 @@ mod tests {
         assert_eq!(join(k, owner(2), Mode::Fetch, t), Join::Lead);
         release(k, owner(2), false);
         assert_eq!(join(k, owner(3), Mode::Fetch, t), Join::Pass);
+        let k = "coalesce-test-3";
+        assert_eq!(join(k, owner(4), Mode::Fetch, t), Join::Lead);
+        abandon(owner(4));
+        assert_eq!(join(k, owner(5), Mode::Fetch, t), Join::Lead);
     }
 
     #[test]

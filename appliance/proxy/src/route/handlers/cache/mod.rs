@@ -501,6 +501,11 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A client connection went away in the middle of a request: flights it led are released.
+pub fn abandon(peer: Option<std::net::SocketAddr>, local: Option<std::net::SocketAddr>) {
+    coalesce::abandon((peer, local));
+}
+
 /// The capture a settled run left for the worker to feed with the relayed body.
 pub fn take_capture(ctx: &mut Ctx<'_, '_>) -> Option<Capture> {
     ctx.cache.take().and_then(|mut p| p.capture.take())
