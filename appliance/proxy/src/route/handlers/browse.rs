@@ -565,7 +565,9 @@ fn render_template(
     out.map_err(|f| match f {
         Fail::Http(status) => HandlerError {
             status,
-            message: String::new(),
+            message: crate::http1::status::reason(status)
+                .unwrap_or_default()
+                .to_owned(),
         },
         Fail::Msg(m) => HandlerError {
             status: 500,

@@ -548,7 +548,11 @@ impl FileServer {
         if self.pass_thru {
             Served::Next
         } else {
-            error(404)
+            // Caddy's error without a cause: `{err.message}` reads the status text.
+            Served::Error(HandlerError {
+                status: 404,
+                message: "Not Found".to_owned(),
+            })
         }
     }
 

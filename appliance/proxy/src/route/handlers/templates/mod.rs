@@ -121,9 +121,12 @@ impl Templates {
                 for h in REPRESENTATION {
                     ctx.resp.headers.del(h);
                 }
+                // Caddy's error without a cause reads as the status text.
                 return Err(HandlerError {
                     status,
-                    message: String::new(),
+                    message: crate::http1::status::reason(status)
+                        .unwrap_or_default()
+                        .to_owned(),
                 });
             }
             Err(Fail::Msg(m)) => return Err(internal(m)),
