@@ -390,3 +390,91 @@ def test_response_retries_like_caddy(servers):
         for srv in started:
             srv.shutdown()
             srv.server_close()
+
+
+class _Sink(BaseHTTPRequestHandler):
+    """Answers a POST with what its body was."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = f"{self.headers.get('Content-Length')}:{len(data)}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
+        pass
+
+
+@pytest.fixture
+def reading_upstream() -> Iterator[str]:
+    """An upstream that reads the start of a request, then closes: the first attempt has
+    consumed the body when the transport error comes."""
+    import socket
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(64)
+
+    def run() -> None:
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    yield f"127.0.0.1:{lsock.getsockname()[1]}"
+    lsock.close()
+
+
+def post_status(port: int, body: bytes) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("POST", "/", body=body, headers={"Host": "t"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_retry_resends_only_a_buffered_body_like_caddy(servers, reading_upstream):
+    """A POST retried after a transport error: a body read by the failed attempt is gone
+    (Go's closed body, 502) unless request_buffers held all of it, which is sent again."""
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    good = f"127.0.0.1:{sink.server_address[1]}"
+    big = b"x" * 200_000
+    results = {}
+    try:
+        for buffers, body in [
+            (0, big),
+            (1_000_000, big),
+            (-1, big),
+            (1_000_000, b"hello"),
+            (100, big),
+        ]:
+            config = proxy([good, reading_upstream], {"policy": "round_robin"})
+            handler = config["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]
+            handler["load_balancing"].update({"retries": 1, "retry_match": [{"method": ["POST"]}]})
+            if buffers:
+                handler["request_buffers"] = buffers
+            caddy, engine = servers.ports(config)
+            results[(buffers, len(body))] = (post_status(caddy, body), post_status(engine, body))
+    finally:
+        sink.shutdown()
+        sink.server_close()
+    assert {k: v[1] for k, v in results.items()} == {k: v[0] for k, v in results.items()}
+    assert {k: v[0][0] for k, v in results.items()} == {
+        (0, 200_000): 502,
+        (1_000_000, 200_000): 200,
+        (-1, 200_000): 200,
+        (1_000_000, 5): 200,
+        (100, 200_000): 502,
+    }
+    assert results[(-1, 200_000)][0][1] == b"200000:200000"

@@ -257,6 +257,7 @@ impl Worker {
                 answer: None,
                 host: None,
                 latency: Duration::ZERO,
+                body_spent: false,
             });
         }
         let inv = &mut p.done[call.index];
@@ -277,6 +278,18 @@ impl Worker {
                 return self.replay_after(i, call.index, false);
             }
         };
+        let streamed = matches!(target.body, RequestBody::Length(_) | RequestBody::Chunked);
+        if streamed && p.body_data.is_none() && p.done.iter().any(|d| d.body_spent) {
+            // An earlier attempt read (part of) the body from the client and Go's transport
+            // closed it: the retry's write fails before anything reaches the upstream.
+            let inv = &mut p.done[call.index];
+            inv.failure = Some(failure(
+                502,
+                "http: invalid Read on closed Body".to_owned(),
+                false,
+            ));
+            return self.replay_after(i, call.index, false);
+        }
         let body_data = p.body_data.clone();
         let up = match self.up_take(&peer, i) {
             Some(u) => u,
@@ -430,6 +443,7 @@ impl Worker {
                 None => trip.request_done = true,
                 Some(Discard::Length(left)) => {
                     let take = (*left).min(conn.input.len() as u64) as usize;
+                    p.done[index].body_spent |= take > 0;
                     u.output.extend_from_slice(&conn.input[..take]);
                     conn.input.drain(..take);
                     *left -= take as u64;
@@ -448,6 +462,7 @@ impl Worker {
                         }
                     }) {
                         Ok(prog) => {
+                            p.done[index].body_spent |= prog.consumed > 0;
                             conn.input.drain(..prog.consumed);
                             if prog.done {
                                 u.output.extend_from_slice(b"0\r\n\r\n");
@@ -754,8 +769,14 @@ impl Worker {
                 From::Nothing => finished = true,
                 From::Length(left) => {
                     let take = (*left).min(u.input.len() as u64) as usize;
-                    piece.extend_from_slice(&u.input[..take]);
-                    u.input.drain(..take);
+                    if take == u.input.len() {
+                        // The usual case: all that came in is body, so the buffer itself moves
+                        // on instead of being copied and drained.
+                        piece = std::mem::take(&mut u.input);
+                    } else {
+                        piece.extend_from_slice(&u.input[..take]);
+                        u.input.drain(..take);
+                    }
                     *left -= take as u64;
                     finished = *left == 0;
                     broken = !finished && (u.eof || u.error.is_some()) && u.input.is_empty();
@@ -863,6 +884,13 @@ impl Worker {
                         .extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
                     conn.output.extend_from_slice(&piece);
                     conn.output.extend_from_slice(b"\r\n");
+                } else if conn.output.is_empty() {
+                    // Hand the piece over whole; the emptied output buffer (the connection's
+                    // spare, with its capacity) becomes the upstream's next input buffer.
+                    std::mem::swap(&mut conn.output, &mut piece);
+                    if u.input.capacity() == 0 {
+                        u.input = piece;
+                    }
                 } else {
                     conn.output.extend_from_slice(&piece);
                 }

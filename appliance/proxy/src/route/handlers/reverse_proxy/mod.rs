@@ -170,6 +170,9 @@ pub struct ReverseProxy {
     trusted_proxies: Vec<(IpAddr, u8)>,
     handle_response: Vec<HandleResponse>,
     pub transport: Transport,
+    /// `request_buffers`: read this much of the client's body before the round trip (-1:
+    /// all of it); a body read whole is sent with its length and again on a retry.
+    request_buffers: i64,
 }
 
 /// What the worker must do for one attempt.
@@ -265,6 +268,9 @@ pub struct Invocation {
     /// The upstream of the last attempt, and how long its response head took.
     pub host: Option<Arc<hosts::Host>>,
     pub latency: Duration,
+    /// Some of the client's body went to an upstream and is gone: like Go's consumed
+    /// request body, it cannot be sent again.
+    pub body_spent: bool,
 }
 
 /// Proxy state of one request while its routes run.
@@ -289,7 +295,7 @@ pub struct Trail<'p, 'a> {
 
 impl ReverseProxy {
     pub fn compile(m: &Map<String, Value>) -> Result<ReverseProxy> {
-        for unsupported in ["dynamic_upstreams", "request_buffers", "response_buffers"] {
+        for unsupported in ["dynamic_upstreams", "response_buffers"] {
             if m.get(unsupported)
                 .is_some_and(|v| !v.is_null() && v != &Value::from(0))
             {
@@ -335,6 +341,10 @@ impl ReverseProxy {
             });
         }
         let transport = Transport::compile(m.get("transport"))?;
+        let request_buffers = m
+            .get("request_buffers")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         health.start(&pool);
         Ok(ReverseProxy {
             pool,
@@ -345,6 +355,7 @@ impl ReverseProxy {
             trusted_proxies,
             handle_response,
             transport,
+            request_buffers,
         })
     }
 
@@ -354,6 +365,11 @@ impl ReverseProxy {
         ctx.proxy.seq += 1;
         let done = ctx.proxy.done;
         let Some(inv) = done.get(index) else {
+            if ctx.body.is_none() && self.buffers_whole(ctx.body_kind) {
+                // Caddy reads a body that fits its buffer before dialing: the worker gathers
+                // it and runs the routes again with it.
+                ctx.body_wanted.set(true);
+            }
             return self.attempt(index, Duration::ZERO, ctx);
         };
         if let Some(c) = &inv.set_cookie {
@@ -377,6 +393,19 @@ impl ReverseProxy {
         match self.lb.retry(retried, inv.started, ctx, !failure.dial) {
             Some(wait) => self.attempt(index, wait, ctx),
             None => Flow::Error(failure.error),
+        }
+    }
+
+    /// The body fits `request_buffers` whole: a declared length within it, or any body when
+    /// it is unbounded. A chunked body under a positive bound streams (a listed gap).
+    fn buffers_whole(&self, kind: BodyKind) -> bool {
+        match kind {
+            BodyKind::None => false,
+            BodyKind::Length(n) => {
+                self.request_buffers == -1
+                    || (self.request_buffers > 0 && n <= self.request_buffers as u64)
+            }
+            BodyKind::Chunked => self.request_buffers == -1,
         }
     }
 
@@ -424,6 +453,13 @@ impl ReverseProxy {
             BodyKind::Length(n) => RequestBody::Length(n),
             BodyKind::Chunked => RequestBody::Chunked,
         };
+        if let (Some(data), true) = (ctx.body, self.buffers_whole(ctx.body_kind)) {
+            // A body buffered whole goes with its length, as Caddy sets it.
+            body = match data.len() {
+                0 => RequestBody::None,
+                n => RequestBody::Length(n as u64),
+            };
+        }
         if self.rewrite.is_some() && changed && (method == "GET" || method == "HEAD") {
             body = RequestBody::None;
         }
@@ -901,6 +937,7 @@ mod tests {
             }),
             host: None,
             latency: Duration::ZERO,
+            body_spent: false,
         }
     }
 
