@@ -209,7 +209,29 @@ def test_cache_errors(body: str, message: str) -> None:
     assert message in adapt_error(body)
 
 
-def test_plugin_directives_need_an_order() -> None:
+def test_rate_limit_needs_an_order() -> None:
+    """caddy-ratelimit registers no place in the order, so its users write one."""
     caddyfile = ":80 {\n\trate_limit {\n\t\tjitter 0.1\n\t}\n}\n"
-    with pytest.raises(CaddyfileError):
+    with pytest.raises(CaddyfileError) as info:
         adapt_caddyfile(caddyfile.encode(), "Caddyfile")
+    assert "rate_limit" in str(info.value)
+
+
+def site_handlers(body: str) -> list[str]:
+    caddyfile = ":80 {\n" + body + "\n}\n"
+    routes = adapt_caddyfile(caddyfile.encode(), "Caddyfile").config["apps"]["http"]["servers"][
+        "srv0"
+    ]["routes"]
+    return [h["handler"] for r in routes for h in r["handle"]]
+
+
+def test_cache_takes_its_place_before_rewrite_as_the_plugin_registers() -> None:
+    body = "respond hi\n\trewrite /a /b\n\tcache\n\theader X-A b"
+    assert site_handlers(body) == ["headers", "cache", "rewrite", "static_response"]
+    # an explicit `order` still wins, as Caddy's does over a registered place
+    moved = "{\n\torder cache after respond\n}\n"
+    caddyfile = moved + ":80 {\n\t" + body + "\n}\n"
+    routes = adapt_caddyfile(caddyfile.encode(), "Caddyfile").config["apps"]["http"]["servers"][
+        "srv0"
+    ]["routes"]
+    assert [h["handler"] for r in routes for h in r["handle"]][-1] == "cache"

@@ -1,7 +1,8 @@
 """Directive order and the sorting of a site's routes (Caddy's directives.go, httptype.go).
 
-`DEFAULT_ORDER` is Caddy's `defaultDirectiveOrder`; the `order` global option
-yields a modified copy, kept in the adaptation's options under "order".
+`DEFAULT_ORDER` is Caddy's `defaultDirectiveOrder`, with the places the built-in plugins
+take in it (`register_directive_order`, as their `init` does in Caddy); the `order` global
+option yields a modified copy, kept in the adaptation's options under "order".
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from zeroserve.adapt.gosort import stable_sort
 from zeroserve.adapt.helper import ConfigValue, Counter, Route, Subroute
 from zeroserve.caddyfile.errors import CaddyfileError
 
-DEFAULT_ORDER: tuple[str, ...] = (
+DEFAULT_ORDER: list[str] = [
     "tracing",
     # set variables that may be used by other directives
     "map",
@@ -57,7 +58,17 @@ DEFAULT_ORDER: tuple[str, ...] = (
     "php_fastcgi",
     "file_server",
     "acme_server",
-)
+]
+
+
+def register_directive_order(name: str, position: str, standard: str) -> None:
+    """Caddy's RegisterDirectiveOrder: a plugin's directive goes "before" or "after" a
+    standard one in the default order, so its users need no `order` line."""
+    if name in DEFAULT_ORDER:
+        raise ValueError(f"directive {name!r} already has a place in the order")
+    at = DEFAULT_ORDER.index(standard)
+    DEFAULT_ORDER.insert(at if position == "before" else at + 1, name)
+
 
 # only the first matching instance of these should run, so they share a group
 _MUTUALLY_EXCLUSIVE = ("handle", "rewrite", "root")

@@ -5,8 +5,8 @@ configuration.go (parseConfiguration and the storage-specific conversions), with
 the JSON shapes of darkweak/souin's configurationtypes (see docs/COMPATIBILITY.md,
 "Plugins"). The directive fills only the handler's untagged `Configuration` field,
 so the JSON carries that object plus the zero values of the handler's struct-typed
-fields, as Go marshals them. The plugin orders the directive before `rewrite`;
-here it must be ordered with the `order` global option or used inside `route`.
+fields, as Go marshals them. The plugin orders the directive before `rewrite`, and so
+does this module.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 
 from zeroserve.adapt.helper import Helper
+from zeroserve.adapt.order import register_directive_order
 from zeroserve.adapt.registry import handler_directive
 from zeroserve.adapt.values import go_duration_string, go_parse_duration, parse_float
 from zeroserve.caddyfile.dispenser import Dispenser
@@ -47,6 +48,9 @@ def _timeout(backend: int = 0, cache: int = 0) -> dict:
 
 def _endpoint() -> dict:
     return {"basepath": "", "enable": False, "security": False}
+
+
+register_directive_order("cache", "before", "rewrite")
 
 
 @handler_directive("cache")
