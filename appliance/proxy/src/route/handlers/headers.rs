@@ -401,9 +401,7 @@ impl Headers {
             if r.deferred || r.require.is_some() {
                 ctx.deferred.push(r);
             } else {
-                let mut hdr = ctx.resp.headers.clone();
-                r.ops.apply(&mut hdr, &*ctx);
-                ctx.resp.headers = hdr;
+                r.apply_to_response(ctx);
             }
         }
     }
