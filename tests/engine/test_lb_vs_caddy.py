@@ -478,3 +478,49 @@ def test_retry_resends_only_a_buffered_body_like_caddy(servers, reading_upstream
         (100, 200_000): 502,
     }
     assert results[(-1, 200_000)][0][1] == b"200000:200000"
+
+
+def test_response_retries_used_up_answer_an_error_like_caddy(servers):
+    """A response retry_match still matches when no retry is left: Caddy answers its status
+    as an error (empty body, no upstream headers), not the upstream's response."""
+    started = []
+    for name, status in (("busy", 503), ("broken", 500)):
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), _Status)
+        srv.name, srv.status = name, status  # type: ignore[attr-defined]
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        started.append(srv)
+    busy, broken = (f"127.0.0.1:{s.server_address[1]}" for s in started)
+    expression = "{http.reverse_proxy.status_code} == 503"
+
+    def answer(port: int) -> tuple:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", "/", headers={"Host": "t"})
+            resp = conn.getresponse()
+            fields = sorted((k, v) for k, v in resp.getheaders() if k != "Date")
+            return resp.status, resp.read(), fields
+        finally:
+            conn.close()
+
+    results = {}
+    try:
+        for name, dials, lb_extra in [
+            ("retries used up", [busy], {"retries": 2}),
+            ("no retries", [busy], {}),
+            ("try_duration", [busy], {"try_duration": "200ms"}),
+            ("last one unmatched", [broken, busy], {"retries": 1}),
+        ]:
+            config = proxy(dials, {"policy": "round_robin"})
+            handler = config["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]
+            handler["load_balancing"].update(
+                {**lb_extra, "retry_match": [{"expression": expression}]}
+            )
+            caddy, engine = servers.ports(config)
+            results[name] = (answer(caddy), answer(engine))
+    finally:
+        for srv in started:
+            srv.shutdown()
+            srv.server_close()
+    assert {k: v[1] for k, v in results.items()} == {k: v[0] for k, v in results.items()}
+    assert results["retries used up"][0][:2] == (503, b"")
+    assert results["last one unmatched"][0][:2] == (500, b"broken")

@@ -99,6 +99,13 @@ impl Transport {
             return err("transport: expected a JSON object");
         };
         let protocol = m.get("protocol").and_then(Value::as_str).unwrap_or("");
+        if protocol == "fastcgi" {
+            // Caddy knows the module, so the config is fine: say the engine is what lacks it.
+            return err(
+                "loading transport: the 'fastcgi' transport (php_fastcgi) is not supported by \
+                 the engine",
+            );
+        }
         if protocol != "http" {
             return err(format!(
                 "loading transport: unknown module: http.reverse_proxy.transport.{protocol}"
@@ -595,11 +602,27 @@ impl ReverseProxy {
             if let Some(host) = &inv.host {
                 self.health.record(host, answer.status, inv.latency);
             }
-            // Caddy 2.11 retries a response its `retry_match` expressions ask to retry.
+            // Caddy 2.11 retries a response its `retry_match` expressions ask to retry; once
+            // the retries are used up, such a response is an error with its status.
             set_response_placeholders(answer, ctx);
             let retried = inv.tries.saturating_sub(1);
-            if let Some(wait) = self.lb.retry_response(retried, inv.started, ctx) {
-                return self.attempt(index, wait, ctx);
+            match self.lb.retry_response(retried, inv.started, ctx) {
+                select::ResponseRetry::Keep => {}
+                verdict => {
+                    if let Some(host) = &inv.host {
+                        self.health.count_failure(host);
+                    }
+                    return match verdict {
+                        select::ResponseRetry::Again(wait) => self.attempt(index, wait, ctx),
+                        _ => Flow::Error(HandlerError {
+                            status: answer.status,
+                            message: format!(
+                                "upstream response matched retry_match: {}",
+                                answer.status
+                            ),
+                        }),
+                    };
+                }
             }
         }
         let mut status = answer.status;
@@ -942,6 +965,22 @@ mod tests {
     }
 
     const RP: &str = r#"{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9"}]}"#;
+
+    #[test]
+    fn fastcgi_transport_is_refused_by_name() {
+        let cfg = r#"{"apps":{"http":{"servers":{"s":{"listen":[":1"],"routes":[{"handle":[
+            {"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9000"}],
+             "transport":{"protocol":"fastcgi","split_path":[".php"]}}]}]}}}}}"#;
+        let e = Program::compile(cfg).unwrap_err();
+        assert!(
+            e.0.ends_with(
+                "loading transport: the 'fastcgi' transport (php_fastcgi) is not supported by \
+                 the engine"
+            ),
+            "{}",
+            e.0
+        );
+    }
 
     #[test]
     fn request_head_like_caddy() {

@@ -568,25 +568,30 @@ impl LoadBalancing {
         Some(self.try_interval)
     }
 
-    /// Caddy's response retries: after a round trip that did return a response, whether it
-    /// calls for another attempt, and after how long. Only `retry_match` sets holding an
-    /// `expression` can ask for it (request-only sets never retry a response); the caller
-    /// has set the response placeholders (`http.reverse_proxy.status_code`,
-    /// `http.reverse_proxy.header.*`) in `ctx`. The limits are those of [`Self::retry`].
+    /// Caddy's response retries: after a round trip that did return a response, whether a
+    /// `retry_match` set makes it a failure, and then whether another attempt follows and
+    /// after how long. Only sets holding an `expression` can match a response (request-only
+    /// sets never do); the caller has set the response placeholders
+    /// (`http.reverse_proxy.status_code`, `http.reverse_proxy.header.*`) in `ctx`. The limits
+    /// are those of [`Self::retry`].
     pub fn retry_response(
         &self,
         retries: u32,
         started: Instant,
         ctx: &mut Ctx<'_, '_>,
-    ) -> Option<Duration> {
-        let sets = self.retry_match.as_ref()?;
-        self.budget_left(retries, started)?;
+    ) -> ResponseRetry {
+        let Some(sets) = self.retry_match.as_ref() else {
+            return ResponseRetry::Keep;
+        };
         let with_expression =
             |s: &&MatcherSet| s.0.iter().any(|m| matches!(m, Matcher::Expression(_)));
-        sets.iter()
-            .filter(with_expression)
-            .any(|s| s.matches(ctx))
-            .then_some(self.try_interval)
+        if !sets.iter().filter(with_expression).any(|s| s.matches(ctx)) {
+            return ResponseRetry::Keep;
+        }
+        match self.budget_left(retries, started) {
+            Some(()) => ResponseRetry::Again(self.try_interval),
+            None => ResponseRetry::Fail,
+        }
     }
 
     /// `Some(())` while retries are configured and neither `retries` nor `try_duration` is
@@ -603,6 +608,17 @@ impl LoadBalancing {
         }
         Some(())
     }
+}
+
+/// What follows a response, by `retry_match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseRetry {
+    /// No set matches: the response goes on as it is.
+    Keep,
+    /// Another attempt after this wait.
+    Again(Duration),
+    /// A matched response with no retries left: Caddy answers its status as an error.
+    Fail,
 }
 
 /// The placeholder a `retry_match` expression reads to tell transport errors from responses.
@@ -878,8 +894,9 @@ mod tests {
         with_ctx(post, "1.1.1.1:1", |x| {
             assert!(t.retry(0, started, x, true).is_some());
             assert!(x.captures.is_empty(), "the placeholder is gone afterwards");
-            assert!(
-                t.retry_response(0, started, x).is_none(),
+            assert_eq!(
+                t.retry_response(0, started, x),
+                ResponseRetry::Keep,
                 "a response is no transport error"
             );
         });
@@ -904,16 +921,23 @@ mod tests {
             x.set_capture("http.reverse_proxy.status_code".into(), "200".into());
             assert_eq!(
                 r.retry_response(0, started, x),
-                None,
+                ResponseRetry::Keep,
                 "method-only sets never retry"
             );
             x.set_capture("http.reverse_proxy.status_code".into(), "503".into());
-            assert_eq!(r.retry_response(0, started, x), Some(Duration::ZERO));
-            assert_eq!(r.retry_response(2, started, x), None, "retries used up");
+            assert_eq!(
+                r.retry_response(0, started, x),
+                ResponseRetry::Again(Duration::ZERO)
+            );
+            assert_eq!(
+                r.retry_response(2, started, x),
+                ResponseRetry::Fail,
+                "retries used up"
+            );
         });
         let plain = lb(r#"{"retries":2}"#);
         with_ctx(GET, "1.1.1.1:1", |x| {
-            assert_eq!(plain.retry_response(0, started, x), None)
+            assert_eq!(plain.retry_response(0, started, x), ResponseRetry::Keep)
         });
     }
 
