@@ -223,7 +223,11 @@ impl<'a> Exec<'a> {
     fn pipe_value(&mut self, p: &Pipe, dot: &Val) -> Result<Val, Fail> {
         let mut v: Option<Val> = None;
         for c in &p.cmds {
-            v = Some(self.command(c, dot, v)?);
+            // Go unwraps an empty-interface result: a nil one is then no value at all.
+            v = Some(match self.command(c, dot, v)? {
+                Val::Nil => Val::Missing,
+                other => other,
+            });
         }
         Ok(v.unwrap_or(Val::Missing))
     }

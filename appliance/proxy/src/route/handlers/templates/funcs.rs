@@ -1,6 +1,7 @@
 //! The template functions: Go's builtins, the sprig text functions Caddy adds (the common,
 //! deterministic ones; sprig's win where both define a name, as `slice`), and Caddy's own
-//! (`include`, `import`, `readFile`, `placeholder`/`ph`, `env`, `stripHTML`, `listFiles`,
+//! (`include`, `import`, `readFile`, `placeholder`/`ph`, `env`, `stripHTML`, `splitFrontMatter`,
+//! `listFiles`,
 //! `fileExists`, `fileStat`, `httpError`, `humanize`, `pathEscape`, `maybe`).
 
 use std::collections::BTreeMap;
@@ -735,6 +736,13 @@ pub fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Val>) -> Option<R> {
             "placeholder" | "ph" => Val::from(ex.env.placeholder(&s(0)?).unwrap_or_default()),
             "env" => Val::from(std::env::var(s(0)?).unwrap_or_default()),
             "stripHTML" => Val::from(strip_html(&s(0)?)),
+            "splitFrontMatter" => {
+                let (meta, body) = super::frontmatter::split(&strval(&arg(0))).or_else(fail)?;
+                let mut doc = BTreeMap::new();
+                doc.insert("Meta".to_owned(), Val::Map(Rc::new(meta)));
+                doc.insert("Body".to_owned(), Val::from(body));
+                Val::Map(Rc::new(doc))
+            }
             "listFiles" => Val::list(
                 ex.env
                     .list(&s(0)?)

@@ -15,6 +15,7 @@
 //! parsed on every request, as Caddy does; bodies are read whole into memory.
 
 pub mod exec;
+pub mod frontmatter;
 pub mod funcs;
 pub mod lex;
 pub mod parse;
