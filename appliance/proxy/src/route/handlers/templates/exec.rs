@@ -22,9 +22,9 @@ pub enum Fail {
     NoFunc,
 }
 
-/// Nested `template` calls and includes deeper than this fail (Go's maxExecDepth is 100000;
-/// a lower bound keeps the worker's stack safe).
-const MAX_DEPTH: usize = 1000;
+/// Nested `template` calls and includes deeper than this fail. Go's limit (100000) relies on
+/// its growable stacks; this one keeps a worker's fixed stack safe, in debug builds too.
+pub const MAX_DEPTH: usize = 100;
 
 enum Flow {
     Normal,
@@ -142,7 +142,7 @@ impl<'a> Exec<'a> {
                         return Err(self.err(
                             *pos,
                             &format!("template {name:?}"),
-                            "exceeded maximum template depth (1000)",
+                            "exceeded maximum template depth (100)",
                         ));
                     }
                     let saved =
@@ -426,7 +426,18 @@ impl<'a> Exec<'a> {
             return Ok(last.unwrap_or(v));
         }
         let args = self.args(rest, dot, last)?;
-        match funcs::call(self, name, args) {
+        // `include` recurses: it stays out of the function table's large stack frame.
+        let result = if name == "include" {
+            match args.split_first() {
+                Some((Val::Str(file), rest)) => Some(super::include(self, file, rest.to_vec())),
+                _ => Some(Err(Fail::Msg(
+                    "wrong type for value; expected string".into(),
+                ))),
+            }
+        } else {
+            funcs::call(self, name, args)
+        };
+        match result {
             Some(Ok(v)) => Ok(v),
             Some(Err(Fail::Msg(m))) if !m.starts_with("template: ") => {
                 Err(self.err(pos, at, &format!("error calling {name}: {m}")))

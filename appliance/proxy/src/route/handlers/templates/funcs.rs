@@ -725,7 +725,6 @@ pub fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Val>) -> Option<R> {
                 Val::Missing | Val::Nil => "invalid",
             }),
             // Caddy's functions.
-            "include" => return super::include(ex, &s(0)?, a[1..].to_vec()),
             "import" => {
                 super::import(ex, &s(0)?)?;
                 Val::from("")

@@ -184,30 +184,46 @@ pub fn render(
     src: &str,
     dot: Val,
 ) -> std::result::Result<String, Fail> {
+    render_at(env, name, src, dot, 0)
+}
+
+/// `render` from within an include `depth` levels deep.
+fn render_at(
+    env: &mut dyn Env,
+    name: &str,
+    src: &str,
+    dot: Val,
+    depth: usize,
+) -> std::result::Result<String, Fail> {
     let mut set = Set::default();
     let delims = env.delims();
     let (l, r) = (delims.0.to_owned(), delims.1.to_owned());
     parse::parse(name, src, (&l, &r), &mut set).map_err(Fail::Msg)?;
     let mut ex = Exec::new(set, env, name, src, dot.clone());
+    ex.depth = depth;
     ex.run(name, &dot)?;
     Ok(ex.out)
 }
 
 /// Caddy's `include`: the file executed as a template with `.Args` set.
-fn include(ex: &mut Exec<'_>, filename: &str, args: Vec<Val>) -> std::result::Result<Val, Fail> {
+pub(crate) fn include(
+    ex: &mut Exec<'_>,
+    filename: &str,
+    args: Vec<Val>,
+) -> std::result::Result<Val, Fail> {
     let body = ex.env.read(filename).map_err(Fail::Msg)?;
     let src = String::from_utf8_lossy(&body).into_owned();
     let dot = match &ex.root {
         Val::Obj(o) => o.with_args(Val::list(args)).unwrap_or(Val::Missing),
         _ => Val::Missing,
     };
-    ex.depth += 1;
-    if ex.depth > 100 {
-        return Err(Fail::Msg("include: too deeply nested".into()));
+    if ex.depth >= exec::MAX_DEPTH {
+        return Err(Fail::Msg(format!(
+            "exceeded maximum template depth ({})",
+            exec::MAX_DEPTH
+        )));
     }
-    let out = render(ex.env, filename, &src, dot);
-    ex.depth -= 1;
-    out.map(Val::from)
+    render_at(ex.env, filename, &src, dot, ex.depth + 1).map(Val::from)
 }
 
 /// Caddy's `import`: the file's definitions join the running template's.

@@ -193,3 +193,26 @@ fn include_and_import() {
     );
     assert_eq!(run("{{listFiles \"x\"}}"), "[a b]");
 }
+
+#[test]
+fn runaway_recursion_fails_within_a_worker_stack() {
+    // Worker threads have Rust's default 2 MiB stack; a template calling itself must fail
+    // with an error there, not overflow it.
+    let t = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| run("{{define \"a\"}}x{{template \"a\" .}}{{end}}{{template \"a\"}}"))
+        .unwrap();
+    let out = t.join().unwrap();
+    assert!(out.contains("exceeded maximum template depth"), "{out}");
+    std::fs::write(
+        std::env::temp_dir().join("zs_tpl_self.html"),
+        "{{include \"zs_tpl_self.html\"}}",
+    )
+    .unwrap();
+    let t = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| run("{{include \"zs_tpl_self.html\"}}"))
+        .unwrap();
+    let out = t.join().unwrap();
+    assert!(out.contains("exceeded maximum template depth"), "{out}");
+}
