@@ -13,6 +13,9 @@ use super::value::{equal, go_quote, less, sprint, sprintf, sprintln, Val};
 
 type R = Result<Val, Fail>;
 
+/// Strings and lists a function builds stay below this size (Go would run out of memory).
+const MAX_BUILT: usize = 64 << 20;
+
 fn fail<T>(msg: impl Into<String>) -> Result<T, Fail> {
     Err(Fail::Msg(msg.into()))
 }
@@ -479,7 +482,13 @@ pub fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Val>) -> Option<R> {
                     .unwrap_or(s(1)?),
             ),
             "replace" => Val::from(s(2)?.replace(&*s(0)?, &s(1)?)),
-            "repeat" => Val::from(s(1)?.repeat(int_arg(a, 0)?.max(0) as usize)),
+            "repeat" => {
+                let (n, x) = (int_arg(a, 0)?.max(0) as usize, s(1)?);
+                if n.saturating_mul(x.len()) > MAX_BUILT {
+                    return fail("strings: Repeat output length overflow");
+                }
+                Val::from(x.repeat(n))
+            }
             "contains" => Val::Bool(s(1)?.contains(&*s(0)?)),
             "hasPrefix" => Val::Bool(s(1)?.starts_with(&*s(0)?)),
             "hasSuffix" => Val::Bool(s(1)?.ends_with(&*s(0)?)),
@@ -494,12 +503,20 @@ pub fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Val>) -> Option<R> {
                 let t = if n < 0 {
                     let k = (-n) as usize;
                     if x.len() > k {
-                        x[x.len() - k..].to_owned()
+                        let mut at = x.len() - k;
+                        while !x.is_char_boundary(at) {
+                            at += 1;
+                        }
+                        x[at..].to_owned()
                     } else {
                         x
                     }
                 } else if x.len() > n as usize {
-                    x[..n as usize].to_owned()
+                    let mut at = n as usize;
+                    while !x.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    x[..at].to_owned()
                 } else {
                     x
                 };
@@ -652,7 +669,13 @@ pub fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Val>) -> Option<R> {
                 Val::list(out)
             }
             "slice" => slice_of(a)?,
-            "until" => Val::list((0..int_arg(a, 0)?.max(0)).map(Val::Int).collect()),
+            "until" => {
+                let n = int_arg(a, 0)?;
+                if n > MAX_BUILT as i64 {
+                    return fail("until: too many elements");
+                }
+                Val::list((0..n.max(0)).map(Val::Int).collect())
+            }
             "dict" => {
                 let mut m = BTreeMap::new();
                 for pair in a.chunks(2) {

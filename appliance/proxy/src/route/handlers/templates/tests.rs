@@ -162,6 +162,12 @@ fn sprig() {
 }
 
 #[test]
+fn string_limits() {
+    assert_eq!(run("{{trunc 2 \"héllo\"}} {{trunc -4 \"héllo\"}}"), "h llo");
+    assert!(run("{{repeat 1000000000 \"ab\"}}").contains("overflow"));
+}
+
+#[test]
 fn errors_read_like_go() {
     assert_eq!(
         run("a\n{{len 3}}"),
