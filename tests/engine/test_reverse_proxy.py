@@ -725,3 +725,55 @@ def test_unix_socket_upstream_like_caddy(servers, tmp_path) -> None:
         assert ours[0].endswith(b"nothing.sock: connect: no such file or directory")
     finally:
         listener.close()
+
+
+def test_response_buffers_hold_the_head_like_caddy(servers) -> None:
+    """response_buffers: the head waits until that much body (or all of it) is read, which
+    then goes out as one chunk; framing stays chunked as Caddy keeps it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    dial = f"127.0.0.1:{listener.getsockname()[1]}"
+
+    def answer(c: socket.socket) -> None:
+        with c:
+            if read_head(c, bytearray()) is None:
+                return
+            c.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+            )
+            time.sleep(0.3)
+            c.sendall(b"6\r\n world\r\n0\r\n\r\n")
+            time.sleep(0.2)
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def fetch(port: int) -> tuple[bool, bytes]:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            started = time.monotonic()
+            data = s.recv(65536)
+            waited = time.monotonic() - started > 0.2
+            while chunk := s.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return waited, body
+
+    try:
+        results = {}
+        for buffers in (0, 1000, -1, 3):
+            handler: dict = {"response_buffers": buffers} if buffers else {}
+            caddy_port, engine_port = servers.ports(proxy_to(dial, **handler))
+            results[buffers] = (fetch(caddy_port), fetch(engine_port))
+        assert {k: v[1] for k, v in results.items()} == {k: v[0] for k, v in results.items()}
+        assert results[1000][0] == (True, b"b\r\nhello world\r\n0\r\n\r\n")
+        assert results[3][0] == (False, b"3\r\nhel\r\n2\r\nlo\r\n6\r\n world\r\n0\r\n\r\n")
+    finally:
+        listener.close()

@@ -93,6 +93,8 @@ pub struct Trip {
     pub interim_fields: crate::http1::HeaderMap,
     /// Once the routes chose to copy the response: how its body moves to the client.
     pub relay: Option<Relay>,
+    /// `response_buffers` of the handler (0: none, -1: the whole body).
+    pub response_buffers: i64,
 }
 
 #[derive(Debug)]
@@ -118,6 +120,8 @@ pub struct Relay {
     pub held: Option<Vec<u8>>,
     /// The `cache` handler's copy of the body, stored when the relay ends cleanly.
     pub capture: Option<Capture>,
+    /// `response_buffers`: the body read so far, while the head waits for it.
+    pub buffer: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -320,6 +324,7 @@ impl Worker {
             transport,
             host,
             interim_fields,
+            response_buffers,
             ..
         } = target;
         let u = self.ups[up].as_mut().expect("just taken");
@@ -363,6 +368,7 @@ impl Worker {
             started: Instant::now(),
             resend,
             relay: None,
+            response_buffers,
         }));
         self.flush(i)
     }
@@ -558,6 +564,7 @@ impl Worker {
                         encoder: None,
                         held: None,
                         capture: None,
+                        buffer: (trip.response_buffers != 0).then(Vec::new),
                     });
                     return self.replay_after(i, index, true).map(|()| true);
                 }
@@ -669,7 +676,10 @@ impl Worker {
                 }
             }
             relay.encode = r.encode;
-            if sniff || encodable {
+            if tunnel {
+                relay.buffer = None;
+            }
+            if sniff || encodable || relay.buffer.is_some() {
                 relay.pending = Some((resp, p.exchange));
                 return Ok(());
             }
@@ -816,6 +826,17 @@ impl Worker {
                     relay.capture = None;
                 }
             }
+            // Caddy's bufferedBody: the head waits until `response_buffers` bytes (or all of
+            // the body) are read; they go out as one write, the rest as it was read.
+            let mut split = None;
+            if let Some(buf) = &mut relay.buffer {
+                buf.append(&mut piece);
+                let limit = usize::try_from(trip.response_buffers).ok();
+                if finished || broken || limit.is_some_and(|n| buf.len() >= n) {
+                    piece = relay.buffer.take().expect("checked");
+                    split = limit.filter(|&n| n < piece.len());
+                }
+            }
             let first = relay.pending.is_some() && relay.held.is_none();
             if first && (!piece.is_empty() || finished || broken) {
                 let (mut resp, x) = relay.pending.take().expect("checked");
@@ -880,10 +901,16 @@ impl Worker {
             }
             if !relay.bodiless && !piece.is_empty() {
                 if relay.chunked {
-                    conn.output
-                        .extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-                    conn.output.extend_from_slice(&piece);
-                    conn.output.extend_from_slice(b"\r\n");
+                    let split = split.filter(|_| relay.encoder.is_none() && relay.held.is_none());
+                    let (a, b) = piece.split_at(split.unwrap_or(piece.len()));
+                    for part in [a, b] {
+                        if !part.is_empty() {
+                            conn.output
+                                .extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                            conn.output.extend_from_slice(part);
+                            conn.output.extend_from_slice(b"\r\n");
+                        }
+                    }
                 } else if conn.output.is_empty() {
                     // Hand the piece over whole; the emptied output buffer (the connection's
                     // spare, with its capacity) becomes the upstream's next input buffer.

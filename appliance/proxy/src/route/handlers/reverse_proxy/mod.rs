@@ -180,6 +180,8 @@ pub struct ReverseProxy {
     /// `request_buffers`: read this much of the client's body before the round trip (-1:
     /// all of it); a body read whole is sent with its length and again on a retry.
     request_buffers: i64,
+    /// `response_buffers`: read this much of the response body before the head goes out.
+    response_buffers: i64,
 }
 
 /// What the worker must do for one attempt.
@@ -251,6 +253,8 @@ pub struct Target {
     pub transport: Transport,
     /// The response fields set when the proxy ran: Go writes them with any 1xx head.
     pub interim_fields: HeaderMap,
+    /// `response_buffers` (0: none, -1: the whole body).
+    pub response_buffers: i64,
 }
 
 /// Why an attempt failed.
@@ -302,7 +306,7 @@ pub struct Trail<'p, 'a> {
 
 impl ReverseProxy {
     pub fn compile(m: &Map<String, Value>) -> Result<ReverseProxy> {
-        for unsupported in ["dynamic_upstreams", "response_buffers"] {
+        for unsupported in ["dynamic_upstreams"] {
             if m.get(unsupported)
                 .is_some_and(|v| !v.is_null() && v != &Value::from(0))
             {
@@ -352,6 +356,10 @@ impl ReverseProxy {
             .get("request_buffers")
             .and_then(Value::as_i64)
             .unwrap_or(0);
+        let response_buffers = m
+            .get("response_buffers")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         health.start(&pool);
         Ok(ReverseProxy {
             pool,
@@ -363,6 +371,7 @@ impl ReverseProxy {
             handle_response,
             transport,
             request_buffers,
+            response_buffers,
         })
     }
 
@@ -537,6 +546,7 @@ impl ReverseProxy {
             gzip,
             transport: self.transport,
             interim_fields: ctx.resp.headers.clone(),
+            response_buffers: self.response_buffers,
         }
     }
 
