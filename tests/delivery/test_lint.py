@@ -146,7 +146,9 @@ def test_rendered_unit_verifies(rendered):
     ):
         assert line in text.splitlines(), line
     # systemd 252's ProtectKernelTunables=yes would make the pin directory read-only.
-    assert not any(line.startswith("ProtectKernelTunables=") for line in text.splitlines())
+    # ProtectKernelModules=yes would hide the kernel headers bcc compiles against.
+    for key in ("ProtectKernelTunables=", "ProtectKernelModules="):
+        assert not any(line.startswith(key) for line in text.splitlines()), key
     assert any(line.startswith("ReadOnlyPaths=/sys /proc/sys ") for line in text.splitlines())
     assert "ZEROSERVE_DEPLOY_ID=" in text
 
