@@ -36,7 +36,8 @@ def test_every_check_passes_here_and_leaves_nothing_behind():
     assert [r.name for r in results] == [name for name, _ in CHECKS]
     failed = [r for r in results if not r.ok]
     assert not failed, render_table(failed)
-    assert _netns_names() == before_ns
+    # Only what the probes made: other suites may add or remove namespaces meanwhile.
+    assert not _netns_names() - before_ns
     assert not [p for p in os.listdir("/sys/fs/bpf") if p.startswith("zeroserve-doctor")]
 
 
