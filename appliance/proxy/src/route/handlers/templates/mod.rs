@@ -324,7 +324,7 @@ struct Req {
     path: String,
     raw_path: String,
     raw_query: String,
-    headers: Rc<Header>,
+    headers: Rc<Multimap>,
 }
 
 impl Req {
@@ -339,7 +339,7 @@ impl Req {
             raw_path: if raw != uri.path { raw } else { String::new() },
             path: uri.path.clone(),
             raw_query: uri.query.clone(),
-            headers: Rc::new(Header(ctx.headers.clone())),
+            headers: Rc::new(Multimap(GoMap::Header, ctx.headers.clone())),
         }
     }
 
@@ -411,8 +411,8 @@ impl Object for Req {
                 raw_query: self.raw_query.clone(),
                 string: self.url_string(),
             }))),
-            "UserAgent" => field(Val::from(self.headers.0.get("User-Agent"))),
-            "Referer" => field(Val::from(self.headers.0.get("Referer"))),
+            "UserAgent" => field(Val::from(self.headers.1.get("User-Agent"))),
+            "Referer" => field(Val::from(self.headers.1.get("Referer"))),
             _ => None,
         }
     }
@@ -458,7 +458,7 @@ impl Object for Url {
                         None => h.0.push((k, vec![v])),
                     }
                 }
-                field(Val::Obj(Rc::new(Values(h))))
+                field(Val::Obj(Rc::new(Multimap(GoMap::Values, h))))
             }
             _ => None,
         }
@@ -488,72 +488,55 @@ fn strings(v: Option<&[String]>) -> Val {
     )
 }
 
-/// `http.Header`.
+/// Go's `map[string][]string` types the templates see: both print and index alike.
 #[derive(Debug)]
-struct Header(HeaderMap);
+enum GoMap {
+    /// `http.Header`: `Get`/`Values` canonicalise the key.
+    Header,
+    /// `url.Values`: keys as given, not canonicalised.
+    Values,
+}
 
-impl Object for Header {
+#[derive(Debug)]
+struct Multimap(GoMap, HeaderMap);
+
+impl Object for Multimap {
     fn type_name(&self) -> &'static str {
-        "http.Header"
-    }
-
-    fn member(
-        &self,
-        name: &str,
-        args: &[Val],
-        _env: &mut dyn Env,
-    ) -> Option<std::result::Result<Val, String>> {
-        match name {
-            "Get" => Some(str_param(args, 1).map(|a| Val::from(self.0.get(&a[0])))),
-            "Values" => Some(str_param(args, 1).map(|a| strings(self.0.values(&a[0])))),
-            _ => None,
+        match self.0 {
+            GoMap::Header => "http.Header",
+            GoMap::Values => "url.Values",
         }
     }
 
-    fn display(&self) -> String {
-        print_multimap(&self.0)
-    }
-
-    fn index(&self, key: &str) -> Option<Val> {
-        Some(strings(self.0.raw(key)))
-    }
-}
-
-/// `url.Values` (keys as given, not canonicalised).
-#[derive(Debug)]
-struct Values(HeaderMap);
-
-impl Object for Values {
-    fn type_name(&self) -> &'static str {
-        "url.Values"
-    }
-
     fn member(
         &self,
         name: &str,
         args: &[Val],
         _env: &mut dyn Env,
     ) -> Option<std::result::Result<Val, String>> {
-        match name {
-            "Get" => Some(str_param(args, 1).map(|a| {
+        let m = &self.1;
+        let key = || str_param(args, 1);
+        match (&self.0, name) {
+            (GoMap::Header, "Get") => Some(key().map(|a| Val::from(m.get(&a[0])))),
+            (GoMap::Header, "Values") => Some(key().map(|a| strings(m.values(&a[0])))),
+            (GoMap::Values, "Get") => Some(key().map(|a| {
                 Val::from(
-                    self.0
-                        .raw(&a[0])
+                    m.raw(&a[0])
                         .and_then(|v| v.first())
                         .map_or("", String::as_str),
                 )
             })),
-            "Has" => Some(str_param(args, 1).map(|a| Val::Bool(self.0.raw(&a[0]).is_some()))),
+            (GoMap::Values, "Has") => Some(key().map(|a| Val::Bool(m.raw(&a[0]).is_some()))),
             _ => None,
         }
     }
 
     fn display(&self) -> String {
-        print_multimap(&self.0)
+        print_multimap(&self.1)
     }
 
     fn index(&self, key: &str) -> Option<Val> {
-        Some(strings(self.0.raw(key)))
+        Some(strings(self.1.raw(key)))
     }
 }
 
