@@ -8,25 +8,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::access_log::FileSpec;
+use crate::http1::date::civil_from_days;
 
 /// UTC `[year, month, day, hour, minute, second]` of a time since the epoch.
 pub fn civil(since: Duration) -> [u64; 6] {
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's days-to-civil.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(days as i64);
     [
         year as u64,
-        month as u64,
-        day as u64,
+        u64::from(month),
+        u64::from(day),
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::exec::{Exec, Fail};
 use super::value::{equal, go_quote, less, sprint, sprintf, sprintln, Val};
+use crate::http1::date::civil_from_days;
 
 type R = Result<Val, Fail>;
 
@@ -182,19 +183,6 @@ fn go_split(s: &str, sep: &str) -> Vec<String> {
     s.split(sep).map(str::to_owned).collect()
 }
 
-/// Days since the epoch to (year, month, day) in the proleptic Gregorian calendar.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 const MONTHS: [&str; 12] = [
     "January",
     "February",
@@ -223,13 +211,13 @@ const DAYS: [&str; 7] = [
 pub fn format_time(secs: i64, nanos: u32, layout: &str) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
-    let (y, mo, d) = civil(days);
+    let (y, mo, d) = civil_from_days(days);
     let (h, mi, s) = (sod / 3600, sod / 60 % 60, sod % 60);
     let wday = (days + 4).rem_euclid(7) as usize;
     let yday = days - {
         // days of Jan 1 of year y
         let mut lo = days - 366;
-        while civil(lo).0 < y {
+        while civil_from_days(lo).0 < y {
             lo += 1;
         }
         lo
