@@ -226,6 +226,23 @@ impl HeaderOps {
         Ok(ops)
     }
 
+    /// Caddy's `HeaderOps.ApplyToRequest`: r.Host (`host`) stands appended under "Host" while
+    /// the ops run and takes the last value back; the map's own "Host" values stay as they were.
+    pub fn apply_to_request(&self, hdr: &mut HeaderMap, host: &mut String, l: &impl Lookup) {
+        let had_host = hdr.raw("Host").map(<[String]>::to_vec);
+        hdr.add("Host", host);
+        self.apply(hdr, l);
+        *host = hdr
+            .raw("Host")
+            .and_then(|v| v.last())
+            .cloned()
+            .unwrap_or_default();
+        match had_host {
+            Some(v) => hdr.set_raw("Host".into(), v),
+            None => hdr.del("Host"),
+        }
+    }
+
     /// Caddy's `HeaderOps.ApplyTo`.
     pub fn apply(&self, hdr: &mut HeaderMap, l: &impl Lookup) {
         for name in &self.delete {
@@ -381,20 +398,10 @@ impl Headers {
 
     pub fn run<'p>(&'p self, ctx: &mut Ctx<'p, '_>) {
         if let Some(ops) = &self.request {
-            // Caddy appends r.Host under "Host", applies the ops, and takes the last value back.
             let mut hdr = ctx.headers.clone();
-            let had_host = hdr.raw("Host").map(<[String]>::to_vec);
-            hdr.add("Host", &ctx.host);
-            ops.apply(&mut hdr, &*ctx);
-            ctx.host = hdr
-                .raw("Host")
-                .and_then(|v| v.last())
-                .cloned()
-                .unwrap_or_default();
-            match had_host {
-                Some(v) => hdr.set_raw("Host".into(), v),
-                None => hdr.del("Host"),
-            }
+            let mut host = ctx.host.clone();
+            ops.apply_to_request(&mut hdr, &mut host, &*ctx);
+            ctx.host = host;
             ctx.headers = hdr;
         }
         if let Some(r) = &self.response {

@@ -13,11 +13,34 @@ use super::super::{compile_routes, context, Result, Route};
 use super::headers::ResponseMatcher;
 use super::static_response::status_text;
 
+/// One `handle_response` entry (of `intercept` or of `reverse_proxy`).
 #[derive(Debug)]
-struct HandleResponse {
-    matcher: Option<ResponseMatcher>,
-    status: Option<String>,
-    routes: Vec<Route>,
+pub(super) struct HandleResponse {
+    pub(super) matcher: Option<ResponseMatcher>,
+    pub(super) status: Option<String>,
+    pub(super) routes: Vec<Route>,
+}
+
+/// The `handle_response` list of `m`; an entry's route errors say `{what} {index}`.
+pub(super) fn compile_handle_response(
+    m: &Map<String, Value>,
+    what: &str,
+) -> Result<Vec<HandleResponse>> {
+    let mut out = Vec::new();
+    for (i, h) in m
+        .get("handle_response")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        out.push(HandleResponse {
+            matcher: h.get("match").map(ResponseMatcher::compile).transpose()?,
+            status: status_text(h.get("status_code"))?,
+            routes: context(compile_routes(h.get("routes")), format_args!("{what} {i}"))?,
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Debug)]
@@ -25,24 +48,7 @@ pub struct Intercept(Vec<HandleResponse>);
 
 impl Intercept {
     pub fn compile(m: &Map<String, Value>) -> Result<Intercept> {
-        let mut out = Vec::new();
-        for (i, h) in m
-            .get("handle_response")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            out.push(HandleResponse {
-                matcher: h.get("match").map(ResponseMatcher::compile).transpose()?,
-                status: status_text(h.get("status_code"))?,
-                routes: context(
-                    compile_routes(h.get("routes")),
-                    format_args!("handle_response {i}"),
-                )?,
-            });
-        }
-        Ok(Intercept(out))
+        Ok(Intercept(compile_handle_response(m, "handle_response")?))
     }
 
     /// Called with the response a later handler wrote; returns how the chain ends now.

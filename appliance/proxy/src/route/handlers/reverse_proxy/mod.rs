@@ -27,8 +27,9 @@ use serde_json::{Map, Value};
 use super::super::ctx::{Ctx, HandlerError};
 use super::super::exec::{run, Flow};
 use super::super::placeholder::replace_all;
-use super::super::{compile_routes, context, duration, err, str_list, Result, Route};
-use super::headers::{HeaderOps, Headers, ResponseMatcher};
+use super::super::{context, duration, err, str_list, Result};
+use super::headers::Headers;
+use super::intercept::{compile_handle_response, HandleResponse};
 use super::rewrite::Rewrite;
 use super::static_response::status_text;
 use crate::http1::client::{write_request_head, RequestBody, ResponseHead};
@@ -157,14 +158,6 @@ impl Transport {
         }
         Ok(t)
     }
-}
-
-/// One `handle_response` entry.
-#[derive(Debug)]
-struct HandleResponse {
-    matcher: Option<ResponseMatcher>,
-    status: Option<String>,
-    routes: Vec<Route>,
 }
 
 #[derive(Debug)]
@@ -334,23 +327,7 @@ impl ReverseProxy {
             m.get("trusted_proxies"),
             "trusted_proxies",
         )?)?;
-        let mut handle_response = Vec::new();
-        for (i, h) in m
-            .get("handle_response")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            handle_response.push(HandleResponse {
-                matcher: h.get("match").map(ResponseMatcher::compile).transpose()?,
-                status: status_text(h.get("status_code"))?,
-                routes: context(
-                    compile_routes(h.get("routes")),
-                    format_args!("provisioning response handler {i}"),
-                )?,
-            });
-        }
+        let handle_response = compile_handle_response(m, "provisioning response handler")?;
         let transport = Transport::compile(m.get("transport"))?;
         let request_buffers = m
             .get("request_buffers")
@@ -515,7 +492,7 @@ impl ReverseProxy {
         let version = ctx.proto.strip_prefix("HTTP/").unwrap_or("1.1");
         hdr.add("Via", &format!("{version} Caddy"));
         if let Some(ops) = self.headers.as_ref().and_then(Headers::request_ops) {
-            apply_request_ops(ops, &mut hdr, &mut host, ctx);
+            ops.apply_to_request(&mut hdr, &mut host, ctx);
         }
         let gzip = self.transport.compression
             && hdr.get("Accept-Encoding").is_empty()
@@ -775,22 +752,6 @@ fn set_upstream_placeholders(dial: &str, ctx: &mut Ctx<'_, '_>) {
     );
     ctx.set_capture("http.reverse_proxy.upstream.host".into(), host);
     ctx.set_capture("http.reverse_proxy.upstream.port".into(), port);
-}
-
-/// Caddy's `ApplyToRequest` on the proxied copy of the request (with `Host` through r.Host).
-fn apply_request_ops(ops: &HeaderOps, hdr: &mut HeaderMap, host: &mut String, ctx: &Ctx<'_, '_>) {
-    let had_host = hdr.raw("Host").map(<[String]>::to_vec);
-    hdr.add("Host", host);
-    ops.apply(hdr, ctx);
-    *host = hdr
-        .raw("Host")
-        .and_then(|v| v.last())
-        .cloned()
-        .unwrap_or_default();
-    match had_host {
-        Some(v) => hdr.set_raw("Host".into(), v),
-        None => hdr.del("Host"),
-    }
 }
 
 /// Go's `upgradeType`: the lower-cased `Upgrade` value when `Connection` asks for it.
