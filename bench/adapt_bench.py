@@ -31,9 +31,9 @@ from benchlib import (
     md_table,
     median,
     parse_args,
+    publish,
     ratio,
     run_measured,
-    write_section,
     zeroserve_binary,
 )
 
@@ -308,9 +308,7 @@ def main() -> None:
             body = report(args.rounds, lines, results)
     except BenchError as exc:
         fail(str(exc))
-    print(body)
-    if not args.no_doc:
-        write_section("adapt", "Caddyfile front end: `zeroserve adapt` vs `caddy adapt`", body)
+    publish(body, args, "adapt", "Caddyfile front end: `zeroserve adapt` vs `caddy adapt`")
 
 
 if __name__ == "__main__":

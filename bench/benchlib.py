@@ -412,6 +412,13 @@ def machine_line() -> str:
     )
 
 
+def publish(body: str, args: argparse.Namespace, key: str, title: str) -> None:
+    """Print a script's report and, unless --no-doc, put it in its section of docs/BENCHMARKS.md."""
+    print(body)
+    if not args.no_doc:
+        write_section(key, title, body)
+
+
 def write_section(key: str, title: str, body: str) -> None:
     """Replace (or append) one script's section of docs/BENCHMARKS.md, leaving the others."""
     start, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"

@@ -46,11 +46,11 @@ from benchlib import (
     on_cpu,
     parse_args,
     parse_wrk,
+    publish,
     ratio,
     require_tools,
     running,
     wait_port,
-    write_section,
 )
 
 CONNECTIONS = 64
@@ -267,9 +267,7 @@ def main() -> None:
             body = report(results, args)
     except (BenchError, OSError, http.client.HTTPException) as exc:
         fail(str(exc))
-    print(body)
-    if not args.no_doc:
-        write_section("cache", "Response cache: zeroserve `cache` vs Caddy uncached", body)
+    publish(body, args, "cache", "Response cache: zeroserve `cache` vs Caddy uncached")
 
 
 if __name__ == "__main__":

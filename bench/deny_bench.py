@@ -38,7 +38,7 @@ from benchlib import (
     md_table,
     median,
     parse_args,
-    write_section,
+    publish,
 )
 from zeroserve.datapath import build, libbpf, pins
 from zeroserve.datapath.xdp import XdpFeatures, XdpLayer
@@ -320,9 +320,7 @@ def main() -> None:
     corpus = make_corpus(args.prefixes, args.seed)
     baseline, scopes = measure(args, corpus, make_corpus6(args.prefixes6, args.seed))
     body = report(args, corpus, baseline, scopes)
-    print(body)
-    if not args.no_doc:
-        write_section("deny", "XDP deny path", body)
+    publish(body, args, "deny", "XDP deny path")
 
 
 if __name__ == "__main__":

@@ -48,11 +48,11 @@ from benchlib import (
     parse_args,
     parse_wrk,
     percentile,
+    publish,
     require_tools,
     rss_kib,
     server_argv,
     tool_version,
-    write_section,
 )
 from zeroserve.datapath import attach, libbpf
 
@@ -491,9 +491,7 @@ def main() -> None:
             flood = flood_rounds(star, config, scratch, args, lua)
             reload = reloads(star, config, scratch, args.appliance_config, lua)
     body = report(args, flood, reload)
-    print(body)
-    if not args.no_doc:
-        write_section("edge", "Edge layers", body)
+    publish(body, args, "edge", "Edge layers")
 
 
 if __name__ == "__main__":

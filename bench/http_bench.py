@@ -62,13 +62,13 @@ from benchlib import (
     parse_args,
     parse_wrk,
     percentile,
+    publish,
     raise_fd_limit,
     ratio,
     require_tools,
     rss_kib,
     running,
     tool_version,
-    write_section,
     zeroserve_binary,
 )
 
@@ -776,9 +776,7 @@ def main() -> None:
     except (BenchError, OSError, http.client.HTTPException) as exc:
         # Caddy, the reference, misbehaving (or the machine refusing) ends the run plainly.
         fail(str(exc))
-    print(body)
-    if not args.no_doc:
-        write_section("http", "HTTP engine: zeroserve vs Caddy", body)
+    publish(body, args, "http", "HTTP engine: zeroserve vs Caddy")
 
 
 if __name__ == "__main__":

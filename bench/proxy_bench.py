@@ -48,12 +48,12 @@ from benchlib import (
     median,
     on_cpu,
     parse_args,
+    publish,
     ratio,
     require_tools,
     running,
     tool_version,
     wait_port,
-    write_section,
 )
 from http_bench import (
     BUDGET,
@@ -321,9 +321,7 @@ def main() -> None:
             body = report(res, args)
     except (BenchError, OSError, http.client.HTTPException) as exc:
         fail(str(exc))
-    print(body)
-    if not args.no_doc:
-        write_section("proxy", "reverse_proxy: zeroserve vs Caddy to a local nginx", body)
+    publish(body, args, "proxy", "reverse_proxy: zeroserve vs Caddy to a local nginx")
 
 
 if __name__ == "__main__":

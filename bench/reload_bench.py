@@ -40,9 +40,9 @@ from benchlib import (
     parse_args,
     parse_wrk,
     percentile,
+    publish,
     require_tools,
     running,
-    write_section,
     zeroserve_binary,
 )
 
@@ -280,9 +280,7 @@ def main() -> None:
             body = report(args, rounds, missing)
     except BenchError as exc:
         fail(str(exc))
-    print(body)
-    if not args.no_doc:
-        write_section("reload", "Reloads under load: zeroserve vs Caddy", body)
+    publish(body, args, "reload", "Reloads under load: zeroserve vs Caddy")
 
 
 if __name__ == "__main__":
