@@ -94,32 +94,8 @@ impl<'a> Exec<'a> {
                         self.out.push_str(&v.to_text());
                     }
                 }
-                Node::If(b) => {
-                    let mark = self.vars.len();
-                    let v = self.pipe(&b.pipe, dot)?;
-                    let flow = if v.truth() {
-                        self.list(&b.list, dot)?
-                    } else if let Some(e) = &b.else_list {
-                        self.list(e, dot)?
-                    } else {
-                        Flow::Normal
-                    };
-                    self.vars.truncate(mark);
-                    if !matches!(flow, Flow::Normal) {
-                        return Ok(flow);
-                    }
-                }
-                Node::With(b) => {
-                    let mark = self.vars.len();
-                    let v = self.pipe(&b.pipe, dot)?;
-                    let flow = if v.truth() {
-                        self.list(&b.list, &v)?
-                    } else if let Some(e) = &b.else_list {
-                        self.list(e, dot)?
-                    } else {
-                        Flow::Normal
-                    };
-                    self.vars.truncate(mark);
+                Node::If(b) | Node::With(b) => {
+                    let flow = self.if_or_with(b, dot, matches!(n, Node::With(_)))?;
                     if !matches!(flow, Flow::Normal) {
                         return Ok(flow);
                     }
@@ -157,6 +133,21 @@ impl<'a> Exec<'a> {
             }
         }
         Ok(Flow::Normal)
+    }
+
+    /// Go's `walkIfOrWith`: `with` runs its body with the pipeline's value as the dot.
+    fn if_or_with(&mut self, b: &Branch, dot: &Val, with: bool) -> Result<Flow, Fail> {
+        let mark = self.vars.len();
+        let v = self.pipe(&b.pipe, dot)?;
+        let flow = if v.truth() {
+            self.list(&b.list, if with { &v } else { dot })?
+        } else if let Some(e) = &b.else_list {
+            self.list(e, dot)?
+        } else {
+            Flow::Normal
+        };
+        self.vars.truncate(mark);
+        Ok(flow)
     }
 
     fn range(&mut self, b: &Branch, dot: &Val) -> Result<(), Fail> {
