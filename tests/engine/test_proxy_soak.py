@@ -12,7 +12,6 @@ import resource
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
@@ -20,6 +19,7 @@ import pytest
 
 from tests.engine.conftest import server_config, with_listen
 from tests.engine.test_reverse_proxy import read_head
+from tests.engine.wire import serve_each
 
 CLIENTS = 10_000
 
@@ -145,15 +145,7 @@ def ws_echo_upstream() -> tuple[socket.socket, str]:
                 del buf[: 6 + n]
                 c.sendall(bytes([0x81, len(text)]) + text)
 
-    def serve() -> None:
-        while True:
-            try:
-                c, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=session, args=(c,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
+    serve_each(listener, session)
     return listener, f"127.0.0.1:{listener.getsockname()[1]}"
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.engine.conftest import server_config
-from tests.engine.wire import exchange
+from tests.engine.wire import exchange, serve_each
 from tests.support import free_port
 
 
@@ -395,18 +395,12 @@ def test_same_bytes_as_caddy(servers, name: str, response: bytes) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     dial = f"127.0.0.1:{listener.getsockname()[1]}"
 
-    def serve() -> None:
-        while True:
-            try:
-                c, _ = listener.accept()
-            except OSError:
-                return
-            with c:
-                buf = bytearray()
-                if read_head(c, buf) is not None:
-                    c.sendall(response)
+    def answer(c: socket.socket) -> None:
+        with c:
+            if read_head(c, bytearray()) is not None:
+                c.sendall(response)
 
-    threading.Thread(target=serve, daemon=True).start()
+    serve_each(listener, answer, threaded=False)
     try:
         caddy_port, engine_port = servers.ports(proxy_to(dial))
         for req in [b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n", b"GET /x HTTP/1.0\r\nHost: t\r\n\r\n"]:
@@ -423,26 +417,21 @@ def test_upgrade_tunnels_both_ways_like_caddy(servers) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     dial = f"127.0.0.1:{listener.getsockname()[1]}"
 
-    def serve() -> None:
-        while True:
-            try:
-                c, _ = listener.accept()
-            except OSError:
+    def answer(c: socket.socket) -> None:
+        with c:
+            buf = bytearray()
+            if read_head(c, buf) is None:
                 return
-            with c:
-                buf = bytearray()
-                if read_head(c, buf) is None:
-                    continue
-                c.sendall(
-                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                    b"Connection: Upgrade\r\nSec-Websocket-Accept: abc\r\n\r\nhello"
-                )
-                if buf:
-                    c.sendall(b"echo:" + bytes(buf))
-                while (data := c.recv(65536)) and data != b"bye":
-                    c.sendall(b"echo:" + data)
+            c.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-Websocket-Accept: abc\r\n\r\nhello"
+            )
+            if buf:
+                c.sendall(b"echo:" + bytes(buf))
+            while (data := c.recv(65536)) and data != b"bye":
+                c.sendall(b"echo:" + data)
 
-    threading.Thread(target=serve, daemon=True).start()
+    serve_each(listener, answer, threaded=False)
     head = (
         b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
         b"Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -687,15 +676,7 @@ def test_unix_socket_upstream_like_caddy(servers, tmp_path) -> None:
                 body = head.split(b"\r\n")[0]
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
-    def serve() -> None:
-        while True:
-            try:
-                c, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=answer, args=(c,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
+    serve_each(listener, answer)
     errors = {
         "routes": [{"handle": [{"handler": "static_response", "body": "{http.error.message}"}]}]
     }
@@ -745,15 +726,7 @@ def test_response_buffers_hold_the_head_like_caddy(servers) -> None:
             c.sendall(b"6\r\n world\r\n0\r\n\r\n")
             time.sleep(0.2)
 
-    def serve() -> None:
-        while True:
-            try:
-                c, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=answer, args=(c,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
+    serve_each(listener, answer)
 
     def fetch(port: int) -> tuple[bool, bytes]:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 DATE = re.compile(rb"\r\nDate: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT")
@@ -72,3 +74,23 @@ def both_exchanges(
     caddy_port, engine_port = ports
     want = exchange(caddy_port, payload).normalized()
     return exchange(engine_port, payload).normalized(), want
+
+
+def serve_each(
+    listener: socket.socket, handle: Callable[[socket.socket], None], threaded: bool = True
+) -> None:
+    """Hand every connection the listener accepts to handle (each on a thread of its own, or
+    one after another), from a daemon thread that ends when the listener is closed."""
+
+    def accept_loop() -> None:
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            if threaded:
+                threading.Thread(target=handle, args=(c,), daemon=True).start()
+            else:
+                handle(c)
+
+    threading.Thread(target=accept_loop, daemon=True).start()
