@@ -480,6 +480,41 @@ def test_retry_resends_only_a_buffered_body_like_caddy(servers, reading_upstream
     assert results[(-1, 200_000)][0][1] == b"200000:200000"
 
 
+def late_body_post(port: int, body: bytes) -> int:
+    """A POST whose body follows its head late, after the upstream has already gone."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body))
+        time.sleep(0.3)
+        try:
+            sock.sendall(body)
+        except OSError:
+            pass
+        return int(sock.recv(65536).split(b" ", 2)[1])
+
+
+def test_retry_fails_once_an_attempt_began_even_before_any_body_arrived(
+    servers, reading_upstream
+):
+    """Go closes the client's body as soon as an attempt on a live connection starts
+    writing, whether or not any of it had arrived: the retry is a 502 in both."""
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    try:
+        config = proxy([f"127.0.0.1:{sink.server_address[1]}", reading_upstream], {})
+        config["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]["load_balancing"] = {
+            "selection_policy": {"policy": "round_robin"},
+            "retries": 1,
+            "retry_match": [{"method": ["POST"]}],
+        }
+        caddy, engine = servers.ports(config)
+        assert [late_body_post(p, b"x" * 1000) for p in (caddy, engine)] == [502, 502]
+    finally:
+        sink.shutdown()
+        sink.server_close()
+
+
 def test_response_retries_used_up_answer_an_error_like_caddy(servers):
     """A response retry_match still matches when no retry is left: Caddy answers its status
     as an error (empty body, no upstream headers), not the upstream's response."""

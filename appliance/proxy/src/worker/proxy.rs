@@ -445,11 +445,13 @@ impl Worker {
         }
         // Forward the client's body as far as the upstream's queue allows.
         if !trip.request_done && u.output.len() < OUTPUT_HIGH_WATER {
+            // Go's transport closes the client's body once an attempt on a live connection
+            // starts writing, however little it read: a retry cannot send it again.
+            p.done[index].body_spent |= p.client_body.is_some();
             match &mut p.client_body {
                 None => trip.request_done = true,
                 Some(Discard::Length(left)) => {
                     let take = (*left).min(conn.input.len() as u64) as usize;
-                    p.done[index].body_spent |= take > 0;
                     u.output.extend_from_slice(&conn.input[..take]);
                     conn.input.drain(..take);
                     *left -= take as u64;
@@ -468,7 +470,6 @@ impl Worker {
                         }
                     }) {
                         Ok(prog) => {
-                            p.done[index].body_spent |= prog.consumed > 0;
                             conn.input.drain(..prog.consumed);
                             if prog.done {
                                 u.output.extend_from_slice(b"0\r\n\r\n");

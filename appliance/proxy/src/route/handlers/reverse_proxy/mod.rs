@@ -272,8 +272,8 @@ pub struct Invocation {
     /// The upstream of the last attempt, and how long its response head took.
     pub host: Option<Arc<hosts::Host>>,
     pub latency: Duration,
-    /// Some of the client's body went to an upstream and is gone: like Go's consumed
-    /// request body, it cannot be sent again.
+    /// An attempt on a live connection began sending the client's body, which is then
+    /// gone: like Go's closed request body, it cannot be sent again.
     pub body_spent: bool,
 }
 
