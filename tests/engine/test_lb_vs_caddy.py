@@ -494,9 +494,7 @@ def late_body_post(port: int, body: bytes) -> int:
         return int(sock.recv(65536).split(b" ", 2)[1])
 
 
-def test_retry_fails_once_an_attempt_began_even_before_any_body_arrived(
-    servers, reading_upstream
-):
+def test_retry_fails_once_an_attempt_began_even_before_any_body_arrived(servers, reading_upstream):
     """Go closes the client's body as soon as an attempt on a live connection starts
     writing, whether or not any of it had arrived: the retry is a 502 in both."""
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
