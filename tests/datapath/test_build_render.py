@@ -22,7 +22,7 @@ def test_render_inlines_local_headers_once_with_line_markers(layout):
     assert lines.count('#line 1 "maps.h"') == 1, "maps.h is included by several headers"
     assert '#include "' not in src
     assert "#include <uapi/linux/bpf.h>" in lines
-    assert f'#define ZS_PIN_DIR "{layout.hook_dir("xdp")}"' in lines
+    assert f'#define ZS_PIN_DIR "{layout.fresh_dir("xdp")}"' in lines
     assert "#define ZS_FEATURE_DENY_V6 1" in lines
 
 

@@ -68,7 +68,7 @@ def load(
         layout.remove_stale_versions()
         layout.prepare(hook)
         _drop_mismatched_pins(hook, shapes, layout, groups)
-        built = build.build(source, programs, layout)
+        built = build.build(source, programs, layout, hook=hook)
         layout.remove_unused(hook, set(shapes))
         maps = {name: libbpf.Map.open_pinned(layout.map_path(hook, name)) for name in shapes}
     return built, maps

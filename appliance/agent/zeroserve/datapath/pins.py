@@ -7,8 +7,12 @@ layout against the program that reuses it, so LAYOUT_VERSION must change
 whenever a struct in appliance/bpf/include/structs.h or a map definition changes;
 old versions are then unused and `remove_stale_versions` unlinks them.
 
-Programs are pinned only briefly, in a hand-off directory, to pass them from the
-build child to the agent (see build.py).
+The rendered programs do not pin into the hook directory themselves: bcc would
+reopen an existing pin by map id (BPF_MAP_GET_FD_BY_ID, which needs CAP_SYS_ADMIN,
+not the CAP_BPF the unit grants). They pin into an empty directory of fresh maps,
+and the build child points the programs at the hook's pins, opened by path (see
+build.py). Programs are pinned only briefly, in a hand-off directory, to pass them
+from the build child to the agent. Both directories sit under `handoff/`.
 
 Beside the versions: `owner` (the running agent's claim) and `sysctls`, the
 namespace settings SYN cookies replaced (syncookie.py), which outlive the layout.
@@ -91,6 +95,10 @@ class PinLayout:
 
     def handoff_dir(self, nonce: str) -> Path:
         return self.base / "handoff" / nonce
+
+    def fresh_dir(self, hook: str) -> Path:
+        """Where a build of the hook's programs pins the maps bcc makes (ZS_PIN_DIR)."""
+        return self.base / "handoff" / f"maps-{hook}"
 
     def prepare(self, hook: str) -> Path:
         """Create the hook's pin directory (bcc pins maps into it but does not mkdir)."""

@@ -37,7 +37,7 @@ class SockFeatures:
 
 def render_sock(features: SockFeatures, layout: PinLayout) -> str:
     return render.render(
-        ENTRY_TEMPLATE, pin_dir=str(layout.hook_dir(HOOK)), defines=features.defines()
+        ENTRY_TEMPLATE, pin_dir=str(layout.fresh_dir(HOOK)), defines=features.defines()
     )
 
 

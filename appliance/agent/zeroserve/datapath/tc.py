@@ -61,7 +61,7 @@ class TcFeatures:
 
 def render_tc(features: TcFeatures, layout: PinLayout) -> str:
     return render.render(
-        ENTRY_TEMPLATE, pin_dir=str(layout.hook_dir(HOOK)), defines=features.defines()
+        ENTRY_TEMPLATE, pin_dir=str(layout.fresh_dir(HOOK)), defines=features.defines()
     )
 
 

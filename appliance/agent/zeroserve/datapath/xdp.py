@@ -210,7 +210,7 @@ def _plan_entries(plan: XdpPlan) -> list[deny.Entry]:
 
 def render_xdp(features: XdpFeatures, layout: PinLayout) -> str:
     return render.render(
-        ENTRY_TEMPLATE, pin_dir=str(layout.hook_dir(HOOK)), defines=features.defines()
+        ENTRY_TEMPLATE, pin_dir=str(layout.fresh_dir(HOOK)), defines=features.defines()
     )
 
 
