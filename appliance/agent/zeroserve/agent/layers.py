@@ -199,6 +199,9 @@ class EdgeLayers:
             staged = self.edge.stage(plan, bool(plan.sock.dispatch))
         except StageError as err:
             raise EdgeError(f"{blame(plan, err.layer)}: {_first_line(str(err))}") from None
+        # BpfError and the like: pins that cannot be opened, made or moved.
+        except OSError as err:
+            raise EdgeError(f"{blame(plan, None)}: edge layers: {err}") from None
         self.timing.stage_s = time.monotonic() - started
         return staged
 

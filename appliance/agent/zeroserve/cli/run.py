@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zeroserve.cli.adapt import load_config
 from zeroserve.cli.command import Command, CommandError
@@ -12,6 +12,7 @@ from zeroserve.cli.output import log_line
 
 if TYPE_CHECKING:
     from zeroserve.agent.layers import EdgeLayers
+    from zeroserve.agent.runner import Agent
     from zeroserve.plan import ApplianceConfig
 
 
@@ -45,16 +46,18 @@ def edge_layers(appliance: ApplianceConfig | None) -> EdgeLayers | None:
     return None
 
 
-def run(args: argparse.Namespace) -> int:
-    from zeroserve.agent.layers import EdgeError
+def started_agent(
+    args: argparse.Namespace,
+    config: dict[str, Any],
+    appliance: ApplianceConfig | None,
+    edge: EdgeLayers | None,
+) -> Agent:
+    """The agent serving config; raises EdgeError where the edge layers fail (the agent
+    has then closed them and stopped what it started)."""
     from zeroserve.agent.runner import Agent
-    from zeroserve.agent.sdnotify import notify
-    from zeroserve.cli.plan import appliance_config, line_index
+    from zeroserve.cli.plan import line_index
     from zeroserve.engine import EngineError
 
-    config = load_config(args.config, args.adapter)
-    appliance = appliance_config(args.appliance_config)
-    edge = None if args.no_edge else edge_layers(appliance)
     try:
         agent = Agent(
             config,
@@ -65,10 +68,30 @@ def run(args: argparse.Namespace) -> int:
             appliance.cache if appliance is not None else None,
         )
         agent.start()
-    except (EngineError, EdgeError) as exc:
+    except EngineError as exc:
         raise CommandError(f"loading config: {exc}") from None
     except OSError as exc:
         raise CommandError(f"starting: {exc}") from None
+    return agent
+
+
+def run(args: argparse.Namespace) -> int:
+    from zeroserve.agent.layers import EdgeError
+    from zeroserve.agent.sdnotify import notify
+    from zeroserve.cli.plan import appliance_config
+
+    config = load_config(args.config, args.adapter)
+    appliance = appliance_config(args.appliance_config)
+    edge = None if args.no_edge else edge_layers(appliance)
+    try:
+        agent = started_agent(args, config, appliance, edge)
+    except EdgeError as exc:
+        # As where BPF cannot run at all (edge_layers): the sites matter more than the
+        # filters in front of them, so a kernel that refuses the programs, their maps or
+        # their hooks leaves the engine serving every rule itself.
+        log_line("warn", "edge layers disabled; serving without them", reason=str(exc))
+        edge = None
+        agent = started_agent(args, config, appliance, edge)
     if edge is not None:
         for left in edge.cleaned:
             log_line("warn", "removed edge program left by a stopped agent", hook=left)

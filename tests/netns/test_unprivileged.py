@@ -1,0 +1,178 @@
+"""The agent as the appliance's unit runs it: an unprivileged user holding only the
+capabilities systemd grants it, over a bpffs that outlives the agent, so a restart
+finds the maps the last run pinned (its own, 0600) and reopens them without
+CAP_SYS_ADMIN. Where the kernel refuses the edge layers at start, the engine serves
+without them and the log says why.
+
+Each agent is entered with `ip netns exec`, which gives it a mount namespace of its
+own; the one bpffs of the test is bound at /sys/fs/bpf in each, as systemd-nspawn
+does for the fleet's containers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.netns.conftest import http_get
+from tests.netns.test_agent import ADMIN_PORT, start_agent, status
+from zeroserve.datapath import attach
+from zeroserve.datapath.capabilities import CAP_SYS_ADMIN
+from zeroserve.datapath.pins import LAYOUT_VERSION
+
+pytestmark = pytest.mark.netns
+
+SERVICE_UID = 64_123  # no account: setpriv takes ids, and nothing here resolves names
+# The unit's capabilities (playbooks/roles/zeroserve/defaults/main.yml).
+UNIT_CAPS = ("bpf", "perfmon", "net_admin", "net_bind_service")
+CADDYFILE = f"""\
+{{
+\tadmin 127.0.0.1:{ADMIN_PORT}
+}}
+
+:8080 {{
+\t@blocked remote_ip 198.18.2.0/24
+\tabort @blocked
+\trespond "ok"
+}}
+"""
+
+
+@pytest.fixture
+def service_dir() -> Iterator[Path]:
+    """A directory the service's user may read (pytest's tmp_path is root's alone),
+    holding the Caddyfile, the user's home and the mount point of a bpffs, prepared as
+    the unit's ExecStartPre leaves it: traversable, with a pin root the user owns."""
+    path = Path(tempfile.mkdtemp(prefix="zs-unpriv-"))
+    bpffs = path / "bpffs"
+    mounted = False
+    try:
+        path.chmod(0o755)
+        (path / "Caddyfile").write_text(CADDYFILE)
+        (path / "Caddyfile").chmod(0o644)
+        (path / "home").mkdir()
+        os.chown(path / "home", SERVICE_UID, SERVICE_UID)
+        bpffs.mkdir()
+        subprocess.run(["mount", "-t", "bpf", "bpf", str(bpffs)], check=True)
+        mounted = True
+        bpffs.chmod(0o711)
+        (bpffs / "zeroserve").mkdir(mode=0o750)
+        os.chown(bpffs / "zeroserve", SERVICE_UID, SERVICE_UID)
+        yield path
+    finally:
+        # The agents have exited (each test waits for them): their programs are off the
+        # hooks, so unmounting drops the last references to the pinned maps.
+        if mounted:
+            subprocess.run(["umount", str(bpffs)], check=True)
+        shutil.rmtree(path)
+
+
+def as_service(ns: str, service_dir: Path, caps: tuple[str, ...]) -> list[str]:
+    """The prefix that runs a command in ns as the service's user with caps alone
+    (inheritable, ambient and bounding: what AmbientCapabilities= and
+    CapabilityBoundingSet= make), with the test's bpffs at /sys/fs/bpf."""
+    listed = ",".join(f"+{c}" for c in caps)
+    script = 'mount --bind "$0/bpffs" /sys/fs/bpf && HOME="$0/home" exec "$@"'
+    setpriv = [
+        "setpriv",
+        f"--reuid={SERVICE_UID}",
+        f"--regid={SERVICE_UID}",
+        "--clear-groups",
+        f"--inh-caps=-all,{listed}",
+        f"--ambient-caps={listed}",
+        f"--bounding-set=-all,{listed}",
+    ]
+    return ["ip", "netns", "exec", ns, "sh", "-c", script, str(service_dir), *setpriv]
+
+
+def stop(proc: subprocess.Popen) -> str:
+    """SIGTERM, as systemd stops the unit; the agent's stderr."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    return err
+
+
+def effective(pid: int) -> tuple[int, int]:
+    """The process's effective uid and capability mask."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["Uid"].split()[1]), int(fields["CapEff"].strip(), 16)
+
+
+def abort_rule(ns: str) -> dict:
+    (rule,) = [r for r in status(ns)["rules"] if r["what"].startswith("abort")]
+    return rule
+
+
+def test_restart_over_pins_without_cap_sys_admin(star, zeroserve_bin, service_dir):
+    caddyfile = service_dir / "Caddyfile"
+    enter = as_service(star.hub, service_dir, UNIT_CAPS)
+    client, attacker = star.spokes["client"], star.spokes["attacker"]
+    pins = service_dir / "bpffs" / "zeroserve" / f"v{LAYOUT_VERSION}"
+
+    first = start_agent(star.hub, zeroserve_bin, caddyfile, enter=enter)
+    try:
+        uid, caps = effective(first.pid)
+        assert uid == SERVICE_UID and not caps >> CAP_SYS_ADMIN & 1
+        edge = status(star.hub)
+        assert sorted(edge["interfaces"]) == ["zsh1", "zsh2"]
+        assert edge["programs"]["xdp"] and edge["programs"]["sk_lookup"]
+        assert http_get(client.ns, f"http://{client.hub_addr}:8080/") == "ok"
+        assert http_get(attacker.ns, f"http://{attacker.hub_addr}:8080/", timeout=0.5) is None
+        dropped = abort_rule(star.hub)["dropped"]["packets"]
+        assert dropped >= 1, "the attacker's SYN was dropped at XDP"
+    finally:
+        err = stop(first)
+    assert "edge layers attached" in err
+    assert set(attach.xdp_prog_id(s.hub_index, star.hub) for s in star.spokes.values()) == {0}
+    owned = [pins / "sock" / "zs_socks", pins / "xdp" / "zs_rule_stats"]
+    assert all(p.exists() and p.stat().st_uid == SERVICE_UID for p in owned)
+    assert not os.listdir(pins / "handoff"), "no fresh maps or hand-off pins left"
+
+    second = start_agent(star.hub, zeroserve_bin, caddyfile, enter=enter)
+    try:
+        edge = status(star.hub)
+        assert sorted(edge["interfaces"]) == ["zsh1", "zsh2"]
+        assert http_get(client.ns, f"http://{client.hub_addr}:8080/") == "ok"
+        # The counters of the first run: its pinned maps, reopened, not made anew.
+        assert abort_rule(star.hub)["dropped"]["packets"] >= dropped
+        assert http_get(attacker.ns, f"http://{attacker.hub_addr}:8080/", timeout=0.5) is None
+        assert abort_rule(star.hub)["dropped"]["packets"] > dropped
+    finally:
+        err = stop(second)
+    assert "edge layers attached" in err
+    assert "edge layers disabled" not in err and "Traceback" not in err
+
+
+def test_edge_layers_refused_at_start_leave_the_engine_serving(star, zeroserve_bin, service_dir):
+    # Without CAP_PERFMON the verifier refuses the XDP program's packet parsing (pointer
+    # arithmetic with a variable offset): the kernel's refusal, at start.
+    caps = tuple(c for c in UNIT_CAPS if c != "perfmon")
+    cmd = [*as_service(star.hub, service_dir, caps), str(zeroserve_bin), "run"]
+    cmd += ["-c", str(service_dir / "Caddyfile"), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    client, attacker = star.spokes["client"], star.spokes["attacker"]
+    try:
+        body = None
+        deadline = time.monotonic() + 60
+        while body is None and time.monotonic() < deadline and proc.poll() is None:
+            body = http_get(client.ns, f"http://{client.hub_addr}:8080/")
+        assert body == "ok", proc.stderr.read()[-2000:] if proc.poll() is not None else body
+        assert status(star.hub) == {"enabled": False}
+        # The engine runs the rule the edge would have.
+        assert http_get(attacker.ns, f"http://{attacker.hub_addr}:8080/") is None
+    finally:
+        err = stop(proc)
+    warning = next(line for line in err.splitlines() if "edge layers disabled" in line)
+    assert "Caddyfile:7" in warning and "Permission denied" in warning
+    assert "Traceback" not in err and "edge layers attached" not in err
