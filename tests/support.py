@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,3 +24,39 @@ def clean_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     return env
+
+
+def zeroserve_run_argv(zeroserve_bin: Path, config: Path, workers: int = 1) -> list[str]:
+    """`zeroserve run` on the host without edge layers: the host's interfaces (and who else
+    holds them) are no test's business here; tests/netns covers the layers."""
+    return [
+        str(zeroserve_bin),
+        "run",
+        "--config",
+        str(config),
+        "--workers",
+        str(workers),
+        "--no-edge",
+    ]
+
+
+def spawn(argv: list[str]) -> subprocess.Popen:
+    """A server in a session of its own, so `stop` also reaches what it started."""
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=clean_env(),
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

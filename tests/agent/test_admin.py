@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_run import get, stop, wait_for
-from tests.support import clean_env, free_port
+from tests.cli.test_run import get, wait_for
+from tests.support import clean_env, free_port, spawn, stop, zeroserve_run_argv
 
 SITE = """{{
 \tadmin 127.0.0.1:{admin}
@@ -29,14 +29,7 @@ def instance(zeroserve_bin, tmp_path):
     ports = {"port": free_port(), "admin": free_port()}
     cfg = tmp_path / "Caddyfile"
     cfg.write_text(SITE.format(body="one", **ports))
-    proc = subprocess.Popen(
-        [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "1", "--no-edge"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=clean_env(),
-    )
+    proc = spawn(zeroserve_run_argv(zeroserve_bin, cfg))
     wait_for(f"http://127.0.0.1:{ports['port']}/", proc)
     try:
         yield proc, ports, tmp_path

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.agent.test_admin import admin
-from tests.cli.test_run import get, stop, wait_for
-from tests.support import clean_env, free_port
+from tests.cli.test_run import get, wait_for
+from tests.support import free_port, spawn, stop, zeroserve_run_argv
 
 SITE = """{{
 \tadmin 127.0.0.1:{admin}
@@ -77,16 +77,15 @@ def live_upstream() -> Iterator[int]:
         server.server_close()
 
 
+def _argv(name: str, caddy_bin: Path, zeroserve_bin: Path, cfg: Path) -> list[str]:
+    if name == "caddy":
+        return [str(caddy_bin), "run", "--config", str(cfg), "--adapter", "caddyfile"]
+    return zeroserve_run_argv(zeroserve_bin, cfg)
+
+
 def _serve(cmd: list[str], cfg: Path, site: str, ports: dict) -> subprocess.Popen:
     cfg.write_text(site.format(**ports))
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=clean_env(),
-    )
+    proc = spawn(cmd)
     wait_for(f"http://127.0.0.1:{ports['admin']}/config/", proc)
     return proc
 
@@ -113,11 +112,7 @@ def _both(zeroserve_bin, caddy_bin, tmp_path, live: int, site: str, paths: list[
     for name in ("caddy", "zeroserve"):
         ports = {"port": free_port(), "admin": free_port(), "dead": free_port(), "live": live}
         cfg = tmp_path / f"Caddyfile.{name}"
-        if name == "caddy":
-            cmd = [str(caddy_bin), "run", "--config", str(cfg), "--adapter", "caddyfile"]
-        else:
-            cmd = [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "1"]
-            cmd.append("--no-edge")
+        cmd = _argv(name, caddy_bin, zeroserve_bin, cfg)
         proc = _serve(cmd, cfg, site, ports)
         try:
             wait_for(f"http://127.0.0.1:{ports['port']}/", proc)
@@ -160,14 +155,7 @@ def test_upstreams_view_lists_nothing_without_proxies(zeroserve_bin, tmp_path):
         f"{{\n\tadmin 127.0.0.1:{ports['admin']}\n}}\n\n"
         f"http://:{ports['port']} {{\n\tbind 127.0.0.1\n\trespond ok\n}}\n"
     )
-    proc = subprocess.Popen(
-        [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "1", "--no-edge"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=clean_env(),
-    )
+    proc = spawn(zeroserve_run_argv(zeroserve_bin, cfg))
     try:
         wait_for(f"http://127.0.0.1:{ports['port']}/", proc)
         req = urllib.request.Request(f"http://127.0.0.1:{ports['admin']}/reverse_proxy/upstreams")
@@ -188,11 +176,7 @@ def test_reload_keeps_addresses_and_forgets_old_failures_like_caddy(
         ports = {"port": free_port(), "admin": free_port(), "dead": free_port()}
         ports["live"] = live_upstream
         cfg = tmp_path / f"Caddyfile.reload.{name}"
-        if name == "caddy":
-            cmd = [str(caddy_bin), "run", "--config", str(cfg), "--adapter", "caddyfile"]
-        else:
-            cmd = [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "1"]
-            cmd.append("--no-edge")
+        cmd = _argv(name, caddy_bin, zeroserve_bin, cfg)
         proc = _serve(cmd, cfg, SITE, ports)
         try:
             wait_for(f"http://127.0.0.1:{ports['port']}/", proc)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -12,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.support import REPO, clean_env, free_port
+from tests.support import REPO, clean_env, free_port, spawn, stop, zeroserve_run_argv
 
 
 def wait_for(url: str, proc: subprocess.Popen, deadline_s: float = 60.0) -> None:
@@ -47,16 +45,6 @@ def listener_pids(port: int) -> set[int]:
     return {int(p.split("=")[1]) for p in out.replace(",", " ").split() if p.startswith("pid=")}
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def test_run_serves_example_from_engine(zeroserve_bin, tmp_path):
     port = free_port()
     cfg = tmp_path / "Caddyfile"
@@ -66,14 +54,7 @@ def test_run_serves_example_from_engine(zeroserve_bin, tmp_path):
         "{\n", f"{{\n\tadmin 127.0.0.1:{free_port()}\n", 1
     )
     cfg.write_text(example)
-    proc = subprocess.Popen(
-        [str(zeroserve_bin), "run", "--config", str(cfg), "--workers", "2", "--no-edge"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=clean_env(),
-    )
+    proc = spawn(zeroserve_run_argv(zeroserve_bin, cfg, workers=2))
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(base + "/health", proc)
@@ -115,15 +96,7 @@ def test_run_names_the_admin_address_it_cannot_bind(zeroserve_bin, tmp_path):
     reason="port 8080 or 2019 is taken on this machine",
 )
 def test_make_run_serves_example_on_8080():
-    proc = subprocess.Popen(
-        ["make", "--no-print-directory", "run"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=clean_env(),
-    )
+    proc = spawn(["make", "--no-print-directory", "-C", str(REPO), "run"])
     try:
         wait_for("http://127.0.0.1:8080/health", proc, deadline_s=300)
         assert get("http://127.0.0.1:8080/")[::2] == (200, b"Hello from zeroserve!")
