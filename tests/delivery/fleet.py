@@ -7,6 +7,7 @@ a private bpffs. Ansible reaches the containers with the nsenter connection (no 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tarfile
 import threading
@@ -80,7 +81,13 @@ class Edge:
                 "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
                 f"--directory={root}", "--volatile=overlay", f"--machine={self.name}",
                 f"--network-namespace-path=/run/netns/{self.netns}",
-                "--capability=CAP_BPF,CAP_PERFMON", f"--bind={bpffs}:/sys/fs/bpf",
+                # With --network-namespace-path nspawn leaves CAP_NET_ADMIN out of the bounding
+                # set, and its seccomp filter refuses bpf() to the container's services (EPERM
+                # on the first map; seen on 252): the edge layers need both.
+                "--capability=CAP_BPF,CAP_PERFMON,CAP_NET_ADMIN", "--system-call-filter=bpf",
+                f"--bind={bpffs}:/sys/fs/bpf",
+                # bcc looks up the running kernel's headers (linked by tools/setup.sh).
+                f"--bind-ro=/lib/modules/{os.uname().release}",
                 "--console=passive",
             ],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -52,8 +52,29 @@ def fleet(tmp_path_factory, wheel):
 
 
 def caddyfile(release: str) -> str:
-    # Ansible templates this per host.
-    return ':80 {\n\trespond "{{ inventory_hostname }} ' + release + '"\n}\n'
+    # Ansible templates this per host. The deny rule (a documentation network, never a
+    # client here) puts an XDP program in front of the site, beside sk_lookup.
+    return (
+        ":80 {\n\t@denied remote_ip 203.0.113.0/24\n\tabort @denied\n"
+        '\trespond "{{ inventory_hostname }} ' + release + '"\n}\n'
+    )
+
+
+def assert_edge_layers_run(edge: Edge) -> None:
+    """The unit's current run (not an earlier one: the first is the image's own unit)
+    attached its edge layers and did not fall back to serving without them."""
+    invocation = edge.exec("systemctl", "show", "-P", "InvocationID", "zeroserve.service")
+    journal = edge.exec(
+        "journalctl", "-o", "cat", f"_SYSTEMD_INVOCATION_ID={invocation.stdout.strip()}"
+    )
+    assert "edge layers attached" in journal.stdout, journal.stdout[-2000:]
+    assert "edge layers disabled" not in journal.stdout, journal.stdout[-2000:]
+    live = "/opt/zeroserve/releases/$(cat /opt/zeroserve/deploy/release)/bin/zeroserve"
+    status = edge.exec("sh", "-c", f"{live} status")
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert any(ln.startswith("edge layers: xdp (") and "sk_lookup" in ln for ln in lines), lines
+    assert "interfaces: zs0" in lines, lines
 
 
 def deploy(fleet, tmp_path, wheel, release: str, host_vars: dict | None = None, **extra):
@@ -110,6 +131,7 @@ def test_first_deploy(fleet, tmp_path, wheel):
         assert get(f"http://{edge.address}:2020/healthz") == (200, b"ok")
         unit = edge.exec("systemctl", "show", "-P", "User,ActiveState", "zeroserve.service")
         assert unit.stdout.split() == ["zeroserve", "active"], unit
+        assert_edge_layers_run(edge)
 
 
 def test_second_run_changes_nothing(fleet, tmp_path, wheel):
@@ -137,6 +159,10 @@ def test_rolling_update_fails_no_request(fleet, tmp_path, wheel):
         assert balancer.bodies[edge.name] == {f"{edge.name} v1".encode(),
                                               f"{edge.name} v2".encode()}  # fmt: skip
     assert answers(fleet) == {e.name: f"{e.name} v2".encode() for e in fleet}
+    for edge in fleet:
+        # The restart found the last run's pinned maps and reopened them (by path: the
+        # unit has no CAP_SYS_ADMIN).
+        assert_edge_layers_run(edge)
 
 
 def test_broken_host_is_rolled_back_and_stops_the_rollout(fleet, tmp_path, wheel):

@@ -136,14 +136,20 @@ def test_rendered_unit_verifies(rendered):
     text = unit.read_text()
     for line in (
         "Type=notify",
-        "AmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_NET_BIND_SERVICE",
-        "CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_NET_BIND_SERVICE",
+        "AmbientCapabilities=CAP_BPF CAP_PERFMON CAP_NET_ADMIN CAP_NET_BIND_SERVICE",
+        "CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_NET_ADMIN CAP_NET_BIND_SERVICE",
         "SystemCallFilter=@system-service bpf",
         "LimitMEMLOCK=infinity",
         "ProtectSystem=strict",
         "ReadWritePaths=/sys/fs/bpf",
+        "ReadWritePaths=/proc/sys/net/ipv4/tcp_syncookies /proc/sys/net/ipv4/tcp_timestamps",
     ):
         assert line in text.splitlines(), line
+    # systemd 252's ProtectKernelTunables=yes would make the pin directory read-only.
+    # ProtectKernelModules=yes would hide the kernel headers bcc compiles against.
+    for key in ("ProtectKernelTunables=", "ProtectKernelModules="):
+        assert not any(line.startswith(key) for line in text.splitlines()), key
+    assert any(line.startswith("ReadOnlyPaths=/sys /proc/sys ") for line in text.splitlines())
     assert "ZEROSERVE_DEPLOY_ID=" in text
 
 
