@@ -33,6 +33,8 @@ use crate::route::ctx::{Ctx, HandlerError};
 use crate::route::exec::{serve, Outcome};
 use crate::route::handlers::cache::{take_capture, Capture, PARKED};
 use crate::route::handlers::encode::{StreamEncoder, StreamPlan};
+use crate::route::handlers::reverse_proxy::fastcgi::record::Decoder;
+use crate::route::handlers::reverse_proxy::fastcgi::BodyFraming;
 use crate::route::handlers::reverse_proxy::hosts::Host;
 use crate::route::handlers::reverse_proxy::{Call, Failure, Invocation, Peer, Target, Transport};
 use crate::route::Program;
@@ -95,6 +97,8 @@ pub struct Trip {
     pub relay: Option<Relay>,
     /// `response_buffers` of the handler (0: none, -1: the whole body).
     pub response_buffers: i64,
+    /// How the client's body is framed for the upstream.
+    pub framing: BodyFraming,
 }
 
 #[derive(Debug)]
@@ -295,7 +299,13 @@ impl Worker {
             return self.replay_after(i, call.index, false);
         }
         let body_data = p.body_data.clone();
-        let up = match self.up_take(&peer, i) {
+        // A FastCGI request never shares a connection (Caddy dials one per request).
+        let pooled = if target.fastcgi {
+            None
+        } else {
+            self.up_take(&peer, i)
+        };
+        let up = match pooled {
             Some(u) => u,
             None => match self.up_connect(peer.clone(), target.transport, i) {
                 Ok(u) => u,
@@ -325,23 +335,19 @@ impl Worker {
             host,
             interim_fields,
             response_buffers,
+            fastcgi,
             ..
         } = target;
+        let framing = BodyFraming::of(body, fastcgi);
         let u = self.ups[up].as_mut().expect("just taken");
+        if fastcgi {
+            u.fcgi = Some(Decoder::new(head_request));
+        }
         u.output.extend_from_slice(&head);
         let mut request_done = matches!(body, RequestBody::None | RequestBody::Empty);
         if let (false, Some(data)) = (request_done, body_data) {
-            if body == RequestBody::Chunked {
-                if !data.is_empty() {
-                    u.output
-                        .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                    u.output.extend_from_slice(&data);
-                    u.output.extend_from_slice(b"\r\n");
-                }
-                u.output.extend_from_slice(b"0\r\n\r\n");
-            } else {
-                u.output.extend_from_slice(&data);
-            }
+            framing.piece(&data, &mut u.output);
+            framing.end(&mut u.output);
             request_done = true;
         }
         let resend = (request_done && u.reused).then(|| u.output.clone());
@@ -369,6 +375,7 @@ impl Worker {
             resend,
             relay: None,
             response_buffers,
+            framing,
         }));
         self.flush(i)
     }
@@ -452,27 +459,22 @@ impl Worker {
                 None => trip.request_done = true,
                 Some(Discard::Length(left)) => {
                     let take = (*left).min(conn.input.len() as u64) as usize;
-                    u.output.extend_from_slice(&conn.input[..take]);
+                    trip.framing.piece(&conn.input[..take], &mut u.output);
                     conn.input.drain(..take);
                     *left -= take as u64;
                     if *left == 0 {
+                        trip.framing.end(&mut u.output);
                         p.client_body = None;
                         trip.request_done = true;
                     }
                 }
                 Some(Discard::Chunked(dec)) => {
-                    let out = &mut u.output;
-                    match dec.feed(&conn.input, |d| {
-                        if !d.is_empty() {
-                            out.extend_from_slice(format!("{:x}\r\n", d.len()).as_bytes());
-                            out.extend_from_slice(d);
-                            out.extend_from_slice(b"\r\n");
-                        }
-                    }) {
+                    let (out, framing) = (&mut u.output, trip.framing);
+                    match dec.feed(&conn.input, |d| framing.piece(d, out)) {
                         Ok(prog) => {
                             conn.input.drain(..prog.consumed);
                             if prog.done {
-                                u.output.extend_from_slice(b"0\r\n\r\n");
+                                framing.end(&mut u.output);
                                 p.client_body = None;
                                 trip.request_done = true;
                             }
@@ -1156,11 +1158,11 @@ impl Worker {
                 .expect("recv with buffer select names its buffer");
             let bufs = self.ring.buffers();
             if !up.closing {
-                up.input
-                    .extend_from_slice(bufs.filled(bid, c.result as usize));
+                up.take_input(bufs.filled(bid, c.result as usize), false);
             }
             bufs.recycle(bid);
         } else if c.result == 0 {
+            up.take_input(&[], true);
             up.eof = true;
         } else if c.result != -libc::ENOBUFS && c.result != -libc::ECANCELED {
             up.error = Some(-c.result);

@@ -9,6 +9,7 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crate::ring::OpId;
+use crate::route::handlers::reverse_proxy::fastcgi::record::Decoder;
 use crate::route::handlers::reverse_proxy::Peer;
 
 /// Why an upstream deadline exists.
@@ -49,6 +50,8 @@ pub struct UpConn {
     /// Recv cancelled while the client drains what was already read.
     pub read_paused: bool,
     pub deadline: Option<(Instant, Wait)>,
+    /// A FastCGI responder: its records are translated into `input` as they arrive.
+    pub fcgi: Option<Decoder>,
 }
 
 impl UpConn {
@@ -70,6 +73,25 @@ impl UpConn {
             reused: false,
             read_paused: false,
             deadline: None,
+            fcgi: None,
+        }
+    }
+
+    /// Takes bytes read from the upstream into `input` (through the FastCGI decoder for a
+    /// responder); `eof` when the upstream closed. A responder's broken output is a
+    /// protocol error, like a reset.
+    pub fn take_input(&mut self, data: &[u8], eof: bool) {
+        let Some(d) = &mut self.fcgi else {
+            self.input.extend_from_slice(data);
+            return;
+        };
+        let fed = if eof {
+            d.end(&mut self.input)
+        } else {
+            d.feed(data, &mut self.input)
+        };
+        if fed.is_err() {
+            self.error = Some(libc::EPROTO);
         }
     }
 

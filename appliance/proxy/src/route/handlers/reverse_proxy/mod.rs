@@ -14,6 +14,7 @@
 //! Several proxy handlers in one chain (`forward_auth` then `reverse_proxy`) each get their
 //! own invocation, counted in the order they run.
 
+pub mod fastcgi;
 pub mod health;
 pub mod hosts;
 pub mod select;
@@ -101,11 +102,15 @@ impl Transport {
         };
         let protocol = m.get("protocol").and_then(Value::as_str).unwrap_or("");
         if protocol == "fastcgi" {
-            // Caddy knows the module, so the config is fine: say the engine is what lacks it.
-            return err(
-                "loading transport: the 'fastcgi' transport (php_fastcgi) is not supported by \
-                 the engine",
-            );
+            // Caddy's FastCGI client: a connection per request, nothing asked of the body.
+            t.keep_alive = false;
+            t.compression = false;
+            if let Some(d) = opt_duration(m, "dial_timeout")? {
+                t.dial_timeout = d;
+            }
+            t.read_timeout = opt_duration(m, "read_timeout")?;
+            t.write_timeout = opt_duration(m, "write_timeout")?;
+            return Ok(t);
         }
         if protocol != "http" {
             return err(format!(
@@ -170,6 +175,8 @@ pub struct ReverseProxy {
     trusted_proxies: Vec<(IpAddr, u8)>,
     handle_response: Vec<HandleResponse>,
     pub transport: Transport,
+    /// The `fastcgi` transport's request settings (the HTTP transport when `None`).
+    fastcgi: Option<fastcgi::FastCgi>,
     /// `request_buffers`: read this much of the client's body before the round trip (-1:
     /// all of it); a body read whole is sent with its length and again on a retry.
     request_buffers: i64,
@@ -248,6 +255,9 @@ pub struct Target {
     pub interim_fields: HeaderMap,
     /// `response_buffers` (0: none, -1: the whole body).
     pub response_buffers: i64,
+    /// The upstream speaks FastCGI: `head` holds its records, the body goes in STDIN
+    /// records and the response comes back as records.
+    pub fastcgi: bool,
 }
 
 /// Why an attempt failed.
@@ -329,7 +339,15 @@ impl ReverseProxy {
         )?)?;
         let handle_response = compile_handle_response(m, "provisioning response handler")?;
         let transport = Transport::compile(m.get("transport"))?;
-        let request_buffers = m
+        let fastcgi = match m.get("transport") {
+            Some(Value::Object(t))
+                if t.get("protocol").and_then(Value::as_str) == Some("fastcgi") =>
+            {
+                Some(context(fastcgi::FastCgi::compile(t), "loading transport")?)
+            }
+            _ => None,
+        };
+        let mut request_buffers = m
             .get("request_buffers")
             .and_then(Value::as_i64)
             .unwrap_or(0);
@@ -337,6 +355,10 @@ impl ReverseProxy {
             .get("response_buffers")
             .and_then(Value::as_i64)
             .unwrap_or(0);
+        if fastcgi.is_some() && request_buffers == 0 && response_buffers == 0 {
+            // The transport's DefaultBufferSizes: php-fpm needs a body's length up front.
+            request_buffers = 4096;
+        }
         health.start(&pool);
         Ok(ReverseProxy {
             pool,
@@ -347,6 +369,7 @@ impl ReverseProxy {
             trusted_proxies,
             handle_response,
             transport,
+            fastcgi,
             request_buffers,
             response_buffers,
         })
@@ -398,12 +421,23 @@ impl ReverseProxy {
                 self.request_buffers == -1
                     || (self.request_buffers > 0 && n <= self.request_buffers as u64)
             }
-            BodyKind::Chunked => self.request_buffers == -1,
+            // The FastCGI transport needs a length: a chunked body is read whole to learn
+            // it (one over the limit is then refused with 411, as Caddy refuses it).
+            BodyKind::Chunked => {
+                self.request_buffers == -1 || (self.fastcgi.is_some() && self.request_buffers > 0)
+            }
         }
     }
 
     /// Prepares the upstream request for attempt `index` and stops the chain for the worker.
     fn attempt<'p>(&'p self, index: usize, delay: Duration, ctx: &mut Ctx<'p, '_>) -> Flow {
+        if let Some(e) = self
+            .fastcgi
+            .as_ref()
+            .and_then(|_| self.fastcgi_refusal(ctx))
+        {
+            return Flow::Error(e);
+        }
         let target = self.lb.select(&self.pool, ctx).map(|sel| {
             set_upstream_placeholders(&sel.host.dial, ctx);
             // Counted at selection, as Caddy sets them.
@@ -494,6 +528,9 @@ impl ReverseProxy {
         if let Some(ops) = self.headers.as_ref().and_then(Headers::request_ops) {
             ops.apply_to_request(&mut hdr, &mut host, ctx);
         }
+        if let Some(f) = &self.fastcgi {
+            return self.prepare_fastcgi(f, sel, ctx, &method, &uri, hdr, &host);
+        }
         let gzip = self.transport.compression
             && hdr.get("Accept-Encoding").is_empty()
             && hdr.get("Range").is_empty()
@@ -524,6 +561,89 @@ impl ReverseProxy {
             transport: self.transport,
             interim_fields: ctx.resp.headers.clone(),
             response_buffers: self.response_buffers,
+            fastcgi: false,
+        }
+    }
+
+    /// What Caddy's FastCGI `RoundTrip` refuses before any record is sent: a NUL in the
+    /// path (400), and a body whose length buffering did not learn (411).
+    fn fastcgi_refusal(&self, ctx: &Ctx<'_, '_>) -> Option<HandlerError> {
+        if ctx.uri.path.contains('\0') {
+            return Some(HandlerError {
+                status: 400,
+                message: "invalid request path".to_owned(),
+            });
+        }
+        let unknown = match (ctx.body_kind, ctx.body) {
+            (BodyKind::Chunked, None) => !self.buffers_whole(BodyKind::Chunked),
+            (BodyKind::Chunked, Some(d)) => {
+                self.request_buffers >= 0 && d.len() as i64 > self.request_buffers
+            }
+            _ => false,
+        };
+        let sends_length = !matches!(ctx.method.as_str(), "HEAD" | "OPTIONS");
+        (unknown && sends_length).then(|| HandlerError {
+            status: 411,
+            message: "fastcgi: the request body has no known length (CONTENT_LENGTH is -1); \
+                      raise request_buffers to buffer it"
+                .to_owned(),
+        })
+    }
+
+    /// The FastCGI transport's request: CGI environment in PARAMS records, the body (its
+    /// length learnt by buffering, as Caddy's `request_buffers` default for the transport
+    /// does) in STDIN records.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_fastcgi(
+        &self,
+        f: &fastcgi::FastCgi,
+        sel: select::Selection,
+        ctx: &Ctx<'_, '_>,
+        method: &str,
+        uri: &super::super::ctx::Uri,
+        mut hdr: HeaderMap,
+        host: &str,
+    ) -> Target {
+        let buffered = ctx.body.filter(|_| self.buffers_whole(ctx.body_kind));
+        let (length, mut body) = match (buffered, ctx.body_kind) {
+            (Some(data), _) => {
+                hdr.set("Content-Length", &data.len().to_string());
+                let n = data.len() as u64;
+                (n as i64, (n > 0).then_some(RequestBody::Length(n)))
+            }
+            (None, BodyKind::None) => {
+                if self.request_buffers != 0 {
+                    // Buffering an absent body reads nothing: its length is known, 0.
+                    hdr.set("Content-Length", "0");
+                }
+                (0, None)
+            }
+            (None, BodyKind::Length(n)) => (n as i64, Some(RequestBody::Length(n))),
+            (None, BodyKind::Chunked) => (-1, Some(RequestBody::Chunked)),
+        };
+        if matches!(method, "HEAD" | "OPTIONS") {
+            // Caddy's client sends these without their body.
+            body = None;
+        }
+        let (head, peer) = match f.env(ctx, method, uri, &hdr, host, length) {
+            Ok(env) => (
+                fastcgi::FastCgi::request_head(&env, body.is_some()),
+                Peer::of(&sel.host),
+            ),
+            Err(e) => (Vec::new(), Err(e.message)),
+        };
+        Target {
+            peer,
+            host: sel.host,
+            set_cookie: sel.set_cookie,
+            head,
+            body: body.unwrap_or(RequestBody::None),
+            head_request: method == "HEAD",
+            gzip: false,
+            transport: self.transport,
+            interim_fields: ctx.resp.headers.clone(),
+            response_buffers: self.response_buffers,
+            fastcgi: true,
         }
     }
 
@@ -666,7 +786,12 @@ impl ReverseProxy {
         }
         // The proxy names itself in Via instead of Server (outside header_down's reach).
         ctx.resp.headers.del("Server");
-        let version = if answer.http11 { "1.1" } else { "1.0" };
+        // Go's response from the FastCGI client carries no protocol version: 0.0.
+        let version = match (&self.fastcgi, answer.http11) {
+            (Some(_), _) => "0.0",
+            (None, true) => "1.1",
+            (None, false) => "1.0",
+        };
         ctx.resp.headers.add("Via", &format!("{version} Caddy"));
         for (k, vs) in hdr.iter() {
             for v in vs {
@@ -936,22 +1061,6 @@ mod tests {
     }
 
     const RP: &str = r#"{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9"}]}"#;
-
-    #[test]
-    fn fastcgi_transport_is_refused_by_name() {
-        let cfg = r#"{"apps":{"http":{"servers":{"s":{"listen":[":1"],"routes":[{"handle":[
-            {"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9000"}],
-             "transport":{"protocol":"fastcgi","split_path":[".php"]}}]}]}}}}}"#;
-        let e = Program::compile(cfg).unwrap_err();
-        assert!(
-            e.0.ends_with(
-                "loading transport: the 'fastcgi' transport (php_fastcgi) is not supported by \
-                 the engine"
-            ),
-            "{}",
-            e.0
-        );
-    }
 
     #[test]
     fn request_head_like_caddy() {
