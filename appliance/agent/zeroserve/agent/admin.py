@@ -112,7 +112,13 @@ class AdminServer:
             threading.Thread(target=_close, args=(old,), daemon=True).start()
 
     def close(self) -> None:
-        self.move_to(None)
+        """Close the endpoint and free its port before returning (so a caller may bind it
+        again at once, as `zeroserve run` does when it starts over without edge layers);
+        never from a request thread."""
+        old = self._server
+        self._server, self.address = None, None
+        if old is not None:
+            _close(old)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         admin = self
