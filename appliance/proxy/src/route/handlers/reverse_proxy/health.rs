@@ -401,7 +401,7 @@ fn check_target(active: &Active, host: &Host) -> Option<(Dial, String)> {
         }
         Target::Unix(path) if port == 0 => Some((Dial::Unix(path.clone()), "localhost".into())),
         Target::Unix(_) => None,
-        Target::Placeholder | Target::Invalid(_) => None,
+        Target::Placeholder | Target::Invalid(_) | Target::Unresolved(_) => None,
     }
 }
 

@@ -30,69 +30,228 @@ pub enum Target {
     Unix(PathBuf),
     /// The address holds placeholders, resolved per request.
     Placeholder,
-    /// Not one socket; proxying to it fails like Caddy's `making dial info: upstream ...`.
+    /// Not one socket: Caddy's `fillDialInfo` error, which ends the request unretried.
     Invalid(String),
+    /// The host name does not resolve: a dial error (`dial tcp: lookup ...`).
+    Unresolved(String),
 }
 
-impl Target {
-    /// Parses a dial address like Caddy's `ParseNetworkAddress` + `fillDialInfo`.
-    pub fn parse(dial: &str) -> Target {
-        if dial.contains('{') {
-            return Target::Placeholder;
-        }
-        let invalid = |why: String| Target::Invalid(format!("upstream {dial}: {why}"));
+/// A dial address as Caddy's `fillDialInfo` makes it (`DialInfo`): network, host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialInfo {
+    pub network: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl DialInfo {
+    /// Caddy's `ParseNetworkAddress` plus the one-socket check, on an address already free
+    /// of placeholders; `template` is the configured `dial`, which the errors name.
+    pub fn parse(template: &str, dial: &str) -> std::result::Result<DialInfo, String> {
+        let invalid =
+            |why: String| format!("upstream {template}: invalid dial address {dial}: {why}");
         let (network, addr) = match dial.split_once('/') {
-            Some((n, a)) if !n.contains(':') && !n.contains('[') => (n.to_ascii_lowercase(), a),
-            _ => ("tcp".to_owned(), dial),
+            Some((n, a)) => (n.trim().to_ascii_lowercase(), a),
+            None => (String::new(), dial),
         };
-        match network.as_str() {
-            "unix" | "unixgram" | "unixpacket" => return Target::Unix(PathBuf::from(addr)),
-            "tcp" | "tcp4" | "tcp6" => {}
-            other => {
-                return invalid(format!(
-                    "invalid dial address {dial}: unsupported network {other:?}"
-                ))
-            }
+        if network.starts_with("unix") || network.starts_with("fd") {
+            return Ok(DialInfo {
+                network,
+                host: addr.to_owned(),
+                port: 0,
+            });
         }
-        let Some((host, port)) = addr.rsplit_once(':') else {
-            return invalid(format!(
-                "invalid dial address {dial}: address {addr}: missing port in address"
-            ));
+        let network = if network.is_empty() {
+            "tcp".to_owned()
+        } else {
+            network
         };
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let port: u16 = match port.split_once('-') {
-            Some((a, b)) if a != b => {
-                return invalid(format!(
-                    "dial address must represent precisely one socket: {dial} represents more"
-                ))
+        let (host, port) = split_host_port(addr)
+            .or_else(|first| {
+                // Go's "missing port": the whole address is the host (brackets dropped).
+                let bare = addr.trim_matches(|c| c == '[' || c == ']');
+                // With a bogus port added, the host Go's parser gives back is `bare` itself.
+                match split_host_port(&join_host_port(bare, "0")) {
+                    Ok(_) => Ok((bare, "")),
+                    Err(second) => Err(format!("{first}\n{second}")),
+                }
+            })
+            .map_err(invalid)?;
+        let (start, end) = match port.split_once('-') {
+            _ if port.is_empty() => (0, 0),
+            Some((a, b)) => (
+                parse_port(a).map_err(|e| invalid(format!("invalid start port: {e}")))?,
+                parse_port(b).map_err(|e| invalid(format!("invalid end port: {e}")))?,
+            ),
+            None => {
+                let p =
+                    parse_port(port).map_err(|e| invalid(format!("invalid start port: {e}")))?;
+                (p, p)
             }
-            Some((a, _)) => match a.parse() {
-                Ok(p) => p,
-                Err(_) => return invalid(format!("invalid dial address {dial}: invalid port")),
-            },
-            None => match port.parse() {
-                Ok(p) => p,
-                Err(_) => return invalid(format!("invalid dial address {dial}: invalid port")),
-            },
         };
-        let mut addrs: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
-            Ok(a) => a.collect(),
-            Err(e) => return invalid(format!("lookup {host}: {e}")),
+        if end < start {
+            return Err(invalid(
+                "end port must not be less than start port".to_owned(),
+            ));
+        }
+        if end != start {
+            return Err(format!(
+                "upstream {template}: dial address must represent precisely one socket: \
+                 {dial} represents {}",
+                end - start + 1
+            ));
+        }
+        Ok(DialInfo {
+            network,
+            host: host.to_owned(),
+            port: start,
+        })
+    }
+
+    fn is_unix(&self) -> bool {
+        self.network.starts_with("unix")
+    }
+
+    /// `{http.reverse_proxy.upstream.hostport}`: what is dialled (the path of a socket).
+    pub fn address(&self) -> String {
+        if self.is_unix() {
+            return self.host.clone();
+        }
+        join_host_port(&self.host, &self.port.to_string())
+    }
+
+    /// `{http.reverse_proxy.upstream.port}`.
+    pub fn port_text(&self) -> String {
+        self.port.to_string()
+    }
+
+    /// Where it leads; resolving a host name blocks (done at compile time for static dials).
+    pub fn target(&self) -> Target {
+        if self.is_unix() {
+            return Target::Unix(PathBuf::from(&self.host));
+        }
+        let family = match self.network.as_str() {
+            "tcp" => None,
+            "tcp4" => Some(false),
+            "tcp6" => Some(true),
+            other => {
+                // Go's dialer names the network it does not know.
+                return Target::Unresolved(format!("dial {other}: unknown network {other}"));
+            }
         };
-        match network.as_str() {
-            "tcp4" => addrs.retain(SocketAddr::is_ipv4),
-            "tcp6" => addrs.retain(SocketAddr::is_ipv6),
-            _ => {}
+        let mut addrs: Vec<SocketAddr> = if self.host.is_empty() {
+            // Go dials the local system for an empty host.
+            vec![SocketAddr::from(([0, 0, 0, 0], self.port))]
+        } else {
+            match (self.host.as_str(), self.port).to_socket_addrs() {
+                Ok(a) => a.collect(),
+                Err(_) => Vec::new(),
+            }
+        };
+        if let Some(v6) = family {
+            addrs.retain(|a| a.is_ipv6() == v6);
         }
         addrs.sort_by_key(|a| a.is_ipv6());
         addrs.dedup();
         if addrs.is_empty() {
-            return invalid(format!("lookup {host}: no suitable address"));
+            return Target::Unresolved(format!(
+                "dial {}: lookup {}: no such host",
+                self.network, self.host
+            ));
         }
         Target::Tcp(addrs)
+    }
+}
+
+/// Caddy's `DialInfo.String()` (`JoinNetworkAddress`): `tcp/127.0.0.1:80`, `unix//run/a.sock`.
+impl std::fmt::Display for DialInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_unix() {
+            return write!(f, "{}/{}", self.network, self.host);
+        }
+        write!(f, "{}/{}", self.network, self.address())
+    }
+}
+
+/// Go's `net.JoinHostPort`.
+fn join_host_port(host: &str, port: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Go's `net.SplitHostPort`, with its error texts.
+fn split_host_port(addr: &str) -> std::result::Result<(&str, &str), String> {
+    let fail = |why: &str| Err(format!("address {addr}: {why}"));
+    let Some(colon) = addr.rfind(':') else {
+        return fail("missing port in address");
+    };
+    // No '[' may follow `from_open`, no ']' may follow `from_close`.
+    let (host, from_open, from_close) = if let Some(rest) = addr.strip_prefix('[') {
+        let Some(close) = rest.find(']') else {
+            return fail("missing ']' in address");
+        };
+        let after = close + 2;
+        if after != colon {
+            if after < addr.len() && addr.as_bytes()[after] == b':' {
+                return fail("too many colons in address");
+            }
+            return fail("missing port in address");
+        }
+        (&rest[..close], 1, after)
+    } else {
+        let host = &addr[..colon];
+        if host.contains(':') {
+            return fail("too many colons in address");
+        }
+        (host, 0, 0)
+    };
+    if addr[from_open..].contains('[') {
+        return fail("unexpected '[' in address");
+    }
+    if addr[from_close..].contains(']') {
+        return fail("unexpected ']' in address");
+    }
+    Ok((host, &addr[colon + 1..]))
+}
+
+/// Go's `strconv.ParseUint(s, 10, 16)`, with its error texts.
+fn parse_port(s: &str) -> std::result::Result<u16, String> {
+    let fail = |why: &str| Err(format!("strconv.ParseUint: parsing {s:?}: {why}"));
+    if s.is_empty() {
+        return fail("invalid syntax");
+    }
+    let mut n: u32 = 0;
+    for c in s.bytes() {
+        if !c.is_ascii_digit() {
+            return fail("invalid syntax");
+        }
+        n = n * 10 + u32::from(c - b'0');
+        if n > u32::from(u16::MAX) {
+            return fail("value out of range");
+        }
+    }
+    Ok(n as u16)
+}
+
+impl Target {
+    /// A configured dial address: per-request when it holds placeholders, else parsed (and
+    /// its host name resolved) now.
+    pub fn parse(dial: &str) -> Target {
+        if dial.contains('{') {
+            return Target::Placeholder;
+        }
+        Target::resolve(dial, dial)
+    }
+
+    /// Where `dial` (the configured `template` with its placeholders replaced) leads.
+    pub fn resolve(template: &str, dial: &str) -> Target {
+        match DialInfo::parse(template, dial) {
+            Ok(info) => info.target(),
+            Err(why) => Target::Invalid(why),
+        }
     }
 }
 
@@ -330,6 +489,41 @@ mod tests {
     }
 
     #[test]
+    fn split_host_port_as_go() {
+        assert_eq!(split_host_port("a:1"), Ok(("a", "1")));
+        assert_eq!(split_host_port("[::1]:2"), Ok(("::1", "2")));
+        assert_eq!(split_host_port(":0"), Ok(("", "0")));
+        for (addr, why) in [
+            ("a", "missing port in address"),
+            ("[::1", "missing ']' in address"),
+            ("[::1]", "missing port in address"),
+            ("[::1]x:1", "missing port in address"),
+            ("[a]:b:1", "too many colons in address"),
+            ("::1", "too many colons in address"),
+            ("a[:1", "unexpected '[' in address"),
+            ("a]:1", "unexpected ']' in address"),
+        ] {
+            assert_eq!(split_host_port(addr), Err(format!("address {addr}: {why}")));
+        }
+    }
+
+    #[test]
+    fn dial_info_as_caddy() {
+        let info = DialInfo::parse("{x}", "::1").unwrap();
+        assert_eq!(
+            (info.address(), info.to_string()),
+            ("[::1]:0".into(), "tcp/[::1]:0".into())
+        );
+        let info = DialInfo::parse("{x}", "unix//run/a.sock").unwrap();
+        assert_eq!(
+            (info.address(), info.to_string()),
+            ("/run/a.sock".into(), "unix//run/a.sock".into())
+        );
+        assert_eq!(DialInfo::parse("{x}", "").unwrap().address(), ":0");
+        assert!(DialInfo::parse("{x}", "h:2-1").is_err());
+    }
+
+    #[test]
     fn targets() {
         let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         assert_eq!(Target::parse("127.0.0.1:8080"), Target::Tcp(vec![lo]));
@@ -343,10 +537,28 @@ mod tests {
             Target::Unix(PathBuf::from("/run/app.sock"))
         );
         assert_eq!(Target::parse("{http.request.host}:80"), Target::Placeholder);
-        assert!(matches!(Target::parse("127.0.0.1"), Target::Invalid(_)));
-        assert!(matches!(
+        // Go's missing port is port 0, as Caddy dials it.
+        let zero: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        assert_eq!(Target::parse("127.0.0.1"), Target::Tcp(vec![zero]));
+        assert_eq!(
             Target::parse("127.0.0.1:8000-8002"),
-            Target::Invalid(_)
+            Target::Invalid(
+                "upstream 127.0.0.1:8000-8002: dial address must represent precisely one \
+                 socket: 127.0.0.1:8000-8002 represents 3"
+                    .into()
+            )
+        );
+        assert_eq!(
+            Target::resolve("{x}", "h:99999"),
+            Target::Invalid(
+                "upstream {x}: invalid dial address h:99999: invalid start port: \
+                 strconv.ParseUint: parsing \"99999\": value out of range"
+                    .into()
+            )
+        );
+        assert!(matches!(
+            Target::parse("no.such.host.invalid:1"),
+            Target::Unresolved(_)
         ));
         match Target::parse("localhost:9") {
             Target::Tcp(a) => assert!(a[0].is_ipv4() && a[0].port() == 9),

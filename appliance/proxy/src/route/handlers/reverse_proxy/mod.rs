@@ -203,16 +203,20 @@ pub enum Peer {
 }
 
 impl Peer {
-    /// The host's address to dial, or why it has none (Caddy's `fillDialInfo` error).
+    /// The host's address to dial, or why it has none.
     fn of(host: &hosts::Host) -> std::result::Result<Peer, String> {
-        match &host.target {
+        Peer::to(&host.target)
+    }
+
+    /// Where a parsed dial address leads, or the dial error of a name that did not resolve.
+    fn to(target: &hosts::Target) -> std::result::Result<Peer, String> {
+        match target {
             hosts::Target::Tcp(addrs) => Ok(Peer::Tcp(addrs[0])),
             hosts::Target::Unix(path) => Ok(Peer::Unix(path.clone())),
             hosts::Target::Invalid(why) => Err(format!("making dial info: {why}")),
-            hosts::Target::Placeholder => Err(format!(
-                "making dial info: upstream {}: placeholders in dial addresses are not supported by the engine",
-                host.dial
-            )),
+            hosts::Target::Unresolved(why) => Err(why.clone()),
+            // `attempt` replaces this with the request's address.
+            hosts::Target::Placeholder => Err("making dial info: unreplaced placeholders".into()),
         }
     }
 
@@ -228,6 +232,10 @@ impl Peer {
 impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // Go names an empty host's address without one (`:80`).
+            Peer::Tcp(a) if a.ip() == IpAddr::from([0, 0, 0, 0]) => {
+                write!(f, "tcp :{}", a.port())
+            }
             Peer::Tcp(a) => write!(f, "tcp {a}"),
             Peer::Unix(p) => write!(f, "unix {}", p.display()),
         }
@@ -391,7 +399,9 @@ impl ReverseProxy {
         if let Some(c) = &inv.set_cookie {
             ctx.resp.headers.add("Set-Cookie", c);
         }
-        set_upstream_placeholders(&inv.dial, ctx);
+        if let Ok(info) = dial_info(&inv.dial, ctx) {
+            set_upstream_placeholders(&info, ctx);
+        }
         let fresh = ctx.proxy.fresh == Some(index);
         if let Some(answer) = &inv.answer {
             return self.answered(index, answer, fresh, ctx);
@@ -438,20 +448,39 @@ impl ReverseProxy {
         {
             return Flow::Error(e);
         }
-        let target = self.lb.select(&self.pool, ctx).map(|sel| {
-            set_upstream_placeholders(&sel.host.dial, ctx);
-            // Counted at selection, as Caddy sets them.
-            let host = &sel.host;
-            let counts = [
-                ("requests", host.num_requests()),
-                ("max_requests", host.max_requests),
-                ("fails", host.fails()),
-            ];
-            for (name, n) in counts {
-                ctx.set_capture(format!("http.reverse_proxy.upstream.{name}"), n.to_string());
+        let target = match self.lb.select(&self.pool, ctx) {
+            None => None,
+            Some(sel) => {
+                // Caddy's fillDialInfo: placeholders are replaced for this request, and an
+                // address that is not one socket ends the request (no retry, no strike).
+                let info = match dial_info(&sel.host.dial, ctx) {
+                    Ok(info) => info,
+                    Err(why) => {
+                        return Flow::Error(HandlerError {
+                            status: 502,
+                            message: format!("making dial info: {why}"),
+                        })
+                    }
+                };
+                set_upstream_placeholders(&info, ctx);
+                // Counted at selection, as Caddy sets them.
+                let host = &sel.host;
+                let counts = [
+                    ("requests", host.num_requests()),
+                    ("max_requests", host.max_requests),
+                    ("fails", host.fails()),
+                ];
+                for (name, n) in counts {
+                    ctx.set_capture(format!("http.reverse_proxy.upstream.{name}"), n.to_string());
+                }
+                let dynamic = host.target == hosts::Target::Placeholder;
+                let mut target = self.prepare(sel, ctx);
+                if dynamic {
+                    target.peer = Peer::to(&info.target());
+                }
+                Some(target)
             }
-            self.prepare(sel, ctx)
-        });
+        };
         ctx.proxy.call = Some(Call {
             index,
             delay,
@@ -861,22 +890,24 @@ fn no_upstream() -> HandlerError {
     }
 }
 
-fn set_upstream_placeholders(dial: &str, ctx: &mut Ctx<'_, '_>) {
-    let (host, port) = match dial.rsplit_once(':') {
-        Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']'), p),
-        None => (dial, ""),
-    };
-    let (host, port) = (host.to_owned(), port.to_owned());
-    ctx.set_capture(
-        "http.reverse_proxy.upstream.address".into(),
-        dial.to_owned(),
-    );
-    ctx.set_capture(
-        "http.reverse_proxy.upstream.hostport".into(),
-        dial.to_owned(),
-    );
-    ctx.set_capture("http.reverse_proxy.upstream.host".into(), host);
-    ctx.set_capture("http.reverse_proxy.upstream.port".into(), port);
+fn set_upstream_placeholders(info: &hosts::DialInfo, ctx: &mut Ctx<'_, '_>) {
+    let values = [
+        ("address", info.to_string()),
+        ("hostport", info.address()),
+        ("host", info.host.clone()),
+        ("port", info.port_text()),
+    ];
+    for (name, value) in values {
+        ctx.set_capture(format!("http.reverse_proxy.upstream.{name}"), value);
+    }
+}
+
+/// The request's dial address for the upstream configured as `dial` (placeholders replaced).
+fn dial_info(dial: &str, ctx: &Ctx<'_, '_>) -> std::result::Result<hosts::DialInfo, String> {
+    if dial.contains('{') {
+        return hosts::DialInfo::parse(dial, &replace_all(dial, ctx));
+    }
+    hosts::DialInfo::parse(dial, dial)
 }
 
 /// Go's `upgradeType`: the lower-cased `Upgrade` value when `Connection` asks for it.
