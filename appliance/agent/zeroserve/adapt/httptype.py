@@ -813,6 +813,9 @@ def setup(blocks: list[Any], options: dict[str, Any]) -> tuple[dict, list[Warnin
     pki_app = build_pki_app(pairings, options, warnings)
 
     apps = GoMap()
+    for value in options.values():
+        if isinstance(value, registry.App):
+            apps[value.name] = value.value
     if servers:
         apps["http"] = http_app
     if tls_app:

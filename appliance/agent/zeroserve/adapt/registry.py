@@ -10,7 +10,7 @@ Signatures (all raise `CaddyfileError` on bad input):
 - handler directive:  `fn(h: Helper) -> dict` — one handler object (`{"handler": ...}`);
   the optional matcher token before the arguments is handled for it.
 - global option:      `fn(d: Dispenser, existing: Any) -> Any` (`existing` is the value of an
-  earlier instance of the same option, or None).
+  earlier instance of the same option, or None); an `App` value becomes an app of its own.
 - matcher:            `fn(d: Dispenser, name: str) -> Any` — the matcher's JSON value; `d`
   holds every segment for that matcher in the set (one per occurrence), `name` is the
   named matcher's name without `@` ('' when there is none).
@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -46,6 +47,15 @@ def _put(table: dict[str, Any], kind: str, name: str, fn: Callable[..., Any]) ->
     if name in table:
         raise ValueError(f"{kind} {name} already registered")
     table[name] = fn
+
+
+@dataclass(frozen=True)
+class App:
+    """A global option's value that is a whole app (Caddy's `httpcaddyfile.App`): the
+    adapter puts `value` at `apps.<name>` as it is, in the struct order it was built in."""
+
+    name: str
+    value: Any
 
 
 def register_directive(name: str, fn: DirectiveFunc) -> None:

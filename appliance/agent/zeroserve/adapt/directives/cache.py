@@ -19,6 +19,7 @@ from zeroserve.adapt.registry import handler_directive
 from zeroserve.adapt.values import go_duration_string, go_parse_duration, parse_float
 from zeroserve.caddyfile.dispenser import Dispenser
 from zeroserve.caddyfile.gofmt import go_atoi, go_parse_bool
+from zeroserve.caddyjson import sorted_copy
 
 _PROVIDERS = ("badger", "etcd", "nats", "nuts", "olric", "otter", "redis", "simplefs")
 # which of url/path/configuration each storage accepts, and whether it is distributed
@@ -34,8 +35,12 @@ _PROVIDER_FIELDS = {
 }
 _KEY_FLAGS = ("disable_body", "disable_host", "disable_method", "disable_query",
               "disable_scheme", "disable_vary", "hash", "hide")
-_CDN_FIELDS = ("api_key", "email", "hostname", "network", "provider", "service_id",
-               "strategy", "zone_id")
+# souin's Key and CDN structs, in field order (the app's JSON keeps it)
+_KEY_FIELDS = (*_KEY_FLAGS, "template", "headers")
+_CDN_FIELDS = ("api_key", "email", "hostname", "network", "provider", "strategy",
+               "service_id", "zone_id")
+_CDN_ORDER = ("api_key", "dynamic", "email", "hostname", "network", "provider", "strategy",
+              "service_id", "zone_id")
 
 
 def _provider(found: bool = False) -> dict:
@@ -100,7 +105,9 @@ def parse_cache(h: Helper) -> dict:
             disable_surrogate_key
         }
     """
-    config = _parse_configuration(h.dispenser)
+    config = parse_configuration(h.dispenser, default_cache(), is_global=False)
+    # a handler's CacheKeys marshal through a map, so a repeated regexp keeps its last key
+    config["cache_keys"] = dict(config["cache_keys"])
     return {
         "handler": "cache",
         "Configuration": config,
@@ -113,10 +120,16 @@ def parse_cache(h: Helper) -> dict:
     }
 
 
-def _parse_configuration(d: Dispenser) -> dict:
+def default_cache(**values: object) -> dict:
+    """The plugin's DefaultCache with zero values (or `values`), in its struct's field order.
+
+    The handler's JSON comes out sorted, but the `cache` app is marshalled straight from
+    the struct, so this order is the app's.
+    """
     dc: dict = {
         "allowed_http_verbs": [],
         "allowed_additional_status_codes": None,
+        "badger": _provider(),
         "cache_name": "",
         "cdn": {},
         "default_cache_control": "",
@@ -125,20 +138,34 @@ def _parse_configuration(d: Dispenser) -> dict:
         "headers": None,
         "key": {},
         "mode": "",
+        "olric": _provider(),
+        "redis": _provider(),
+        "etcd": _provider(),
+        "nats": _provider(),
+        "nuts": _provider(),
+        "otter": _provider(),
         "regex": {"exclude": ""},
         "storers": None,
         "timeout": _timeout(),
         "ttl": "0s",
+        "simplefs": _provider(),
         "stale": "0s",
         "disable_coalescing": False,
-        **{name: _provider() for name in _PROVIDERS},
     }
+    dc.update(values)
+    return dc
+
+
+def parse_configuration(d: Dispenser, dc: dict, is_global: bool) -> dict:
+    """The plugin's parseConfiguration, shared by the handler and the global option.
+
+    Fills `dc` (a DefaultCache) and returns the plugin's Configuration around it, with
+    `cache_keys` as a list of (regexp, key) pairs in the order written.
+    """
     config: dict = {
         "DefaultCache": dc,
-        "API": {"basepath": "", "debug": _endpoint(), "prometheus": _endpoint(),
-                "souin": _endpoint(),
-                "security": {"basepath": "", "enable": False, "secret": "", "users": None}},
-        "cache_keys": {},
+        "API": _api(),
+        "cache_keys": [],
         "URLs": None,
         "LogLevel": "",
         "SurrogateKeys": None,
@@ -155,7 +182,9 @@ def _parse_configuration(d: Dispenser) -> dict:
                 dc["allowed_additional_status_codes"] = (
                     (dc["allowed_additional_status_codes"] or []) + codes)
             elif option == "api":
-                raise d.err("'api' block must be global")
+                if not is_global:
+                    raise d.err("'api' block must be global")
+                config["API"] = _parse_api(d)
             elif option in _PROVIDERS:
                 fields, distributed = _PROVIDER_FIELDS[option]
                 if distributed:
@@ -165,7 +194,8 @@ def _parse_configuration(d: Dispenser) -> dict:
                 nesting2 = d.nesting()
                 while d.next_block(nesting2):
                     pattern = d.val()
-                    config["cache_keys"][pattern] = _parse_key(d, f"cache_keys ({pattern})")
+                    config["cache_keys"].append(
+                        (pattern, _parse_key(d, f"cache_keys ({pattern})")))
             elif option == "cache_name":
                 dc["cache_name"] = _first_arg(d)
             elif option == "cdn":
@@ -212,6 +242,32 @@ def _parse_configuration(d: Dispenser) -> dict:
     return config
 
 
+def _api() -> dict:
+    return {"basepath": "", "debug": _endpoint(), "prometheus": _endpoint(),
+            "souin": _endpoint(),
+            "security": {"basepath": "", "enable": False, "secret": "", "users": None}}
+
+
+def _parse_api(d: Dispenser) -> dict:
+    # a new API each time: a second `api` block replaces the first
+    api = _api()
+    nesting = d.nesting()
+    while d.next_block(nesting):
+        directive = d.val()
+        if directive == "basepath":
+            api["basepath"] = _first_arg(d)
+        elif directive in ("debug", "prometheus", "souin"):
+            endpoint = api[directive] = {**_endpoint(), "enable": True}
+            nesting2 = d.nesting()
+            while d.next_block(nesting2):
+                if d.val() != "basepath":
+                    raise d.errf("unsupported %s directive: %s", directive, d.val())
+                endpoint["basepath"] = _first_arg(d)
+        else:
+            raise d.errf("unsupported api directive: %s", directive)
+    return api
+
+
 def _first_arg(d: Dispenser) -> str:
     # the plugin indexes args[0] unchecked (a panic in Go); we report it instead
     args = d.remaining_args()
@@ -256,7 +312,7 @@ def _parse_key(d: Dispenser, what: str) -> dict:
                 key.pop("headers", None)
         else:
             raise d.errf("unsupported %s directive: %s", what, directive)
-    return key
+    return {name: key[name] for name in _KEY_FIELDS if name in key}
 
 
 def _parse_cdn(d: Dispenser) -> dict:
@@ -271,7 +327,7 @@ def _parse_cdn(d: Dispenser) -> dict:
             cdn[directive] = _first_arg(d)
         else:
             raise d.errf("unsupported cdn directive: %s", directive)
-    return {k: v for k, v in cdn.items() if v}
+    return {k: cdn[k] for k in _CDN_ORDER if cdn.get(k)}
 
 
 def _parse_provider(d: Dispenser, name: str, fields: tuple[str, ...]) -> dict:
@@ -284,7 +340,8 @@ def _parse_provider(d: Dispenser, name: str, fields: tuple[str, ...]) -> dict:
         if directive == "configuration":
             values = _parse_recursively(d)
             convert = _CONVERSIONS.get(name)
-            provider["configuration"] = convert(values) if convert else values
+            # a Go map: its keys come out sorted, in the app's JSON as in the handler's
+            provider["configuration"] = sorted_copy(convert(values) if convert else values)
         else:
             provider[directive] = _first_arg(d)
     return provider
