@@ -176,3 +176,28 @@ def test_edge_layers_refused_at_start_leave_the_engine_serving(star, zeroserve_b
     warning = next(line for line in err.splitlines() if "edge layers disabled" in line)
     assert "Caddyfile:7" in warning and "Permission denied" in warning
     assert "Traceback" not in err and "edge layers attached" not in err
+
+
+def test_killed_agent_is_cleaned_up_without_cap_sys_admin(star, zeroserve_bin, service_dir):
+    # The next agent cannot ask the kernel the name of the program on an interface (that
+    # takes CAP_SYS_ADMIN): it knows the dead agent's by the pin it left.
+    caddyfile = service_dir / "Caddyfile"
+    enter = as_service(star.hub, service_dir, UNIT_CAPS)
+    crashed = start_agent(star.hub, zeroserve_bin, caddyfile, enter=enter)
+    crashed.kill()
+    crashed.wait()
+    crashed.stderr.close()
+    left = {attach.xdp_prog_id(s.hub_index, star.hub) for s in star.spokes.values()}
+    assert len(left) == 1 and 0 not in left, "kill -9 leaves the program attached"
+
+    proc = start_agent(star.hub, zeroserve_bin, caddyfile, enter=enter)
+    try:
+        running = {attach.xdp_prog_id(s.hub_index, star.hub) for s in star.spokes.values()}
+        assert running == {status(star.hub)["programs"]["xdp"]} and not running & left
+        client = star.spokes["client"]
+        assert http_get(client.ns, f"http://{client.hub_addr}:8080/") == "ok"
+    finally:
+        err = stop(proc)
+    assert "removed edge program left by a stopped agent" in err
+    assert "edge layers disabled" not in err
+    assert {attach.xdp_prog_id(s.hub_index, star.hub) for s in star.spokes.values()} == {0}

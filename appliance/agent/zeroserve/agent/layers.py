@@ -174,9 +174,10 @@ class EdgeLayers:
         cleaned = self.cleaned = []
         with self.layout.lock():
             self.layout.remove_handoffs()
+            left = self.edge.left_xdp()
             for name, index in attach.all_interfaces().items():
                 prog = attach.xdp_prog_id(index)
-                if prog and _prog_name(prog) == XDP_PROGRAM:
+                if prog and (prog == left or _prog_name(prog) == XDP_PROGRAM):
                     for mode in attach.XdpMode:
                         attach.detach_xdp(index, mode)
                     cleaned.append(f"xdp on {name}")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from zeroserve.datapath import attach, build
+from zeroserve.datapath import attach, build, libbpf
 from zeroserve.datapath.pins import PinLayout
 from zeroserve.datapath.sock import SockFeatures, SockLayer
 from zeroserve.datapath.syncookie import StackSysctls
@@ -147,6 +147,7 @@ class Edge:
         if staged.loaded is not None:
             old, self.current = self.current, staged.loaded
             old.close(keep=self.current)
+            self._pin_xdp()
         self.interfaces = plan.interfaces
         self.xdp_mode = attach.XdpMode[plan.xdp_mode.upper()]
         self.plan, self.sockets = plan, sockets
@@ -160,6 +161,26 @@ class Edge:
                 self.stack.enable()
             else:
                 self.stack.restore()
+
+    def _pin_xdp(self) -> None:
+        """Pin the XDP program now attached, if any: an agent that starts after this one
+        died knows it there by id, where naming the ids on an interface would take
+        BPF_PROG_GET_FD_BY_ID, which needs CAP_SYS_ADMIN."""
+        self.layout.xdp_pin.unlink(missing_ok=True)
+        if self.current.xdp is not None:
+            libbpf.obj_pin(self.current.xdp.prog_fd, self.layout.xdp_pin)
+
+    def left_xdp(self) -> int:
+        """The id of the XDP program a dead agent left pinned as attached (0: none); the
+        pin goes, so the program lives on only while it is attached."""
+        if not self.layout.xdp_pin.exists():
+            return 0
+        fd = libbpf.obj_get(self.layout.xdp_pin)
+        try:
+            return libbpf.prog_info(fd).id
+        finally:
+            os.close(fd)
+            self.layout.xdp_pin.unlink()
 
     def recover(self) -> dict[str, str]:
         """Put back the sysctls an agent that died with SYN cookies on left changed."""
@@ -270,6 +291,7 @@ class Edge:
         if self.sk_link >= 0:
             os.close(self.sk_link)
             self.sk_link = -1
+        self.layout.xdp_pin.unlink(missing_ok=True)
         self.current.close()
         self.current = _Loaded()
         self.interfaces = ()

@@ -14,8 +14,9 @@ and the build child points the programs at the hook's pins, opened by path (see
 build.py). Programs are pinned only briefly, in a hand-off directory, to pass them
 from the build child to the agent. Both directories sit under `handoff/`.
 
-Beside the versions: `owner` (the running agent's claim) and `sysctls`, the
-namespace settings SYN cookies replaced (syncookie.py), which outlive the layout.
+Beside the versions: `owner` (the running agent's claim), `sysctls`, the
+namespace settings SYN cookies replaced (syncookie.py), and `xdp-attached`, the
+XDP program on the interfaces, which outlive the layout.
 """
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ class PinLayout:
     @property
     def sysctls_pin(self) -> Path:
         return self.root / "sysctls"
+
+    @property
+    def xdp_pin(self) -> Path:
+        """The XDP program the running agent has attached (edge.py)."""
+        return self.root / "xdp-attached"
 
     def handoff_dir(self, nonce: str) -> Path:
         return self.base / "handoff" / nonce
