@@ -411,20 +411,24 @@ impl Program {
         let root: Value = serde_json::from_str(json)
             .map_err(|e| CompileError(format!("decoding config: {e}")))?;
         let root = obj(&root, "config")?;
-        let servers = root
-            .get("apps")
+        let apps = root.get("apps");
+        let servers = apps
             .and_then(|a| a.get("http"))
             .and_then(|h| h.get("servers"));
         let mut out = Vec::new();
-        if let Some(Value::Object(servers)) = servers {
-            for (name, s) in servers {
-                let server = context(
-                    compile_server(name, s),
-                    format_args!("loading http app module: provision http: server {name}"),
-                )?;
-                out.push(server);
+        // the cache plugin's handlers fall back to its `cache` app
+        handlers::cache::with_app(apps.and_then(|a| a.get("cache")), || {
+            if let Some(Value::Object(servers)) = servers {
+                for (name, s) in servers {
+                    let server = context(
+                        compile_server(name, s),
+                        format_args!("loading http app module: provision http: server {name}"),
+                    )?;
+                    out.push(server);
+                }
             }
-        }
+            Ok(())
+        })?;
         crate::observe::provision(root, &mut out)?;
         Ok(Program { servers: out })
     }

@@ -3,7 +3,7 @@
 //! and the `Vary` secondary key that picks one stored variant.
 
 use regex::Regex;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::http1::header::canonical_key;
 use crate::http1::HeaderMap;
@@ -196,12 +196,6 @@ pub fn vary_values(names: &[String], headers: &HeaderMap) -> Vec<String> {
                 .unwrap_or_default()
         })
         .collect()
-}
-
-/// Builds the key config from the handler's `Configuration` object.
-pub fn rules_from(config: &Map<String, Value>) -> Result<KeyRules> {
-    let dc = config.get("DefaultCache").and_then(Value::as_object);
-    KeyRules::compile(dc.and_then(|d| d.get("key")), config.get("cache_keys"))
 }
 
 #[cfg(test)]

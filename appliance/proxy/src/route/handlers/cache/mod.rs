@@ -25,6 +25,7 @@ pub mod key;
 pub mod status;
 pub mod store;
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +73,116 @@ fn souin_duration(v: Option<&Value>, what: &str) -> Result<Duration> {
     }
 }
 
+/// The storages the plugin can name; the engine has none of them but its memory.
+const STORAGES: [&str; 8] = [
+    "badger", "etcd", "nats", "nuts", "olric", "otter", "redis", "simplefs",
+];
+
+thread_local! {
+    /// The config's `cache` app while its servers compile (`with_app`).
+    static APP: RefCell<Option<Map<String, Value>>> = const { RefCell::new(None) };
+}
+
+/// Resets `APP` however the compilation ends.
+struct AppScope;
+
+impl Drop for AppScope {
+    fn drop(&mut self) {
+        APP.with(|a| a.borrow_mut().take());
+    }
+}
+
+/// Runs `compile` (the compilation of a config's servers) with the config's `cache` app
+/// (`apps.cache`, which the plugin's `cache` global option makes) in reach of every
+/// `cache` handler it compiles: the plugin's handlers read the app at Provision.
+pub fn with_app<R>(app: Option<&Value>, compile: impl FnOnce() -> Result<R>) -> Result<R> {
+    let app = match app {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(_) => {
+            return err("loading cache app module: decoding module config: expected a JSON object")
+        }
+    };
+    APP.with(|a| *a.borrow_mut() = app);
+    let _scope = AppScope;
+    compile()
+}
+
+fn is_zero_duration(v: Option<&Value>) -> bool {
+    souin_duration(v, "").is_ok_and(|d| d.is_zero())
+}
+
+/// Go's zero value of a JSON value as the plugin tests it: false, 0, "", no elements, or
+/// an object whose fields all are (a `Key` with no option set).
+fn is_zero(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => !b,
+        Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.values().all(|v| is_zero(Some(v))),
+    }
+}
+
+/// The handler's DefaultCache completed from the `cache` app, as cache-handler's `FromApp`
+/// does it (for the fields the engine reads): the allowed verbs and extra statuses of both
+/// add up; `ttl`, `stale`, `timeout.backend`, `default_cache_control`,
+/// `max_cacheable_body_bytes`, `cache_name`, `regex.exclude` and a `key` with no option set
+/// take the app's; the storages are the app's when the handler names none. `cache_keys` and
+/// `disable_coalescing` stay the handler's alone, as in the plugin.
+fn with_app_defaults(dc: &Map<String, Value>, app: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = dc.clone();
+    for list in ["allowed_http_verbs", "allowed_additional_status_codes"] {
+        let both: Vec<Value> = [dc.get(list), app.get(list)]
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_array)
+            .flatten()
+            .cloned()
+            .collect();
+        out.insert(list.to_owned(), Value::Array(both));
+    }
+    let mut inherit = |k: &str, unset: bool| {
+        if let Some(v) = app.get(k).filter(|_| unset) {
+            out.insert(k.to_owned(), v.clone());
+        }
+    };
+    inherit("ttl", is_zero_duration(dc.get("ttl")));
+    inherit("stale", is_zero_duration(dc.get("stale")));
+    for k in [
+        "default_cache_control",
+        "max_cacheable_body_bytes",
+        "cache_name",
+        "key",
+    ] {
+        inherit(k, is_zero(dc.get(k)));
+    }
+    if !STORAGES
+        .iter()
+        .any(|s| dc.get(*s).and_then(|p| p.get("found")) == Some(&Value::Bool(true)))
+    {
+        for k in STORAGES.iter().chain(&["distributed"]) {
+            inherit(k, true);
+        }
+    }
+    let mut nested = |k: &str, field: &str, unset: fn(Option<&Value>) -> bool| {
+        let own = dc.get(k).and_then(|o| o.get(field));
+        if let Some(v) = app.get(k).and_then(|o| o.get(field)).filter(|_| unset(own)) {
+            let mut obj = dc
+                .get(k)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            obj.insert(field.to_owned(), v.clone());
+            out.insert(k.to_owned(), Value::Object(obj));
+        }
+    };
+    nested("timeout", "backend", is_zero_duration);
+    nested("regex", "exclude", is_zero);
+    out
+}
+
 impl Cache {
     pub fn compile(m: &Map<String, Value>) -> Result<Cache> {
         let empty = Map::new();
@@ -79,10 +190,12 @@ impl Cache {
             .get("Configuration")
             .and_then(Value::as_object)
             .unwrap_or(&empty);
-        let dc = config
+        let own = config
             .get("DefaultCache")
             .and_then(Value::as_object)
             .unwrap_or(&empty);
+        let merged = APP.with(|a| a.borrow().as_ref().map(|app| with_app_defaults(own, app)));
+        let dc = merged.as_ref().unwrap_or(own);
         // The handler's own fields (JSON-only configs) apply where the Caddyfile's
         // DefaultCache leaves a zero value, as the plugin's Provision does.
         let pick = |k: &str| {
@@ -91,9 +204,8 @@ impl Cache {
                 .filter(|v| !matches!(v, Value::String(s) if s == "0s"));
             own.or_else(|| m.get(k))
         };
-        for storage in [
-            "badger", "etcd", "nats", "nuts", "olric", "redis", "simplefs",
-        ] {
+        // otter is the plugin's in-memory store, which the engine's stands in for
+        for storage in STORAGES.into_iter().filter(|s| *s != "otter") {
             let found = dc
                 .get(storage)
                 .and_then(|s| s.get("found"))
@@ -152,7 +264,7 @@ impl Cache {
                 .and_then(Value::as_u64)
                 .unwrap_or(0) as usize,
             exclude,
-            keys: key::rules_from(config)?,
+            keys: KeyRules::compile(dc.get("key"), config.get("cache_keys"))?,
             coalescing: !dc
                 .get("disable_coalescing")
                 .and_then(Value::as_bool)
@@ -638,5 +750,78 @@ mod tests {
             r.headers.get("Cache-Status"),
             "Souin; fwd=bypass; detail=UNSUPPORTED-METHOD"
         );
+    }
+
+    #[test]
+    fn handlers_fall_back_to_the_cache_app() {
+        let app: Value = serde_json::from_str(
+            r#"{"ttl":"7s","stale":"1m0s","allowed_http_verbs":["POST"],
+                "allowed_additional_status_codes":[299],"cache_name":"edge",
+                "default_cache_control":"public","key":{"hide":true},
+                "timeout":{"backend":"3s","cache":"0s"},"regex":{"exclude":"/admin"},
+                "redis":{"found":true,"url":"r:6379"},"distributed":true}"#,
+        )
+        .unwrap();
+        let app = app.as_object().unwrap();
+        let own: Value = serde_json::from_str(
+            r#"{"ttl":"0s","stale":"2s","allowed_http_verbs":["GET"],"cache_name":"",
+                "key":{},"timeout":{"backend":"0s","cache":"0s"},"regex":{"exclude":""},
+                "redis":{"found":false},"otter":{"found":true}}"#,
+        )
+        .unwrap();
+        let dc = with_app_defaults(own.as_object().unwrap(), app);
+        assert_eq!(dc["ttl"], "7s");
+        assert_eq!(dc["stale"], "2s", "a value of the handler's own is kept");
+        assert_eq!(dc["allowed_http_verbs"], serde_json::json!(["GET", "POST"]));
+        assert_eq!(
+            dc["allowed_additional_status_codes"],
+            serde_json::json!([299])
+        );
+        assert_eq!(dc["cache_name"], "edge");
+        assert_eq!(dc["default_cache_control"], "public");
+        assert_eq!(dc["key"], serde_json::json!({"hide": true}));
+        assert_eq!(
+            dc["timeout"],
+            serde_json::json!({"backend": "3s", "cache": "0s"})
+        );
+        assert_eq!(dc["regex"]["exclude"], "/admin");
+        // the handler names a storage (otter), so none of the app's is taken
+        assert_eq!(dc["redis"]["found"], false);
+        let none = Map::new();
+        let dc = with_app_defaults(&none, app);
+        assert_eq!(dc["redis"]["found"], true);
+        assert_eq!(dc["distributed"], true);
+    }
+
+    #[test]
+    fn the_cache_app_reaches_the_handlers_of_a_program() {
+        let _g = store::test_lock();
+        let cfg = r#"{"apps":{"cache":{"ttl":"9s","default_cache_control":"public, max-age=4",
+            "allowed_http_verbs":["GET","POST"],"cache_name":"edge"},
+            "http":{"servers":{"s":{"listen":[":1"],"routes":[{"handle":[{"handler":"cache"},
+            {"handler":"static_response","body":"{http.request.uri.query.v}"}]}]}}}}}"#;
+        let p = Program::compile(cfg).unwrap();
+        let r = get(&p, "GET /unit-app?v=1 HTTP/1.1\r\nHost: unit\r\n\r\n");
+        assert_eq!(r.headers.get("Cache-Control"), "public, max-age=4");
+        assert_eq!(
+            r.headers.get("Cache-Status"),
+            "edge; fwd=uri-miss; stored; key=GET-http-unit-/unit-app?v=1"
+        );
+        let req = "POST /unit-app?v=2 HTTP/1.1\r\nHost: unit\r\nContent-Length: 0\r\n\r\n";
+        assert!(get(&p, req).headers.get("Cache-Status").contains("stored"));
+        let r = get(&p, req);
+        assert_eq!(r.body, b"2");
+        assert!(r
+            .headers
+            .get("Cache-Status")
+            .starts_with("edge; hit; ttl=4; "));
+        let redis = cfg.replace(r#""cache_name":"edge""#, r#""redis":{"found":true}"#);
+        let e = Program::compile(&redis).unwrap_err();
+        assert!(
+            e.to_string().contains("'redis' storage is not supported"),
+            "{e}"
+        );
+        let e = Program::compile(r#"{"apps":{"cache":7}}"#).unwrap_err();
+        assert!(e.to_string().contains("loading cache app module"), "{e}");
     }
 }
