@@ -682,6 +682,13 @@ impl Worker {
             if tunnel {
                 relay.buffer = None;
             }
+            if trip.framing == BodyFraming::Stdin && relay.encode.is_none() {
+                // Caddy copies a FastCGI response without flushing: Go's writer holds the
+                // first 2 KiB, so a body that ends within them gets a Content-Length.
+                relay.pending = Some((resp, p.exchange));
+                relay.held = Some(Vec::new());
+                return Ok(());
+            }
             if sniff || encodable || relay.buffer.is_some() {
                 relay.pending = Some((resp, p.exchange));
                 return Ok(());

@@ -1,10 +1,10 @@
 //! FastCGI 1.0 records on the wire: what Caddy's client writes (one Responder request with
 //! id 1, no keep-conn flag, streams cut at 65,500 bytes and padded to 8) and a decoder that
-//! turns the responder's STDOUT stream into the HTTP/1.1 response the proxy's parser reads,
-//! framed as Go's server would frame Caddy's copy of it.
+//! turns the responder's STDOUT stream into the HTTP/1.1 response the proxy's parser reads:
+//! the CGI header block as the head (`Status` gives the status line), the rest as the body,
+//! in chunks ended by END_REQUEST unless the script declared a length.
 
 use crate::http1::header::canonical_key;
-use crate::http1::response::BUFFER_BEFORE_CHUNKING;
 
 const VERSION: u8 = 1;
 pub const BEGIN_REQUEST: u8 = 1;
@@ -92,16 +92,11 @@ pub struct BadResponse(pub String);
 enum Body {
     /// The CGI header block is still arriving.
     Head,
-    /// Short so far: held back, as Go's writer does, until the end gives it a length.
-    Held(Vec<u8>),
     /// The responder declared a length: bytes pass as they are, up to it.
     Declared(u64),
-    /// Longer than Go's writer buffers: chunks to the end.
+    /// Chunks until END_REQUEST.
     Chunked,
-    /// No body can follow (HEAD, 1xx, 204, 304): the head waits for the end, what the
-    /// script prints is dropped.
-    Bodiless(Vec<u8>),
-    /// The response is out.
+    /// No body can follow (HEAD, 1xx, 204, 304), or it is over: output is dropped.
     Nothing,
 }
 
@@ -110,7 +105,7 @@ enum Body {
 pub struct Decoder {
     /// Record bytes not yet complete.
     pending: Vec<u8>,
-    /// STDOUT bytes of the CGI header block, or of the body being held.
+    /// STDOUT bytes of the CGI header block.
     stdout: Vec<u8>,
     body: Body,
     head_request: bool,
@@ -179,20 +174,8 @@ impl Decoder {
             let block = std::mem::take(&mut self.stdout);
             self.start(&block, out)?;
         }
-        match std::mem::replace(&mut self.body, Body::Nothing) {
-            Body::Held(head) => {
-                // Go's writer gives a body it still holds its length.
-                let held = std::mem::take(&mut self.stdout);
-                out.extend_from_slice(&head);
-                out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", held.len()).as_bytes());
-                out.extend_from_slice(&held);
-            }
-            Body::Bodiless(head) => {
-                out.extend_from_slice(&head);
-                out.extend_from_slice(b"\r\n");
-            }
-            Body::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
-            Body::Head | Body::Declared(_) | Body::Nothing => {}
+        if let Body::Chunked = std::mem::replace(&mut self.body, Body::Nothing) {
+            out.extend_from_slice(b"0\r\n\r\n");
         }
         Ok(())
     }
@@ -209,22 +192,13 @@ impl Decoder {
                     return self.stdout_data(&rest, out);
                 }
             }
-            Body::Held(head) => {
-                self.stdout.extend_from_slice(data);
-                if self.stdout.len() > BUFFER_BEFORE_CHUNKING {
-                    out.append(head);
-                    out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-                    chunk(out, &std::mem::take(&mut self.stdout));
-                    self.body = Body::Chunked;
-                }
-            }
             Body::Declared(left) => {
                 let take = (*left).min(data.len() as u64) as usize;
                 out.extend_from_slice(&data[..take]);
                 *left -= take as u64;
             }
             Body::Chunked => chunk(out, data),
-            Body::Bodiless(_) | Body::Nothing => {}
+            Body::Nothing => {}
         }
         Ok(())
     }
@@ -268,14 +242,15 @@ impl Decoder {
             head.push_str("\r\n");
         }
         self.body = if self.head_request || !body_allowed(status) {
-            Body::Bodiless(head.into_bytes())
+            Body::Nothing
         } else if let Some(n) = declared {
-            out.extend_from_slice(head.as_bytes());
-            out.extend_from_slice(b"\r\n");
             Body::Declared(n)
         } else {
-            Body::Held(head.into_bytes())
+            head.push_str("Transfer-Encoding: chunked\r\n");
+            Body::Chunked
         };
+        head.push_str("\r\n");
+        out.extend_from_slice(head.as_bytes());
         Ok(())
     }
 }
@@ -400,29 +375,25 @@ mod tests {
     }
 
     #[test]
-    fn short_body_gets_a_length_and_status_is_kept() {
+    fn stdout_becomes_a_chunked_response_and_status_is_kept() {
         let mut input =
-            stdout(b"Status: 404 Not Found\r\nX-A: 1\r\nContent-type: text/html\r\n\r\nnope");
+            stdout(b"Status: 404 Not Found\r\nX-A: 1\r\nContent-type: text/html\r\n\r\nno");
         let mut err = Vec::new();
         record(&mut err, STDERR, b"warning");
         input.extend(err);
+        input.extend(stdout(b"pe"));
         input.extend(end());
         assert_eq!(
             decode(&input, false),
             "HTTP/1.1 404 Not Found\r\nStatus: 404 Not Found\r\nX-A: 1\r\n\
-             Content-Type: text/html\r\nContent-Length: 4\r\n\r\nnope"
+             Content-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n\
+             2\r\nno\r\n2\r\npe\r\n0\r\n\r\n"
         );
     }
 
     #[test]
-    fn long_body_is_chunked_and_declared_length_passes() {
-        let body = "y".repeat(BUFFER_BEFORE_CHUNKING + 1);
-        let mut input = stdout(format!("X: 1\n\n{body}").as_bytes());
-        input.extend(end());
-        let out = decode(&input, false);
-        assert!(out.starts_with("HTTP/1.1 200\r\nX: 1\r\nTransfer-Encoding: chunked\r\n\r\n"));
-        assert!(out.ends_with(&format!("{body}\r\n0\r\n\r\n")));
-        let mut input = stdout(b"Content-Length: 2\r\n\r\nokEXTRA");
+    fn declared_length_passes_as_it_is() {
+        let mut input = stdout(b"Content-Length: 2\n\nokEXTRA");
         input.extend(end());
         assert_eq!(
             decode(&input, false),
@@ -449,7 +420,7 @@ mod tests {
         d.end(&mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "HTTP/1.1 200\r\nX-A: 1\r\nX-B: 2 more\r\nContent-Length: 0\r\n\r\n"
+            "HTTP/1.1 200\r\nX-A: 1\r\nX-B: 2 more\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
         );
     }
 
