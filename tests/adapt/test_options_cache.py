@@ -8,6 +8,10 @@ map, so the key order is part of every expectation here (compared on encoded byt
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from zeroserve.adapt import adapt_caddyfile
@@ -267,3 +271,45 @@ def test_errors(options: str, message: str) -> None:
 def test_caddy_ratelimit_registers_no_global_option() -> None:
     with pytest.raises(CaddyfileError, match="unrecognized global option: rate_limit"):
         adapt("\trate_limit {\n\t\tjitter 0.1\n\t}")
+
+
+CLI_CADDYFILE = """{
+\tcache {
+\t\tttl 30s
+\t\tallowed_http_verbs GET POST
+\t\t%s
+\t}
+}
+:8080 {
+\tcache
+\trespond hi
+}
+"""
+
+
+def cli(zeroserve_bin: Path, verb: str, tmp_path: Path,
+        extra: str = "") -> subprocess.CompletedProcess:
+    path = tmp_path / "Caddyfile"
+    path.write_text(CLI_CADDYFILE % extra)
+    return subprocess.run([str(zeroserve_bin), verb, "--config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_adapt_and_validate_through_the_cli(zeroserve_bin: Path, tmp_path: Path) -> None:
+    proc = cli(zeroserve_bin, "adapt", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith('{"apps":{"cache":{"allowed_http_verbs":["GET","POST"],')
+    cache = json.loads(proc.stdout)["apps"]["cache"]
+    assert (cache["ttl"], cache["headers"]) == ("30s", [])
+    proc = cli(zeroserve_bin, "validate", tmp_path)
+    assert proc.returncode == 0
+    assert proc.stderr.endswith("Valid configuration\n")
+
+    proc = cli(zeroserve_bin, "validate", tmp_path, "redis {\n\t\t\turl 127.0.0.1:6379\n\t\t}")
+    assert proc.returncode == 1
+    assert "'redis' storage is not supported by the engine" in proc.stderr
+    proc = cli(zeroserve_bin, "adapt", tmp_path, "stale")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().endswith(
+        "parsing caddyfile tokens for 'cache': wrong argument count or unexpected line ending "
+        f"after 'stale', at {tmp_path / 'Caddyfile'}:5")
