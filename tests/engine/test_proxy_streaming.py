@@ -5,13 +5,19 @@ client sees the bytes of a slowly written response), and `stream_timeout` /
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
 import time
+import urllib.request
 
-from tests.engine.conftest import server_config
+import pytest
+
+from tests.conftest import VENV_BIN
+from tests.engine.conftest import server_config, with_listen
 from tests.engine.test_reverse_proxy import Seen, read_head, split
-from tests.engine.wire import exchange, serve_each
-from tests.support import free_port
+from tests.engine.wire import exchange, serve_each, wait_listening
+from tests.support import clean_env, free_port
 
 # Error routes that show what failed, so that Caddy's texts are compared too.
 SHOW_ERROR = {
@@ -143,3 +149,167 @@ def test_bad_dial_address_is_not_retried_like_caddy(servers) -> None:
     for name in ("caddy", "engine"):
         assert timings[name, "127.0.0.1:1-3"] < 0.5, timings
         assert 0.9 < timings[name, "127.0.0.1"] < 1.6, timings
+
+
+class Tunnel:
+    """An upstream that switches to WebSocket and records what reaches it afterwards."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+        self.closed_after: list[float] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.dial = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        serve_each(self.listener, self.session)
+
+    def session(self, c: socket.socket) -> None:
+        with c:
+            if read_head(c, bytearray()) is None:
+                return
+            c.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\n\r\n"
+            )
+            started = time.monotonic()
+            while data := c.recv(4096):
+                self.got.append(data)
+            self.closed_after.append(time.monotonic() - started)
+
+
+def open_tunnel(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(
+        b"GET /chat HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    head = read_head(s, bytearray())
+    assert head is not None and head.startswith(b"HTTP/1.1 101 "), head
+    return s
+
+
+def until_closed(s: socket.socket, limit: float = 4.0) -> tuple[bytes, float]:
+    """What arrives until the peer closes, and when it closed (from now)."""
+    started = time.monotonic()
+    s.settimeout(limit)
+    got = b""
+    while data := s.recv(4096):
+        got += data
+    return got, time.monotonic() - started
+
+
+def unmasked(frame: bytes) -> tuple[bool, bytes]:
+    """A client frame's payload: (was it masked, the payload)."""
+    n = frame[1] & 0x7F
+    if not frame[1] & 0x80:
+        return False, frame[2 : 2 + n]
+    key = frame[2:6]
+    return True, bytes(b ^ key[i % 4] for i, b in enumerate(frame[6 : 6 + n]))
+
+
+def test_stream_timeout_closes_a_tunnel_like_caddy(servers) -> None:
+    """Both ends are closed when `stream_timeout` runs out, without a Close frame."""
+    results = []
+    for which in ("caddy", "engine"):
+        up = Tunnel()
+        try:
+            config = server_config(
+                [
+                    {
+                        "handle": [
+                            {
+                                "handler": "reverse_proxy",
+                                "upstreams": [{"dial": up.dial}],
+                                "stream_timeout": "1s",
+                            }
+                        ]
+                    }
+                ]
+            )
+            port = servers.caddy(config) if which == "caddy" else servers.engine(config)[1]
+            with open_tunnel(port) as s:
+                s.sendall(b"ping")
+                got, after = until_closed(s)
+            time.sleep(0.2)
+            results.append((which, got, round(after), b"".join(up.got), len(up.closed_after)))
+        finally:
+            up.listener.close()
+    assert results[0][1:] == results[1][1:] == (b"", 1, b"ping", 1), results
+
+
+def caddy_with_admin(workdir, config: dict) -> tuple[subprocess.Popen, int, int]:
+    """Caddy serving `config` with its admin endpoint on (the fixture's Caddys have none)."""
+    port, admin = free_port(), free_port()
+    cfg = with_listen(config, port)
+    cfg["admin"] = {"listen": f"127.0.0.1:{admin}"}
+    path = workdir / "caddy-admin.json"
+    path.write_text(json.dumps(cfg))
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "caddy"), "run", "--config", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=clean_env(),
+    )
+    wait_listening(port)
+    return proc, port, admin
+
+
+def tunnel_config(dial: str, i: int, **handler: object) -> dict:
+    """A proxy to `dial`, plus a route that tells reload `i` apart."""
+    proxy = {"handler": "reverse_proxy", "upstreams": [{"dial": dial}], **handler}
+    marker = {"match": [{"path": [f"/reload-{i}"]}], "handle": [{"handler": "static_response"}]}
+    return server_config([marker, {"handle": [proxy]}])
+
+
+@pytest.mark.parametrize("delay", [None, "1s"])
+def test_reload_closes_tunnels_after_stream_close_delay_like_caddy(
+    servers, tmp_path, delay: str | None
+) -> None:
+    """On a reload Caddy sends a Close frame (1001, going away) to both ends of a WebSocket
+    and closes it: at once by default, after `stream_close_delay` when set. The engine does
+    the same with a delay; without one it keeps the WebSocket open (a product promise, a
+    listed difference)."""
+    handler = {"stream_close_delay": delay} if delay else {}
+    outcomes = {}
+    for which in ("caddy", "engine"):
+        up = Tunnel()
+        proc = None
+        try:
+            first, second = (tunnel_config(up.dial, i, **handler) for i in (0, 1))
+            if which == "caddy":
+                proc, port, admin = caddy_with_admin(tmp_path, first)
+                with open_tunnel(port) as s:
+                    second_cfg = with_listen(second, port)
+                    second_cfg["admin"] = {"listen": f"127.0.0.1:{admin}"}
+                    body = json.dumps(second_cfg).encode()
+                    req = urllib.request.Request(
+                        f"http://127.0.0.1:{admin}/load",
+                        data=body,
+                        headers={"Content-Type": "application/json"},
+                    )
+                    urllib.request.urlopen(req, timeout=5).read()
+                    got, after = until_closed(s)
+            else:
+                engine, port = servers.engine(first)
+                with open_tunnel(port) as s:
+                    engine.reload(json.dumps(with_listen(second, port)))
+                    s.settimeout(1.5)
+                    try:
+                        got, after = until_closed(s, limit=1.5 if delay is None else 4.0)
+                    except TimeoutError:
+                        # Still open: the tunnel carries bytes after the reload.
+                        s.sendall(b"still there")
+                        time.sleep(0.2)
+                        got, after = b"open", -1.0
+            time.sleep(0.2)
+            upstream = [unmasked(f) for f in up.got] if got != b"open" else up.got
+            outcomes[which] = (got, round(after), upstream)
+        finally:
+            up.listener.close()
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
+    going_away = b"\x88\x02\x03\xe9"
+    if delay:
+        assert outcomes["engine"] == outcomes["caddy"] == (going_away, 1, [(True, b"\x03\xe9")])
+    else:
+        assert outcomes["caddy"] == (going_away, 0, [(True, b"\x03\xe9")])
+        assert outcomes["engine"] == (b"open", -1, [b"still there"])

@@ -395,6 +395,7 @@ impl Worker {
                     ack,
                 } => {
                     self.program = program;
+                    self.proxy_reloaded();
                     self.set_listeners(listeners)?;
                     let _ = ack.send(());
                 }

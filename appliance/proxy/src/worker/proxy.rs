@@ -36,7 +36,9 @@ use crate::route::handlers::encode::{StreamEncoder, StreamPlan};
 use crate::route::handlers::reverse_proxy::fastcgi::record::Decoder;
 use crate::route::handlers::reverse_proxy::fastcgi::BodyFraming;
 use crate::route::handlers::reverse_proxy::hosts::Host;
-use crate::route::handlers::reverse_proxy::{Call, Failure, Invocation, Peer, Target, Transport};
+use crate::route::handlers::reverse_proxy::{
+    going_away, Call, Failure, Invocation, Peer, Target, Transport,
+};
 use crate::route::Program;
 
 /// Stop reading an upstream while this much of its response waits for the client.
@@ -126,6 +128,10 @@ pub struct Relay {
     pub capture: Option<Capture>,
     /// `response_buffers`: the body read so far, while the head waits for it.
     pub buffer: Option<Vec<u8>>,
+    /// A tunnel closes at `stream_timeout`, and after `stream_close_delay` once a reload
+    /// unloaded its handler.
+    pub stream_end: Option<Instant>,
+    pub unload_end: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -568,6 +574,8 @@ impl Worker {
                         held: None,
                         capture: None,
                         buffer: (trip.response_buffers != 0).then(Vec::new),
+                        stream_end: None,
+                        unload_end: None,
                     });
                     return self.replay_after(i, index, true).map(|()| true);
                 }
@@ -659,6 +667,7 @@ impl Worker {
             let tunnel = r.resp.status == 101;
             if tunnel {
                 relay.from = From::Tunnel;
+                relay.stream_end = trip.transport.stream.stream_timeout.map(|t| Instant::now() + t);
             }
             let h = &r.resp.headers;
             let sniff = !p.exchange.head
@@ -1213,8 +1222,77 @@ impl Worker {
         self.drive(i)
     }
 
+    /// A reload replaced the config the open tunnels were proxied under. Caddy's cleanup of
+    /// the old handler closes them after `stream_close_delay`, or at once without one; the
+    /// engine keeps those without a delay open (the product keeps WebSockets across reloads).
+    pub(super) fn proxy_reloaded(&mut self) {
+        let now = Instant::now();
+        for conn in self.conns.iter_mut().flatten() {
+            let Phase::Proxy(p) = &mut conn.phase else {
+                continue;
+            };
+            let Stage::Trip(trip) = &mut p.stage else {
+                continue;
+            };
+            let delay = trip.transport.stream.stream_close_delay;
+            if let (Some(relay), Some(delay)) = (trip.relay.as_mut(), delay) {
+                // Only the first unload counts: the handler it cleaned up is gone.
+                if matches!(relay.from, From::Tunnel) && relay.unload_end.is_none() {
+                    relay.unload_end = Some(now + delay);
+                }
+            }
+        }
+    }
+
+    /// Closes the tunnels whose `stream_timeout` or unload delay passed.
+    fn tunnel_clock(&mut self, now: Instant) -> io::Result<()> {
+        for i in 0..self.conns.len() {
+            let Some(Phase::Proxy(p)) = self.conns[i].as_mut().map(|c| &mut c.phase) else {
+                continue;
+            };
+            let Stage::Trip(trip) = &p.stage else {
+                continue;
+            };
+            let Some(relay) = &trip.relay else {
+                continue;
+            };
+            let due = |at: Option<Instant>| at.is_some_and(|t| now >= t);
+            let unloaded = due(relay.unload_end);
+            if !unloaded && !due(relay.stream_end) {
+                continue;
+            }
+            // On unload Caddy says goodbye to both ends of a WebSocket first.
+            let websocket = unloaded
+                && p.done[trip.index].answer.as_ref().is_some_and(|a| {
+                    crate::http1::parse::has_token(
+                        a.headers.values("Upgrade").unwrap_or(&[]).iter().map(String::as_str),
+                        "websocket",
+                    )
+                });
+            let up = trip.up;
+            trip.host.end();
+            let conn = self.conns[i].as_mut().expect("checked");
+            if websocket {
+                conn.output.extend_from_slice(&going_away(false));
+                if let Some(u) = self.ups[up].as_mut() {
+                    u.output.extend_from_slice(&going_away(true));
+                }
+                self.up_flush(up)?;
+            }
+            let conn = self.conns[i].as_mut().expect("checked");
+            conn.phase = Phase::Done;
+            conn.close_after = true;
+            conn.read_closed = true;
+            self.up_close(up)?;
+            self.flush(i)?;
+            self.maybe_free(i);
+        }
+        Ok(())
+    }
+
     /// Upstream deadlines, from the worker's clock tick.
     pub(super) fn up_clock(&mut self, now: Instant) -> io::Result<()> {
+        self.tunnel_clock(now)?;
         for u in 0..self.ups.len() {
             let Some(c) = self.ups[u].as_mut() else {
                 continue;

@@ -66,6 +66,87 @@ pub struct Transport {
     pub probe_interval: Duration,
     /// The transport asks for gzip itself (and decodes it) when the client did not.
     pub compression: bool,
+    /// The handler's streaming options, which travel to the worker with the transport's.
+    pub stream: Streaming,
+}
+
+/// `flush_interval`: how long response bytes may wait in Go's writer buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlushInterval {
+    /// 0 (the default): no flushing; bytes go out as Go's buffers fill and at the end.
+    #[default]
+    Never,
+    /// Negative: flushed after every write.
+    Immediate,
+    /// Flushed this long after the first write since the last flush (and the head then,
+    /// even without a body write).
+    Every(Duration),
+}
+
+/// Caddy's `flush_interval`, `stream_timeout` and `stream_close_delay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Streaming {
+    pub flush_interval: FlushInterval,
+    /// An upgraded connection is closed this long after it began.
+    pub stream_timeout: Option<Duration>,
+    /// A config unload closes upgraded connections after this long, not at once.
+    pub stream_close_delay: Option<Duration>,
+}
+
+impl Streaming {
+    fn compile(m: &Map<String, Value>) -> Result<Streaming> {
+        let negative = |v: &Value| match v {
+            Value::Number(n) => n.as_f64().is_some_and(|f| f < 0.0),
+            Value::String(s) => s.starts_with('-'),
+            _ => false,
+        };
+        let flush_interval = match m.get("flush_interval") {
+            None | Some(Value::Null) => FlushInterval::Never,
+            Some(v) if negative(v) => FlushInterval::Immediate,
+            Some(v) => match duration(v, "flush_interval")? {
+                d if d.is_zero() => FlushInterval::Never,
+                d => FlushInterval::Every(d),
+            },
+        };
+        Ok(Streaming {
+            flush_interval,
+            stream_timeout: opt_duration(m, "stream_timeout")?,
+            stream_close_delay: opt_duration(m, "stream_close_delay")?,
+        })
+    }
+
+    /// Caddy's `flushInterval(req, res)`: Server-Sent Events and bodies of unknown length
+    /// are flushed write by write whatever the setting.
+    pub fn flush_for(&self, content_type: &str, known_length: bool) -> FlushInterval {
+        let media = content_type.split(';').next().unwrap_or("").trim();
+        if media.eq_ignore_ascii_case("text/event-stream") || !known_length {
+            return FlushInterval::Immediate;
+        }
+        self.flush_interval
+    }
+}
+
+/// The WebSocket Close frame (1001, going away) Caddy writes to both ends of an upgraded
+/// connection when its handler is unloaded: masked toward the upstream, as a client's must be.
+pub fn going_away(masked: bool) -> Vec<u8> {
+    use std::hash::BuildHasher;
+    const CODE: [u8; 2] = 1001u16.to_be_bytes();
+    if !masked {
+        return vec![0x88, 2, CODE[0], CODE[1]];
+    }
+    let key = std::collections::hash_map::RandomState::new()
+        .hash_one(Instant::now())
+        .to_le_bytes();
+    vec![
+        0x88,
+        0x80 | 2,
+        key[0],
+        key[1],
+        key[2],
+        key[3],
+        CODE[0] ^ key[0],
+        CODE[1] ^ key[1],
+    ]
 }
 
 impl Default for Transport {
@@ -82,6 +163,7 @@ impl Default for Transport {
             max_idle_per_host: 32,
             probe_interval: Duration::from_secs(30),
             compression: true,
+            stream: Streaming::default(),
         }
     }
 }
@@ -346,7 +428,8 @@ impl ReverseProxy {
             "trusted_proxies",
         )?)?;
         let handle_response = compile_handle_response(m, "provisioning response handler")?;
-        let transport = Transport::compile(m.get("transport"))?;
+        let mut transport = Transport::compile(m.get("transport"))?;
+        transport.stream = Streaming::compile(m)?;
         let fastcgi = match m.get("transport") {
             Some(Value::Object(t))
                 if t.get("protocol").and_then(Value::as_str) == Some("fastcgi") =>
