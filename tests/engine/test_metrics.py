@@ -198,3 +198,35 @@ def test_metrics_handler(servers, caddy_metrics) -> None:
         heads.append((lines[0], [h for h in lines if h.startswith("Content-Type:")]))
         assert b'caddy_http_requests_total{handler="headers",server="srvA"} 1' in body
     assert heads[1] == heads[0]
+
+
+def test_in_flight_when_scraped_through_the_handler(servers, caddy_metrics) -> None:
+    """Scraped by the `metrics` handler, the scraping request is inside every top-level route
+    it entered: those series read 1 (the handler's own before any of its requests completed);
+    scraped from outside, every series reads 0."""
+    cfg = copy.deepcopy(CONFIG)
+    routes = cfg["apps"]["http"]["servers"]["srvA"]["routes"]
+    routes.insert(1, {"match": [{"path": ["/metrics"]}], "handle": [{"handler": "metrics"}]})
+    caddy_port, url = caddy_metrics(cfg)
+    engine, engine_port = servers.engine(cfg)
+
+    def in_flight(text: str) -> dict[str, str]:
+        _, samples = parse(text)
+        return {k[1]: v for k, v in samples.items() if k[0] == "caddy_http_requests_in_flight"}
+
+    def scrape(port: int) -> dict[str, str]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return in_flight(r.read().decode())
+
+    seen = []
+    for port in (caddy_port, engine_port):
+        first = scrape(port)
+        exchange(port, REQUESTS[0], quiet=0.1)
+        seen.append((first, scrape(port)))
+    assert seen[1] == seen[0]
+    first, last = seen[1]
+    assert first == {'handler="headers",server="srvA"': "1", 'handler="metrics",server="srvA"': "1"}
+    assert last['handler="static_response",server="srvA"'] == "0"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        outside = in_flight(r.read().decode())
+    assert set(in_flight(engine.metrics()).values()) == set(outside.values()) == {"0"}

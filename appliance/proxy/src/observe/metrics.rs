@@ -126,6 +126,24 @@ pub struct Observation<'a> {
     pub error: bool,
 }
 
+/// An instrumented route a request being handled is inside (the scraping request itself).
+#[derive(Debug, Clone)]
+pub struct Running<'a> {
+    pub server: &'a Arc<str>,
+    pub handler: &'a Arc<str>,
+    pub host: Option<String>,
+}
+
+impl Running<'_> {
+    fn key(&self) -> RouteKey {
+        RouteKey {
+            server: Arc::clone(self.server),
+            handler: Arc::clone(self.handler),
+            host: self.host.as_deref().map(Box::from),
+        }
+    }
+}
+
 impl Shard {
     /// Counts one instrumented route of a finished request.
     pub fn record(&mut self, o: &Observation<'_>) {
@@ -174,7 +192,9 @@ impl Registry {
 
     /// The Prometheus text exposition of every shard summed, as Go's `promhttp` writes it:
     /// families by name, series by label values, labels by name, nothing for an empty family.
-    pub fn render(&self) -> String {
+    /// `running` are the routes in flight now: a request counts when it completes, and the
+    /// worker handles one at a time, so only a request reading the metrics is inside routes.
+    pub fn render(&self, running: &[Running<'_>]) -> String {
         let mut routes: HashMap<RouteKey, RouteCounts> = HashMap::new();
         let mut statuses: HashMap<StatusKey, StatusSeries> = HashMap::new();
         for shard in self.shards.lock().unwrap_or_else(|e| e.into_inner()).iter() {
@@ -195,6 +215,18 @@ impl Registry {
         let mut route_rows: Vec<(Vec<(&str, String)>, &RouteCounts)> =
             routes.iter().map(|(k, v)| (route_labels(k), v)).collect();
         route_rows.sort_by(|a, b| a.0.cmp(&b.0));
+        // Caddy's gauge has a series for every route a request ever entered: those counted,
+        // and those inside now (before the first of their requests completes).
+        let mut in_flight: HashMap<RouteKey, f64> =
+            routes.keys().map(|k| (k.clone(), 0.0)).collect();
+        for r in running {
+            *in_flight.entry(r.key()).or_default() += 1.0;
+        }
+        let mut in_flight_rows: Vec<(Vec<(&str, String)>, f64)> = in_flight
+            .iter()
+            .map(|(k, v)| (route_labels(k), *v))
+            .collect();
+        in_flight_rows.sort_by(|a, b| a.0.cmp(&b.0));
         let mut status_rows: Vec<(Vec<(&str, String)>, &StatusSeries)> = statuses
             .iter()
             .map(|(k, v)| (status_labels(k), v))
@@ -239,9 +271,8 @@ impl Registry {
             "caddy_http_requests_in_flight",
             "gauge",
             "Number of requests currently handled by this server.",
-            // A request is counted when it completes, so none is in flight when a scrape
-            // reads the shards (a request waiting on an upstream is the known gap).
-            route_rows.iter().map(|(l, _)| (l, 0.0)),
+            // A request waiting on an upstream is not counted (the known gap).
+            in_flight_rows.iter().map(|(l, v)| (l, *v)),
         );
         counter_family(
             &mut out,
@@ -443,7 +474,7 @@ mod tests {
             request_size: 300,
             ..o.clone()
         });
-        let text = reg.render();
+        let text = reg.render(&[]);
         assert!(
             text.contains("caddy_http_requests_total{handler=\"subroute\",server=\"srv0\"} 2\n")
         );
@@ -482,7 +513,7 @@ mod tests {
             ttfb: None,
             error: true,
         });
-        let text = reg.render();
+        let text = reg.render(&[]);
         assert!(text.contains(
             "caddy_http_request_errors_total{handler=\"error\",host=\"_other\",server=\"s\"} 1\n"
         ));

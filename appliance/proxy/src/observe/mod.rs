@@ -27,7 +27,7 @@ use crate::route::exec::Flow;
 use crate::route::handlers::log_append::LogAppend;
 use crate::route::{context, Result, Route, Server};
 use access_log::{Entry, Level, Logs, Queue, ServerLogs};
-use metrics::{Observation, Registry, Shard};
+use metrics::{Observation, Registry, Running, Shard};
 
 /// `apps.http.metrics`.
 #[derive(Debug)]
@@ -136,6 +136,8 @@ enum End {
 pub struct Trace<'p> {
     started: Instant,
     top: &'p [Route],
+    /// What the server observes (for the `metrics` handler's view of this request).
+    observe: Option<&'p ServerObserve>,
     /// Top-level routes entered, in order (Caddy wraps each with metrics).
     entered: Vec<&'p Route>,
     /// `log_append` handlers run, with the value of the `early` ones.
@@ -148,6 +150,7 @@ impl<'p> Trace<'p> {
         Trace {
             started: Instant::now(),
             top: &[],
+            observe: None,
             entered: Vec::new(),
             appends: Vec::new(),
             end: None,
@@ -162,8 +165,9 @@ impl<'p> Trace<'p> {
 
     /// The server's primary routes start (again, when a handler had them wait for I/O):
     /// only the last run counts.
-    pub fn begin(&mut self, routes: &'p [Route]) {
-        self.top = routes;
+    pub fn begin(&mut self, server: &'p Server) {
+        self.top = &server.routes;
+        self.observe = Some(&server.observe);
         self.entered.clear();
         self.appends.clear();
         self.end = None;
@@ -215,12 +219,12 @@ impl Observer {
 
     /// The `caddy_http_*` families, then the engine's own count of dropped log lines.
     pub fn metrics(&self) -> String {
-        render(&self.registry, &self.queue)
+        render(&self.registry, &self.queue, &[])
     }
 }
 
-fn render(registry: &Registry, queue: &Queue) -> String {
-    let mut out = registry.render();
+fn render(registry: &Registry, queue: &Queue, running: &[Running<'_>]) -> String {
+    let mut out = registry.render(running);
     out.push_str(concat!(
         "# HELP zeroserve_access_log_dropped_total Access log lines dropped because ",
         "the logger thread fell behind.\n",
@@ -233,12 +237,32 @@ fn render(registry: &Registry, queue: &Queue) -> String {
     out
 }
 
-/// The metrics of the engine the calling worker belongs to (empty off a worker thread).
-pub fn render_here() -> String {
+/// The metrics of the engine the calling worker belongs to (empty off a worker thread), as
+/// the request in `ctx` scrapes them: Caddy's instrumented routes wrap the rest of the chain,
+/// so each top-level route this request entered is in flight while it reads the gauges.
+pub fn render_here(ctx: &Ctx<'_, '_>) -> String {
+    let scraping = ctx
+        .trace
+        .observe
+        .and_then(|o| Some((o.name.as_ref()?, o.metrics.as_ref()?)))
+        .map(|(server, m)| {
+            let host = m.host_label(&ctx.host);
+            ctx.trace
+                .entered
+                .iter()
+                .filter_map(|r| r.metrics_name.as_ref())
+                .map(|handler| Running {
+                    server,
+                    handler,
+                    host: host.clone(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
     TAP.with(|t| {
-        t.borrow()
-            .as_ref()
-            .map_or_else(String::new, |tap| render(&tap.registry, &tap.queue))
+        t.borrow().as_ref().map_or_else(String::new, |tap| {
+            render(&tap.registry, &tap.queue, &scraping)
+        })
     })
 }
 

@@ -173,7 +173,7 @@ fn serve_routes<'p>(server: &'p Server, ctx: &mut Ctx<'p, '_>) -> Outcome {
             message: "missing or empty Host header".to_owned(),
         })
     } else {
-        ctx.trace.begin(&server.routes);
+        ctx.trace.begin(server);
         run(&server.routes, ctx)
     };
     ctx.trace.end(&flow);

@@ -21,7 +21,7 @@ impl Metrics {
 
     pub fn respond(&self, ctx: &mut Ctx<'_, '_>) {
         ctx.resp.headers.set("Content-Type", CONTENT_TYPE);
-        ctx.resp.body = crate::observe::render_here().into_bytes();
+        ctx.resp.body = crate::observe::render_here(ctx).into_bytes();
         ctx.write_header(200);
     }
 }
