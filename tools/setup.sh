@@ -12,7 +12,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # Debian packages: bcc's Python module and headers for compiling BPF, tools for tests/benches.
 packages=(
   python3-bpfcc bpfcc-tools libbpf1 linux-headers-amd64 iproute2 python3-venv python3-dev
-  build-essential pkg-config wrk hey nghttp2-client hping3 zstd nginx-light
+  build-essential pkg-config wrk hey nghttp2-client hping3 zstd nginx-light php-fpm
   ansible ansible-lint vagrant vagrant-libvirt systemd-container
 )
 missing=()
@@ -24,10 +24,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# nginx (the proxy bench's origin) runs as a child with its own config; the service Debian
-# starts on install would hold :80.
+# nginx (the proxy bench's origin) and php-fpm (the FastCGI tests' responder) run as children
+# with their own configs; the services Debian starts on install would hold :80 and a pool
+# nobody uses.
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-  systemctl disable --now nginx.service >/dev/null 2>&1 || true
+  fpm_units=$(systemctl list-unit-files 'php*-fpm.service' --no-legend 2>/dev/null | awk '{print $1}')
+  # shellcheck disable=SC2086 # one word per unit
+  systemctl disable --now nginx.service $fpm_units >/dev/null 2>&1 || true
 fi
 
 # Rust: the machine's rustup toolchain; Debian's rustc is too old for PyO3.

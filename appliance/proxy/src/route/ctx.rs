@@ -504,6 +504,15 @@ fn random_uuid() -> String {
     )
 }
 
+/// Caddy's `prefixed_query` placeholders: the query with its `?`, or nothing.
+fn prefixed(query: &str) -> String {
+    if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    }
+}
+
 impl Lookup for Ctx<'_, '_> {
     fn lookup(&self, key: &str) -> Option<Cow<'_, str>> {
         use Cow::{Borrowed, Owned};
@@ -610,6 +619,8 @@ impl Lookup for Ctx<'_, '_> {
             "http.request.orig_uri" => Borrowed(self.orig_target),
             "http.request.orig_uri.path" => Borrowed(self.orig_uri.path.as_str()),
             "http.request.orig_uri.query" => Borrowed(self.orig_uri.query.as_str()),
+            "http.request.orig_uri.prefixed_query" => Owned(prefixed(&self.orig_uri.query)),
+            "http.request.uri.prefixed_query" => Owned(prefixed(&self.uri.query)),
             "http.request.uuid" => Borrowed(self.uuid.get_or_init(random_uuid).as_str()),
             "http.shutting_down" => Borrowed("false"),
             "system.hostname" => Owned(

@@ -31,8 +31,6 @@ pub struct FastCgi {
     split_path: Vec<String>,
     resolve_root_symlink: bool,
     env: Vec<(String, String)>,
-    /// `capture_stderr`: the responder's STDERR goes to the error log.
-    pub capture_stderr: bool,
 }
 
 impl FastCgi {
@@ -53,7 +51,6 @@ impl FastCgi {
                 env.push((k.clone(), v.to_owned()));
             }
         }
-        let flag = |k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
         Ok(FastCgi {
             root: m
                 .get("root")
@@ -62,9 +59,11 @@ impl FastCgi {
                 .unwrap_or("{http.vars.root}")
                 .to_owned(),
             split_path,
-            resolve_root_symlink: flag("resolve_root_symlink"),
+            resolve_root_symlink: m
+                .get("resolve_root_symlink")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             env,
-            capture_stderr: flag("capture_stderr"),
         })
     }
 

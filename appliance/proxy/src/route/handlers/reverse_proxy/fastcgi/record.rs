@@ -110,9 +110,7 @@ pub struct Decoder {
     body: Body,
     head_request: bool,
     /// END_REQUEST was read (or the connection ended): nothing more is translated.
-    pub done: bool,
-    /// What came on STDERR.
-    pub stderr: Vec<u8>,
+    done: bool,
 }
 
 impl Decoder {
@@ -123,7 +121,6 @@ impl Decoder {
             body: Body::Head,
             head_request,
             done: false,
-            stderr: Vec::new(),
         }
     }
 
@@ -152,10 +149,9 @@ impl Decoder {
             }
             let content = self.pending[at + 8..at + 8 + len].to_vec();
             at += total;
-            // Caddy's reader takes any record other than STDERR as response output.
-            if kind == STDERR {
-                self.stderr.extend_from_slice(&content);
-            } else {
+            // Caddy's reader takes any record other than STDERR as response output; STDERR
+            // only goes to its log (`capture_stderr`), which the engine does not keep.
+            if kind != STDERR {
                 self.stdout_data(&content, out)?;
             }
         }

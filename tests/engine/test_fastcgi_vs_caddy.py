@@ -1,0 +1,261 @@
+"""The FastCGI transport against the reference Caddy: a php-fpm pool of the test's own
+(Debian's php-fpm, on a loopback port) behind `php_fastcgi` and behind a raw
+`reverse_proxy { transport fastcgi }`, both adapted from Caddyfiles by zeroserve; every
+request goes to Caddy and to the engine, and the responses must agree on the status line,
+the header fields (Date and Server aside, in order) and the decoded body. The PHP scripts
+echo what they were given (the CGI environment and the body), so the comparison covers the
+parameters Caddy sends as much as the response it copies back."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.engine.wire import exchange, wait_listening
+from tests.support import free_port
+from zeroserve.adapt import adapt_caddyfile
+
+SCRIPTS = {
+    # the whole CGI environment but what changes per connection or per second
+    "env.php": """<?php
+        header('Content-Type: text/plain');
+        $skip = ['REQUEST_TIME', 'REQUEST_TIME_FLOAT', 'REMOTE_PORT'];
+        $keys = array_keys($_SERVER);
+        sort($keys);
+        foreach ($keys as $k) {
+            if (!in_array($k, $skip)) { echo "$k=", $_SERVER[$k], "\\n"; }
+        }
+        echo 'body=', file_get_contents('php://input'), "\\n";
+        """,
+    "status.php": """<?php
+        http_response_code(404);
+        header('X-Custom: yes');
+        header('X-Multi: a');
+        header('X-Multi: b', false);
+        echo "not here\\n";
+        """,
+    "redir.php": "<?php header('Location: /elsewhere?from=redir');",
+    "created.php": "<?php header('Status: 201 Made'); header('Content-Length: 3'); echo 'new';",
+    "empty.php": "<?php http_response_code(204);",
+    "big.php": '<?php echo str_repeat("0123456789", 1000);',
+    "index.php": '<?php echo "index {$_SERVER["REQUEST_URI"]} {$_SERVER["SCRIPT_NAME"]}\\n";',
+    "dir/index.php": '<?php echo "dir index ", $_SERVER["PATH_INFO"] ?? "", "\\n";',
+}
+
+
+def _php_fpm() -> str | None:
+    return shutil.which("php-fpm") or next(iter(sorted(glob.glob("/usr/sbin/php-fpm*"))), None)
+
+
+def start_pool(workdir: Path, port: int) -> subprocess.Popen:
+    """A php-fpm master with two workers on 127.0.0.1:port, configured under `workdir`."""
+    binary = _php_fpm()
+    if binary is None:
+        pytest.skip("php-fpm is not installed: run `make setup` (Debian's php-fpm)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "php-fpm.conf"
+    conf.write_text(
+        textwrap.dedent(
+            f"""\
+            [global]
+            error_log = {workdir}/error.log
+            pid = {workdir}/php-fpm.pid
+            daemonize = no
+            [pool]
+            listen = 127.0.0.1:{port}
+            pm = static
+            pm.max_children = 2
+            clear_env = yes
+            """
+        )
+    )
+    argv = [binary, "--nodaemonize", "--fpm-config", str(conf)]
+    if os.geteuid() == 0:
+        argv.append("--allow-to-run-as-root")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port)
+    except OSError:
+        proc.kill()
+        proc.wait(10)
+        raise
+    return proc
+
+
+def stop_pool(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
+    """The document root (PHP scripts, a static file) and the port of a running pool."""
+    base = tmp_path_factory.mktemp("fastcgi")
+    root = base / "www"
+    for name, text in SCRIPTS.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    (root / "static.txt").write_text("static text next to the scripts\n")
+    (base / "link").symlink_to(root)
+    port = free_port()
+    proc = start_pool(base / "fpm", port)
+    yield root, port
+    stop_pool(proc)
+
+
+def config(caddyfile: str) -> dict:
+    return adapt_caddyfile(textwrap.dedent(caddyfile).encode()).config
+
+
+def split(data: bytes) -> tuple[bytes, list[bytes], bytes]:
+    """Status line, header lines (Date and Server left out) and the body, de-chunked."""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    fields = [f for f in lines[1:] if not f.lower().startswith((b"date:", b"server:"))]
+    if not any(f.lower() == b"transfer-encoding: chunked" for f in fields):
+        return lines[0], fields, rest
+    body = bytearray()
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return lines[0], fields, bytes(body)
+        body += rest[:size]
+        rest = rest[size + 2 :]
+
+
+def compare(ports: tuple[int, int], requests: list[bytes]) -> None:
+    caddy_port, engine_port = ports
+    for raw in requests:
+        want = exchange(caddy_port, raw)
+        got = exchange(engine_port, raw)
+        assert want.data.startswith(b"HTTP/1.1 "), (raw, want)
+        assert split(got.data) == split(want.data), raw
+
+
+def request(target: str, method: str = "GET", body: bytes | None = None, extra: str = "") -> bytes:
+    head = f"{method} {target} HTTP/1.1\r\nHost: php.test\r\nConnection: close\r\n{extra}"
+    if body is not None:
+        head += f"Content-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + (body or b"")
+
+
+def chunked(target: str, body: bytes) -> bytes:
+    head = f"POST {target} HTTP/1.1\r\nHost: php.test\r\nConnection: close\r\n"
+    head += "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunks = b"".join(
+        f"{len(body[i : i + 1000]):x}\r\n".encode() + body[i : i + 1000] + b"\r\n"
+        for i in range(0, len(body), 1000)
+    )
+    return head.encode() + chunks + b"0\r\n\r\n"
+
+
+def test_php_fastcgi_like_caddy(servers, site) -> None:
+    root, port = site
+    cfg = config(
+        f"""\
+        http:// {{
+            root * {root}
+            php_fastcgi 127.0.0.1:{port}
+            file_server
+        }}
+        """
+    )
+    compare(
+        servers.ports(cfg),
+        [
+            # split_path: SCRIPT_NAME, PATH_INFO, PATH_TRANSLATED, the raw query
+            request(
+                "/env.php/extra/path?x=1&y=%20z",
+                extra="X-Foo: bar\r\nX-Multi: a\r\nX-Multi: b\r\nUser-Agent: t/1\r\n",
+            ),
+            request("/env.php", "POST", b"a=1&b=2", "Content-Type: application/json\r\n"),
+            request("/env.php", "POST", b"x" * 10000),  # longer than request_buffers
+            chunked("/env.php", b"chunked body"),
+            chunked("/env.php", b"y" * 5000),  # no length learnt: 411
+            request("/env.php", "PUT"),
+            request("/env.php", "DELETE", b"gone"),
+            request("/env.php", "OPTIONS"),
+            request("/env.php", "HEAD"),
+            request("/status.php"),
+            request("/redir.php"),
+            request("/created.php"),
+            request("/empty.php"),
+            request("/big.php"),
+            request("/big.php", "HEAD"),
+            # index.php fallback through try_files, and a directory's own index
+            request("/"),
+            request("/nothing/here?q=1"),
+            request("/dir"),
+            request("/dir?keep=1"),
+            request("/dir/"),
+            request("/dir/index.php/tail"),
+            request("/static.txt"),
+            request("/static.txt", "HEAD"),
+        ],
+    )
+
+
+def test_transport_fastcgi_options_like_caddy(servers, site) -> None:
+    root, port = site
+    cfg = config(
+        f"""\
+        http:// {{
+            reverse_proxy 127.0.0.1:{port} {{
+                transport fastcgi {{
+                    root {root.parent / "link"}
+                    resolve_root_symlink
+                    env APP_MODE test-{{http.request.uri.query.a}}
+                    env REMOTE_USER nobody
+                    dial_timeout 2s
+                    read_timeout 10s
+                    write_timeout 10s
+                    capture_stderr
+                }}
+            }}
+        }}
+        """
+    )
+    # Caddy's Caddyfile takes split_path only from php_fastcgi, so it is set in the JSON.
+    handler = cfg["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]
+    handler["transport"]["split_path"] = [".PHP"]
+    compare(
+        servers.ports(cfg),
+        [
+            request("/env.php/more?a=1"),
+            request("/env.php?a=2", "POST", b"k=v"),
+            request("/ENV.php"),  # split case-insensitively, then php-fpm finds no such file
+            request("/missing.php"),  # php-fpm's own 404
+            request("/dir/index.php"),
+        ],
+    )
+
+
+def test_stopped_php_fpm_is_502_like_caddy(servers, tmp_path: Path, site) -> None:
+    root, _ = site
+    port = free_port()
+    proc = start_pool(tmp_path / "fpm", port)
+    stop_pool(proc)
+    cfg = config(
+        f"""\
+        http:// {{
+            root * {root}
+            php_fastcgi 127.0.0.1:{port}
+        }}
+        """
+    )
+    ports = servers.ports(cfg)
+    compare(ports, [request("/env.php"), request("/", "POST", b"lost")])
+    assert exchange(ports[1], request("/env.php")).data.startswith(b"HTTP/1.1 502 ")
