@@ -62,6 +62,23 @@ def routes(root: str) -> list:
             "match": [{"header": {"X-Mode": ["te*"]}, "query": {"q": ["*"]}}],
             "handle": [respond("header+query")],
         },
+        {
+            # The intercepting routes answer instead of a file body large enough to stream.
+            "match": [{"path": ["/intercept/*"]}],
+            "handle": [
+                {"handler": "rewrite", "strip_path_prefix": "/intercept"},
+                {
+                    "handler": "intercept",
+                    "handle_response": [
+                        {
+                            "match": {"status_code": [200]},
+                            "routes": [{"handle": [respond("took {http.intercept.status_code}")]}],
+                        }
+                    ],
+                },
+                {"handler": "file_server", "root": root},
+            ],
+        },
         {"match": [{"not": [{"method": ["GET", "HEAD"]}]}], "handle": [respond("not get")]},
         {
             "match": [{"remote_ip": {"ranges": ["127.0.0.0/8"]}}, {"protocol": "http/1.0"}],
@@ -161,6 +178,10 @@ CASES = {
         b"GET /files/large.bin HTTP/1.1\r\n" + H + b"Range: bytes=1000000-1900000\r\n\r\n"
     ),
     "file_streamed_head": b"HEAD /files/large.bin HTTP/1.1\r\n" + H + b"\r\n",
+    "file_streamed_intercepted": (
+        b"GET /intercept/large.bin HTTP/1.1\r\n" + H + b"\r\n"
+        b"GET /intercept/hello.txt HTTP/1.1\r\n" + H + b"\r\n"
+    ),
 }
 
 

@@ -76,7 +76,9 @@ impl Intercept {
         }
         ctx.set_capture("http.intercept.status_code".into(), status.to_string());
         ctx.resp.body.clear();
-        // A proxied body is dropped too: the intercepting routes answer instead.
+        // A streamed file or proxied body is dropped too: the intercepting routes answer
+        // instead.
+        ctx.resp.file = None;
         ctx.proxy.relay = None;
         ctx.resp.status = 200;
         run(&h.routes, ctx)
