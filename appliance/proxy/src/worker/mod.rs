@@ -114,6 +114,9 @@ pub struct Worker {
     ups: Vec<Option<upstream::UpConn>>,
     free_ups: Vec<usize>,
     idle_ups: upstream::IdlePool,
+    /// Client slots whose output waits for the end of the completion group (see
+    /// `proxy::flush_later`).
+    flush_later: Vec<usize>,
 }
 
 impl Worker {
@@ -141,6 +144,7 @@ impl Worker {
             ups: Vec::new(),
             free_ups: Vec::new(),
             idle_ups: upstream::IdlePool::default(),
+            flush_later: Vec::new(),
         };
         w.set_listeners(listeners)?;
         w.wake_op = Some(w.ring.read_counter(&*w.wake, tag(WAKE, 0))?);
@@ -157,6 +161,7 @@ impl Worker {
             for c in done.drain(..) {
                 self.complete(c)?;
             }
+            self.flush_deferred()?;
             if self.stop_deadline.is_some() && self.conns.iter().all(Option::is_none) {
                 break;
             }

@@ -209,6 +209,25 @@ impl Worker {
         Ok(())
     }
 
+    /// Queues client `i`'s output to go out at the end of the current completion group:
+    /// the upstream reads that complete together then leave as one send, whichever order
+    /// their completions (and the client's send completion) come in. Sends are only
+    /// submitted once the group is handled anyway, so this delays nothing.
+    fn flush_later(&mut self, i: usize) {
+        if !self.flush_later.contains(&i) {
+            self.flush_later.push(i);
+        }
+    }
+
+    /// Sends what the completion group queued (see `flush_later`).
+    pub(super) fn flush_deferred(&mut self) -> io::Result<()> {
+        while let Some(i) = self.flush_later.pop() {
+            self.flush(i)?;
+            self.maybe_free(i);
+        }
+        Ok(())
+    }
+
     fn advance(&mut self, i: usize) -> io::Result<()> {
         loop {
             let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
@@ -939,6 +958,11 @@ impl Worker {
                     }
                 } else {
                     conn.output.extend_from_slice(&piece);
+                    if u.input.capacity() == 0 {
+                        // Keep the allocation for the upstream's next reads.
+                        piece.clear();
+                        u.input = piece;
+                    }
                 }
             }
         }
@@ -1173,8 +1197,15 @@ impl Worker {
                 .buffer_id
                 .expect("recv with buffer select names its buffer");
             let bufs = self.ring.buffers();
-            if !up.closing {
-                up.take_input(bufs.filled(bid, c.result as usize), false);
+            let data = bufs.filled(bid, c.result as usize);
+            let client = up
+                .owner
+                .and_then(|i| self.conns.get_mut(i))
+                .and_then(Option::as_mut);
+            match client.and_then(|conn| passthrough(conn, up, u, data.len())) {
+                Some(output) => output.extend_from_slice(data),
+                None if !up.closing => up.take_input(data, false),
+                None => {}
             }
             bufs.recycle(bid);
         } else if c.result == 0 {
@@ -1196,7 +1227,8 @@ impl Worker {
                 self.up_rearm(u)
             }
             Some(i) => {
-                self.drive(i)?;
+                self.advance(i)?;
+                self.flush_later(i);
                 self.up_rearm(u)
             }
         }
@@ -1339,6 +1371,52 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// Where `n` bytes just read from upstream `u` go when its body passes through to the client
+/// unchanged: straight into the client's output (one copy, and one send for all the reads of
+/// a completion group), counted off the body's length. `None` when the relay must see them:
+/// no response head yet, bytes already waiting in the upstream's input, a framing, decoder,
+/// encoder, sniff, buffer or cache capture in the way, more than the body's rest, or a
+/// client output past its high-water mark (the upstream's input then holds the backlog).
+fn passthrough<'a>(
+    conn: &'a mut super::conn::Conn,
+    up: &mut UpConn,
+    u: usize,
+    n: usize,
+) -> Option<&'a mut Vec<u8>> {
+    if conn.closing || conn.output.len() >= OUTPUT_HIGH_WATER || !up.input.is_empty() {
+        return None;
+    }
+    if up.closing || up.fcgi.is_some() {
+        return None;
+    }
+    let Phase::Proxy(p) = &mut conn.phase else {
+        return None;
+    };
+    let Stage::Trip(trip) = &mut p.stage else {
+        return None;
+    };
+    let relay = trip.relay.as_mut().filter(|_| trip.up == u)?;
+    let plain = !relay.chunked
+        && !relay.bodiless
+        && relay.gunzip.is_none()
+        && relay.pending.is_none()
+        && relay.encoder.is_none()
+        && relay.held.is_none()
+        && relay.capture.is_none()
+        && relay.buffer.is_none();
+    let From::Length(left) = &mut relay.from else {
+        return None;
+    };
+    if !plain || *left < n as u64 {
+        return None;
+    }
+    *left -= n as u64;
+    if let Some(t) = trip.transport.read_timeout {
+        up.deadline = Some((Instant::now() + t, Wait::Read));
+    }
+    Some(&mut conn.output)
 }
 
 /// Whether the kept request head carries `Expect: 100-continue`.
