@@ -890,9 +890,12 @@ impl Worker {
                         relay.encoder = Some(plan.start(&mut resp.headers));
                     }
                 }
-                if relay.encoder.is_some() && matches!(relay.from, From::Length(_)) {
-                    // A known length is copied without flushes, so Go's writer still sees
-                    // the whole (compressed) body when it is short: hold it back that long.
+                let unflushed = trip.framing == BodyFraming::Stdin
+                    || (relay.encoder.is_some() && matches!(relay.from, From::Length(_)));
+                if unflushed {
+                    // A known length (and any FastCGI body) is copied without flushes, so
+                    // Go's writer still sees the whole (compressed) body when it is short:
+                    // hold it back that long.
                     relay.pending = Some((resp, x));
                     relay.held = Some(Vec::new());
                 } else {
