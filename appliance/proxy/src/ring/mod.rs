@@ -64,7 +64,8 @@ pub struct Ring {
     uring: IoUring,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    bufs: Option<BufRing>,
+    /// Provided-buffer rings, indexed by group id.
+    bufs: Vec<BufRing>,
 }
 
 impl Ring {
@@ -80,20 +81,29 @@ impl Ring {
             uring,
             slots: Vec::new(),
             free: Vec::new(),
-            bufs: None,
+            bufs: Vec::new(),
         })
     }
 
-    /// Registers this ring's provided-buffer ring (group id 0).
-    pub fn register_buffers(&mut self, count: u16, size: usize) -> io::Result<()> {
-        let bufs = BufRing::register(&self.uring.submitter(), 0, count, size)?;
-        self.bufs = Some(bufs);
-        Ok(())
+    /// Registers a provided-buffer ring of `count` buffers of `size` bytes; returns its group
+    /// id (0 for the first, then 1, ...). Groups let sockets with different read patterns
+    /// pick different buffer sizes.
+    pub fn register_buffers(&mut self, count: u16, size: usize) -> io::Result<u16> {
+        let group = u16::try_from(self.bufs.len()).map_err(io::Error::other)?;
+        let bufs = BufRing::register(&self.uring.submitter(), group, count, size)?;
+        self.bufs.push(bufs);
+        Ok(group)
     }
 
-    /// The provided-buffer ring; panics if none was registered (a programming error).
+    /// The first provided-buffer ring (group 0).
     pub fn buffers(&mut self) -> &mut BufRing {
-        self.bufs.as_mut().expect("provided buffers registered")
+        self.buffers_of(0)
+    }
+
+    /// The provided-buffer ring of `group`; panics if it was not registered (a programming
+    /// error).
+    pub fn buffers_of(&mut self, group: u16) -> &mut BufRing {
+        &mut self.bufs[usize::from(group)]
     }
 
     /// Number of ops still owned by the kernel.
