@@ -8,10 +8,7 @@ parameters Caddy sends as much as the response it copies back."""
 
 from __future__ import annotations
 
-import glob
 import gzip
-import os
-import shutil
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -19,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.wire import exchange, wait_listening
+from tests import php_fpm
+from tests.engine.wire import exchange
 from tests.support import free_port
 from zeroserve.adapt import adapt_caddyfile
 
@@ -51,52 +49,10 @@ SCRIPTS = {
 }
 
 
-def _php_fpm() -> str | None:
-    return shutil.which("php-fpm") or next(iter(sorted(glob.glob("/usr/sbin/php-fpm*"))), None)
-
-
 def start_pool(workdir: Path, port: int) -> subprocess.Popen:
-    """A php-fpm master with two workers on 127.0.0.1:port, configured under `workdir`."""
-    binary = _php_fpm()
-    if binary is None:
+    if php_fpm.binary() is None:
         pytest.skip("php-fpm is not installed: run `make setup` (Debian's php-fpm)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    conf = workdir / "php-fpm.conf"
-    conf.write_text(
-        textwrap.dedent(
-            f"""\
-            [global]
-            error_log = {workdir}/error.log
-            pid = {workdir}/php-fpm.pid
-            daemonize = no
-            [pool]
-            listen = 127.0.0.1:{port}
-            pm = static
-            pm.max_children = 2
-            clear_env = yes
-            """
-        )
-    )
-    argv = [binary, "--nodaemonize", "--fpm-config", str(conf)]
-    if os.geteuid() == 0:
-        argv.append("--allow-to-run-as-root")
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_listening(port)
-    except OSError:
-        proc.kill()
-        proc.wait(10)
-        raise
-    return proc
-
-
-def stop_pool(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    return php_fpm.start(workdir, port)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +69,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]
     port = free_port()
     proc = start_pool(base / "fpm", port)
     yield root, port
-    stop_pool(proc)
+    php_fpm.stop(proc)
 
 
 def config(caddyfile: str) -> dict:
@@ -248,7 +204,7 @@ def test_stopped_php_fpm_is_502_like_caddy(servers, tmp_path: Path, site) -> Non
     root, _ = site
     port = free_port()
     proc = start_pool(tmp_path / "fpm", port)
-    stop_pool(proc)
+    php_fpm.stop(proc)
     cfg = config(
         f"""\
         http:// {{

@@ -1,0 +1,61 @@
+"""A php-fpm pool of the tests' own (Debian's php-fpm, installed by `make setup`): its config
+under a work directory, listening on a loopback port, stopped by PID."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+from tests.engine.wire import wait_listening
+
+
+def binary() -> str | None:
+    """The php-fpm binary (Debian names it with its version, in /usr/sbin)."""
+    return shutil.which("php-fpm") or next(iter(sorted(glob.glob("/usr/sbin/php-fpm*"))), None)
+
+
+def start(workdir: Path, port: int) -> subprocess.Popen:
+    """A master with two workers on 127.0.0.1:port, serving once it accepts."""
+    path = binary()
+    if path is None:
+        raise FileNotFoundError("php-fpm is not installed: run `make setup` (Debian's php-fpm)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "php-fpm.conf"
+    conf.write_text(
+        textwrap.dedent(
+            f"""\
+            [global]
+            error_log = {workdir}/error.log
+            pid = {workdir}/php-fpm.pid
+            daemonize = no
+            [pool]
+            listen = 127.0.0.1:{port}
+            pm = static
+            pm.max_children = 2
+            clear_env = yes
+            """
+        )
+    )
+    argv = [path, "--nodaemonize", "--fpm-config", str(conf)]
+    if os.geteuid() == 0:
+        argv.append("--allow-to-run-as-root")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port)
+    except OSError:
+        stop(proc)
+        raise
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
