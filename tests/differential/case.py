@@ -26,7 +26,8 @@ Sections (`=== NAME [raw] [responses=N] [timeout=S]`) each go over a fresh conne
 
 Both forms understand the escapes `\\r \\n \\t \\0 \\\\ \\xHH`, and these placeholders:
 `{PORT}` (the port of the server being asked), `{FIXTURES}` (the fixture site directory) and
-`{UPSTREAM}` (host:port of the echo backend, see upstream.py) in the Caddyfile,
+`{UPSTREAM}` (host:port of the echo backend, see upstream.py) and `{FASTCGI}` (host:port of a
+php-fpm pool, see fastcgi.py) in the Caddyfile,
 `{REPEAT:N:text}` (text N times, for oversized requests) and `{PAUSE}` (send what came
 before, wait a moment, then the rest: a client waiting for `100 Continue`).
 `{REPEAT:N:text}` also works in the Caddyfile.
@@ -43,6 +44,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.differential import fastcgi
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
@@ -83,7 +86,10 @@ class Case:
     def caddyfile_with(self, fixtures: Path, upstream: str) -> str:
         """The Caddyfile with the fixture path and upstream filled in; each server fills in
         its own {PORT}."""
-        return self.caddyfile.replace("{FIXTURES}", str(fixtures)).replace("{UPSTREAM}", upstream)
+        text = self.caddyfile.replace("{FIXTURES}", str(fixtures)).replace("{UPSTREAM}", upstream)
+        if "{FASTCGI}" in text:
+            text = text.replace("{FASTCGI}", fastcgi.address())
+        return text
 
 
 def _unescape(text: bytes) -> bytes:
