@@ -117,6 +117,8 @@ pub struct Worker {
     /// Client slots whose output waits for the end of the completion group (see
     /// `proxy::flush_later`).
     flush_later: Vec<usize>,
+    /// The provided-buffer group upstream sockets read into.
+    up_group: u16,
 }
 
 impl Worker {
@@ -129,6 +131,7 @@ impl Worker {
     ) -> io::Result<Worker> {
         let mut ring = Ring::new(RING_ENTRIES)?;
         ring.register_buffers(BUFFERS, BUFFER_SIZE)?;
+        let up_group = ring.register_buffers(proxy::UP_BUFFERS, proxy::UP_BUFFER_SIZE)?;
         let mut w = Worker {
             ring,
             program,
@@ -145,6 +148,7 @@ impl Worker {
             free_ups: Vec::new(),
             idle_ups: upstream::IdlePool::default(),
             flush_later: Vec::new(),
+            up_group,
         };
         w.set_listeners(listeners)?;
         w.wake_op = Some(w.ring.read_counter(&*w.wake, tag(WAKE, 0))?);

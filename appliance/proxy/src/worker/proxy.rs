@@ -43,6 +43,12 @@ use crate::route::Program;
 
 /// Stop reading an upstream while this much of its response waits for the client.
 const UP_INPUT_HIGH_WATER: usize = 1 << 20;
+/// Upstream sockets read into buffers of their own, larger than the client ones: a response
+/// body comes in a few reads (loopback delivers up to 64 KiB at a time) rather than one per
+/// 16 KiB, each read costing a recv, a completion and often an ACK. Buffers are held only
+/// from a completion to its copy, so a few dozen serve any number of connections.
+pub(super) const UP_BUFFERS: u16 = 64;
+pub(super) const UP_BUFFER_SIZE: usize = 64 << 10;
 
 /// A request being proxied, kept on its client connection.
 #[derive(Debug)]
@@ -1063,7 +1069,10 @@ impl Worker {
             return Ok(());
         };
         if c.recv.is_none() && c.connect.is_none() && !c.closing && !c.eof && !c.read_paused {
-            c.recv = Some(self.ring.recv_multi(&c.fd, tag(UP_RECV, u))?);
+            c.recv = Some(
+                self.ring
+                    .recv_multi_from(&c.fd, self.up_group, tag(UP_RECV, u))?,
+            );
         }
         Ok(())
     }
@@ -1199,7 +1208,7 @@ impl Worker {
             let bid = c
                 .buffer_id
                 .expect("recv with buffer select names its buffer");
-            let bufs = self.ring.buffers();
+            let bufs = self.ring.buffers_of(self.up_group);
             let data = bufs.filled(bid, c.result as usize);
             let client = up
                 .owner
