@@ -48,6 +48,8 @@ const INPUT_HIGH_WATER: usize = 32 << 20;
 /// (Go's `rstAvoidanceDelay`).
 const LINGER: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(250);
+/// The clock's shortest wait, so that deadlines a moment apart share one wake-up.
+const MIN_TICK: Duration = Duration::from_millis(1);
 /// Largest request body buffered for handlers that read it (`{http.request.body}`).
 const MAX_BUFFERED_BODY: usize = 16 << 20;
 /// How much of a streamed file body is read per send.
@@ -459,9 +461,24 @@ impl Worker {
         self.up_clock(now)?;
         self.clock = None;
         if self.stop_deadline.is_none() || self.conns.iter().any(Option::is_some) {
-            self.clock = Some(self.ring.timeout(TICK, tag(CLOCK, 0))?);
+            let wait = self.next_deadline(now).saturating_duration_since(now);
+            self.clock = Some(self.ring.timeout(wait.max(MIN_TICK), tag(CLOCK, 0))?);
         }
         Ok(())
+    }
+
+    /// When the clock must next run: a tick from `now`, or sooner for a client deadline due
+    /// before then, so a timeout ends the connection when Caddy's would (Go's deadlines are
+    /// timers of their own) rather than up to a tick late.
+    fn next_deadline(&self, now: Instant) -> Instant {
+        self.conns
+            .iter()
+            .flatten()
+            .flat_map(|c| [c.deadline, c.write_deadline.filter(|_| c.writing())])
+            .chain([self.stop_deadline])
+            .flatten()
+            .filter(|d| *d > now)
+            .fold(now + TICK, Instant::min)
     }
 
     /// The read deadline passed. Waiting for a head (idle, or part of one arrived), Go closes
