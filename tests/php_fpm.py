@@ -1,13 +1,15 @@
 """A php-fpm pool of the tests' own (Debian's php-fpm, installed by `make setup`): its config
-under a work directory, listening on a loopback port, stopped by PID."""
+under a work directory, listening on a loopback port or a unix socket, stopped by PID."""
 
 from __future__ import annotations
 
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 from tests.engine.wire import wait_listening
@@ -18,8 +20,9 @@ def binary() -> str | None:
     return shutil.which("php-fpm") or next(iter(sorted(glob.glob("/usr/sbin/php-fpm*"))), None)
 
 
-def start(workdir: Path, port: int) -> subprocess.Popen:
-    """A master with two workers on 127.0.0.1:port, serving once it accepts."""
+def start(workdir: Path, listen: int | Path) -> subprocess.Popen:
+    """A master with two workers on 127.0.0.1:listen (a port) or on the unix socket `listen`,
+    returned once it accepts."""
     path = binary()
     if path is None:
         raise FileNotFoundError("php-fpm is not installed: run `make setup` (Debian's php-fpm)")
@@ -33,7 +36,7 @@ def start(workdir: Path, port: int) -> subprocess.Popen:
             pid = {workdir}/php-fpm.pid
             daemonize = no
             [pool]
-            listen = 127.0.0.1:{port}
+            listen = {listen if isinstance(listen, Path) else f"127.0.0.1:{listen}"}
             pm = static
             pm.max_children = 2
             clear_env = yes
@@ -45,7 +48,10 @@ def start(workdir: Path, port: int) -> subprocess.Popen:
         argv.append("--allow-to-run-as-root")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_listening(port)
+        if isinstance(listen, Path):
+            _wait_unix(listen)
+        else:
+            wait_listening(listen)
     except OSError:
         stop(proc)
         raise
@@ -59,3 +65,16 @@ def stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+def _wait_unix(path: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(path))
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -49,10 +49,10 @@ SCRIPTS = {
 }
 
 
-def start_pool(workdir: Path, port: int) -> subprocess.Popen:
+def start_pool(workdir: Path, listen: int | Path) -> subprocess.Popen:
     if php_fpm.binary() is None:
         pytest.skip("php-fpm is not installed: run `make setup` (Debian's php-fpm)")
-    return php_fpm.start(workdir, port)
+    return php_fpm.start(workdir, listen)
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +256,24 @@ def test_encode_http10_and_expect_like_caddy(servers, site) -> None:
         got = exchange(engine_port, raw).data
         assert want.startswith(b"HTTP/1."), (raw, want)
         assert decoded(got) == decoded(want), raw
+
+
+def test_unix_socket_pool_like_caddy(servers, tmp_path: Path, site) -> None:
+    root, _ = site
+    sock = tmp_path / "fpm.sock"
+    proc = start_pool(tmp_path / "fpm", sock)
+    try:
+        cfg = config(
+            f"""\
+            http:// {{
+                root * {root}
+                php_fastcgi unix/{sock}
+            }}
+            """
+        )
+        ports = servers.ports(cfg)
+        compare(ports, [request("/env.php/p?u=1", "POST", b"over a unix socket")])
+        # the script ran (not a failed dial on both sides)
+        assert exchange(ports[1], request("/status.php")).data.startswith(b"HTTP/1.1 404 ")
+    finally:
+        php_fpm.stop(proc)
