@@ -130,8 +130,11 @@ def test_php_fastcgi_like_caddy(servers, site) -> None:
         }}
         """
     )
+    ports = servers.ports(cfg)
+    # the scripts run (both sides failing alike would compare equal too)
+    assert b"\nSCRIPT_NAME=/env.php\n" in exchange(ports[1], request("/env.php")).data
     compare(
-        servers.ports(cfg),
+        ports,
         [
             # split_path: SCRIPT_NAME, PATH_INFO, PATH_TRANSLATED, the raw query
             request(
