@@ -4,7 +4,9 @@ XDP goes through IFLA_XDP on a link: a first attach uses
 XDP_FLAGS_UPDATE_IF_NOEXIST (so we never clobber someone else's program) and a
 reload uses XDP_FLAGS_REPLACE with the expected old fd, so there is no window
 with nothing attached and a concurrent change makes the swap fail instead of
-being lost. TC programs go into a clsact qdisc as direct-action cls_bpf
+being lost. That message is libbpf's (bpf_xdp_attach), not pyroute2's: pyroute2
+0.7, Debian 12's, packs IFLA_XDP_FLAGS into 16 bits, which the kernel refuses
+(ERANGE). TC programs go into a clsact qdisc as direct-action cls_bpf
 filters, replaced in place at a fixed priority and handle. sk_lookup programs are
 attached to a network namespace as a BPF link (libbpf's bpf_link_create).
 
@@ -19,13 +21,12 @@ import errno
 import os
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from pyroute2 import IPRoute, NetlinkError, netns
 from pyroute2.netlink.rtnl.ifinfmsg import (
     XDP_FLAGS_DRV_MODE,
-    XDP_FLAGS_REPLACE,
     XDP_FLAGS_SKB_MODE,
     XDP_FLAGS_UPDATE_IF_NOEXIST,
 )
@@ -96,31 +97,24 @@ def attach_xdp(
     ns: str | None = None,
 ) -> None:
     """Attach prog_fd; with replace_fd, atomically swap it for that attached program."""
-    attrs: list[tuple[str, int]] = [("IFLA_XDP_FD", prog_fd)]
-    flags = mode.value
-    if replace_fd is None:
-        flags |= XDP_FLAGS_UPDATE_IF_NOEXIST
-    else:
-        flags |= XDP_FLAGS_REPLACE
-        attrs.append(("IFLA_XDP_EXPECTED_FD", replace_fd))
-    attrs.append(("IFLA_XDP_FLAGS", flags))
-    with _ipr(ns) as ipr:
-        try:
-            ipr.link("set", index=index, xdp={"attrs": attrs})
-        except NetlinkError as err:
-            raise _fail(f"XDP {mode.name.lower()} attach on ifindex {index}", err) from err
+    flags = mode.value | (XDP_FLAGS_UPDATE_IF_NOEXIST if replace_fd is None else 0)
+    _set_xdp(
+        f"XDP {mode.name.lower()} attach on ifindex {index}", index, prog_fd, flags, replace_fd, ns
+    )
 
 
 def detach_xdp(index: int, mode: XdpMode = XdpMode.NATIVE, ns: str | None = None) -> None:
-    with _ipr(ns) as ipr:
+    _set_xdp(f"XDP detach on ifindex {index}", index, -1, mode.value, None, ns)
+
+
+def _set_xdp(
+    what: str, index: int, prog_fd: int, flags: int, replace_fd: int | None, ns: str | None
+) -> None:
+    with in_netns(ns) if ns else nullcontext():
         try:
-            ipr.link(
-                "set",
-                index=index,
-                xdp={"attrs": [("IFLA_XDP_FD", -1), ("IFLA_XDP_FLAGS", mode.value)]},
-            )
-        except NetlinkError as err:
-            raise _fail(f"XDP detach on ifindex {index}", err) from err
+            libbpf.xdp_attach(index, prog_fd, flags, replace_fd)
+        except libbpf.BpfError as err:
+            raise AttachError(f"{what}: {os.strerror(err.errno)}") from err
 
 
 def xdp_prog_id(index: int, ns: str | None = None) -> int:

@@ -61,6 +61,11 @@ class _TestRunOpts(ctypes.Structure):
     ]
 
 
+class _XdpAttachOpts(ctypes.Structure):
+    # struct bpf_xdp_attach_opts, libbpf 1.1.
+    _fields_ = [("sz", ctypes.c_size_t), ("old_prog_fd", ctypes.c_int)]
+
+
 class _ProgInfo(ctypes.Structure):
     # Leading part of struct bpf_prog_info; the kernel fills only what fits.
     _fields_ = [
@@ -138,6 +143,7 @@ def _lib() -> ctypes.CDLL:
         "bpf_obj_get_info_by_fd": [i32, ptr, ctypes.POINTER(u32)],
         "bpf_prog_test_run_opts": [i32, ctypes.POINTER(_TestRunOpts)],
         "bpf_link_create": [i32, i32, i32, ptr],
+        "bpf_xdp_attach": [i32, i32, u32, ctypes.POINTER(_XdpAttachOpts)],
         "bpf_prog_get_fd_by_id": [u32],
         "bpf_prog_load": [
             i32,
@@ -196,6 +202,16 @@ def xdp_pass_program() -> int:
     xdp_pass, mov_r0, exit_ = 2, 0xB7, 0x95
     insns = struct.pack("<BBhi", mov_r0, 0, 0, xdp_pass) + struct.pack("<BBhi", exit_, 0, 0, 0)
     return prog_load(PROG_TYPE_XDP, "zs_pass", insns)
+
+
+def xdp_attach(ifindex: int, prog_fd: int, flags: int, old_prog_fd: int | None = None) -> None:
+    """Put prog_fd (-1: none) on a link of this thread's network namespace as its XDP
+    program; with old_prog_fd, only in place of that one (libbpf adds XDP_FLAGS_REPLACE)."""
+    opts = _XdpAttachOpts(ctypes.sizeof(_XdpAttachOpts), old_prog_fd or 0)
+    _check(
+        _lib().bpf_xdp_attach(ifindex, prog_fd, flags, ctypes.byref(opts)),
+        f"XDP on ifindex {ifindex}",
+    )
 
 
 def prog_info(fd: int) -> ProgInfo:
