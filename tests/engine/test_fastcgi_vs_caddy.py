@@ -77,18 +77,24 @@ def config(caddyfile: str) -> dict:
 
 
 def split(data: bytes) -> tuple[bytes, list[bytes], bytes]:
-    """Status line, header lines (Date and Server left out) and the body, de-chunked."""
+    """Status line (after any 1xx heads), header lines (Date and Server left out) and the
+    body, de-chunked."""
+    interim = []
+    while data.startswith((b"HTTP/1.1 1", b"HTTP/1.0 1")):
+        head, _, data = data.partition(b"\r\n\r\n")
+        interim.append(head)
     head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    fields = [f for f in lines[1:] if not f.lower().startswith((b"date:", b"server:"))]
+    status, *lines = head.split(b"\r\n")
+    status = b" | ".join([*interim, status])
+    fields = [f for f in lines if not f.lower().startswith((b"date:", b"server:"))]
     if not any(f.lower() == b"transfer-encoding: chunked" for f in fields):
-        return lines[0], fields, rest
+        return status, fields, rest
     body = bytearray()
     while True:
         size_line, _, rest = rest.partition(b"\r\n")
         size = int(size_line.split(b";")[0], 16)
         if size == 0:
-            return lines[0], fields, bytes(body)
+            return status, fields, bytes(body)
         body += rest[:size]
         rest = rest[size + 2 :]
 
