@@ -313,3 +313,96 @@ def test_reload_closes_tunnels_after_stream_close_delay_like_caddy(
     else:
         assert outcomes["caddy"] == (going_away, 0, [(True, b"\x03\xe9")])
         assert outcomes["engine"] == (b"open", -1, [b"still there"])
+
+
+def paced_upstream(plan: list[tuple[float, bytes]]) -> tuple[socket.socket, str]:
+    """An upstream that writes each piece of `plan` after its pause."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer(c: socket.socket) -> None:
+        with c:
+            if read_head(c, bytearray()) is None:
+                return
+            for pause, data in plan:
+                time.sleep(pause)
+                c.sendall(data)
+            time.sleep(0.3)
+
+    serve_each(listener, answer)
+    return listener, f"127.0.0.1:{listener.getsockname()[1]}"
+
+
+def timeline(port: int) -> list[tuple[float, int]]:
+    """When the client received how much (in total): bursts closer than 80 ms are one."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        started = time.monotonic()
+        events: list[tuple[float, int]] = []
+        total = 0
+        while data := s.recv(65536):
+            total += len(data)
+            now = time.monotonic() - started
+            if events and now - events[-1][0] < 0.08:
+                events[-1] = (events[-1][0], total)
+            else:
+                events.append((now, total))
+    return events
+
+
+def head(length: int, content_type: bytes = b"text/plain") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n" % (
+        content_type,
+        length,
+    )
+
+
+K = b"k" * 1000
+FLUSH_CASES = {
+    # flush_interval 0 (the default): a short body waits in Go's buffers until the end.
+    "default_short": ({}, [(0, head(10) + b"hello"), (0.4, b"world")]),
+    "interval": ({"flush_interval": "200ms"}, [(0, head(10) + b"hello"), (0.6, b"world")]),
+    "immediate": ({"flush_interval": -1}, [(0, head(10) + b"hello"), (0.4, b"world")]),
+    # Server-Sent Events and unknown lengths are flushed write by write anyway.
+    "event_stream": ({}, [(0, head(10, b"text/event-stream") + b"hello"), (0.4, b"world")]),
+    "chunked": (
+        {},
+        [
+            (
+                0,
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+            ),
+            (0.4, b"5\r\nworld\r\n0\r\n\r\n"),
+        ],
+    ),
+    # Small writes leave 4096 bytes at a time (the connection buffer), large ones pass.
+    "default_small_writes": ({}, [(0, head(9000))] + [(0.15, K)] * 9),
+    "default_mixed_writes": (
+        {},
+        [
+            (0, head(30000) + b"x" * 3000),
+            (0.3, b"y" * 5000),
+            (0.3, b"z" * 1500),
+            (0.3, b"w" * 20500),
+        ],
+    ),
+    "interval_small_writes": ({"flush_interval": "400ms"}, [(0, head(7000))] + [(0.15, K)] * 7),
+}
+
+
+@pytest.mark.parametrize("name", FLUSH_CASES)
+def test_flush_interval_timing_like_caddy(servers, name: str) -> None:
+    """The client sees the same amounts of a slowly written response at the same moments."""
+    handler, plan = FLUSH_CASES[name]
+    listener, dial = paced_upstream(plan)
+    try:
+        config = server_config(
+            [{"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": dial}], **handler}]}]
+        )
+        caddy_port, engine_port = servers.ports(config)
+        want, got = timeline(caddy_port), timeline(engine_port)
+    finally:
+        listener.close()
+    assert [n for _, n in got] == [n for _, n in want], (got, want)
+    for (t_got, _), (t_want, _) in zip(got, want, strict=True):
+        assert abs(t_got - t_want) < 0.12, (got, want)

@@ -27,6 +27,7 @@ use crate::http1::response::{
 };
 use crate::http1::sniff::detect_content_type;
 use crate::http1::status::body_allowed;
+use crate::http1::HeaderMap;
 use crate::http1::{parse_request, ChunkedDecoder, Response, Status};
 use crate::ring::{Completion, OpId, Owned};
 use crate::route::ctx::{Ctx, HandlerError};
@@ -35,9 +36,10 @@ use crate::route::handlers::cache::{take_capture, Capture, PARKED};
 use crate::route::handlers::encode::{StreamEncoder, StreamPlan};
 use crate::route::handlers::reverse_proxy::fastcgi::record::Decoder;
 use crate::route::handlers::reverse_proxy::fastcgi::BodyFraming;
+use crate::route::handlers::reverse_proxy::flush::GoWriter;
 use crate::route::handlers::reverse_proxy::hosts::Host;
 use crate::route::handlers::reverse_proxy::{
-    going_away, Call, Failure, Invocation, Peer, Target, Transport,
+    going_away, Call, Failure, FlushInterval, Invocation, Peer, Streaming, Target, Transport,
 };
 use crate::route::Program;
 
@@ -138,6 +140,10 @@ pub struct Relay {
     /// unloaded its handler.
     pub stream_end: Option<Instant>,
     pub unload_end: Option<Instant>,
+    /// Go's writer buffers (bodies of known length unless flushed write by write), and the
+    /// delayed flush of a positive `flush_interval`.
+    pub go: Option<GoWriter>,
+    pub flush_timer: Option<OpId>,
 }
 
 #[derive(Debug)]
@@ -601,6 +607,8 @@ impl Worker {
                         buffer: (trip.response_buffers != 0).then(Vec::new),
                         stream_end: None,
                         unload_end: None,
+                        go: None,
+                        flush_timer: None,
                     });
                     return self.replay_after(i, index, true).map(|()| true);
                 }
@@ -692,7 +700,11 @@ impl Worker {
             let tunnel = r.resp.status == 101;
             if tunnel {
                 relay.from = From::Tunnel;
-                relay.stream_end = trip.transport.stream.stream_timeout.map(|t| Instant::now() + t);
+                relay.stream_end = trip
+                    .transport
+                    .stream
+                    .stream_timeout
+                    .map(|t| Instant::now() + t);
             }
             let h = &r.resp.headers;
             let sniff = !p.exchange.head
@@ -727,11 +739,17 @@ impl Worker {
                 relay.pending = Some((resp, p.exchange));
                 return Ok(());
             }
+            let mark = conn.output.len();
             let f = encode_streamed(&resp, p.exchange, &date, None, &mut conn.output);
             relay.chunked = f.chunked;
             relay.bodiless = f.bodiless;
             // After a tunnel the connection carries no more HTTP.
             relay.close = f.close || tunnel;
+            let stream = &trip.transport.stream;
+            relay.go = go_writer(relay, stream, &resp.headers, &mut conn.output, mark);
+            if let (Some(_), FlushInterval::Every(d)) = (&relay.go, stream.flush_interval) {
+                relay.flush_timer = Some(self.ring.timeout(d, tag(UP_TIMER, i))?);
+            }
             return Ok(());
         }
         // Any answered trip not relayed is over: its body is not wanted. The connection can
@@ -911,10 +929,16 @@ impl Worker {
                         && h.get("Content-Encoding").is_empty()
                         && !h.has("Transfer-Encoding");
                     let sniffed = sniff.then(|| detect_content_type(&piece));
+                    let mark = conn.output.len();
                     let f = encode_streamed(&resp, x, self.date.now(), sniffed, &mut conn.output);
                     relay.chunked = f.chunked;
                     relay.bodiless = f.bodiless;
                     relay.close = f.close;
+                    let stream = &trip.transport.stream;
+                    relay.go = go_writer(relay, stream, &resp.headers, &mut conn.output, mark);
+                    if let (Some(_), FlushInterval::Every(d)) = (&relay.go, stream.flush_interval) {
+                        relay.flush_timer = Some(self.ring.timeout(d, tag(UP_TIMER, i))?);
+                    }
                 }
             }
             if let Some(enc) = &mut relay.encoder {
@@ -945,6 +969,21 @@ impl Worker {
                         piece = held;
                     }
                 }
+            }
+            if let Some(go) = &mut relay.go {
+                go.write(&piece, &mut conn.output);
+                if finished {
+                    go.flush(&mut conn.output);
+                } else if let (false, false, FlushInterval::Every(d)) = (
+                    go.flush_pending,
+                    piece.is_empty(),
+                    trip.transport.stream.flush_interval,
+                ) {
+                    // Caddy's maxLatencyWriter: the first write after a flush arms the next.
+                    go.flush_pending = true;
+                    relay.flush_timer = Some(self.ring.timeout(d, tag(UP_TIMER, i))?);
+                }
+                piece.clear();
             }
             if !relay.bodiless && !piece.is_empty() {
                 if relay.chunked {
@@ -1254,7 +1293,7 @@ impl Worker {
             return Ok(());
         };
         let Stage::Waiting(_, op) = &p.stage else {
-            return Ok(());
+            return self.delayed_flush(i, c.op);
         };
         if *op != c.op {
             return Ok(());
@@ -1264,6 +1303,27 @@ impl Worker {
         };
         p.stage = Stage::Start(call);
         self.drive(i)
+    }
+
+    /// A `flush_interval` timer ran out: what Go's writer holds goes out, if still due.
+    fn delayed_flush(&mut self, i: usize, op: OpId) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        let Phase::Proxy(p) = &mut conn.phase else {
+            return Ok(());
+        };
+        let Stage::Trip(trip) = &mut p.stage else {
+            return Ok(());
+        };
+        let Some(relay) = trip.relay.as_mut().filter(|r| r.flush_timer == Some(op)) else {
+            return Ok(());
+        };
+        relay.flush_timer = None;
+        if let Some(go) = relay.go.as_mut().filter(|g| g.flush_pending) {
+            go.flush(&mut conn.output);
+        }
+        self.flush(i)
     }
 
     /// A reload replaced the config the open tunnels were proxied under. Caddy's cleanup of
@@ -1309,7 +1369,11 @@ impl Worker {
             let websocket = unloaded
                 && p.done[trip.index].answer.as_ref().is_some_and(|a| {
                     crate::http1::parse::has_token(
-                        a.headers.values("Upgrade").unwrap_or(&[]).iter().map(String::as_str),
+                        a.headers
+                            .values("Upgrade")
+                            .unwrap_or(&[])
+                            .iter()
+                            .map(String::as_str),
                         "websocket",
                     )
                 });
@@ -1417,7 +1481,8 @@ fn passthrough<'a>(
         && relay.encoder.is_none()
         && relay.held.is_none()
         && relay.capture.is_none()
-        && relay.buffer.is_none();
+        && relay.buffer.is_none()
+        && relay.go.is_none();
     let From::Length(left) = &mut relay.from else {
         return None;
     };
@@ -1429,6 +1494,29 @@ fn passthrough<'a>(
         up.deadline = Some((Instant::now() + t, Wait::Read));
     }
     Some(&mut conn.output)
+}
+
+/// Go's writer model for a response whose head was just encoded at `mark` of `output`:
+/// Caddy flushes write by write only for `flush_interval -1`, Server-Sent Events and bodies
+/// of unknown length (a decoded gzip body is one); the rest waits in Go's buffers.
+fn go_writer(
+    relay: &Relay,
+    stream: &Streaming,
+    headers: &HeaderMap,
+    output: &mut Vec<u8>,
+    mark: usize,
+) -> Option<GoWriter> {
+    let known = matches!(relay.from, From::Length(_)) && relay.gunzip.is_none();
+    if relay.chunked || relay.bodiless || relay.encoder.is_some() || !known {
+        return None;
+    }
+    match stream.flush_for(headers.get("Content-Type"), true) {
+        FlushInterval::Immediate => None,
+        interval => Some(GoWriter::new(
+            output.split_off(mark),
+            matches!(interval, FlushInterval::Every(_)),
+        )),
+    }
 }
 
 /// Whether the kept request head carries `Expect: 100-continue`.
