@@ -1340,4 +1340,128 @@ mod tests {
         assert_eq!(resp.headers.raw("Sec-WebSocket-Accept").unwrap(), ["a"]);
         assert_eq!(resp.headers.get("Server"), "Caddy");
     }
+
+    const FCGI: &str = r#"{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9000"}],
+        "transport":{"protocol":"fastcgi","split_path":[".php"],"root":"/srv"}}"#;
+
+    /// The record types of a FastCGI request head and its PARAMS pairs.
+    fn fcgi_records(head: &[u8]) -> (Vec<u8>, Vec<(String, String)>) {
+        let (mut kinds, mut params) = (Vec::new(), Vec::new());
+        let mut at = 0;
+        while at < head.len() {
+            let len = usize::from(u16::from_be_bytes([head[at + 4], head[at + 5]]));
+            kinds.push(head[at + 1]);
+            if head[at + 1] == fastcgi::record::PARAMS {
+                params.extend_from_slice(&head[at + 8..at + 8 + len]);
+            }
+            at += 8 + len + usize::from(head[at + 6]);
+        }
+        let size = |b: &[u8], i: &mut usize| -> usize {
+            if b[*i] & 0x80 == 0 {
+                *i += 1;
+                usize::from(b[*i - 1])
+            } else {
+                *i += 4;
+                (u32::from_be_bytes([b[*i - 4], b[*i - 3], b[*i - 2], b[*i - 1]]) & 0x7fff_ffff)
+                    as usize
+            }
+        };
+        let mut pairs = Vec::new();
+        let mut i = 0;
+        while i < params.len() {
+            let (k, v) = (size(&params, &mut i), size(&params, &mut i));
+            let text = |a: usize, n: usize| String::from_utf8(params[a..a + n].to_vec()).unwrap();
+            pairs.push((text(i, k), text(i + k, v)));
+            i += k + v;
+        }
+        (kinds, pairs)
+    }
+
+    #[test]
+    fn fastcgi_request_is_records_of_the_prepared_request() {
+        let p = program(FCGI, "");
+        let (out, call, _, _) = run_with(
+            &p,
+            "GET /a.php/x?q=1 HTTP/1.1\r\nHost: h:8080\r\nConnection: keep-alive, X-Hop\r\n\
+             X-Hop: 1\r\nX-Forwarded-For: 203.0.113.1\r\n\r\n",
+            &[],
+        );
+        assert_eq!(out, Outcome::Proxy);
+        let target = call.unwrap().target.unwrap();
+        assert!(target.fastcgi && !target.gzip);
+        assert_eq!(target.body, RequestBody::None);
+        let (kinds, env) = fcgi_records(&target.head);
+        // BEGIN_REQUEST, the PARAMS stream and its end, then the empty STDIN: no body follows
+        assert_eq!(kinds, [1, 4, 4, 5]);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let want = [
+            ("SCRIPT_FILENAME", "/srv/a.php"),
+            ("PATH_INFO", "/x"),
+            ("SERVER_PORT", "8080"),
+            ("REMOTE_ADDR", "192.0.2.7"),
+            ("HTTP_X_FORWARDED_FOR", "192.0.2.7"),
+            ("HTTP_VIA", "1.1 Caddy"),
+            ("HTTP_USER_AGENT", ""),
+            ("HTTP_CONTENT_LENGTH", "0"),
+            ("CONTENT_LENGTH", "0"),
+        ];
+        for (k, v) in want {
+            assert_eq!(get(k), Some(v), "{k}");
+        }
+        assert_eq!(
+            (get("HTTP_X_HOP"), get("HTTP_ACCEPT_ENCODING")),
+            (None, None)
+        );
+    }
+
+    /// Runs the FastCGI program with the body already buffered.
+    fn fcgi_status(raw: &str, body: &[u8]) -> u16 {
+        let p = program(FCGI, "");
+        let Ok(Status::Complete(head, _)) = parse_request(raw.as_bytes(), &ParserConfig::default())
+        else {
+            panic!("bad test request")
+        };
+        let mut ctx = Ctx::for_server(&head, None, None, Some(&p.servers[0]));
+        ctx.body = Some(body);
+        serve(&p.servers[0], &mut ctx);
+        ctx.resp.status
+    }
+
+    #[test]
+    fn fastcgi_refuses_unknown_lengths_and_nul_paths() {
+        let chunked = "POST /a.php HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(fcgi_status(chunked, &[b'x'; 4097]), 411);
+        assert_eq!(
+            fcgi_status("GET /a%00.php HTTP/1.1\r\nHost: h\r\n\r\n", b""),
+            400
+        );
+        // within the buffer the length is known: the request goes out
+        let p = program(FCGI, "");
+        let Ok(Status::Complete(head, _)) =
+            parse_request(chunked.as_bytes(), &ParserConfig::default())
+        else {
+            panic!("bad test request")
+        };
+        let mut ctx = Ctx::for_server(&head, None, None, Some(&p.servers[0]));
+        ctx.body = Some(b"abc");
+        assert_eq!(serve(&p.servers[0], &mut ctx), Outcome::Proxy);
+        let target = ctx.proxy.call.take().unwrap().target.unwrap();
+        assert_eq!(target.body, RequestBody::Length(3));
+        let (kinds, env) = fcgi_records(&target.head);
+        assert_eq!(kinds, [1, 4, 4]);
+        assert!(env.contains(&("CONTENT_LENGTH".into(), "3".into())));
+    }
+
+    #[test]
+    fn fastcgi_response_says_via_0_0() {
+        let p = program(FCGI, "");
+        let (_, _, resp, relay) = run_with(
+            &p,
+            "GET /a.php HTTP/1.1\r\nHost: h\r\n\r\n",
+            &[answered(200, &[("Status", "200 OK")])],
+        );
+        assert_eq!((resp.status, relay), (200, Some(0)));
+        assert_eq!(resp.headers.get("Via"), "0.0 Caddy");
+        assert_eq!(resp.headers.get("Status"), "200 OK");
+    }
 }
