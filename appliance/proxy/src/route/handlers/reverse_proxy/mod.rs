@@ -191,7 +191,10 @@ impl Transport {
             if let Some(d) = opt_duration(m, "dial_timeout")? {
                 t.dial_timeout = d;
             }
+            // Caddy sets one read deadline when it dials: a script that is silent that long
+            // fails with 504, so the wait for the response head is bounded as well.
             t.read_timeout = opt_duration(m, "read_timeout")?;
+            t.response_header_timeout = t.read_timeout;
             t.write_timeout = opt_duration(m, "write_timeout")?;
             return Ok(t);
         }
