@@ -43,6 +43,7 @@ SCRIPTS = {
     "redir.php": "<?php header('Location: /elsewhere?from=redir');",
     "created.php": "<?php header('Status: 201 Made'); header('Content-Length: 3'); echo 'new';",
     "empty.php": "<?php http_response_code(204);",
+    "slow.php": "<?php sleep(1); echo 'late';",
     "big.php": '<?php echo str_repeat("0123456789", 1000);',
     "index.php": '<?php echo "index {$_SERVER["REQUEST_URI"]} {$_SERVER["SCRIPT_NAME"]}\\n";',
     "dir/index.php": '<?php echo "dir index ", $_SERVER["PATH_INFO"] ?? "", "\\n";',
@@ -286,3 +287,23 @@ def test_unix_socket_pool_like_caddy(servers, tmp_path: Path, site) -> None:
         assert exchange(ports[1], request("/status.php")).data.startswith(b"HTTP/1.1 404 ")
     finally:
         php_fpm.stop(proc)
+
+
+def test_read_timeout_is_504_like_caddy(servers, site) -> None:
+    root, port = site
+    cfg = config(
+        f"""\
+        http:// {{
+            root * {root}
+            php_fastcgi 127.0.0.1:{port} {{
+                read_timeout 300ms
+            }}
+        }}
+        """
+    )
+    caddy_port, engine_port = servers.ports(cfg)
+    # both answer after the timeout, long after the usual quiet spell
+    want = exchange(caddy_port, request("/slow.php"), quiet=2.0).data
+    got = exchange(engine_port, request("/slow.php"), quiet=2.0).data
+    assert want.startswith(b"HTTP/1.1 504 ")
+    assert split(got) == split(want)
