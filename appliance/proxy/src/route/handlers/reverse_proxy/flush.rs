@@ -116,7 +116,59 @@ impl GoWriter {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::super::{going_away, FlushInterval, Streaming};
     use super::*;
+
+    fn streaming(json: &str) -> Streaming {
+        let serde_json::Value::Object(m) = serde_json::from_str(json).unwrap() else {
+            unreachable!()
+        };
+        Streaming::compile(&m).unwrap()
+    }
+
+    #[test]
+    fn options_as_caddy_reads_them() {
+        let interval = |json| streaming(json).flush_interval;
+        assert_eq!(interval("{}"), FlushInterval::Never);
+        assert_eq!(interval(r#"{"flush_interval": 0}"#), FlushInterval::Never);
+        assert_eq!(
+            interval(r#"{"flush_interval": -1}"#),
+            FlushInterval::Immediate
+        );
+        assert_eq!(
+            interval(r#"{"flush_interval": "-1s"}"#),
+            FlushInterval::Immediate
+        );
+        assert_eq!(
+            interval(r#"{"flush_interval": "200ms"}"#),
+            FlushInterval::Every(Duration::from_millis(200))
+        );
+        let s = streaming(r#"{"stream_timeout": "5s", "stream_close_delay": 2000000000}"#);
+        assert_eq!(s.stream_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(s.stream_close_delay, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn event_streams_and_unknown_lengths_flush_at_once() {
+        let s = streaming(r#"{"flush_interval": "1s"}"#);
+        let every = FlushInterval::Every(Duration::from_secs(1));
+        assert_eq!(s.flush_for("text/plain", true), every);
+        assert_eq!(s.flush_for("text/plain", false), FlushInterval::Immediate);
+        for sse in ["text/event-stream", "Text/Event-Stream; charset=utf-8"] {
+            assert_eq!(s.flush_for(sse, true), FlushInterval::Immediate);
+        }
+    }
+
+    #[test]
+    fn going_away_frames() {
+        assert_eq!(going_away(false), [0x88, 2, 0x03, 0xe9]);
+        let masked = going_away(true);
+        assert_eq!(masked[..2], [0x88, 0x82]);
+        let key = &masked[2..6];
+        assert_eq!([masked[6] ^ key[0], masked[7] ^ key[1]], [0x03, 0xe9]);
+    }
 
     /// Total bytes on the wire after each write of a body written in `writes` pieces.
     fn wire(head: usize, writes: &[usize]) -> Vec<usize> {
