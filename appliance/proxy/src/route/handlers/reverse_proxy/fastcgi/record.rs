@@ -18,6 +18,8 @@ const RESPONDER: u16 = 1;
 const REQUEST_ID: u16 = 1;
 /// Caddy's `maxWrite`: the largest record body it writes.
 pub const MAX_WRITE: usize = 65500;
+/// The longest CGI header block held while waiting for its end (as for HTTP upstreams' heads).
+const MAX_HEAD: usize = 1 << 20;
 
 /// Appends one record: header, content, padding to a multiple of 8.
 pub fn record(out: &mut Vec<u8>, kind: u8, content: &[u8]) {
@@ -186,6 +188,9 @@ impl Decoder {
                     let block = std::mem::take(&mut self.stdout);
                     self.start(&block, out)?;
                     return self.stdout_data(&rest, out);
+                }
+                if self.stdout.len() > MAX_HEAD {
+                    return Err(BadResponse("fcgi: response header block too long".into()));
                 }
             }
             Body::Declared(left) => {
@@ -429,5 +434,8 @@ mod tests {
         assert!(d.feed(&stdout(b"Status: abc\r\n\r\n"), &mut out).is_err());
         let mut d = Decoder::new(false);
         assert!(d.feed(&[2, 6, 0, 1, 0, 0, 0, 0], &mut out).is_err());
+        let mut d = Decoder::new(false);
+        let endless = vec![b'x'; MAX_HEAD + 1];
+        assert!(d.feed(&stdout(&endless), &mut out).is_err());
     }
 }
