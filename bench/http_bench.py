@@ -681,8 +681,8 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
         "connections. The connections start together and pace alike, so each period's "
         f"requests arrive as one burst of {LATENCY_CLIENTS}, and a percentile is the time to "
         f"answer a burst: it includes h2load writing all {LATENCY_CLIENTS} requests before it "
-        "reads any answer, and reading them one by one (~0.3 ms of its own per burst of small "
-        "answers, ~0.2–0.3 ms of its CPU per 1 MB answer), which both servers pay and which "
+        "reads any answer, and reading them one by one (~0.3–0.4 ms of its own per burst of "
+        "small answers, ~0.2–0.35 ms of its CPU per 1 MB answer), which both servers pay and which "
         "is most of zeroserve's figure. "
         + (
             "Server and h2load run under SCHED_RR (`chrt --rr 10`): at a fixed rate neither "
