@@ -406,3 +406,22 @@ def test_flush_interval_timing_like_caddy(servers, name: str) -> None:
     assert [n for _, n in got] == [n for _, n in want], (got, want)
     for (t_got, _), (t_want, _) in zip(got, want, strict=True):
         assert abs(t_got - t_want) < 0.12, (got, want)
+
+
+@pytest.mark.parametrize("sent", [1000, 3000, 9000])
+def test_cut_short_body_sends_what_was_held_like_caddy(servers, sent: int) -> None:
+    """An upstream that closes before its Content-Length is reached: what Go's writer held
+    (head included) still reaches the client before the connection closes."""
+    listener, dial = paced_upstream([(0, head(20000) + b"x" * sent)])
+    try:
+        config = server_config(
+            [{"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": dial}]}]}]
+        )
+        caddy_port, engine_port = servers.ports(config)
+        req = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        want = exchange(caddy_port, req, quiet=1.0).normalized()
+        got = exchange(engine_port, req, quiet=1.0).normalized()
+    finally:
+        listener.close()
+    assert got == want
+    assert want[0].endswith(b"x" * sent) and want[1] == "closed"

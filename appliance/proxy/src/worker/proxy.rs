@@ -1018,9 +1018,16 @@ impl Worker {
             // Headers are out: Caddy aborts the client connection (ErrAbortHandler).
             let up = trip.up;
             trip.host.end();
+            let held = relay.go.take();
             conn.phase = Phase::Done;
             conn.close_after = true;
             conn.read_closed = true;
+            if let Some(mut go) = held {
+                // What Go's writer held goes out before the close, as from Caddy.
+                go.flush(&mut conn.output);
+                self.up_close(up)?;
+                return self.flush(i).map(|()| false);
+            }
             conn.output.clear();
             self.up_close(up)?;
             self.teardown(i)?;
