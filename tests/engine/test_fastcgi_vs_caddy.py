@@ -307,3 +307,23 @@ def test_read_timeout_is_504_like_caddy(servers, site) -> None:
     got = exchange(engine_port, request("/slow.php"), quiet=2.0).data
     assert want.startswith(b"HTTP/1.1 504 ")
     assert split(got) == split(want)
+
+
+def test_handle_response_sees_caddys_status_text(servers, site) -> None:
+    root, port = site
+    cfg = config(
+        f"""\
+        http:// {{
+            root * {root}
+            php_fastcgi 127.0.0.1:{port} {{
+                @seen status 2xx 3xx 4xx
+                handle_response @seen {{
+                    respond "{{rp.status_code}} [{{rp.status_text}}] {{rp.header.X-Custom}}"
+                }}
+            }}
+        }}
+        """
+    )
+    ports = servers.ports(cfg)
+    compare(ports, [request("/status.php"), request("/"), request("/redir.php")])
+    assert exchange(ports[1], request("/status.php")).data.endswith(b"404 [Not Found] yes")

@@ -827,7 +827,7 @@ impl ReverseProxy {
             }
             // Caddy 2.11 retries a response its `retry_match` expressions ask to retry; once
             // the retries are used up, such a response is an error with its status.
-            set_response_placeholders(answer, ctx);
+            self.set_response_placeholders(answer, ctx);
             let retried = inv.tries.saturating_sub(1);
             match self.lb.retry_response(retried, inv.started, ctx) {
                 select::ResponseRetry::Keep => {}
@@ -870,13 +870,34 @@ impl ReverseProxy {
                 }
                 break;
             }
-            set_response_placeholders(answer, ctx);
+            self.set_response_placeholders(answer, ctx);
             let outer = ctx.proxy.handling.replace((index, self));
             let flow = run(&rh.routes, ctx);
             ctx.proxy.handling = outer;
             return flow;
         }
         self.finalize(index, answer, status, ctx)
+    }
+
+    /// `{http.reverse_proxy.header.*}`, `status_code` and `status_text` for the routes and
+    /// matchers that judge an upstream response.
+    fn set_response_placeholders(&self, answer: &ResponseHead, ctx: &mut Ctx<'_, '_>) {
+        for (field, values) in answer.headers.iter() {
+            ctx.set_capture(
+                format!("http.reverse_proxy.header.{field}"),
+                values.join(","),
+            );
+        }
+        ctx.set_capture(
+            "http.reverse_proxy.status_code".into(),
+            answer.status.to_string(),
+        );
+        let text = match self.fastcgi {
+            // Caddy's FastCGI client keeps only what follows the code in `Status`.
+            Some(_) => answer.status_text.split_once(' ').map_or("", |(_, t)| t),
+            None => answer.status_text.as_str(),
+        };
+        ctx.set_capture("http.reverse_proxy.status_text".into(), text.to_owned());
     }
 
     /// Caddy's `finalizeResponse` up to writing the header; the worker relays the body.
@@ -949,25 +970,6 @@ fn upgrade(index: usize, answer: &ResponseHead, ctx: &mut Ctx<'_, '_>) -> Flow {
     ctx.write_header(101);
     ctx.proxy.relay = Some(index);
     Flow::Responded
-}
-
-/// `{http.reverse_proxy.header.*}`, `status_code` and `status_text` for the routes and
-/// matchers that judge an upstream response.
-fn set_response_placeholders(answer: &ResponseHead, ctx: &mut Ctx<'_, '_>) {
-    for (field, values) in answer.headers.iter() {
-        ctx.set_capture(
-            format!("http.reverse_proxy.header.{field}"),
-            values.join(","),
-        );
-    }
-    ctx.set_capture(
-        "http.reverse_proxy.status_code".into(),
-        answer.status.to_string(),
-    );
-    ctx.set_capture(
-        "http.reverse_proxy.status_text".into(),
-        answer.status_text.clone(),
-    );
 }
 
 fn no_upstream() -> HandlerError {
