@@ -50,6 +50,9 @@ def test_boot_serves_the_config_media(guest, built, tmp_path_factory, record_pro
     print(f"appliance boot to first response: {boot_s:.1f}s")
     assert (status, body) == (200, b"served by the zeroserve appliance")
     assert "zeroserve-config: imported Caddyfile" in guest.console()[:end]
+    # The service's stderr goes to the console too: it runs its edge layers (sk_lookup here).
+    assert '"msg":"edge layers attached"' in guest.console()
+    assert "edge layers disabled" not in guest.console()
     assert guest.shutdown(), "the guest ignored the ACPI power button"
     # The factory entry is good from the start: no boot counter on it.
     assert guest.esp_entries() == ["zeroserve-a.conf"]
