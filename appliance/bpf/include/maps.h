@@ -1,6 +1,7 @@
 /* Every map but the deny rules' (deny.h), one line of purpose each. Maps are
- * pinned by name under ZS_PIN_DIR (set by the entry template to a
- * layout-versioned bpffs path, one per hook), so
+ * pinned by name: bcc pins them fresh under ZS_PIN_DIR (set by the entry
+ * template to the hook's build directory), and the loader keeps the
+ * layout-versioned pin of each, one directory per hook (build.py), so
  * rules and counters outlive program reloads. A map exists only while its hook
  * (ZS_HOOK_*) and feature flag are set; the loader unpins the maps of features
  * that are gone. */
