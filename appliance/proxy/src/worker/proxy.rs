@@ -51,6 +51,8 @@ const UP_INPUT_HIGH_WATER: usize = 1 << 20;
 /// from a completion to its copy, so a few dozen serve any number of connections.
 pub(super) const UP_BUFFERS: u16 = 64;
 pub(super) const UP_BUFFER_SIZE: usize = 64 << 10;
+/// How far into a read the end of a response head is looked for (see `up_read`).
+const HEAD_SCAN: usize = 8 << 10;
 
 /// A request being proxied, kept on its client connection.
 #[derive(Debug)]
@@ -765,7 +767,7 @@ impl Worker {
                 Some((ResponseBody::None, false)) => u.input.is_empty(),
                 Some((ResponseBody::Length(n), false)) => u.input.len() as u64 == n,
                 _ => false,
-            };
+            } && u.unread == 0;
             if whole && request_done && u.ready() && u.output.is_empty() && !u.sending {
                 u.input.clear();
                 self.up_release(up, transport)?;
@@ -1060,6 +1062,7 @@ impl Worker {
             && !answer_close
             && u.ready()
             && u.input.is_empty()
+            && u.unread == 0
             && trip.transport.keep_alive;
         let transport = trip.transport;
         trip.host.end();
@@ -1247,29 +1250,21 @@ impl Worker {
         if up.recv != Some(c.op) {
             return Ok(());
         }
-        if !c.more {
-            up.recv = None;
-        }
+        let mut stray = false;
         if c.result > 0 {
             let bid = c
                 .buffer_id
                 .expect("recv with buffer select names its buffer");
-            let bufs = self.ring.buffers_of(self.up_group);
-            let data = bufs.filled(bid, c.result as usize);
-            let client = up
-                .owner
-                .and_then(|i| self.conns.get_mut(i))
-                .and_then(Option::as_mut);
-            match client.and_then(|conn| passthrough(conn, up, u, data.len())) {
-                Some(output) => output.extend_from_slice(data),
-                None if !up.closing => up.take_input(data, false),
-                None => {}
-            }
-            bufs.recycle(bid);
-        } else if c.result == 0 {
+            stray = self.up_read(u, bid, c.result as usize)?;
+        }
+        let up = self.ups[u].as_mut().expect("a live recv keeps its slot");
+        if !c.more {
+            up.recv = None;
+        }
+        if c.result == 0 {
             up.take_input(&[], true);
             up.eof = true;
-        } else if c.result != -libc::ENOBUFS && c.result != -libc::ECANCELED {
+        } else if c.result < 0 && c.result != -libc::ENOBUFS && c.result != -libc::ECANCELED {
             up.error = Some(-c.result);
         }
         if up.closing {
@@ -1279,7 +1274,7 @@ impl Worker {
         match up.owner {
             // A pooled connection has nothing to say: data or a close ends it.
             None => {
-                if c.result >= 0 || up.error.is_some() {
+                if stray || c.result == 0 || up.error.is_some() {
                     return self.up_close(u);
                 }
                 self.up_rearm(u)
@@ -1289,6 +1284,60 @@ impl Worker {
                 self.flush_later(i);
                 self.up_rearm(u)
             }
+        }
+    }
+
+    /// Takes one read of upstream `u` (`n` bytes in provided buffer `bid`). When it starts
+    /// with the response head, the head goes in alone and the routes answer it first, so the
+    /// body after it can pass straight to the client (see `pass_through`) rather than be
+    /// copied in, moved down and copied out again. The slot keeps this connection meanwhile:
+    /// its recv is still recorded, so closing it cannot free the slot. True when bytes came
+    /// that no exchange owns (an exchange that ended at the head leaves none).
+    fn up_read(&mut self, u: usize, bid: u16, n: usize) -> io::Result<bool> {
+        let group = self.up_group;
+        let mut from = 0;
+        if let Some(i) = self.awaiting_head(u) {
+            let data = self.ring.buffers_of(group).filled(bid, n);
+            // Heads are short: past this, or with bare LFs, the read goes in whole.
+            let scan = &data[..n.min(HEAD_SCAN)];
+            if let Some(end) = scan.windows(4).position(|w| w == b"\r\n\r\n") {
+                let up = self.ups[u].as_mut().expect("checked");
+                up.take_input(&data[..end + 4], false);
+                from = end + 4;
+                up.unread = n - from;
+                self.advance(i)?;
+            }
+        }
+        let up = self.ups[u].as_mut().expect("a live recv keeps its slot");
+        up.unread = 0;
+        let data = &self.ring.buffers_of(group).filled(bid, n)[from..];
+        let client = up
+            .owner
+            .and_then(|i| self.conns.get_mut(i))
+            .and_then(Option::as_mut);
+        let stray = up.owner.is_none() && !data.is_empty();
+        let passed = client.is_some_and(|conn| pass_through(conn, up, u, data));
+        if !passed && !up.closing {
+            up.take_input(data, false);
+        }
+        self.ring.buffers_of(group).recycle(bid);
+        Ok(stray)
+    }
+
+    /// The client whose trip on upstream `u` waits for the response head, with nothing of
+    /// the response read yet.
+    fn awaiting_head(&self, u: usize) -> Option<usize> {
+        let up = self.ups.get(u)?.as_ref()?;
+        if up.closing || !up.input.is_empty() || up.fcgi.is_some() {
+            return None;
+        }
+        let i = up.owner?;
+        let Phase::Proxy(p) = &self.conns.get(i)?.as_ref()?.phase else {
+            return None;
+        };
+        match &p.stage {
+            Stage::Trip(trip) if trip.up == u && trip.relay.is_none() => Some(i),
+            _ => None,
         }
     }
 
@@ -1456,31 +1505,33 @@ impl Worker {
     }
 }
 
-/// Where `n` bytes just read from upstream `u` go when its body passes through to the client
-/// unchanged: straight into the client's output (one copy, and one send for all the reads of
-/// a completion group), counted off the body's length. `None` when the relay must see them:
-/// no response head yet, bytes already waiting in the upstream's input, a framing, decoder,
-/// encoder, sniff, buffer or cache capture in the way, more than the body's rest, or a
-/// client output past its high-water mark (the upstream's input then holds the backlog).
-fn passthrough<'a>(
-    conn: &'a mut super::conn::Conn,
-    up: &mut UpConn,
-    u: usize,
-    n: usize,
-) -> Option<&'a mut Vec<u8>> {
+/// Moves `data`, just read from upstream `u`, straight into the client's output when the body
+/// passes through unchanged (one copy, and one send for all the reads of a completion group,
+/// through Go's writer model when the response has one), counted off the body's length.
+/// False when the relay must see the bytes: no response head yet, bytes already waiting in
+/// the upstream's input, a framing, decoder, encoder, sniff, buffer, cache capture or
+/// periodic flush in the way, more than the body's rest, or a client output past its
+/// high-water mark (the upstream's input then holds the backlog).
+fn pass_through(conn: &mut super::conn::Conn, up: &mut UpConn, u: usize, data: &[u8]) -> bool {
     if conn.closing || conn.output.len() >= OUTPUT_HIGH_WATER || !up.input.is_empty() {
-        return None;
+        return false;
     }
     if up.closing || up.fcgi.is_some() {
-        return None;
+        return false;
     }
     let Phase::Proxy(p) = &mut conn.phase else {
-        return None;
+        return false;
     };
     let Stage::Trip(trip) = &mut p.stage else {
-        return None;
+        return false;
     };
-    let relay = trip.relay.as_mut().filter(|_| trip.up == u)?;
+    let Some(relay) = trip.relay.as_mut().filter(|_| trip.up == u) else {
+        return false;
+    };
+    let periodic = matches!(
+        trip.transport.stream.flush_interval,
+        FlushInterval::Every(_)
+    );
     let plain = !relay.chunked
         && !relay.bodiless
         && relay.gunzip.is_none()
@@ -1489,18 +1540,22 @@ fn passthrough<'a>(
         && relay.held.is_none()
         && relay.capture.is_none()
         && relay.buffer.is_none()
-        && relay.go.is_none();
+        && (relay.go.is_none() || !periodic);
     let From::Length(left) = &mut relay.from else {
-        return None;
+        return false;
     };
-    if !plain || *left < n as u64 {
-        return None;
+    if !plain || *left < data.len() as u64 {
+        return false;
     }
-    *left -= n as u64;
+    *left -= data.len() as u64;
     if let Some(t) = trip.transport.read_timeout {
         up.deadline = Some((Instant::now() + t, Wait::Read));
     }
-    Some(&mut conn.output)
+    match &mut relay.go {
+        Some(go) => go.write(data, &mut conn.output),
+        None => conn.output.extend_from_slice(data),
+    }
+    true
 }
 
 /// Go's writer model for a response whose head was just encoded at `mark` of `output`:

@@ -50,6 +50,9 @@ pub struct UpConn {
     /// Recv cancelled while the client drains what was already read.
     pub read_paused: bool,
     pub deadline: Option<(Instant, Wait)>,
+    /// Bytes of the current read still in their buffer while the routes answer the response
+    /// head in front of them: until they are taken, the connection cannot go back to the pool.
+    pub unread: usize,
     /// A FastCGI responder: its records are translated into `input` as they arrive.
     pub fcgi: Option<Decoder>,
 }
@@ -73,6 +76,7 @@ impl UpConn {
             reused: false,
             read_paused: false,
             deadline: None,
+            unread: 0,
             fcgi: None,
         }
     }
