@@ -2,28 +2,46 @@
 //! `get`/`del`, values keep their order, and direct `set_raw` writes bypass canonicalisation
 //! exactly like `h[key] = values` in Go.
 
+use std::borrow::Cow;
+
 /// Go's `textproto.CanonicalMIMEHeaderKey`: keys with bytes outside the token set are
 /// returned unchanged.
 pub fn canonical_key(name: &str) -> String {
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
-    {
-        return name.to_owned();
+    canonical(name).into_owned()
+}
+
+/// [`canonical_key`] without an allocation when `name` is canonical already (lookups mostly
+/// name fields that way).
+fn canonical(name: &str) -> Cow<'_, str> {
+    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+    let mut upper = true;
+    let mut same = true;
+    for c in name.bytes() {
+        if !token(c) {
+            return Cow::Borrowed(name);
+        }
+        let want = if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        };
+        same &= want == c;
+        upper = c == b'-';
+    }
+    if same {
+        return Cow::Borrowed(name);
     }
     let mut upper = true;
-    name.chars()
-        .map(|c| {
-            let out = if upper {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
-            upper = c == '-';
-            out
-        })
-        .collect()
+    let mut out = String::with_capacity(name.len());
+    for c in name.bytes() {
+        out.push(char::from(if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        }));
+        upper = c == b'-';
+    }
+    Cow::Owned(out)
 }
 
 /// Ordered multimap of header fields.
@@ -41,7 +59,7 @@ impl HeaderMap {
 
     /// Values of `name`, canonicalised (Go's `h.Values(name)`; `None` when absent).
     pub fn values(&self, name: &str) -> Option<&[String]> {
-        self.raw(&canonical_key(name))
+        self.raw(&canonical(name))
     }
 
     /// Go's `Header.Get`: the first value, or "".
@@ -70,16 +88,16 @@ impl HeaderMap {
 
     /// Go's `Header.Add`.
     pub fn add(&mut self, name: &str, value: &str) {
-        let key = canonical_key(name);
+        let key = canonical(name);
         match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1.push(value.to_owned()),
-            None => self.0.push((key, vec![value.to_owned()])),
+            None => self.0.push((key.into_owned(), vec![value.to_owned()])),
         }
     }
 
     /// Go's `Header.Del`.
     pub fn del(&mut self, name: &str) {
-        let key = canonical_key(name);
+        let key = canonical(name);
         self.0.retain(|(k, _)| *k != key);
     }
 
@@ -110,6 +128,10 @@ mod tests {
         assert_eq!(canonical_key("x-foo-BAR"), "X-Foo-Bar");
         assert_eq!(canonical_key("aaa"), "Aaa");
         assert_eq!(canonical_key("bad key"), "bad key");
+        assert_eq!(canonical_key("Content-Type"), "Content-Type");
+        assert_eq!(canonical_key("-x--y"), "-X--Y");
+        assert_eq!(canonical_key("ETAG"), "Etag");
+        assert_eq!(canonical_key(""), "");
     }
 
     #[test]
