@@ -15,6 +15,7 @@ the sysctls it set for SYN cookies get their pinned old values back.
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import ipaddress
 import json
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from zeroserve.caddyjson.encode import encode
-from zeroserve.datapath.capabilities import may_load_bpf
+from zeroserve.datapath import capabilities
 from zeroserve.plan import ApplianceConfig, Layer, LineIndex, Plan, build_plan
 
 XDP_PROGRAM = "zs_xdp"
@@ -41,8 +42,8 @@ class EdgeError(Exception):
 
 def unavailable_reason() -> str | None:
     """Why the edge layers cannot run in this process, or None when they can."""
-    if not may_load_bpf():
-        return "missing CAP_BPF and CAP_NET_ADMIN: BPF programs cannot be loaded and attached"
+    if not capabilities.may_load_bpf():
+        return capabilities.explain(list(capabilities.LAYER_NEEDS), capabilities.effective())
     if importlib.util.find_spec("bcc") is None:
         return "bcc is not installed (python3-bpfcc): BPF programs cannot be compiled"
     from zeroserve.datapath.pins import BpffsError, ensure_bpffs
@@ -196,13 +197,18 @@ class EdgeLayers:
         from zeroserve.datapath.edge import StageError
 
         started = time.monotonic()
+        # Read before loading: the kernel's refusal (EPERM, or a verifier log) does not
+        # name the capability it wanted.
+        caps = capabilities.effective()
         try:
             staged = self.edge.stage(plan, bool(plan.sock.dispatch))
         except StageError as err:
-            raise EdgeError(f"{blame(plan, err.layer)}: {_first_line(str(err))}") from None
+            cause = _refusal([err.layer.value], caps, _first_line(str(err)))
+            raise EdgeError(f"{blame(plan, err.layer)}: {cause}") from None
         # BpfError and the like: pins that cannot be opened, made or moved.
         except OSError as err:
-            raise EdgeError(f"{blame(plan, None)}: edge layers: {err}") from None
+            cause = _refusal(_layers(plan), caps, f"edge layers: {err}")
+            raise EdgeError(f"{blame(plan, None)}: {cause}") from None
         self.timing.stage_s = time.monotonic() - started
         return staged
 
@@ -211,6 +217,7 @@ class EdgeLayers:
         from zeroserve.datapath import attach, libbpf
 
         started = time.monotonic()
+        caps = capabilities.effective()
         kind = "maps" if staged.loaded is None else "programs"
         sockets = sockets_by_address(listener_fds)
         wanted = {(d.address, d.port) for d in staged.plan.sock.dispatch}
@@ -219,7 +226,8 @@ class EdgeLayers:
             try:
                 self.edge.commit(staged, sockets)
             except (attach.AttachError, libbpf.BpfError, ValueError, OSError) as err:
-                raise EdgeError(f"{blame(staged.plan, None)}: edge layers: {err}") from None
+                cause = _refusal(_layers(staged.plan), caps, f"edge layers: {err}")
+                raise EdgeError(f"{blame(staged.plan, None)}: {cause}") from None
         self.timing.kind = kind
         self.timing.commit_s = time.monotonic() - started
         self.timing.counts[kind] += 1
@@ -238,6 +246,25 @@ class EdgeLayers:
         """Per-rule counters per layer, the hooks in use and the sampled drops."""
         with self._mu:
             return _status(self)
+
+
+def _layers(plan: Plan) -> list[str]:
+    """The layers plan runs programs in (plan.Layer values)."""
+    needed = {Layer.XDP: plan.xdp.needed, Layer.TC: plan.tc.needed, Layer.SOCK: plan.sock.dispatch}
+    return [layer.value for layer, on in needed.items() if on]
+
+
+def _refusal(layers: list[str], caps: int, text: str) -> str:
+    """The kernel's refusal text, led by what the process lacks that explains it: an
+    absent capability (instead of the text, which names none), or a too-low
+    RLIMIT_MEMLOCK on a kernel that still charges maps to it (EPERM from map creation)."""
+    lacking = capabilities.explain(layers, caps)
+    if lacking:
+        return lacking
+    memlock = capabilities.memlock_shortfall()
+    if memlock and os.strerror(errno.EPERM) in text:
+        return f"{memlock}: {text}"
+    return text
 
 
 def _prog_name(prog_id: int) -> str:

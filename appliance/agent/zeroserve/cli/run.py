@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,8 @@ def edge_layers(appliance: ApplianceConfig | None) -> EdgeLayers | None:
         # OSError: the pinned state cannot be made here (e.g. a unit's read-only /sys/fs/bpf).
         except (EdgeError, OSError) as exc:
             reason = str(exc)
+            if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+                reason = f"the bpffs is read-only, so no map can be pinned ({reason})"
     log_line("warn", "edge layers disabled; serving without them", reason=reason)
     return None
 

@@ -114,7 +114,8 @@ def _set_xdp(
         try:
             libbpf.xdp_attach(index, prog_fd, flags, replace_fd)
         except libbpf.BpfError as err:
-            raise AttachError(f"{what}: {os.strerror(err.errno)}") from err
+            detail = f" ({err.kernel})" if err.kernel else ""
+            raise AttachError(f"{what}: {os.strerror(err.errno)}{detail}") from err
 
 
 def xdp_prog_id(index: int, ns: str | None = None) -> int:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import logging
 import mmap
 import os
 import struct
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 BPF_ANY = 0
 BPF_NOEXIST = 1
@@ -35,6 +38,8 @@ _PERCPU_MAP_TYPES = {5, 6, 10}  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
 
 class BpfError(OSError):
     """A bpf(2) call failed; str() names the call and the kernel's reason."""
+
+    kernel = ""  # the kernel's own words on a refused netlink request (extack), if any
 
     def __str__(self) -> str:
         return self.strerror
@@ -124,10 +129,44 @@ class TestRun:
     duration_ns: int
 
 
+# libbpf_print_fn_t: int (*)(enum libbpf_print_level, const char *fmt, va_list ap); a
+# va_list parameter reaches the callee as a pointer, which vsnprintf takes as it is.
+_PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+_KERNEL_SAYS = "Kernel error message: "
+log = logging.getLogger("zeroserve.libbpf")
+_said = threading.local()  # the kernel's extack text of this thread's last libbpf call
+
+
+@cache
+def _vsnprintf() -> Any:
+    fn = ctypes.CDLL(ctypes.util.find_library("c")).vsnprintf
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+    return fn
+
+
+def _on_print(level: int, fmt: bytes, args: int) -> int:
+    """libbpf's own messages, which it would write to stderr: at debug level in our log,
+    and the kernel's reason for a refused netlink request kept for the error that follows."""
+    buf = ctypes.create_string_buffer(1024)
+    _vsnprintf()(buf, len(buf), fmt, args)
+    text = buf.value.decode(errors="replace").strip()
+    log.debug("%s", text)
+    if _KERNEL_SAYS in text:
+        _said.text = text.split(_KERNEL_SAYS, 1)[1]
+    return 0
+
+
+# Held for the life of the process: libbpf keeps the pointer.
+_printer = _PRINT_FN(_on_print)
+
+
 @cache
 def _lib() -> ctypes.CDLL:
     name = ctypes.util.find_library("bpf") or "libbpf.so.1"
     lib = ctypes.CDLL(name, use_errno=True)
+    lib.libbpf_set_print.argtypes = [_PRINT_FN]
+    lib.libbpf_set_print.restype = ctypes.c_void_p
+    lib.libbpf_set_print(_printer)
     i32, u32, ptr = ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p
     signatures: dict[str, list] = {
         "bpf_obj_get": [ctypes.c_char_p],
@@ -161,9 +200,12 @@ def _lib() -> ctypes.CDLL:
 
 def _check(ret: int, what: str) -> int:
     # libbpf 1.x returns -errno (and also sets errno).
+    said, _said.text = getattr(_said, "text", ""), ""
     if ret < 0:
         code = -ret
-        raise BpfError(code, f"{what}: {os.strerror(code)}")
+        err = BpfError(code, f"{what}: {os.strerror(code)}{f' ({said})' if said else ''}")
+        err.kernel = said
+        raise err
     return ret
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import os
 import re
@@ -31,6 +32,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from zeroserve.datapath.capabilities import CAP_SYS_ADMIN, has_capability
 
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "zeroserve"
@@ -69,7 +72,10 @@ def ensure_bpffs(path: Path = BPFFS) -> bool:
     libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
     if libc.mount(b"bpf", os.fsencode(path), b"bpf", 0, None) != 0:
         code = ctypes.get_errno()
-        raise BpffsError(code, f"mount -t bpf bpf {path}: {os.strerror(code)}")
+        text = f"bpffs is not mounted at {path}, and mount -t bpf bpf {path}: {os.strerror(code)}"
+        if code == errno.EPERM and not has_capability(CAP_SYS_ADMIN):
+            text += " (mounting takes CAP_SYS_ADMIN: mount it before the agent starts)"
+        raise BpffsError(code, text)
     return True
 
 
