@@ -11,6 +11,7 @@ does for the fleet's containers.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -154,10 +155,32 @@ def test_restart_over_pins_without_cap_sys_admin(star, zeroserve_bin, service_di
     assert "edge layers disabled" not in err and "Traceback" not in err
 
 
-def test_edge_layers_refused_at_start_leave_the_engine_serving(star, zeroserve_bin, service_dir):
-    # Without CAP_PERFMON the verifier refuses the XDP program's packet parsing (pointer
-    # arithmetic with a variable offset): the kernel's refusal, at start.
-    caps = tuple(c for c in UNIT_CAPS if c != "perfmon")
+PERFMON_REFUSED = (
+    "{caddyfile}:7: abort @ remote_ip 198.18.2.0/24: the XDP program needs CAP_PERFMON"
+    " (the verifier refuses packet parsing without it); effective capabilities:"
+    " CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_BPF"
+)
+NET_ADMIN_MISSING = (
+    "the XDP, TC and sk_lookup programs need CAP_NET_ADMIN (XDP and TC programs, their hooks"
+    " and the socket map); effective capabilities: CAP_NET_BIND_SERVICE, CAP_PERFMON, CAP_BPF"
+)
+
+
+@pytest.mark.parametrize(
+    ("dropped", "reason"),
+    [
+        # The verifier refuses the XDP program's packet parsing (pointer arithmetic with
+        # a variable offset) without CAP_PERFMON: the kernel's refusal, at start, which
+        # names no capability ("Permission denied"); the warning does.
+        ("perfmon", PERFMON_REFUSED),
+        # Nothing is loaded without CAP_NET_ADMIN: the agent knows before it tries.
+        ("net_admin", NET_ADMIN_MISSING),
+    ],
+)
+def test_edge_layers_refused_at_start_leave_the_engine_serving(
+    star, zeroserve_bin, service_dir, dropped, reason
+):
+    caps = tuple(c for c in UNIT_CAPS if c != dropped)
     cmd = [*as_service(star.hub, service_dir, caps), str(zeroserve_bin), "run"]
     cmd += ["-c", str(service_dir / "Caddyfile"), "--workers", "1"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -173,9 +196,11 @@ def test_edge_layers_refused_at_start_leave_the_engine_serving(star, zeroserve_b
         assert http_get(attacker.ns, f"http://{attacker.hub_addr}:8080/") is None
     finally:
         err = stop(proc)
-    warning = next(line for line in err.splitlines() if "edge layers disabled" in line)
-    assert "Caddyfile:7" in warning and "Permission denied" in warning
+    (warning,) = [json.loads(line) for line in err.splitlines() if "edge layers disabled" in line]
+    assert warning["msg"] == "edge layers disabled; serving without them"
+    assert warning["reason"] == reason.format(caddyfile=service_dir / "Caddyfile")
     assert "Traceback" not in err and "edge layers attached" not in err
+    assert "libbpf" not in err
 
 
 def test_killed_agent_is_cleaned_up_without_cap_sys_admin(star, zeroserve_bin, service_dir):
