@@ -167,3 +167,53 @@ def test_render_table_shows_cause_and_fix_of_failures(tmp_path):
     assert table[2].startswith("kernel headers  FAIL    ")
     assert table[3].strip().startswith("fix: run `python -m zeroserve.datapath.kernel_headers")
     assert table[-1] == "2 checks, 1 failed"
+
+
+# The appliance unit's grant (playbooks/roles/zeroserve/defaults/main.yml), to a user
+# with no account.
+UNIT_CAPS = ("bpf", "perfmon", "net_admin", "net_bind_service")
+SERVICE_UID = 64_123
+
+
+@pytest.mark.parametrize(
+    ("dropped", "row"),
+    [
+        (
+            None,
+            [
+                "edge capabilities  ok      XDP, TC and sk_lookup have what they need"
+                " (CAP_BPF CAP_PERFMON CAP_NET_ADMIN)"
+            ],
+        ),
+        (
+            "perfmon",
+            [
+                "edge capabilities  FAIL    the XDP and TC programs need CAP_PERFMON (the verifier"
+                " refuses packet parsing without it); effective capabilities:"
+                " CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_BPF",
+                " " * 27 + "fix: grant CAP_BPF CAP_PERFMON CAP_NET_ADMIN (the unit's"
+                " AmbientCapabilities= and CapabilityBoundingSet=), or run as root",
+            ],
+        ),
+    ],
+)
+def test_edge_capabilities_as_the_service_user(zeroserve_bin, dropped, row):
+    caps = ",".join(f"+{c}" for c in UNIT_CAPS if c != dropped)
+    cmd = [
+        "setpriv",
+        f"--reuid={SERVICE_UID}",
+        f"--regid={SERVICE_UID}",
+        "--clear-groups",
+        f"--inh-caps=-all,{caps}",
+        f"--ambient-caps={caps}",
+        f"--bounding-set=-all,{caps}",
+        str(zeroserve_bin),
+        "doctor",
+    ]
+    env = {**os.environ, "HOME": "/nonexistent"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd="/")
+    lines = out.stdout.splitlines()
+    assert lines[1 : 1 + len(row)] == row, out.stdout + out.stderr
+    # The probes that need scratch namespaces say so instead of crashing.
+    assert "probe crashed" not in out.stdout
+    assert out.returncode == 1 and "Traceback" not in out.stderr

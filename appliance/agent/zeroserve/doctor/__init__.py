@@ -11,6 +11,7 @@ __all__ = ["CHECKS", "CheckResult", "render_table", "run_checks", "run_check"]
 
 # In dependency order: a failure early on explains the failures after it.
 CHECKS: list[tuple[str, Callable[[], str]]] = [
+    ("edge capabilities", probes.probe_edge_capabilities),
     ("bpf syscall", probes.probe_bpf_syscall),
     ("bpffs", probes.probe_bpffs),
     ("kernel headers", probes.probe_kernel_headers),

@@ -13,10 +13,10 @@ import importlib
 import os
 import resource
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from zeroserve.datapath import attach, build, kernel_headers, libbpf, pins
+from zeroserve.datapath import attach, build, capabilities, kernel_headers, libbpf, pins
 from zeroserve.datapath.capabilities import CAP_IPC_LOCK, has_capability
 from zeroserve.doctor import uring
 from zeroserve.doctor.result import ProbeFailure
@@ -78,6 +78,36 @@ def _built(
         layout.remove_all()
 
 
+@contextmanager
+def _scratch_veth() -> Iterator[attach.VethPair]:
+    """attach.scratch_veth, whose namespaces only a privileged doctor can make."""
+    with ExitStack() as stack:
+        try:
+            veth = stack.enter_context(attach.scratch_veth("zs-doctor"))
+        except PermissionError as err:
+            raise ProbeFailure(
+                f"cannot make a scratch network namespace for the probe: {err.strerror}"
+                f" (effective capabilities: {capabilities.shown(capabilities.effective())})",
+                "run zeroserve doctor as root: its probes attach in namespaces of their own",
+            ) from err
+        yield veth
+
+
+def probe_edge_capabilities(status: Path = Path("/proc/self/status")) -> str:
+    """What each edge layer needs of the effective capabilities (the unit's grant)."""
+    mask = capabilities.effective(status)
+    lacking = capabilities.explain(list(capabilities.LAYER_NEEDS), mask)
+    needed = {n.cap: None for needs in capabilities.LAYER_NEEDS.values() for n in needs}
+    names = " ".join(capabilities.cap_name(c) for c in needed)
+    if lacking:
+        raise ProbeFailure(
+            lacking,
+            f"grant {names} (the unit's AmbientCapabilities= and CapabilityBoundingSet=),"
+            " or run as root",
+        )
+    return f"XDP, TC and sk_lookup have what they need ({names})"
+
+
 def probe_bpf_syscall(map_type: int = libbpf.MAP_TYPE_ARRAY) -> str:
     try:
         fd = libbpf.map_create(map_type, "zs_doctor", 4, 8, 1)
@@ -116,7 +146,7 @@ def probe_bcc_xdp(source: str = XDP_PASS_SRC) -> str:
 
 
 def probe_xdp_native(prog_type: int = libbpf.PROG_TYPE_XDP) -> str:
-    with _built(XDP_PASS_SRC, prog_type) as built, attach.scratch_veth("zs-doctor") as veth:
+    with _built(XDP_PASS_SRC, prog_type) as built, _scratch_veth() as veth:
         fd = built.fd("zs_doctor")
         try:
             attach.attach_xdp(veth.inner, fd, attach.XdpMode.NATIVE, ns=veth.ns)
@@ -146,7 +176,7 @@ def probe_xdp_syncookie(prog_type: int = libbpf.PROG_TYPE_XDP) -> str:
 
 
 def probe_tc_clsact(prog_type: int = libbpf.PROG_TYPE_SCHED_CLS) -> str:
-    with _built(TC_PASS_SRC, prog_type) as built, attach.scratch_veth("zs-doctor") as veth:
+    with _built(TC_PASS_SRC, prog_type) as built, _scratch_veth() as veth:
         try:
             attach.attach_tc(veth.inner, built.fd("zs_doctor"), "ingress", "zs_doctor", veth.ns)
             names = attach.tc_filter_names(veth.inner, "ingress", veth.ns)
@@ -166,7 +196,7 @@ def probe_tc_clsact(prog_type: int = libbpf.PROG_TYPE_SCHED_CLS) -> str:
 def probe_sk_lookup(attach_type: int = libbpf.ATTACH_SK_LOOKUP) -> str:
     fix = "use a kernel >= 5.9 built with CONFIG_BPF_SYSCALL and CONFIG_INET (BPF sk_lookup)"
     with _built(SK_LOOKUP_PASS_SRC, libbpf.PROG_TYPE_SK_LOOKUP, attach_type, fix) as built:
-        with attach.scratch_veth("zs-doctor") as veth:
+        with _scratch_veth() as veth:
             try:
                 link = attach.attach_sk_lookup(built.fd("zs_doctor"), veth.ns)
             except libbpf.BpfError as err:
