@@ -52,7 +52,10 @@ class XdpMode(enum.Enum):
 
 @contextmanager
 def _ipr(ns: str | None) -> Iterator[IPRoute]:
-    ipr = IPRoute(netns=ns) if ns else IPRoute()
+    # The socket is made inside ns and stays there; IPRoute(netns=) is pyroute2 0.9's
+    # alone (0.7, Debian 12's, refuses the keyword).
+    with in_netns(ns) if ns else nullcontext():
+        ipr = IPRoute()
     try:
         yield ipr
     finally:
