@@ -76,12 +76,15 @@ def service_dir() -> Iterator[Path]:
         shutil.rmtree(path)
 
 
-def as_service(ns: str, service_dir: Path, caps: tuple[str, ...]) -> list[str]:
+def as_service(ns: str, service_dir: Path, caps: tuple[str, ...], bpffs: bool = True) -> list[str]:
     """The prefix that runs a command in ns as the service's user with caps alone
     (inheritable, ambient and bounding: what AmbientCapabilities= and
-    CapabilityBoundingSet= make), with the test's bpffs at /sys/fs/bpf."""
+    CapabilityBoundingSet= make), with the test's bpffs at /sys/fs/bpf (else the bare
+    directory of the sysfs `ip netns exec` mounts)."""
     listed = ",".join(f"+{c}" for c in caps)
-    script = 'mount --bind "$0/bpffs" /sys/fs/bpf && HOME="$0/home" exec "$@"'
+    script = 'HOME="$0/home" exec "$@"'
+    if bpffs:
+        script = f'mount --bind "$0/bpffs" /sys/fs/bpf && {script}'
     setpriv = [
         "setpriv",
         f"--reuid={SERVICE_UID}",
@@ -181,7 +184,23 @@ def test_edge_layers_refused_at_start_leave_the_engine_serving(
     star, zeroserve_bin, service_dir, dropped, reason
 ):
     caps = tuple(c for c in UNIT_CAPS if c != dropped)
-    cmd = [*as_service(star.hub, service_dir, caps), str(zeroserve_bin), "run"]
+    assert_serves_without_edge(star, zeroserve_bin, service_dir, caps, True, reason)
+
+
+def test_no_bpffs_and_no_cap_sys_admin_to_mount_one(star, zeroserve_bin, service_dir):
+    reason = (
+        "bpffs is not mounted at /sys/fs/bpf, and mounting it failed: Operation not permitted"
+        " (mounting takes CAP_SYS_ADMIN: mount it before the agent starts)"
+    )
+    assert_serves_without_edge(star, zeroserve_bin, service_dir, UNIT_CAPS, False, reason)
+
+
+def assert_serves_without_edge(
+    star, zeroserve_bin, service_dir: Path, caps: tuple[str, ...], bpffs: bool, reason: str
+) -> None:
+    """The agent, started as the service with caps, serves every rule in the engine and
+    its one warning gives reason (`{caddyfile}` standing for the Caddyfile's path)."""
+    cmd = [*as_service(star.hub, service_dir, caps, bpffs), str(zeroserve_bin), "run"]
     cmd += ["-c", str(service_dir / "Caddyfile"), "--workers", "1"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     client, attacker = star.spokes["client"], star.spokes["attacker"]

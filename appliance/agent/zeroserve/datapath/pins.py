@@ -72,7 +72,7 @@ def ensure_bpffs(path: Path = BPFFS) -> bool:
     libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
     if libc.mount(b"bpf", os.fsencode(path), b"bpf", 0, None) != 0:
         code = ctypes.get_errno()
-        text = f"bpffs is not mounted at {path}, and mount -t bpf bpf {path}: {os.strerror(code)}"
+        text = f"bpffs is not mounted at {path}, and mounting it failed: {os.strerror(code)}"
         if code == errno.EPERM and not has_capability(CAP_SYS_ADMIN):
             text += " (mounting takes CAP_SYS_ADMIN: mount it before the agent starts)"
         raise BpffsError(code, text)
