@@ -25,7 +25,7 @@ import pytest
 
 from tests.netns.conftest import http_get
 from tests.netns.test_agent import ADMIN_PORT, start_agent, status
-from zeroserve.datapath import attach
+from zeroserve.datapath import attach, libbpf
 from zeroserve.datapath.capabilities import CAP_SYS_ADMIN
 from zeroserve.datapath.pins import LAYOUT_VERSION
 
@@ -193,6 +193,24 @@ def test_no_bpffs_and_no_cap_sys_admin_to_mount_one(star, zeroserve_bin, service
         " (mounting takes CAP_SYS_ADMIN: mount it before the agent starts)"
     )
     assert_serves_without_edge(star, zeroserve_bin, service_dir, UNIT_CAPS, False, reason)
+
+
+def test_busy_xdp_hook_is_one_clear_warning(star, zeroserve_bin, service_dir):
+    # Another tool's XDP program on the client's link: the agent never clobbers it, and
+    # the kernel's reason (netlink extack) comes in the warning, not on a libbpf line.
+    index = star.spokes["client"].hub_index
+    prog = libbpf.xdp_pass_program()
+    try:
+        attach.attach_xdp(index, prog, ns=star.hub)
+        reason = (
+            "{caddyfile}:7: abort @ remote_ip 198.18.2.0/24: edge layers: XDP native attach"
+            f" on ifindex {index}: Device or resource busy (XDP program already attached)"
+        )
+        assert_serves_without_edge(star, zeroserve_bin, service_dir, UNIT_CAPS, True, reason)
+        assert attach.xdp_prog_id(index, star.hub) == libbpf.prog_info(prog).id
+    finally:
+        attach.detach_xdp(index, ns=star.hub)
+        os.close(prog)
 
 
 def assert_serves_without_edge(
