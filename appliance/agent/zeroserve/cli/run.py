@@ -44,7 +44,10 @@ def edge_layers(appliance: ApplianceConfig | None) -> EdgeLayers | None:
         except (EdgeError, OSError) as exc:
             reason = str(exc)
             if isinstance(exc, OSError) and exc.errno == errno.EROFS:
-                reason = f"the bpffs is read-only, so no map can be pinned ({reason})"
+                reason = (
+                    "the bpffs is read-only here, so no map can be pinned (a systemd unit"
+                    f" needs ReadWritePaths= for it): {reason}"
+                )
     log_line("warn", "edge layers disabled; serving without them", reason=reason)
     return None
 
