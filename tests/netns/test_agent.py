@@ -31,6 +31,18 @@ pytestmark = pytest.mark.netns
 ADMIN_PORT = 2999
 ANYIP = "198.19.5.5"  # routed to the hub as local, on none of its interfaces
 RATE_EVENTS, RATE_WINDOW_S = 10, 1
+# One site whose deny rule puts an XDP program in front of it.
+DENYING_SITE = f"""\
+{{
+\tadmin 127.0.0.1:{ADMIN_PORT}
+}}
+
+:8080 {{
+\t@blocked remote_ip 198.18.2.0/24
+\tabort @blocked
+\trespond "ok"
+}}
+"""
 CADDYFILE = f"""\
 {{
 \tadmin 127.0.0.1:{ADMIN_PORT}

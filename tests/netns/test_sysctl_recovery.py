@@ -16,23 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.netns.test_agent import ADMIN_PORT, running, start_agent, status
+from tests.netns.test_agent import DENYING_SITE, running, start_agent, status
 from tests.netns.test_syncookie import SYSCTLS, sysctl
 from zeroserve.datapath import attach
 
 pytestmark = pytest.mark.netns
 
-CADDYFILE = f"""\
-{{
-\tadmin 127.0.0.1:{ADMIN_PORT}
-}}
-
-:8080 {{
-\t@blocked remote_ip 198.18.2.0/24
-\tabort @blocked
-\trespond "ok"
-}}
-"""
 # Not the defaults of a new namespace (1 and 1), so a value put back is the namespace's.
 ORIGINAL = {"net.ipv4.tcp_syncookies": "0", "net.ipv4.tcp_timestamps": "1"}
 ON = {name: "2" for name in SYSCTLS}
@@ -74,7 +63,7 @@ def test_a_killed_agents_sysctls_are_put_back(star, shared_mounts, zeroserve_bin
         )
     assert settings(star.hub) == ORIGINAL
     caddyfile = tmp_path / "Caddyfile"
-    caddyfile.write_text(CADDYFILE)
+    caddyfile.write_text(DENYING_SITE)
     cookies = tmp_path / "cookies.toml"
     cookies.write_text("syn_cookies = { threshold = 1 }\n")
     on: list[str] = ["--appliance-config", str(cookies)]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.netns.conftest import http_get
-from tests.netns.test_agent import ADMIN_PORT, start_agent, status
+from tests.netns.test_agent import DENYING_SITE, start_agent, status
 from zeroserve.datapath import attach, libbpf
 from zeroserve.datapath.capabilities import CAP_SYS_ADMIN
 from zeroserve.datapath.pins import LAYOUT_VERSION
@@ -34,17 +34,6 @@ pytestmark = pytest.mark.netns
 SERVICE_UID = 64_123  # no account: setpriv takes ids, and nothing here resolves names
 # The unit's capabilities (playbooks/roles/zeroserve/defaults/main.yml).
 UNIT_CAPS = ("bpf", "perfmon", "net_admin", "net_bind_service")
-CADDYFILE = f"""\
-{{
-\tadmin 127.0.0.1:{ADMIN_PORT}
-}}
-
-:8080 {{
-\t@blocked remote_ip 198.18.2.0/24
-\tabort @blocked
-\trespond "ok"
-}}
-"""
 
 
 @pytest.fixture
@@ -57,7 +46,7 @@ def service_dir() -> Iterator[Path]:
     mounted = False
     try:
         path.chmod(0o755)
-        (path / "Caddyfile").write_text(CADDYFILE)
+        (path / "Caddyfile").write_text(DENYING_SITE)
         (path / "Caddyfile").chmod(0o644)
         (path / "home").mkdir()
         os.chown(path / "home", SERVICE_UID, SERVICE_UID)
