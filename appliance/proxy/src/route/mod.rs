@@ -213,6 +213,15 @@ fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
     }
 }
 
+/// A `root`-like field of a handler or matcher: absent or empty means the site's root,
+/// `{http.vars.root}`, as Caddy's modules default it when they provision.
+pub(crate) fn root_field(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("{http.vars.root}")
+        .to_owned()
+}
+
 pub(crate) fn str_list(v: Option<&Value>, what: &str) -> Result<Vec<String>> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),

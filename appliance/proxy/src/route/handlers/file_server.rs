@@ -32,7 +32,7 @@ use super::super::ctx::{Ctx, HandlerError};
 use super::super::matchers::path::{clean, glob};
 use super::super::mime::type_by_extension;
 use super::super::placeholder::{replace_all, replace_all_or};
-use super::super::{err, str_list, Result};
+use super::super::{err, root_field, str_list, Result};
 use super::static_response::status_text;
 use crate::http1::date::http_date;
 use crate::http1::response::{FileBody, FileBytes, FileKey, FileSource};
@@ -521,12 +521,7 @@ impl FileServer {
             }
         }
         Ok(FileServer {
-            root: m
-                .get("root")
-                .and_then(Value::as_str)
-                .filter(|r| !r.is_empty())
-                .unwrap_or("{http.vars.root}")
-                .to_owned(),
+            root: root_field(m.get("root")),
             hide: str_list(m.get("hide"), "hide")?,
             index_names,
             canonical_uris: m

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::super::ctx::{Ctx, HandlerError};
 use super::super::handlers::file_server::sanitized_join;
 use super::super::placeholder::{replace_all, replace_all_or};
-use super::super::{err, str_list, Result};
+use super::super::{err, root_field, str_list, Result};
 use super::path::clean;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +55,7 @@ impl MatchFile {
             try_files.push("{http.request.uri.path}".into());
         }
         Ok(MatchFile {
-            root: v
-                .get("root")
-                .and_then(Value::as_str)
-                .filter(|r| !r.is_empty())
-                .unwrap_or("{http.vars.root}")
-                .to_owned(),
+            root: root_field(v.get("root")),
             try_files,
             policy,
             split_path: str_list(v.get("split_path"), "split_path")?,

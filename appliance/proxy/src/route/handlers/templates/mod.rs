@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 
 use super::super::ctx::{parse_query, Ctx, HandlerError};
 use super::super::placeholder::{replace_all_or, Lookup};
-use super::super::{err, str_list, Result};
+use super::super::{err, root_field, str_list, Result};
 use crate::http1::HeaderMap;
 use exec::{Exec, Fail};
 use parse::Set;
@@ -82,12 +82,7 @@ impl Templates {
             mime_types = DEFAULT_MIME_TYPES.iter().map(|s| (*s).to_owned()).collect();
         }
         Ok(Templates {
-            file_root: m
-                .get("file_root")
-                .and_then(Value::as_str)
-                .filter(|r| !r.is_empty())
-                .unwrap_or("{http.vars.root}")
-                .to_owned(),
+            file_root: root_field(m.get("file_root")),
             mime_types,
             delims,
         })

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::super::super::ctx::{Ctx, HandlerError, Uri};
 use super::super::super::matchers::path::clean;
 use super::super::super::placeholder::{replace_all, replace_all_or, Lookup};
-use super::super::super::{err, str_list, Result};
+use super::super::super::{err, root_field, str_list, Result};
 use super::super::file_server::sanitized_join;
 use crate::http1::HeaderMap;
 
@@ -52,12 +52,7 @@ impl FastCgi {
             }
         }
         Ok(FastCgi {
-            root: m
-                .get("root")
-                .and_then(Value::as_str)
-                .filter(|r| !r.is_empty())
-                .unwrap_or("{http.vars.root}")
-                .to_owned(),
+            root: root_field(m.get("root")),
             split_path,
             resolve_root_symlink: m
                 .get("resolve_root_symlink")
