@@ -34,16 +34,19 @@ pub fn write_request_head(
     out: &mut Vec<u8>,
 ) {
     let field = |out: &mut Vec<u8>, k: &str, v: &str| {
-        let v: String = v
-            .chars()
-            .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-            .collect();
+        // CR and LF become spaces, so they trim like the blanks around the value.
+        let v = v.trim_matches([' ', '\t', '\r', '\n']);
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(v.trim_matches([' ', '\t']).as_bytes());
+        out.extend(
+            v.bytes()
+                .map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
         out.extend_from_slice(b"\r\n");
     };
-    out.extend_from_slice(format!("{method} {target} HTTP/1.1\r\n").as_bytes());
+    for part in [method, " ", target, " HTTP/1.1\r\n"] {
+        out.extend_from_slice(part.as_bytes());
+    }
     field(out, "Host", host);
     if let Some(ua) = headers.raw("User-Agent").and_then(|v| v.first()) {
         if !ua.is_empty() {
@@ -53,7 +56,10 @@ pub fn write_request_head(
     match body {
         RequestBody::None => {}
         RequestBody::Empty => field(out, "Content-Length", "0"),
-        RequestBody::Length(n) => field(out, "Content-Length", &n.to_string()),
+        RequestBody::Length(n) => {
+            let mut digits = [0u8; 20];
+            field(out, "Content-Length", decimal(n, &mut digits));
+        }
         RequestBody::Chunked => field(out, "Transfer-Encoding", "chunked"),
     }
     const SKIP: [&str; 5] = [
@@ -77,6 +83,20 @@ pub fn write_request_head(
         field(out, k, v);
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// `n` in decimal, written into the end of `buf` (no allocation per request).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).expect("ASCII digits")
 }
 
 /// How an upstream response body is delimited.
@@ -224,6 +244,14 @@ mod tests {
         match parse_response(s.as_bytes(), head) {
             Ok(Status::Complete(h, n)) => (h, n),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn decimal_digits() {
+        let mut buf = [0u8; 20];
+        for n in [0, 7, 10, 102_400, u64::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string());
         }
     }
 

@@ -95,6 +95,18 @@ impl HeaderMap {
         }
     }
 
+    /// Go's `Header.Add` of each of `values`, canonicalising the name once.
+    pub fn add_all(&mut self, name: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        let key = canonical(name);
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1.extend_from_slice(values),
+            None => self.0.push((key.into_owned(), values.to_vec())),
+        }
+    }
+
     /// Go's `Header.Del`.
     pub fn del(&mut self, name: &str) {
         let key = canonical(name);

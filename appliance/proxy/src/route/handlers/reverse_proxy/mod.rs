@@ -578,18 +578,21 @@ impl ReverseProxy {
 
     /// Caddy's `prepareRequest` plus the per-attempt `header_up` and the transport's write.
     fn prepare(&self, sel: select::Selection, ctx: &mut Ctx<'_, '_>) -> Target {
-        let (method, uri) = match &self.rewrite {
-            Some(rw) => {
-                let saved = (ctx.method.clone(), ctx.uri.clone());
-                rw.run(ctx);
-                (
-                    std::mem::replace(&mut ctx.method, saved.0),
-                    std::mem::replace(&mut ctx.uri, saved.1),
-                )
-            }
-            None => (ctx.method.clone(), ctx.uri.clone()),
+        let rewritten = self.rewrite.as_ref().map(|rw| {
+            let saved = (ctx.method.clone(), ctx.uri.clone());
+            rw.run(ctx);
+            (
+                std::mem::replace(&mut ctx.method, saved.0),
+                std::mem::replace(&mut ctx.uri, saved.1),
+            )
+        });
+        let ctx: &Ctx<'_, '_> = ctx;
+        let (method, uri) = match &rewritten {
+            Some((m, u)) => (m.as_str(), u),
+            None => (ctx.method.as_str(), &ctx.uri),
         };
-        let changed = method != ctx.method || uri.request_uri() != ctx.uri.request_uri();
+        let changed = rewritten.is_some()
+            && (method != ctx.method || uri.request_uri() != ctx.uri.request_uri());
         let mut body = match ctx.body_kind {
             BodyKind::None => RequestBody::None,
             BodyKind::Length(0) => RequestBody::None,
@@ -603,11 +606,11 @@ impl ReverseProxy {
                 n => RequestBody::Length(n as u64),
             };
         }
-        if self.rewrite.is_some() && changed && (method == "GET" || method == "HEAD") {
+        if changed && (method == "GET" || method == "HEAD") {
             body = RequestBody::None;
         }
-        let no_length_methods = matches!(method.as_str(), "GET" | "HEAD");
-        let length_methods = matches!(method.as_str(), "POST" | "PUT" | "PATCH");
+        let no_length_methods = matches!(method, "GET" | "HEAD");
+        let length_methods = matches!(method, "POST" | "PUT" | "PATCH");
         if body == RequestBody::None
             && !no_length_methods
             && (length_methods || ctx.body_kind != BodyKind::None)
@@ -645,7 +648,7 @@ impl ReverseProxy {
             ops.apply_to_request(&mut hdr, &mut host, ctx);
         }
         if let Some(f) = &self.fastcgi {
-            return self.prepare_fastcgi(f, sel, ctx, &method, &uri, hdr, &host);
+            return self.prepare_fastcgi(f, sel, ctx, method, uri, hdr, &host);
         }
         let gzip = self.transport.compression
             && hdr.get("Accept-Encoding").is_empty()
@@ -658,7 +661,7 @@ impl ReverseProxy {
         };
         let mut head = Vec::with_capacity(512);
         write_request_head(
-            &method,
+            method,
             &uri.request_uri(),
             &host,
             &hdr,
@@ -911,16 +914,21 @@ impl ReverseProxy {
         if status == 101 {
             return upgrade(index, answer, ctx);
         }
-        let mut hdr = answer.headers.clone();
-        remove_connection_headers(&mut hdr);
-        for h in HOP_HEADERS {
-            hdr.del(h);
-        }
-        if let Some(r) = self.headers.as_ref().and_then(Headers::response_ops) {
-            if r.require.as_ref().is_none_or(|m| m.matches(status, &hdr)) {
-                r.ops.apply(&mut hdr, &*ctx);
-            }
-        }
+        // The answer's fields minus the hop-by-hop ones; copied only when header_down edits them.
+        let named = connection_named(&answer.headers);
+        let kept = |k: &str| !HOP_HEADERS.contains(&k) && !named.iter().any(|n| n == k);
+        let edited = self
+            .headers
+            .as_ref()
+            .and_then(Headers::response_ops)
+            .map(|r| {
+                let mut hdr = answer.headers.clone();
+                hdr.retain(kept);
+                if r.require.as_ref().is_none_or(|m| m.matches(status, &hdr)) {
+                    r.ops.apply(&mut hdr, &*ctx);
+                }
+                hdr
+            });
         // The proxy names itself in Via instead of Server (outside header_down's reach).
         ctx.resp.headers.del("Server");
         // Go's response from the FastCGI client carries no protocol version: 0.0.
@@ -930,9 +938,16 @@ impl ReverseProxy {
             (None, false) => "1.0",
         };
         ctx.resp.headers.add("Via", &format!("{version} Caddy"));
-        for (k, vs) in hdr.iter() {
-            for v in vs {
-                ctx.resp.headers.add(k, v);
+        match &edited {
+            Some(hdr) => {
+                for (k, vs) in hdr.iter() {
+                    ctx.resp.headers.add_all(k, vs);
+                }
+            }
+            None => {
+                for (k, vs) in answer.headers.iter().filter(|(k, _)| kept(k)) {
+                    ctx.resp.headers.add_all(k, vs);
+                }
             }
         }
         ctx.write_header(status);
@@ -1010,17 +1025,22 @@ fn upgrade_type(hdr: &HeaderMap) -> Option<String> {
 
 /// Go's `removeConnectionHeaders`: drops the fields the `Connection` header names.
 fn remove_connection_headers(hdr: &mut HeaderMap) {
-    let named: Vec<String> = hdr
-        .raw("Connection")
+    let named = connection_named(hdr);
+    if !named.is_empty() {
+        hdr.retain(|k| !named.iter().any(|n| n == k));
+    }
+}
+
+/// The canonical keys of the fields the `Connection` header names.
+fn connection_named(hdr: &HeaderMap) -> Vec<String> {
+    hdr.raw("Connection")
         .unwrap_or(&[])
         .iter()
         .flat_map(|v| v.split(','))
-        .map(|f| f.trim_matches([' ', '\t']).to_owned())
+        .map(|f| f.trim_matches([' ', '\t']))
         .filter(|f| !f.is_empty())
-        .collect();
-    for f in named {
-        hdr.del(&f);
-    }
+        .map(canonical_key)
+        .collect()
 }
 
 fn outside_handle_response(name: &str) -> Flow {
