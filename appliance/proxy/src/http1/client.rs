@@ -2,7 +2,7 @@
 //! as Go's `Request.write` puts it on the wire, and a response-head parser with Go's
 //! `ReadResponse` + transport framing rules. Sans-IO like the rest of `http1`.
 
-use super::header::{canonical_key, HeaderMap};
+use super::header::HeaderMap;
 use super::parse::{has_token, Status};
 
 /// Largest upstream response head accepted (Go's transport default is 1 MiB of headers
@@ -166,19 +166,15 @@ pub fn parse_response(
         if name.is_empty() || name.ends_with([' ', '\t']) {
             return Err(MalformedResponse);
         }
-        headers.add(&canonical_key(name), value.trim_matches([' ', '\t']));
+        headers.add(name, value.trim_matches([' ', '\t']));
     }
-    let values = |h: &HeaderMap, k: &str| -> Vec<String> {
-        h.raw(k).map(<[String]>::to_vec).unwrap_or_default()
-    };
-    let te = values(&headers, "Transfer-Encoding");
-    let chunked = match te.as_slice() {
+    let chunked = match headers.raw("Transfer-Encoding").unwrap_or(&[]) {
         [] => false,
         [one] if one.eq_ignore_ascii_case("chunked") => true,
         _ => return Err(MalformedResponse),
     };
     headers.del("Transfer-Encoding");
-    let lengths = values(&headers, "Content-Length");
+    let lengths = headers.raw("Content-Length").unwrap_or(&[]);
     let length = match lengths.first() {
         None => None,
         Some(first) => {
@@ -188,7 +184,7 @@ pub fn parse_response(
             Some(first.trim().parse::<u64>().map_err(|_| MalformedResponse)?)
         }
     };
-    let connection = values(&headers, "Connection");
+    let connection = headers.raw("Connection").unwrap_or(&[]);
     let mut close = has_token(connection.iter().map(String::as_str), "close")
         || (!http11 && !has_token(connection.iter().map(String::as_str), "keep-alive"));
     let body = if head_request || status / 100 == 1 || status == 204 || status == 304 {
@@ -202,10 +198,8 @@ pub fn parse_response(
         close = true;
         ResponseBody::Close
     };
-    let status_text = match rest.get(4..) {
-        Some(reason) => format!("{code} {reason}"),
-        None => code.to_owned(),
-    };
+    // The code and, after one space, the reason: `rest` as it stands.
+    let status_text = rest.to_owned();
     Ok(Status::Complete(
         ResponseHead {
             http11,

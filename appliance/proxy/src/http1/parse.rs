@@ -116,11 +116,10 @@ impl<'b> Head<'b> {
             .map(|(_, v)| *v)
     }
 
-    fn values(&self, name: &str) -> impl Iterator<Item = &'b str> + '_ {
-        let name = name.to_owned();
+    fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'b str> + 's {
         self.headers
             .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(&name))
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| *v)
     }
 }

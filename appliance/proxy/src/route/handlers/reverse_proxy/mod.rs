@@ -553,12 +553,15 @@ impl ReverseProxy {
                 // Counted at selection, as Caddy sets them.
                 let host = &sel.host;
                 let counts = [
-                    ("requests", host.num_requests()),
-                    ("max_requests", host.max_requests),
-                    ("fails", host.fails()),
+                    ("http.reverse_proxy.upstream.requests", host.num_requests()),
+                    (
+                        "http.reverse_proxy.upstream.max_requests",
+                        host.max_requests,
+                    ),
+                    ("http.reverse_proxy.upstream.fails", host.fails()),
                 ];
-                for (name, n) in counts {
-                    ctx.set_capture(format!("http.reverse_proxy.upstream.{name}"), n.to_string());
+                for (key, n) in counts {
+                    ctx.set_capture(key.to_owned(), n.to_string());
                 }
                 let dynamic = host.target == hosts::Target::Placeholder;
                 let mut target = self.prepare(sel, ctx);
@@ -887,7 +890,7 @@ impl ReverseProxy {
     fn set_response_placeholders(&self, answer: &ResponseHead, ctx: &mut Ctx<'_, '_>) {
         for (field, values) in answer.headers.iter() {
             ctx.set_capture(
-                format!("http.reverse_proxy.header.{field}"),
+                ["http.reverse_proxy.header.", field].concat(),
                 values.join(","),
             );
         }
@@ -996,13 +999,13 @@ fn no_upstream() -> HandlerError {
 
 fn set_upstream_placeholders(info: &hosts::DialInfo, ctx: &mut Ctx<'_, '_>) {
     let values = [
-        ("address", info.to_string()),
-        ("hostport", info.address()),
-        ("host", info.host.clone()),
-        ("port", info.port_text()),
+        ("http.reverse_proxy.upstream.address", info.to_string()),
+        ("http.reverse_proxy.upstream.hostport", info.address()),
+        ("http.reverse_proxy.upstream.host", info.host.clone()),
+        ("http.reverse_proxy.upstream.port", info.port_text()),
     ];
-    for (name, value) in values {
-        ctx.set_capture(format!("http.reverse_proxy.upstream.{name}"), value);
+    for (key, value) in values {
+        ctx.set_capture(key.to_owned(), value);
     }
 }
 
