@@ -1574,10 +1574,11 @@ fn go_writer(
     }
     match stream.flush_for(headers.get("Content-Type"), true) {
         FlushInterval::Immediate => None,
-        interval => Some(GoWriter::new(
-            output.split_off(mark),
-            matches!(interval, FlushInterval::Every(_)),
-        )),
+        interval => {
+            let go = GoWriter::new(&output[mark..], matches!(interval, FlushInterval::Every(_)));
+            output.truncate(mark);
+            Some(go)
+        }
     }
 }
 

@@ -37,10 +37,13 @@ pub struct GoWriter {
 impl GoWriter {
     /// Takes over a response whose encoded head is `head`; with a periodic flush, a
     /// delayed flush is pending from the start, as Caddy arms it before the first write.
-    pub fn new(head: Vec<u8>, periodic: bool) -> GoWriter {
+    pub fn new(head: &[u8], periodic: bool) -> GoWriter {
+        // Room for what Go's two buffers can hold besides the head, so holding never grows.
+        let mut hold = Vec::with_capacity(head.len() + RESPONSE_BUFFER + CONN_BUFFER);
+        hold.extend_from_slice(head);
         GoWriter {
-            head: Some(head.len()),
-            hold: head,
+            head: Some(hold.len()),
+            hold,
             response: 0,
             conn: 0,
             sent: 0,
@@ -172,7 +175,7 @@ mod tests {
 
     /// Total bytes on the wire after each write of a body written in `writes` pieces.
     fn wire(head: usize, writes: &[usize]) -> Vec<usize> {
-        let mut w = GoWriter::new(vec![b'h'; head], false);
+        let mut w = GoWriter::new(&vec![b'h'; head], false);
         let mut out = Vec::new();
         writes
             .iter()
@@ -203,7 +206,7 @@ mod tests {
 
     #[test]
     fn flush_sends_everything_in_order() {
-        let mut w = GoWriter::new(b"HEAD".to_vec(), true);
+        let mut w = GoWriter::new(b"HEAD", true);
         assert!(w.flush_pending);
         let mut out = Vec::new();
         w.write(b"body", &mut out);
