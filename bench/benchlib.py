@@ -143,12 +143,49 @@ def wait_port(port: int, server: Server, timeout: float = 60.0) -> None:
     raise BenchError(f"{server.name} did not listen on 127.0.0.1:{port} in {timeout:.0f}s")
 
 
+def nginx_binary() -> str:
+    path = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.access(path, os.X_OK):
+        raise BenchError("no nginx: apt-get install -y nginx-light (tools/setup.sh does)")
+    return path
+
+
+def nginx_config(path: Path, port: int, server: str) -> Path:
+    """Write `path`: an nginx.conf for one process in the foreground (no daemon, no master,
+    one worker), everything it writes in `path`'s folder, one server on 127.0.0.1:`port` whose
+    block holds the directives `server`. Keep-alive is lifted so a client's connections are
+    never closed by nginx mid-run."""
+    scratch = path.parent
+    temp = scratch / "nginx-temp"
+    temp.mkdir(exist_ok=True)
+    path.write_text(
+        f"daemon off;\nmaster_process off;\nworker_processes 1;\npid {scratch}/nginx.pid;\n"
+        f"error_log {scratch}/nginx-error.log warn;\n"
+        "events { worker_connections 4096; }\n"
+        "http {\n"
+        "  access_log off;\n"
+        f"  client_body_temp_path {temp}/body;\n  proxy_temp_path {temp}/proxy;\n"
+        f"  fastcgi_temp_path {temp}/fastcgi;\n  uwsgi_temp_path {temp}/uwsgi;\n"
+        f"  scgi_temp_path {temp}/scgi;\n"
+        "  keepalive_requests 10000000;\n  keepalive_timeout 120s;\n"
+        "  default_type application/octet-stream;\n"
+        f"  server {{\n    listen 127.0.0.1:{port};\n{server}  }}\n"
+        "}\n"
+    )
+    return path
+
+
 def server_argv(name: str, config: Path, workers: int = 1) -> list[str]:
-    """The command serving `config` (a Caddyfile) for `name` in {"caddy", "zeroserve"}.
+    """The command serving `config` for `name`: a Caddyfile for "caddy" and "zeroserve", a
+    file from `nginx_config` for "nginx".
 
     Caddy's Go runtime sizes GOMAXPROCS from the CPU affinity mask, so pinned to one core it
-    runs one P; zeroserve gets the same single core and one engine worker.
+    runs one P; zeroserve gets the same single core and one engine worker; nginx one process.
     """
+    if name == "nginx":
+        # -e: nginx opens its built-in error log before reading the config; keep it in scratch.
+        prefix = str(config.parent)
+        return [nginx_binary(), "-p", prefix, "-e", f"{prefix}/nginx-error.log", "-c", str(config)]
     if name == "caddy":
         return [str(caddy_binary()), "run", "--config", str(config), "--adapter", "caddyfile"]
     zs = zeroserve_binary()
@@ -214,10 +251,11 @@ def running(
     scratch: Path,
     realtime: bool = False,
     cgroup: Path | None = None,
+    cpu: str = SERVER_CPU,
 ) -> Iterator[Server]:
-    """Start a server on SERVER_CPU, wait for its ports, move it into `cgroup` if given, and
+    """Start a server on `cpu`, wait for its ports, move it into `cgroup` if given, and
     always stop it by PID afterwards."""
-    argv = on_cpu(SERVER_CPU, server_argv(name, config), realtime)
+    argv = on_cpu(cpu, server_argv(name, config), realtime)
     log = scratch / f"{name}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -262,6 +300,7 @@ class ChildRun:
     wall_seconds: float
     cpu_seconds: float
     max_rss_kib: int
+    user_seconds: float  # the user-space part of cpu_seconds
 
 
 def run_measured(
@@ -271,7 +310,8 @@ def run_measured(
     env: dict[str, str] | None = None,
     timeout: float = 300.0,
 ) -> ChildRun:
-    """Run a child to completion: its wall time, and its own CPU time and peak RSS (wait4)."""
+    """Run a child to completion: its wall time, and its own CPU time (with its user part)
+    and peak RSS (wait4)."""
     with stdout.open("wb") as out, stderr.open("wb") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -286,7 +326,13 @@ def run_measured(
             killer.cancel()
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return ChildRun(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+    return ChildRun(
+        proc.returncode,
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss,
+        usage.ru_utime,
+    )
 
 
 @dataclass

@@ -12,7 +12,10 @@ header operations; `file_server` of a 1 KB .png and a 1 MB .jpg; `encode gzip` o
 - latency at a fixed offered rate: `h2load --h1 --rps`, the same rate for both servers (half of
   Caddy's median throughput for that workload, capped), p50/p95/p99 from h2load's
   per-request log; server and h2load under SCHED_RR unless --no-realtime, so that other work
-  on a shared machine does not make the tail;
+  on a shared machine does not make the tail. Beside them, as a reference the goals are not
+  judged against, nginx where it gives the same status and body (respond, file_server 1 KB and
+  1 MB; --no-nginx leaves it out), and in every run h2load's own CPU time per request (wait4),
+  from which the p95 the client alone allows (the client floor) is estimated;
 - memory: VmRSS of the server holding 10,000 idle keep-alive connections (each served one
   request first), opened by this script.
 
@@ -23,7 +26,11 @@ CPU 0. Before measuring zeroserve on a workload, its response is checked against
 reported "not yet served" with the first difference, and not measured.
 
     python bench/http_bench.py [--rounds 3] [--duration 5] [--latency-duration 5]
-                               [--only KEY ...] [--nice N] [--no-doc]
+                               [--only KEY ...] [--phases PHASE ...] [--no-nginx]
+                               [--no-realtime] [--nice N] [--no-doc]
+
+--phases picks among throughput, budget, latency and idle (a partial run needs --no-doc);
+latency without throughput first measures Caddy's free req/s alone, for its offered rate.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import argparse
 import asyncio
 import gzip
 import http.client
+import math
 import os
 import random
 import re
@@ -58,6 +66,8 @@ from benchlib import (
     machine_line,
     md_table,
     median,
+    nginx_binary,
+    nginx_config,
     on_cpu,
     parse_args,
     parse_wrk,
@@ -67,6 +77,7 @@ from benchlib import (
     ratio,
     require_tools,
     rss_kib,
+    run_measured,
     running,
     tool_version,
     zeroserve_binary,
@@ -75,6 +86,11 @@ from benchlib import (
 SERVERS = ("caddy", "zeroserve")
 CONNECTIONS = 64
 LATENCY_CLIENTS = 32
+P95_GOAL = 0.3
+# The nearest rank of p95 among one burst's answers: the answer whose time p95 is, when every
+# burst looks alike.
+FLOOR_RANK = math.ceil(0.95 * LATENCY_CLIENTS)
+PHASES = ("throughput", "budget", "latency", "idle")
 RATE_SHARE = 0.5
 RATE_CAP = 20_000
 IDLE_CONNECTIONS = 10_000
@@ -116,13 +132,29 @@ class Workload:
     site: str
     path: str
     headers: tuple[tuple[str, str], ...] = ()
+    # The same answer (status and body) from nginx's server block, for the latency
+    # reference; None where nginx cannot give the same body.
+    nginx: str | None = None
+
+
+# nginx's usual static-file setting: sendfile(2) from the page cache. Not tcp_nopush: with
+# it (TCP_CORK), some 1 MB answers waited tens of ms more, which is no floor.
+NGINX_COMMON = "    sendfile on;\n"
 
 
 def workloads(www: Path) -> list[Workload]:
     files = f"\troot * {www}\n\tfile_server\n"
+    nginx_files = (
+        NGINX_COMMON
+        + f"    root {www};\n    types {{ image/png png; image/jpeg jpg; text/html html; }}\n"
+    )
+    nginx_hello = (
+        NGINX_COMMON
+        + '    default_type "text/plain; charset=utf-8";\n    location / { return 200 "hello"; }\n'
+    )
     gzip_hdr = (("Accept-Encoding", "gzip"),)
     return [
-        Workload("respond", '`respond "hello"`', '\trespond "hello"\n', "/"),
+        Workload("respond", '`respond "hello"`', '\trespond "hello"\n', "/", nginx=nginx_hello),
         Workload(
             "respond_log",
             '`respond "hello"` + `log` to a file',
@@ -136,8 +168,8 @@ def workloads(www: Path) -> list[Workload]:
             "/some/page?id=42",
         ),
         Workload("headers", "10 `header` operations + respond", TEN_HEADER_OPS, "/"),
-        Workload("file_1k", "`file_server` 1 KB .png", files, "/1k.png"),
-        Workload("file_1m", "`file_server` 1 MB .jpg", files, "/1m.jpg"),
+        Workload("file_1k", "`file_server` 1 KB .png", files, "/1k.png", nginx=nginx_files),
+        Workload("file_1m", "`file_server` 1 MB .jpg", files, "/1m.jpg", nginx=nginx_files),
         Workload(
             "gzip_100k",
             "`encode gzip` + `file_server` 100 KB .html",
@@ -264,6 +296,9 @@ class Latency:
     p99: float
     done: int
     failed: int
+    # h2load's own CPU time (utime+stime, wait4) per request done, and its user-space part.
+    client_us: float
+    client_user_us: float
 
 
 H2LOAD_REQS = re.compile(
@@ -291,15 +326,15 @@ def measure_latency(
     for name, value in w.headers:
         argv += ["-H", f"{name}: {value}"]
     argv.append(f"http://127.0.0.1:{port}{w.path}")
-    out = subprocess.run(
-        on_cpu(LOADGEN_CPU, argv, realtime),
-        capture_output=True,
-        text=True,
-        timeout=seconds * 4 + 30,
+    stdout, stderr = scratch / "h2load.out", scratch / "h2load.err"
+    run = run_measured(
+        on_cpu(LOADGEN_CPU, argv, realtime), stdout, stderr, timeout=seconds * 4 + 30
     )
-    match = H2LOAD_REQS.search(out.stdout)
-    if out.returncode != 0 or not match:
-        raise BenchError(f"h2load failed: {out.stderr.strip() or out.stdout[-300:]}")
+    text = stdout.read_text()
+    match = H2LOAD_REQS.search(text)
+    if run.returncode != 0 or not match:
+        raise BenchError(f"h2load failed: {stderr.read_text().strip() or text[-300:]}")
+    done = int(match.group(3))
     micros = [int(line.split("\t")[2]) for line in log.read_text().splitlines() if line]
     if not micros:
         raise BenchError("h2load logged no requests")
@@ -308,8 +343,10 @@ def measure_latency(
         percentile(ms, 50),
         percentile(ms, 95),
         percentile(ms, 99),
-        int(match.group(3)),
+        done,
         int(match.group(5)) + int(match.group(6)),
+        run.cpu_seconds * 1e6 / max(1, done),
+        run.user_seconds * 1e6 / max(1, done),
     )
 
 
@@ -374,31 +411,51 @@ class Results:
     zeroserve_error: str | None = None
 
 
-def serving(w: Workload, scratch: Path) -> tuple[Path, int]:
+def serving(w: Workload, scratch: Path, name: str) -> tuple[Path, int]:
+    """`name`'s config for the workload, on a fresh port."""
     port = free_port()
-    return write_caddyfile(scratch, w, port), port
+    if name != "nginx":
+        return write_caddyfile(scratch, w, port), port
+    if w.nginx is None:
+        raise BenchError(f"no nginx reference for {w.key}")
+    return nginx_config(scratch / f"nginx.{w.key}.conf", port, w.nginx), port
 
 
-def check_workloads(works: list[Workload], scratch: Path, res: Results) -> None:
-    """Which workloads zeroserve serves as Caddy does; only those are measured."""
+def check_workloads(works: list[Workload], scratch: Path, res: Results, nginx: bool) -> None:
+    """Which workloads zeroserve serves as Caddy does; only those are measured. With `nginx`,
+    nginx's answer must have Caddy's status and body (it is a reference for the latency, where
+    its headers, a few bytes, do not matter)."""
     if zeroserve_binary() is None:
         res.zeroserve_error = "no .venv/bin/zeroserve (run `make setup`)"
     for w in works:
-        config, port = serving(w, scratch)
+        config, port = serving(w, scratch, "caddy")
         with running("caddy", config, [port], scratch):
-            reference = fetch(port, w)
+            caddy = fetch(port, w)
+        if nginx and w.nginx is not None:
+            config, port = serving(w, scratch, "nginx")
+            with running("nginx", config, [port], scratch):
+                got = fetch(port, w)
+            if (got.status, got.body) != (caddy.status, caddy.body):
+                raise BenchError(
+                    f"nginx's answer for {w.key} is not Caddy's: status {got.status} "
+                    f"({caddy.status}), {len(got.body)} bytes ({len(caddy.body)})"
+                )
         if res.zeroserve_error is not None:
             res.checks[w.key] = res.zeroserve_error
             continue
-        config, port = serving(w, scratch)
+        config, port = serving(w, scratch, "zeroserve")
         try:
             with running("zeroserve", config, [port], scratch) as server:
-                res.checks[w.key] = compare(reference, fetch(port, w))
+                res.checks[w.key] = compare(caddy, fetch(port, w))
                 if not server.alive():
                     res.checks[w.key] = "server exited after the request"
         except (BenchError, OSError, http.client.HTTPException) as exc:
             res.checks[w.key] = str(exc).splitlines()[0][:200]
         print(f"  check {w.key:>10}: {res.checks[w.key] or 'same response as Caddy'}", flush=True)
+
+
+def compared(w: Workload) -> tuple[str, ...]:
+    return SERVERS
 
 
 def run_phase(
@@ -412,28 +469,30 @@ def run_phase(
     show: Callable[[T], str],
     realtime: bool = False,
     cgroup: Path | None = None,
+    servers: Callable[[Workload], tuple[str, ...]] = compared,
 ) -> None:
-    """Rounds of one measurement over workloads and servers, each server started fresh.
+    """Rounds of one measurement over workloads and `servers(workload)`, each server started
+    fresh.
 
-    Caddy failing ends the benchmark (the reference must work); zeroserve failing ends only
-    its part of this phase for that workload, and the report says why.
+    A reference (Caddy, nginx) failing ends the benchmark; zeroserve failing ends only its
+    part of this phase for that workload, and the report says why.
     """
     for r in range(rounds):
         for w in works:
-            names = SERVERS if r % 2 == 0 else tuple(reversed(SERVERS))
+            names = servers(w) if r % 2 == 0 else tuple(reversed(servers(w)))
             for name in names:
                 if name == "zeroserve" and (
                     res.checks[w.key] is not None or (phase, w.key) in res.failures
                 ):
                     continue
-                config, port = serving(w, scratch)
+                config, port = serving(w, scratch, name)
                 try:
                     with running(name, config, [port], scratch, realtime, cgroup) as server:
                         sample = measure(w, server, port)
                         if not server.alive():
                             raise BenchError(f"exited: {server.last_log_line()}")
                 except (BenchError, OSError) as exc:
-                    if name == "caddy":
+                    if name != "zeroserve":
                         raise
                     res.failures[(phase, w.key)] = str(exc).splitlines()[0][:200]
                     samples.pop((w.key, name), None)
@@ -444,8 +503,16 @@ def run_phase(
 
 
 def run_throughput(
-    works: list[Workload], rounds: int, seconds: int, scratch: Path, res: Results
+    works: list[Workload],
+    rounds: int,
+    seconds: int,
+    scratch: Path,
+    res: Results,
+    phases: tuple[str, ...],
+    servers: Callable[[Workload], tuple[str, ...]] = compared,
 ) -> None:
+    """The free ("throughput") and the equal-budget ("budget") wrk runs, those in `phases`."""
+
     def measure(w: Workload, server: Server, port: int) -> Throughput:
         return measure_throughput(server.pid, port, w, seconds)
 
@@ -455,14 +522,47 @@ def run_throughput(
             f"errors {t.errors}"
         )
 
-    run_phase("throughput", works, rounds, scratch, res, res.throughput, measure, show)
-    with cpu_budget(BUDGET) as group:
-        run_phase("budget", works, rounds, scratch, res, res.budget, measure, show, cgroup=group)
+    if "throughput" in phases:
+        run_phase(
+            "throughput",
+            works,
+            rounds,
+            scratch,
+            res,
+            res.throughput,
+            measure,
+            show,
+            servers=servers,
+        )
+    if "budget" in phases:
+        with cpu_budget(BUDGET) as group:
+            run_phase(
+                "budget", works, rounds, scratch, res, res.budget, measure, show, cgroup=group
+            )
+
+
+def with_reference(w: Workload) -> tuple[str, ...]:
+    return (*SERVERS, "nginx") if w.nginx is not None else SERVERS
 
 
 def run_latency(
-    works: list[Workload], rounds: int, seconds: int, realtime: bool, scratch: Path, res: Results
+    works: list[Workload],
+    rounds: int,
+    seconds: int,
+    wrk_seconds: int,
+    realtime: bool,
+    nginx: bool,
+    scratch: Path,
+    res: Results,
 ) -> None:
+    unrated = [w for w in works if (w.key, "caddy") not in res.throughput]
+    if unrated:
+        # The offered rate is a share of Caddy's free throughput: measured here when the
+        # throughput phase was left out.
+        print("  Caddy's throughput, for the offered rate", flush=True)
+        run_throughput(
+            unrated, rounds, wrk_seconds, scratch, res, ("throughput",), lambda w: ("caddy",)
+        )
     for w in works:
         caddy_rps = median([t.rps for t in res.throughput[(w.key, "caddy")]])
         res.rates[w.key] = max(LATENCY_CLIENTS, min(RATE_CAP, int(caddy_rps * RATE_SHARE)))
@@ -471,9 +571,23 @@ def run_latency(
         return measure_latency(port, w, res.rates[w.key], seconds, scratch, realtime)
 
     def show(lat: Latency) -> str:
-        return f"p50 {lat.p50:.3f} p95 {lat.p95:.3f} p99 {lat.p99:.3f} ms failed {lat.failed}"
+        return (
+            f"p50 {lat.p50:.3f} p95 {lat.p95:.3f} p99 {lat.p99:.3f} ms failed {lat.failed}, "
+            f"h2load {lat.client_us:.1f} us CPU/req"
+        )
 
-    run_phase("latency", works, rounds, scratch, res, res.latency, measure, show, realtime)
+    run_phase(
+        "latency",
+        works,
+        rounds,
+        scratch,
+        res,
+        res.latency,
+        measure,
+        show,
+        realtime,
+        servers=with_reference if nginx else compared,
+    )
 
 
 def run_idle(works: list[Workload], rounds: int, scratch: Path, res: Results) -> None:
@@ -500,6 +614,75 @@ def med(values: list[float]) -> float | None:
     return median(values) if values else None
 
 
+def latency_text(args: argparse.Namespace) -> tuple[str, str]:
+    """The latency method, and how the client floor and the nginx reference are measured."""
+    rt = " ".join(REALTIME) + " " if args.realtime else ""
+    method = (
+        f"`taskset -c 0 {rt}h2load --h1 -t1 -c{LATENCY_CLIENTS} --rps=R/{LATENCY_CLIENTS} "
+        f"-n R×{args.latency_duration}` ({tool_version(['h2load', '--version'])}); R = "
+        f"{RATE_SHARE:.0%} of Caddy's median req/s for the workload, at most {RATE_CAP:,}/s, the "
+        "same for every server. Percentiles of every request's time from h2load's "
+        "`--log-file`, in ms. h2load paces each of its connections (one request in flight per "
+        "HTTP/1.1 connection), so a slow response delays that connection's next request: a "
+        "closed loop per connection, open across connections. The connections start together "
+        f"and pace alike, so each period's requests arrive as one burst of {LATENCY_CLIENTS}, "
+        "and p95 and p99 are about the time to answer a whole burst: it includes h2load writing "
+        f"all {LATENCY_CLIENTS} requests before it reads any answer, and reading them one by "
+        "one, which every server pays (the client floor below puts a number on it). "
+        + (
+            "Servers and h2load run under SCHED_RR (`chrt --rr 10`): at a fixed rate neither "
+            "needs a whole core, and without it the tail measured the other work on the shared "
+            "machine (p95 of 5–10 ms for both servers) rather than the servers. Paced requests "
+            "find client and server asleep, so every figure includes wake-up costs; every "
+            "server pays them, which pulls the ratios toward 1."
+            if args.realtime
+            else "Normal scheduling (`--no-realtime`): on a busy machine the tail includes "
+            "waiting for a CPU."
+        )
+    )
+    floor = (
+        "h2load CPU µs/request = h2load's own utime+stime (wait4 on its process) over the run ÷ "
+        "requests done, in each server's run, with its user-space part in parentheses (the "
+        "rest is the kernel's: receiving and copying the answers, and the TCP work that h2load's "
+        "ACKs set off). h2load is one thread and handles a burst's answers one after another, "
+        "so the k-th answer of a burst cannot be recorded before h2load has done about k "
+        f"requests' worth of work. p95 is the answer of rank {FLOOR_RANK} in a burst of "
+        f"{LATENCY_CLIENTS} (nearest rank), hence client floor p95 = {FLOOR_RANK} × h2load CPU "
+        "per request: about the p95 this client would report for a server that answered "
+        "instantly. It is an estimate, not a strict bound: it counts the writing of requests "
+        "sent after the timed one, and leaves out wake-ups and the server's time to its first "
+        "answer. h2load's cost per request also depends on the server (how many answers one "
+        'wake-up finds, how a body arrives), so the floor is per run; "lowest client floor ÷ '
+        "Caddy p95\" takes the lowest of the servers' runs: above "
+        f"{P95_GOAL}x, meeting the p95 goal would take a server that makes h2load's own work "
+        "cheaper than any server measured here does."
+    )
+    if args.nginx:
+        floor += (
+            f" The reference, {tool_version([nginx_binary(), '-v']).split(': ')[-1]} (one "
+            'process, `sendfile on`; `return 200 "hello"` for the respond '
+            "workload), runs on the same core with the same scheduling, measured the same way "
+            "in the same rounds, on the workloads where its answer has Caddy's status and body: "
+            "what a lean server gets from this client. The goals are judged against Caddy only."
+        )
+    return method, floor
+
+
+def client_floor(samples: list[Latency]) -> float | None:
+    """The p95 that h2load's own work allows, in ms (see the latency section's text)."""
+    if not samples:
+        return None
+    return FLOOR_RANK * median([s.client_us for s in samples]) / 1000
+
+
+def trio(samples: list[Latency]) -> str:
+    if not samples:
+        return "—"
+    return " / ".join(
+        f"{median([getattr(s, p) for s in samples]):.2f}" for p in ("p50", "p95", "p99")
+    )
+
+
 def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str:
     def status_note(w: Workload) -> str:
         why = res.checks[w.key]
@@ -510,81 +693,108 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
         ]
         return "; ".join(["same response as Caddy", *failed])
 
+    phases = args.phases
     thr_rows = []
     budget_rows = []
     lat_rows = []
+    floor_rows = []
+    # Workload title → why no server can meet its p95 goal under this client.
+    below_floor: dict[str, str] = {}
     for w in works:
-        c = res.throughput[(w.key, "caddy")]
-        z = res.throughput.get((w.key, "zeroserve"), [])
-        c_rps, z_rps = med([t.rps for t in c]), med([t.rps for t in z])
-        c_cpu, z_cpu = med([t.cpu_us_per_req for t in c]), med([t.cpu_us_per_req for t in z])
-        rps_ratio, cpu_ratio = ratio(z_rps, c_rps), ratio(z_cpu, c_cpu)
-        errors = f"{sum(t.errors for t in c)} / " + (str(sum(t.errors for t in z)) if z else "—")
-        c_busy, z_busy = med([t.busy for t in c]), med([t.busy for t in z])
-        busy = f"{c_busy:.0%} / " + (f"{z_busy:.0%}" if z_busy is not None else "—")
-        thr_rows.append(
-            [
-                w.title,
-                fmt_num(c_rps),
-                fmt_num(z_rps),
-                fmt_ratio(rps_ratio),
-                busy,
-                fmt_num(c_cpu, 1),
-                fmt_num(z_cpu, 1),
-                fmt_ratio(cpu_ratio),
-                goal(cpu_ratio, 1 / 3, False),
-                errors,
-                status_note(w),
-            ]
-        )
-        bc = res.budget[(w.key, "caddy")]
-        bz = res.budget.get((w.key, "zeroserve"), [])
-        bc_rps, bz_rps = med([t.rps for t in bc]), med([t.rps for t in bz])
-        bc_busy, bz_busy = med([t.busy for t in bc]), med([t.busy for t in bz])
-        budget_ratio = ratio(bz_rps, bc_rps)
-        rps_goal = goal(budget_ratio, 3.0, True)
-        # A server that left budget unused was paced by the load generator, not by its own
-        # cost, so the ratio is not a capacity ratio: say so instead of claiming a verdict.
-        starved = [
-            f"{who} used only {used:.1%}"
-            for who, used in (("Caddy", bc_busy), ("zeroserve", bz_busy))
-            if used is not None and used < SATURATED * BUDGET
-        ]
-        if starved and budget_ratio is not None:
-            rps_goal = f"unreliable ({', '.join(starved)} of {BUDGET:.0%})"
-        budget_rows.append(
-            [
-                w.title,
-                fmt_num(bc_rps),
-                fmt_num(bz_rps),
-                fmt_ratio(budget_ratio),
-                rps_goal,
-                f"{bc_busy:.1%} / " + (f"{bz_busy:.1%}" if bz_busy is not None else "—"),
-            ]
-        )
-        cl = res.latency[(w.key, "caddy")]
-        zl = res.latency.get((w.key, "zeroserve"), [])
-
-        def trio(samples: list[Latency]) -> str:
-            if not samples:
-                return "—"
-            return " / ".join(
-                f"{median([getattr(s, p) for s in samples]):.2f}" for p in ("p50", "p95", "p99")
+        if "throughput" in phases:
+            c = res.throughput[(w.key, "caddy")]
+            z = res.throughput.get((w.key, "zeroserve"), [])
+            c_rps, z_rps = med([t.rps for t in c]), med([t.rps for t in z])
+            c_cpu, z_cpu = med([t.cpu_us_per_req for t in c]), med([t.cpu_us_per_req for t in z])
+            rps_ratio, cpu_ratio = ratio(z_rps, c_rps), ratio(z_cpu, c_cpu)
+            errors = f"{sum(t.errors for t in c)} / " + (
+                str(sum(t.errors for t in z)) if z else "—"
             )
-
-        p95_ratio = ratio(med([s.p95 for s in zl]), med([s.p95 for s in cl]))
-        failed = f"{sum(s.failed for s in cl)} / " + (str(sum(s.failed for s in zl)) if zl else "—")
-        lat_rows.append(
-            [
-                w.title,
-                f"{res.rates[w.key]:,}",
-                trio(cl),
-                trio(zl),
-                fmt_ratio(p95_ratio),
-                goal(p95_ratio, 0.3, False),
-                failed,
+            c_busy, z_busy = med([t.busy for t in c]), med([t.busy for t in z])
+            busy = f"{c_busy:.0%} / " + (f"{z_busy:.0%}" if z_busy is not None else "—")
+            thr_rows.append(
+                [
+                    w.title,
+                    fmt_num(c_rps),
+                    fmt_num(z_rps),
+                    fmt_ratio(rps_ratio),
+                    busy,
+                    fmt_num(c_cpu, 1),
+                    fmt_num(z_cpu, 1),
+                    fmt_ratio(cpu_ratio),
+                    goal(cpu_ratio, 1 / 3, False),
+                    errors,
+                    status_note(w),
+                ]
+            )
+        if "budget" in phases:
+            bc = res.budget[(w.key, "caddy")]
+            bz = res.budget.get((w.key, "zeroserve"), [])
+            bc_rps, bz_rps = med([t.rps for t in bc]), med([t.rps for t in bz])
+            bc_busy, bz_busy = med([t.busy for t in bc]), med([t.busy for t in bz])
+            budget_ratio = ratio(bz_rps, bc_rps)
+            rps_goal = goal(budget_ratio, 3.0, True)
+            # A server that left budget unused was paced by the load generator, not by its own
+            # cost, so the ratio is not a capacity ratio: say so instead of claiming a verdict.
+            starved = [
+                f"{who} used only {used:.1%}"
+                for who, used in (("Caddy", bc_busy), ("zeroserve", bz_busy))
+                if used is not None and used < SATURATED * BUDGET
             ]
-        )
+            if starved and budget_ratio is not None:
+                rps_goal = f"unreliable ({', '.join(starved)} of {BUDGET:.0%})"
+            budget_rows.append(
+                [
+                    w.title,
+                    fmt_num(bc_rps),
+                    fmt_num(bz_rps),
+                    fmt_ratio(budget_ratio),
+                    rps_goal,
+                    f"{bc_busy:.1%} / " + (f"{bz_busy:.1%}" if bz_busy is not None else "—"),
+                ]
+            )
+        if "latency" in phases:
+            per = {name: res.latency.get((w.key, name), []) for name in (*SERVERS, "nginx")}
+            c_p95 = med([s.p95 for s in per["caddy"]])
+            p95_ratio = ratio(med([s.p95 for s in per["zeroserve"]]), c_p95)
+            floors = [f for f in map(client_floor, per.values()) if f is not None]
+            floor_share = ratio(min(floors), c_p95)
+            if floor_share is not None and floor_share > P95_GOAL:
+                below_floor[w.title] = (
+                    f"the lowest client floor alone is {fmt_ratio(floor_share)} of Caddy's p95"
+                )
+            zl = per["zeroserve"]
+            failed = f"{sum(s.failed for s in per['caddy'])} / " + (
+                str(sum(s.failed for s in zl)) if zl else "—"
+            )
+            lat_rows.append(
+                [
+                    w.title,
+                    f"{res.rates[w.key]:,}",
+                    trio(per["caddy"]),
+                    trio(zl),
+                    fmt_ratio(p95_ratio),
+                    goal(p95_ratio, P95_GOAL, False),
+                    fmt_ratio(floor_share),
+                    failed,
+                ]
+            )
+            for name, samples in per.items():
+                floor = client_floor(samples)
+                if floor is None:
+                    continue
+                floor_rows.append(
+                    [
+                        w.title,
+                        name,
+                        trio(samples),
+                        f"{median([s.client_us for s in samples]):.1f} "
+                        f"({median([s.client_user_us for s in samples]):.1f})",
+                        f"{floor:.2f}",
+                        fmt_ratio(ratio(median([s.p95 for s in samples]), floor)),
+                        str(sum(s.failed for s in samples)),
+                    ]
+                )
 
     idle_rows = []
     idle_cmp: dict[str, float] = {}
@@ -611,15 +821,16 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
     not_served = [w.title for w in works if res.checks[w.key] is not None]
     checks = [(f"{row[0]}: req/s ≥3x", row[4]) for row in budget_rows]
     checks += [(f"{row[0]}: CPU/request ≤1/3", row[8]) for row in thr_rows]
-    checks += [(f"{row[0]}: p95 ≤0.3x", row[5]) for row in lat_rows]
-    checks.append(("idle-connection RSS ≤ Caddy's", goal(idle_ratio, 1.0, False)))
+    checks += [
+        (f"{row[0]}: p95 ≤0.3x", ", ".join([row[5], *filter(None, [below_floor.get(row[0])])]))
+        for row in lat_rows
+    ]
+    if "idle" in phases:
+        checks.append(("idle-connection RSS ≤ Caddy's", goal(idle_ratio, 1.0, False)))
     unmet = [f"{name}: {verdict}" for name, verdict in checks if verdict.startswith("**not")]
     unmeasured = [name for name, verdict in checks if verdict == "not measured"]
     unjudged = [f"{name}: {verdict}" for name, verdict in checks if verdict.startswith("unrel")]
 
-    wrk_v = tool_version(["wrk", "--version"])
-    rt = " ".join(REALTIME) + " " if args.realtime else ""
-    h2_v = tool_version(["h2load", "--version"])
     parts = [
         f"Command: `{command_line()}`",
         f"Machine: {machine_line()}. {args.rounds} rounds; every figure is the median over "
@@ -630,103 +841,115 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
         "body, every header but Date); otherwise the notes say how it differs.",
         "Pinning (2 cores): server on CPU 1 (`taskset -c 1`; zeroserve `--workers 1`, Caddy's "
         "GOMAXPROCS follows the mask, so 1), load generator on CPU 0.",
-        "### Throughput and CPU per request",
-        f"`taskset -c 0 wrk -t1 -c{CONNECTIONS} -d{args.duration}s` after a 1 s warm-up "
-        f"({wrk_v.split(' Copyright')[0]}). CPU µs/request = server utime+stime "
-        "(/proc/PID/stat) over the run ÷ requests wrk completed; core busy = that CPU time ÷ "
-        "the run's wall time. A server well below 100% busy was not the bottleneck: one wrk "
-        "thread on the other core was, so its req/s is a lower bound (the next table compares "
-        "req/s with the servers saturated). Errors = socket errors + "
-        "non-2xx/3xx, summed over rounds (Caddy / zeroserve).",
-        md_table(
-            [
-                "workload",
-                "Caddy req/s",
-                "zeroserve req/s",
-                "ratio",
-                "server core busy (Caddy / zeroserve)",
-                "Caddy CPU µs/req",
-                "zeroserve CPU µs/req",
-                "ratio",
-                "goal ≤0.33x",
-                "errors",
-                "notes",
-            ],
-            thr_rows,
-        ),
-        "### Requests per second at an equal CPU budget",
-        f"The same wrk run, with each server in a cgroup capped at {BUDGET:.0%} of one core "
-        "(CFS bandwidth, 10 ms period), so that the server and not the load generator is the "
-        "bottleneck: the req/s ratio is then the ratio of what each server does with the same "
-        "CPU. Budget used = server CPU time ÷ wall time (the cap is "
-        f"{BUDGET:.0%}).",
-        md_table(
-            [
-                "workload",
-                "Caddy req/s",
-                "zeroserve req/s",
-                "ratio",
-                "goal ≥3x",
-                "budget used (Caddy / zeroserve)",
-            ],
-            budget_rows,
-        ),
-        "### Latency at a fixed offered rate",
-        f"`taskset -c 0 {rt}h2load --h1 -t1 -c{LATENCY_CLIENTS} --rps=R/{LATENCY_CLIENTS} "
-        f"-n R×{args.latency_duration}` ({h2_v}); R = {RATE_SHARE:.0%} of Caddy's median req/s "
-        f"for the workload, at most {RATE_CAP:,}/s, the same for both servers. Percentiles of "
-        "every request's time from h2load's `--log-file`, in ms. h2load paces each of its "
-        "connections (one request in flight per HTTP/1.1 connection), so a slow response "
-        "delays that connection's next request: a closed loop per connection, open across "
-        "connections. The connections start together and pace alike, so each period's "
-        f"requests arrive as one burst of {LATENCY_CLIENTS}, and p95 and p99 are about the "
-        f"time to answer a whole burst: it includes h2load writing all {LATENCY_CLIENTS} "
-        "requests before it reads any answer, and reading them one by one (~0.3–0.4 ms of its "
-        "own per burst of small answers, ~0.2–0.35 ms of its CPU per 1 MB answer), which both "
-        "servers pay and which is most of zeroserve's figure. "
-        + (
-            "Server and h2load run under SCHED_RR (`chrt --rr 10`): at a fixed rate neither "
-            "needs a whole core, and without it the tail measured the other work on the shared "
-            "machine (p95 of 5–10 ms for both servers) rather than the servers. Paced requests "
-            "find client and server asleep, so every figure includes wake-up costs; both "
-            "servers pay them, which pulls the ratios toward 1."
-            if args.realtime
-            else "Normal scheduling (`--no-realtime`): on a busy machine the tail includes "
-            "waiting for a CPU."
-        ),
-        md_table(
-            [
-                "workload",
-                "rate req/s",
-                "Caddy p50 / p95 / p99 ms",
-                "zeroserve p50 / p95 / p99 ms",
-                "p95 ratio",
-                "goal ≤0.3x",
-                "failed (Caddy / zeroserve)",
-            ],
-            lat_rows,
-        ),
-        "### Memory with idle keep-alive connections",
-        f"{IDLE_CONNECTIONS:,} connections opened by the script (Python asyncio), each served "
-        "one `GET /` of the respond workload and then left idle; VmRSS (/proc/PID/status) "
-        f"2 s after the last one opened. RSS ratio zeroserve/Caddy: {fmt_ratio(idle_ratio)}, "
-        f"goal ≤1.0x: {goal(idle_ratio, 1.0, False)}.",
-        md_table(
-            [
-                "server",
-                "RSS before MiB",
-                "RSS with idle conns MiB",
-                "KiB per conn",
-                "still open at sampling (min over rounds)",
-            ],
-            idle_rows,
-        ),
-        "### Goals not met",
     ]
+    if set(phases) != set(PHASES):
+        parts.append(f"Phases run: {', '.join(phases)} (of {', '.join(PHASES)}).")
+    if "throughput" in phases:
+        wrk_v = tool_version(["wrk", "--version"])
+        parts += [
+            "### Throughput and CPU per request",
+            f"`taskset -c 0 wrk -t1 -c{CONNECTIONS} -d{args.duration}s` after a 1 s warm-up "
+            f"({wrk_v.split(' Copyright')[0]}). CPU µs/request = server utime+stime "
+            "(/proc/PID/stat) over the run ÷ requests wrk completed; core busy = that CPU time ÷ "
+            "the run's wall time. A server well below 100% busy was not the bottleneck: one wrk "
+            "thread on the other core was, so its req/s is a lower bound (the next table "
+            "compares req/s with the servers saturated). Errors = socket errors + "
+            "non-2xx/3xx, summed over rounds (Caddy / zeroserve).",
+            md_table(
+                [
+                    "workload",
+                    "Caddy req/s",
+                    "zeroserve req/s",
+                    "ratio",
+                    "server core busy (Caddy / zeroserve)",
+                    "Caddy CPU µs/req",
+                    "zeroserve CPU µs/req",
+                    "ratio",
+                    "goal ≤0.33x",
+                    "errors",
+                    "notes",
+                ],
+                thr_rows,
+            ),
+        ]
+    if "budget" in phases:
+        parts += [
+            "### Requests per second at an equal CPU budget",
+            f"The same wrk run, with each server in a cgroup capped at {BUDGET:.0%} of one core "
+            "(CFS bandwidth, 10 ms period), so that the server and not the load generator is "
+            "the bottleneck: the req/s ratio is then the ratio of what each server does with "
+            f"the same CPU. Budget used = server CPU time ÷ wall time (the cap is {BUDGET:.0%}).",
+            md_table(
+                [
+                    "workload",
+                    "Caddy req/s",
+                    "zeroserve req/s",
+                    "ratio",
+                    "goal ≥3x",
+                    "budget used (Caddy / zeroserve)",
+                ],
+                budget_rows,
+            ),
+        ]
+    if "latency" in phases:
+        method, floor_text = latency_text(args)
+        parts += [
+            "### Latency at a fixed offered rate",
+            method,
+            md_table(
+                [
+                    "workload",
+                    "rate req/s",
+                    "Caddy p50 / p95 / p99 ms",
+                    "zeroserve p50 / p95 / p99 ms",
+                    "p95 ratio",
+                    "goal ≤0.3x",
+                    "lowest client floor ÷ Caddy p95",
+                    "failed (Caddy / zeroserve)",
+                ],
+                lat_rows,
+            ),
+            "#### Client floor, and nginx as a reference",
+            floor_text,
+            md_table(
+                [
+                    "workload",
+                    "server",
+                    "p50 / p95 / p99 ms",
+                    "h2load CPU µs/request (user part)",
+                    f"client floor p95 ms ({FLOOR_RANK} × CPU/request)",
+                    "p95 ÷ floor",
+                    "failed",
+                ],
+                floor_rows,
+            ),
+        ]
+    if "idle" in phases:
+        parts += [
+            "### Memory with idle keep-alive connections",
+            f"{IDLE_CONNECTIONS:,} connections opened by the script (Python asyncio), each "
+            "served one `GET /` of the respond workload and then left idle; VmRSS "
+            f"(/proc/PID/status) 2 s after the last one opened. RSS ratio zeroserve/Caddy: "
+            f"{fmt_ratio(idle_ratio)}, goal ≤1.0x: {goal(idle_ratio, 1.0, False)}.",
+            md_table(
+                [
+                    "server",
+                    "RSS before MiB",
+                    "RSS with idle conns MiB",
+                    "KiB per conn",
+                    "still open at sampling (min over rounds)",
+                ],
+                idle_rows,
+            ),
+        ]
+    parts.append("### Goals not met")
     if res.zeroserve_error:
         parts.append(f"zeroserve was not measured: {res.zeroserve_error}.")
     if not_served:
         parts.append("Not yet served by zeroserve (not measured): " + "; ".join(not_served) + ".")
+    if "throughput" not in phases and res.failures:
+        # Without the throughput table, whose notes carry them.
+        parts.append("zeroserve failures: " + "; ".join(status_note(w) for w in works) + ".")
     parts.append(
         "\n".join(f"- {u}" for u in unmet) if unmet else "None of the measured goals is missed."
     )
@@ -747,6 +970,19 @@ def main() -> None:
     parser.add_argument("--latency-duration", type=int, default=5, help="h2load seconds per run")
     parser.add_argument("--only", nargs="*", help="workload keys to run (default: all)")
     parser.add_argument(
+        "--phases",
+        nargs="+",
+        choices=PHASES,
+        default=list(PHASES),
+        help="phases to run (default: all); a partial run needs --no-doc",
+    )
+    parser.add_argument(
+        "--no-nginx",
+        dest="nginx",
+        action="store_false",
+        help="leave out the nginx reference of the latency phase",
+    )
+    parser.add_argument(
         "--no-realtime",
         dest="realtime",
         action="store_false",
@@ -755,8 +991,15 @@ def main() -> None:
     args = parse_args(parser, default_rounds=3)
     if not 1 <= args.duration <= 60 or not 1 <= args.latency_duration <= 60:
         fail("durations must be between 1 and 60 seconds")
+    # The doc's section holds a whole run; a partial one would replace it.
+    if set(args.phases) != set(PHASES) and not args.no_doc:
+        fail("--phases with only some phases needs --no-doc")
+    args.phases = tuple(p for p in PHASES if p in args.phases)
+    nginx = args.nginx and "latency" in args.phases
     try:
         require_tools("wrk", "h2load", "taskset", *(["chrt"] if args.realtime else []))
+        if nginx:
+            nginx_binary()
         if raise_fd_limit() < IDLE_CONNECTIONS + 100:
             raise BenchError(f"open-files hard limit below {IDLE_CONNECTIONS + 100}")
         os.sched_setaffinity(0, {int(LOADGEN_CPU)})
@@ -768,12 +1011,23 @@ def main() -> None:
                 raise BenchError("no workload selected")
             res = Results()
             print("checking responses", flush=True)
-            check_workloads(works, scratch, res)
-            print("throughput", flush=True)
-            run_throughput(works, args.rounds, args.duration, scratch, res)
-            print("latency", flush=True)
-            run_latency(works, args.rounds, args.latency_duration, args.realtime, scratch, res)
-            if works[0].key == "respond":
+            check_workloads(works, scratch, res, nginx)
+            if {"throughput", "budget"} & set(args.phases):
+                print("throughput", flush=True)
+                run_throughput(works, args.rounds, args.duration, scratch, res, args.phases)
+            if "latency" in args.phases:
+                print("latency", flush=True)
+                run_latency(
+                    works,
+                    args.rounds,
+                    args.latency_duration,
+                    args.duration,
+                    args.realtime,
+                    nginx,
+                    scratch,
+                    res,
+                )
+            if "idle" in args.phases and works[0].key == "respond":
                 print("idle connections", flush=True)
                 run_idle(works, args.rounds, scratch, res)
             body = report(works, args, res)

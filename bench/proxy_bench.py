@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,7 +34,6 @@ from pathlib import Path
 from benchlib import (
     LOADGEN_CPU,
     BenchError,
-    Server,
     command_line,
     cpu_budget,
     fail,
@@ -46,14 +43,14 @@ from benchlib import (
     machine_line,
     md_table,
     median,
-    on_cpu,
+    nginx_binary,
+    nginx_config,
     parse_args,
     publish,
     ratio,
     require_tools,
     running,
     tool_version,
-    wait_port,
 )
 from http_bench import (
     BUDGET,
@@ -72,49 +69,14 @@ SERVERS = ("caddy", "zeroserve")
 BODIES = {"1k": 1024, "100k": 100 * 1024}
 
 
-def nginx_binary() -> str:
-    path = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.access(path, os.X_OK):
-        raise BenchError("no nginx: apt-get install -y nginx-light (tools/setup.sh does)")
-    return path
-
-
-def start_nginx(scratch: Path) -> tuple[Server, int]:
-    """nginx in the foreground as one process, everything it writes inside `scratch`."""
+def nginx_upstream(scratch: Path) -> tuple[Path, int]:
+    """The upstream's config (see `nginx_config`) and port, serving the BODIES files."""
     www = scratch / "www"
     www.mkdir()
     for name, size in BODIES.items():
         (www / f"{name}.bin").write_bytes(bytes(i % 251 for i in range(size)))
     port = free_port()
-    temp = scratch / "nginx-temp"
-    temp.mkdir()
-    # keepalive_requests is lifted so neither front's pool is made to re-dial by the upstream.
-    config = scratch / "nginx.conf"
-    config.write_text(
-        f"daemon off;\nmaster_process off;\nworker_processes 1;\npid {scratch}/nginx.pid;\n"
-        f"error_log {scratch}/nginx-error.log warn;\n"
-        "events { worker_connections 4096; }\n"
-        "http {\n"
-        "  access_log off;\n"
-        f"  client_body_temp_path {temp}/body;\n  proxy_temp_path {temp}/proxy;\n"
-        f"  fastcgi_temp_path {temp}/fastcgi;\n  uwsgi_temp_path {temp}/uwsgi;\n"
-        f"  scgi_temp_path {temp}/scgi;\n"
-        "  keepalive_requests 10000000;\n  keepalive_timeout 120s;\n"
-        "  default_type application/octet-stream;\n"
-        f"  server {{\n    listen 127.0.0.1:{port};\n    root {www};\n  }}\n"
-        "}\n"
-    )
-    log = scratch / "nginx.log"
-    argv = on_cpu(LOADGEN_CPU, [nginx_binary(), "-p", str(scratch), "-c", str(config)])
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-    server = Server("nginx", proc, log)
-    try:
-        wait_port(port, server)
-    except BenchError:
-        server.stop()
-        raise
-    return server, port
+    return nginx_config(scratch / "nginx.conf", port, f"    root {www};\n"), port
 
 
 def front_caddyfile(scratch: Path, port: int, upstream: int) -> Path:
@@ -202,8 +164,8 @@ def latency_round(
 
 def run(args: argparse.Namespace, scratch: Path) -> Results:
     res = Results({}, {}, {}, {})
-    nginx, upstream = start_nginx(scratch)
-    try:
+    config, upstream = nginx_upstream(scratch)
+    with running("nginx", config, [upstream], scratch, cpu=LOADGEN_CPU) as nginx:
         for rnd in range(1, args.rounds + 1):
             throughput_round(rnd, scratch, upstream, args.duration, res)
         for body in BODIES:
@@ -213,8 +175,6 @@ def run(args: argparse.Namespace, scratch: Path) -> Results:
             latency_round(rnd, scratch, upstream, args.latency_duration, args.realtime, res)
         if not nginx.alive():
             raise BenchError(f"nginx exited: {nginx.last_log_line()}")
-    finally:
-        nginx.stop()
     return res
 
 
