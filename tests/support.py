@@ -6,10 +6,28 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test upstream's request handler: no access log on stderr, and `reply` for the
+    usual answer with a Content-Length."""
+
+    def reply(self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
+        """Silent: the test output is the place for results, not access logs."""
 
 
 def free_port() -> int:

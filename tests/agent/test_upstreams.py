@@ -10,14 +10,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.agent.test_admin import admin
 from tests.cli.test_run import get, wait_for
-from tests.support import free_port, spawn, stop, zeroserve_run_argv
+from tests.support import QuietHandler, free_port, spawn, stop, zeroserve_run_argv
 
 SITE = """{{
 \tadmin 127.0.0.1:{admin}
@@ -49,20 +49,14 @@ http://:{port} {{
 """
 
 
-class _Named(BaseHTTPRequestHandler):
+class _Named(QuietHandler):
     """`/bad` answers 503, `/slow` answers after 300ms, anything else 200 at once."""
 
     def do_GET(self) -> None:
         body = b"live"
         if self.path == "/slow":
             time.sleep(0.3)
-        self.send_response(503 if self.path == "/bad" else 200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
-        pass
+        self.reply(503 if self.path == "/bad" else 200, body)
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from tests.support import QuietHandler
 
 # The proxy's own outbound connection details, not behaviour under test.
 _UNECHOED = frozenset({"connection", "keep-alive"})
@@ -23,7 +25,7 @@ _STATUS = re.compile(r"^/status/(\d{3})")
 _SET_HEADER = re.compile(r"^/set-header/([A-Za-z0-9-]+)/([^/?]*)")
 
 
-class _Echo(BaseHTTPRequestHandler):
+class _Echo(QuietHandler):
     protocol_version = "HTTP/1.1"
 
     def _body(self) -> bytes:
@@ -58,9 +60,6 @@ class _Echo(BaseHTTPRequestHandler):
             self.wfile.write(out)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _answer
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib's name)
-        """Silent: the test output is the place for results, not access logs."""
 
     def version_string(self) -> str:
         return "echo"

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.engine.conftest import Pair, engine_mod, with_listen
-from tests.support import free_port
+from tests.support import QuietHandler, free_port
 from zeroserve.adapt import adapt_caddyfile
 
 
@@ -36,11 +36,8 @@ class Origin:
         self.delay = 0.0
         origin = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                """Quiet."""
 
             def do_GET(self) -> None:
                 origin.answer(self)

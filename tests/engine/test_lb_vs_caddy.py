@@ -9,29 +9,24 @@ import http.client
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from tests.engine.conftest import server_config
+from tests.support import QuietHandler
 
 
-class _Echo(BaseHTTPRequestHandler):
+class _Echo(QuietHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         body = self.server.name.encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(200, body)
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.do_GET()
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +133,7 @@ def test_cookie_policy_sets_and_honours_caddys_cookie(servers, upstreams):
     assert ours == caddy
 
 
-class _Health(BaseHTTPRequestHandler):
+class _Health(QuietHandler):
     """Answers `/health` with the status `server.verdict(n)` gives for its n-th check, and
     anything else with the server's name."""
 
@@ -153,15 +148,7 @@ class _Health(BaseHTTPRequestHandler):
         else:
             status, body = 200, srv.name  # type: ignore[attr-defined]
         data = body.encode()
-        self.send_response(status)
-        if 300 <= status < 400:
-            self.send_header("Location", "/elsewhere")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
-        pass
+        self.reply(status, data, [("Location", "/elsewhere")] if 300 <= status < 400 else [])
 
 
 def health_upstreams(verdicts: dict) -> tuple[list[str], list[ThreadingHTTPServer]]:
@@ -349,21 +336,14 @@ def status_of_get(port: int) -> tuple[int, str]:
         conn.close()
 
 
-class _Status(BaseHTTPRequestHandler):
+class _Status(QuietHandler):
     """Answers with the server's status and name."""
 
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         body = self.server.name.encode()  # type: ignore[attr-defined]
-        self.send_response(self.server.status)  # type: ignore[attr-defined]
-        self.send_header("X-From", self.server.name)  # type: ignore[attr-defined]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
-        pass
+        self.reply(self.server.status, body, [("X-From", self.server.name)])  # type: ignore[attr-defined]
 
 
 def test_response_retries_like_caddy(servers):
@@ -392,7 +372,7 @@ def test_response_retries_like_caddy(servers):
             srv.server_close()
 
 
-class _Sink(BaseHTTPRequestHandler):
+class _Sink(QuietHandler):
     """Answers a POST with what its body was."""
 
     protocol_version = "HTTP/1.1"
@@ -400,13 +380,7 @@ class _Sink(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = f"{self.headers.get('Content-Length')}:{len(data)}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
-        pass
+        self.reply(200, body)
 
 
 @pytest.fixture
