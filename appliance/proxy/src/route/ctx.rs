@@ -545,6 +545,9 @@ impl Lookup for Ctx<'_, '_> {
         if let Some((_, v)) = self.captures.iter().find(|(k, _)| k == key) {
             return Some(Borrowed(v.as_str()));
         }
+        if let Some(v) = self.proxy.placeholder(key) {
+            return Some(v);
+        }
         if let Some(field) = key.strip_prefix("http.error.") {
             let e = self.error.as_ref()?;
             return match field {

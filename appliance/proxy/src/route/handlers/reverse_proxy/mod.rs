@@ -399,6 +399,61 @@ pub struct Trail<'p, 'a> {
     pub encode: Option<super::encode::StreamPlan>,
     /// The invocation whose `handle_response` routes are running, for `copy_response`.
     pub handling: Option<(usize, &'p ReverseProxy)>,
+    /// The latest dial address, and the host's counts when it was selected, for
+    /// `{http.reverse_proxy.upstream.*}`: kept as they are, formatted only when asked.
+    pub upstream: Option<hosts::DialInfo>,
+    pub counts: Option<UpstreamCounts>,
+    /// The upstream responses judged so far, latest last, each with its status text: Caddy
+    /// sets a `{http.reverse_proxy.header.*}` placeholder per field of each one, and
+    /// `status_code`/`status_text`; here they are read from the response when asked.
+    pub responses: Vec<(&'a ResponseHead, &'a str)>,
+}
+
+/// An upstream host's counts at selection: `{http.reverse_proxy.upstream.requests}`,
+/// `max_requests` and `fails`.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamCounts {
+    pub requests: u64,
+    pub max_requests: u64,
+    pub fails: u64,
+}
+
+impl Trail<'_, '_> {
+    /// The `{http.reverse_proxy.*}` placeholders this run has set so far.
+    pub fn placeholder(&self, key: &str) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow::{Borrowed, Owned};
+        let key = key.strip_prefix("http.reverse_proxy.")?;
+        if let Some(field) = key.strip_prefix("header.") {
+            // Go's header map keys, matched exactly as the replacer matches its keys.
+            return self
+                .responses
+                .iter()
+                .rev()
+                .find_map(|(answer, _)| answer.headers.raw(field))
+                .map(|values| Owned(values.join(",")));
+        }
+        if let Some(item) = key.strip_prefix("upstream.") {
+            let counted =
+                |n: fn(&UpstreamCounts) -> u64| self.counts.map(|c| Owned(n(&c).to_string()));
+            let dial = self.upstream.as_ref();
+            return match item {
+                "address" => dial.map(|d| Owned(d.to_string())),
+                "hostport" => dial.map(|d| Owned(d.address())),
+                "host" => dial.map(|d| Borrowed(d.host.as_str())),
+                "port" => dial.map(|d| Owned(d.port_text())),
+                "requests" => counted(|c| c.requests),
+                "max_requests" => counted(|c| c.max_requests),
+                "fails" => counted(|c| c.fails),
+                _ => None,
+            };
+        }
+        let (answer, text) = self.responses.last()?;
+        match key {
+            "status_code" => Some(Owned(answer.status.to_string())),
+            "status_text" => Some(Borrowed(*text)),
+            _ => None,
+        }
+    }
 }
 
 impl ReverseProxy {
@@ -487,7 +542,7 @@ impl ReverseProxy {
             ctx.resp.headers.add("Set-Cookie", c);
         }
         if let Ok(info) = dial_info(&inv.dial, ctx) {
-            set_upstream_placeholders(&info, ctx);
+            ctx.proxy.upstream = Some(info);
         }
         let fresh = ctx.proxy.fresh == Some(index);
         if let Some(answer) = &inv.answer {
@@ -549,24 +604,18 @@ impl ReverseProxy {
                         })
                     }
                 };
-                set_upstream_placeholders(&info, ctx);
+                let dynamic = sel.host.target == hosts::Target::Placeholder;
+                let peer = dynamic.then(|| Peer::to(&info.target()));
+                ctx.proxy.upstream = Some(info);
                 // Counted at selection, as Caddy sets them.
-                let host = &sel.host;
-                let counts = [
-                    ("http.reverse_proxy.upstream.requests", host.num_requests()),
-                    (
-                        "http.reverse_proxy.upstream.max_requests",
-                        host.max_requests,
-                    ),
-                    ("http.reverse_proxy.upstream.fails", host.fails()),
-                ];
-                for (key, n) in counts {
-                    ctx.set_capture(key.to_owned(), n.to_string());
-                }
-                let dynamic = host.target == hosts::Target::Placeholder;
+                ctx.proxy.counts = Some(UpstreamCounts {
+                    requests: sel.host.num_requests(),
+                    max_requests: sel.host.max_requests,
+                    fails: sel.host.fails(),
+                });
                 let mut target = self.prepare(sel, ctx);
-                if dynamic {
-                    target.peer = Peer::to(&info.target());
+                if let Some(peer) = peer {
+                    target.peer = peer;
                 }
                 Some(target)
             }
@@ -818,12 +867,12 @@ impl ReverseProxy {
     }
 
     /// Continues after the round trip answered: `handle_response`, or the response copied.
-    fn answered<'p>(
+    fn answered<'p, 'a>(
         &'p self,
         index: usize,
-        answer: &ResponseHead,
+        answer: &'a ResponseHead,
         fresh: bool,
-        ctx: &mut Ctx<'p, '_>,
+        ctx: &mut Ctx<'p, 'a>,
     ) -> Flow {
         let done = ctx.proxy.done;
         if fresh {
@@ -887,23 +936,13 @@ impl ReverseProxy {
 
     /// `{http.reverse_proxy.header.*}`, `status_code` and `status_text` for the routes and
     /// matchers that judge an upstream response.
-    fn set_response_placeholders(&self, answer: &ResponseHead, ctx: &mut Ctx<'_, '_>) {
-        for (field, values) in answer.headers.iter() {
-            ctx.set_capture(
-                ["http.reverse_proxy.header.", field].concat(),
-                values.join(","),
-            );
-        }
-        ctx.set_capture(
-            "http.reverse_proxy.status_code".into(),
-            answer.status.to_string(),
-        );
+    fn set_response_placeholders<'a>(&self, answer: &'a ResponseHead, ctx: &mut Ctx<'_, 'a>) {
         let text = match self.fastcgi {
             // Caddy's FastCGI client keeps only what follows the code in `Status`.
             Some(_) => answer.status_text.split_once(' ').map_or("", |(_, t)| t),
             None => answer.status_text.as_str(),
         };
-        ctx.set_capture("http.reverse_proxy.status_text".into(), text.to_owned());
+        ctx.proxy.responses.push((answer, text));
     }
 
     /// Caddy's `finalizeResponse` up to writing the header; the worker relays the body.
@@ -994,18 +1033,6 @@ fn no_upstream() -> HandlerError {
     HandlerError {
         status: 503,
         message: "no upstreams available".to_owned(),
-    }
-}
-
-fn set_upstream_placeholders(info: &hosts::DialInfo, ctx: &mut Ctx<'_, '_>) {
-    let values = [
-        ("http.reverse_proxy.upstream.address", info.to_string()),
-        ("http.reverse_proxy.upstream.hostport", info.address()),
-        ("http.reverse_proxy.upstream.host", info.host.clone()),
-        ("http.reverse_proxy.upstream.port", info.port_text()),
-    ];
-    for (key, value) in values {
-        ctx.set_capture(key.to_owned(), value);
     }
 }
 
@@ -1325,6 +1352,28 @@ mod tests {
         let done = [answered(401, &[])];
         let (_, _, resp, relay) = run_with(&p, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &done);
         assert_eq!((resp.status, relay), (401, Some(0)));
+    }
+
+    #[test]
+    fn response_placeholders_read_the_latest_response_with_the_field() {
+        // Two forward_auth-like handlers: each 2xx runs routes that fall through.
+        let rp = r#"{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9"}],
+                     "handle_response":[{"match":{"status_code":[2]},"routes":[]}]}"#;
+        let body = "{http.reverse_proxy.header.X-A}|{http.reverse_proxy.header.X-B}|\
+                    {http.reverse_proxy.header.x-a}|{http.reverse_proxy.status_code}|\
+                    {http.reverse_proxy.status_text}|{http.reverse_proxy.upstream.hostport}";
+        let next = format!(r#",{rp},{{"handler":"static_response","body":"{body}"}}"#);
+        let p = program(rp, &next);
+        let done = [
+            answered(200, &[("X-A", "1"), ("X-B", "old")]),
+            answered(204, &[("X-B", "new"), ("X-B", "2")]),
+        ];
+        let (_, _, resp, _) = run_with(&p, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &done);
+        // Field names match as Go's header keys do, exactly: `x-a` stays unknown.
+        assert_eq!(
+            String::from_utf8(resp.body).unwrap(),
+            "1|new,2|{http.reverse_proxy.header.x-a}|204|204 X|127.0.0.1:9"
+        );
     }
 
     #[test]
