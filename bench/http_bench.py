@@ -552,10 +552,14 @@ def run_latency(
     wrk_seconds: int,
     realtime: bool,
     nginx: bool,
+    fixed: dict[str, int],
     scratch: Path,
     res: Results,
 ) -> None:
-    unrated = [w for w in works if (w.key, "caddy") not in res.throughput]
+    res.rates.update(fixed)
+    unrated = [
+        w for w in works if w.key not in res.rates and (w.key, "caddy") not in res.throughput
+    ]
     if unrated:
         # The offered rate is a share of Caddy's free throughput: measured here when the
         # throughput phase was left out.
@@ -564,8 +568,9 @@ def run_latency(
             unrated, rounds, wrk_seconds, scratch, res, ("throughput",), lambda w: ("caddy",)
         )
     for w in works:
-        caddy_rps = median([t.rps for t in res.throughput[(w.key, "caddy")]])
-        res.rates[w.key] = max(LATENCY_CLIENTS, min(RATE_CAP, int(caddy_rps * RATE_SHARE)))
+        if w.key not in res.rates:
+            caddy_rps = median([t.rps for t in res.throughput[(w.key, "caddy")]])
+            res.rates[w.key] = max(LATENCY_CLIENTS, min(RATE_CAP, int(caddy_rps * RATE_SHARE)))
 
     def measure(w: Workload, server: Server, port: int) -> Latency:
         return measure_latency(port, w, res.rates[w.key], seconds, scratch, realtime)
@@ -620,8 +625,9 @@ def latency_text(args: argparse.Namespace) -> tuple[str, str]:
     method = (
         f"`taskset -c 0 {rt}h2load --h1 -t1 -c{LATENCY_CLIENTS} --rps=R/{LATENCY_CLIENTS} "
         f"-n R×{args.latency_duration}` ({tool_version(['h2load', '--version'])}); R = "
-        f"{RATE_SHARE:.0%} of Caddy's median req/s for the workload, at most {RATE_CAP:,}/s, the "
-        "same for every server. Percentiles of every request's time from h2load's "
+        f"{RATE_SHARE:.0%} of Caddy's median req/s for the workload, at most {RATE_CAP:,}/s"
+        + (" (set with `--rate` where the command line says so)" if args.rate else "")
+        + ", the same for every server. Percentiles of every request's time from h2load's "
         "`--log-file`, in ms. h2load paces each of its connections (one request in flight per "
         "HTTP/1.1 connection), so a slow response delays that connection's next request: a "
         "closed loop per connection, open across connections. The connections start together "
@@ -977,6 +983,14 @@ def main() -> None:
         help="phases to run (default: all); a partial run needs --no-doc",
     )
     parser.add_argument(
+        "--rate",
+        action="append",
+        default=[],
+        metavar="KEY=REQS",
+        help="fixed offered rate of the latency phase for workload KEY (repeatable), instead "
+        "of half of Caddy's req/s measured in the run (to compare runs on a noisy machine)",
+    )
+    parser.add_argument(
         "--no-nginx",
         dest="nginx",
         action="store_false",
@@ -995,6 +1009,12 @@ def main() -> None:
     if set(args.phases) != set(PHASES) and not args.no_doc:
         fail("--phases with only some phases needs --no-doc")
     args.phases = tuple(p for p in PHASES if p in args.phases)
+    fixed: dict[str, int] = {}
+    for item in args.rate:
+        key, _, reqs = item.partition("=")
+        if not reqs.isdigit() or int(reqs) < LATENCY_CLIENTS:
+            fail(f"--rate {item}: expected KEY=REQS with REQS at least {LATENCY_CLIENTS}")
+        fixed[key] = int(reqs)
     nginx = args.nginx and "latency" in args.phases
     try:
         require_tools("wrk", "h2load", "taskset", *(["chrt"] if args.realtime else []))
@@ -1009,6 +1029,9 @@ def main() -> None:
             works = [w for w in workloads(scratch / "www") if not args.only or w.key in args.only]
             if not works:
                 raise BenchError("no workload selected")
+            unknown = set(fixed) - {w.key for w in works}
+            if unknown:
+                raise BenchError(f"--rate for workloads not run: {', '.join(sorted(unknown))}")
             res = Results()
             print("checking responses", flush=True)
             check_workloads(works, scratch, res, nginx)
@@ -1024,6 +1047,7 @@ def main() -> None:
                     args.duration,
                     args.realtime,
                     nginx,
+                    fixed,
                     scratch,
                     res,
                 )
