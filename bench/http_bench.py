@@ -299,12 +299,33 @@ class Latency:
     # h2load's own CPU time (utime+stime, wait4) per request done, and its user-space part.
     client_us: float
     client_user_us: float
+    # Share of a burst's span (first request written to last answer read) that h2load's CPU
+    # time per burst fills; None if no burst kept its requests together.
+    client_busy: float | None
 
 
 H2LOAD_REQS = re.compile(
     r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
     r"(\d+) failed, (\d+) errored"
 )
+
+
+def burst_span(requests: list[tuple[int, int]], period_us: float) -> float | None:
+    """Median µs from a burst's first request written to its last answer read, over the
+    bursts whose LATENCY_CLIENTS requests were written together; `requests` holds h2load's
+    (start µs, duration µs) per request."""
+    bursts: list[list[tuple[int, int]]] = [[]]
+    for start, duration in sorted(requests):
+        # A late answer moves its connection's next request out of the burst.
+        if bursts[-1] and start - bursts[-1][-1][0] > period_us / 4:
+            bursts.append([])
+        bursts[-1].append((start, duration))
+    spans = [
+        max(s + d for s, d in burst) - burst[0][0]
+        for burst in bursts
+        if len(burst) == LATENCY_CLIENTS
+    ]
+    return median(spans) if spans else None
 
 
 def measure_latency(
@@ -335,18 +356,21 @@ def measure_latency(
     if run.returncode != 0 or not match:
         raise BenchError(f"h2load failed: {stderr.read_text().strip() or text[-300:]}")
     done = int(match.group(3))
-    micros = [int(line.split("\t")[2]) for line in log.read_text().splitlines() if line]
-    if not micros:
+    rows = [line.split("\t") for line in log.read_text().splitlines() if line]
+    if not rows:
         raise BenchError("h2load logged no requests")
-    ms = [u / 1000 for u in micros]
+    ms = [int(row[2]) / 1000 for row in rows]
+    client_us = run.cpu_seconds * 1e6 / max(1, done)
+    span = burst_span([(int(row[0]), int(row[2])) for row in rows], 1e6 / per_client)
     return Latency(
         percentile(ms, 50),
         percentile(ms, 95),
         percentile(ms, 99),
         done,
         int(match.group(5)) + int(match.group(6)),
-        run.cpu_seconds * 1e6 / max(1, done),
+        client_us,
         run.user_seconds * 1e6 / max(1, done),
+        LATENCY_CLIENTS * client_us / span if span else None,
     )
 
 
@@ -578,7 +602,8 @@ def run_latency(
     def show(lat: Latency) -> str:
         return (
             f"p50 {lat.p50:.3f} p95 {lat.p95:.3f} p99 {lat.p99:.3f} ms failed {lat.failed}, "
-            f"h2load {lat.client_us:.1f} us CPU/req"
+            f"h2load {lat.client_us:.1f} us CPU/req, "
+            + (f"busy {lat.client_busy:.0%} of a burst" if lat.client_busy else "no whole burst")
         )
 
     run_phase(
@@ -657,7 +682,11 @@ def latency_text(args: argparse.Namespace) -> tuple[str, str]:
         "per request: about the p95 this client would report for a server that answered "
         "instantly. It is an estimate, not a strict bound: it counts the writing of requests "
         "sent after the timed one, and leaves out wake-ups and the server's time to its first "
-        "answer. h2load's cost per request also depends on the server (how many answers one "
+        'answer. "h2load busy in a burst" checks the premise: '
+        f"{LATENCY_CLIENTS} × h2load's CPU per request ÷ the median time from a burst's first "
+        "request written to its last answer read (over the bursts whose requests were written "
+        "together); near 100%, h2load worked through the whole burst and set its length. "
+        "h2load's cost per request also depends on the server (how many answers one "
         'wake-up finds, how a body arrives), so the floor is per run; "lowest client floor ÷ '
         "Caddy p95\" takes the lowest of the servers' runs: above "
         f"{P95_GOAL}x, meeting the p95 goal would take a server that makes h2load's own work "
@@ -679,6 +708,11 @@ def client_floor(samples: list[Latency]) -> float | None:
     if not samples:
         return None
     return FLOOR_RANK * median([s.client_us for s in samples]) / 1000
+
+
+def busy_share(samples: list[Latency]) -> str:
+    shares = [s.client_busy for s in samples if s.client_busy is not None]
+    return f"{median(shares):.0%}" if shares else "—"
 
 
 def trio(samples: list[Latency]) -> str:
@@ -798,6 +832,7 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
                         f"({median([s.client_user_us for s in samples]):.1f})",
                         f"{floor:.2f}",
                         fmt_ratio(ratio(median([s.p95 for s in samples]), floor)),
+                        busy_share(samples),
                         str(sum(s.failed for s in samples)),
                     ]
                 )
@@ -925,6 +960,7 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
                     "h2load CPU µs/request (user part)",
                     f"client floor p95 ms ({FLOOR_RANK} × CPU/request)",
                     "p95 ÷ floor",
+                    "h2load busy in a burst",
                     "failed",
                 ],
                 floor_rows,
