@@ -478,7 +478,7 @@ def check_workloads(works: list[Workload], scratch: Path, res: Results, nginx: b
         print(f"  check {w.key:>10}: {res.checks[w.key] or 'same response as Caddy'}", flush=True)
 
 
-def compared(w: Workload) -> tuple[str, ...]:
+def caddy_and_zeroserve(w: Workload) -> tuple[str, ...]:
     return SERVERS
 
 
@@ -493,7 +493,7 @@ def run_phase(
     show: Callable[[T], str],
     realtime: bool = False,
     cgroup: Path | None = None,
-    servers: Callable[[Workload], tuple[str, ...]] = compared,
+    servers: Callable[[Workload], tuple[str, ...]] = caddy_and_zeroserve,
 ) -> None:
     """Rounds of one measurement over workloads and `servers(workload)`, each server started
     fresh.
@@ -533,7 +533,7 @@ def run_throughput(
     scratch: Path,
     res: Results,
     phases: tuple[str, ...],
-    servers: Callable[[Workload], tuple[str, ...]] = compared,
+    servers: Callable[[Workload], tuple[str, ...]] = caddy_and_zeroserve,
 ) -> None:
     """The free ("throughput") and the equal-budget ("budget") wrk runs, those in `phases`."""
 
@@ -616,7 +616,7 @@ def run_latency(
         measure,
         show,
         realtime,
-        servers=with_reference if nginx else compared,
+        servers=with_reference if nginx else caddy_and_zeroserve,
     )
 
 
