@@ -26,9 +26,9 @@ NAME = "zeroserve-appliance"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 # Some nested hosts refuse the guest writing IA32_ARCH_CAPABILITIES; the guest needs none.
-
-
 KVM_CPU = ["-accel", "kvm", "-cpu", "host,-arch-capabilities"]
+# The guest kernel's last line before it resets the machine (a power-off says "Power down").
+REBOOTING = "reboot: Restarting system"
 
 
 @functools.cache
@@ -106,6 +106,13 @@ class Guest:
     workdir: Path
     http_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    # qemu runs with -no-reboot: a guest reboot ends the process and `check_running` starts
+    # the same machine again. Under TCG, qemu's own reset sometimes left OVMF spinning with
+    # nothing on the console for minutes; a fresh process boots every time, and the disk,
+    # the EFI variables and the media persist across it just as across a reset.
+    argv: list[str] = field(default_factory=list)
+    launched_at: int = 0
+    reboots: int = 0
     serial: Path = field(init=False)
     disk: Path = field(init=False)
     vars: Path = field(init=False)
@@ -148,14 +155,20 @@ class Guest:
             "-chardev", f"file,id=serial0,path={self.serial},append=on",
             "-serial", "chardev:serial0",
             "-monitor", f"unix:{self.workdir / 'monitor.sock'},server=on,wait=off",
+            "-no-reboot",
         ]  # fmt: skip
         if media is not None:
             argv += [
                 "-drive", f"if=none,id=media,format=raw,readonly=on,file={media}",
                 "-device", "virtio-blk-pci,drive=media",
             ]  # fmt: skip
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.argv = argv
+        self.launch()
         return time.monotonic()
+
+    def launch(self) -> None:
+        self.launched_at = len(self.console())
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def console(self) -> str:
         return self.serial.read_text(errors="replace") if self.serial.exists() else ""
@@ -173,9 +186,16 @@ class Guest:
         raise AssertionError(f"no {text!r} on the console in {timeout}s:\n{self.console()[-3000:]}")
 
     def check_running(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-            raise AssertionError(f"qemu exited with {self.proc.returncode}: {err}")
+        """Raise if qemu ended other than by a guest reboot; start it again after a reboot."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        rebooted = REBOOTING in self.console()[self.launched_at :]
+        if self.proc.returncode == 0 and rebooted:
+            self.reboots += 1
+            self.launch()
+            return
+        err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+        raise AssertionError(f"qemu exited with {self.proc.returncode}: {err}")
 
     def get(self, path: str = "/", timeout: float = 120) -> tuple[int, bytes]:
         """GET through the forwarded port, retrying until the guest answers."""

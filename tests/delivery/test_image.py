@@ -1,6 +1,7 @@
 """`make test-image`: the built appliance boots, serves, updates A/B and rolls a bad update back.
 
-Needs `make image` first (image/out/). KVM when /dev/kvm works, else TCG (much slower).
+`make test-image` builds the image (image/out/) first. KVM when /dev/kvm works, else TCG
+(much slower). A guest reboot ends qemu (-no-reboot) and the harness starts it again.
 """
 
 from __future__ import annotations
