@@ -28,6 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The benches pick ports as the tests do (re-exported for the scripts).
+sys.path.insert(0, str(REPO))
+from tests.support import free_port as free_port  # noqa: E402
+
 DOC = REPO / "docs" / "BENCHMARKS.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -77,12 +81,6 @@ def raise_fd_limit() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def child_env(home: Path) -> dict[str, str]:

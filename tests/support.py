@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,10 +32,17 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing is bound to right now, picked below the kernel's ephemeral
+    range: a port from that range can become some client connection's own port (wrk's,
+    a test's) between this check and the server's bind, which then fails."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    while True:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", random.randrange(10000, low)))
+            except OSError:
+                continue
+            return s.getsockname()[1]
 
 
 def clean_env() -> dict[str, str]:
