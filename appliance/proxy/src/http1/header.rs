@@ -10,14 +10,31 @@ pub fn canonical_key(name: &str) -> String {
     canonical(name).into_owned()
 }
 
+/// RFC 9110 token bytes, looked up per byte of every name canonicalised.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(b, b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'..=b'`' | b'|' | b'~');
+        c += 1;
+    }
+    t
+};
+
+/// Whether `c` may appear in an RFC 9110 token (a field name, a method).
+pub fn is_token_byte(c: u8) -> bool {
+    TOKEN[usize::from(c)]
+}
+
 /// [`canonical_key`] without an allocation when `name` is canonical already (lookups mostly
 /// name fields that way).
 fn canonical(name: &str) -> Cow<'_, str> {
-    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
     let mut upper = true;
     let mut same = true;
     for c in name.bytes() {
-        if !token(c) {
+        if !TOKEN[usize::from(c)] {
             return Cow::Borrowed(name);
         }
         let want = if upper {

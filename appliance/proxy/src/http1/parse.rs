@@ -125,7 +125,7 @@ impl<'b> Head<'b> {
 }
 
 fn is_tchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+    super::header::is_token_byte(c)
 }
 
 fn is_value_byte(c: u8) -> bool {
@@ -240,8 +240,10 @@ pub fn parse_request<'b>(
             Ok(Status::Partial)
         };
     };
-    // Head bytes up to the blank line; find it before judging anything else.
-    let mut fields: Vec<&[u8]> = Vec::new();
+    // Head bytes up to the blank line; find it before judging anything else (counting the
+    // fields, so that they are collected into one allocation afterwards).
+    let fields_start = consumed;
+    let mut count = 0;
     let mut complete = false;
     for (l, end) in it.by_ref() {
         consumed = end;
@@ -249,7 +251,7 @@ pub fn parse_request<'b>(
             complete = true;
             break;
         }
-        fields.push(l);
+        count += 1;
         if consumed > limit {
             break;
         }
@@ -273,9 +275,9 @@ pub fn parse_request<'b>(
         return Err(BadRequest(None));
     }
 
-    let mut headers: Vec<(&'b str, &'b str)> = Vec::with_capacity(fields.len());
+    let mut headers: Vec<(&'b str, &'b str)> = Vec::with_capacity(count);
     let mut bad_name = false;
-    for f in &fields {
+    for (f, _) in lines(&buf[fields_start..consumed]).take(count) {
         // obs-fold (RFC 9112 §5.2): Go joins it; we refuse it, as a smuggling vector.
         if f[0] == b' ' || f[0] == b'\t' {
             return Err(BadRequest(None));
@@ -346,19 +348,17 @@ pub fn parse_request<'b>(
         return Err(ParseError::UnsupportedVersion);
     }
 
-    let hosts: Vec<&str> = head
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("Host"))
-        .map(|(_, v)| *v)
-        .collect();
-    if hosts.len() > 1 {
+    let (host, more_hosts) = {
+        let mut hosts = head.values("Host");
+        (hosts.next(), hosts.next().is_some())
+    };
+    if more_hosts {
         return Err(BadRequest(None));
     }
-    if version.at_least_11() && hosts.is_empty() && method != "CONNECT" {
+    if version.at_least_11() && host.is_none() && method != "CONNECT" {
         return Err(BadRequest(Some("missing required Host header")));
     }
-    if let Some(h) = hosts.first() {
+    if let Some(h) = host {
         if !h.bytes().all(is_host_byte) {
             return Err(BadRequest(Some("malformed Host header")));
         }
@@ -368,12 +368,11 @@ pub fn parse_request<'b>(
     }
     head.host = absolute_authority(target)
         .filter(|a| !a.is_empty())
-        .or(hosts.first().copied())
+        .or(host)
         .unwrap_or("");
 
-    let conn: Vec<&str> = head.values("Connection").collect();
-    let has_close = has_token(conn.iter().copied(), "close");
-    let has_keep_alive = has_token(conn.iter().copied(), "keep-alive");
+    let has_close = has_token(head.values("Connection"), "close");
+    let has_keep_alive = has_token(head.values("Connection"), "keep-alive");
     if version.at_least_11() {
         head.close = has_close;
     } else {

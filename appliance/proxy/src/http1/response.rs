@@ -2,8 +2,6 @@
 //! headers sorted by name, then the server-added `Date`, `Content-Length`, `Connection`
 //! and `Transfer-Encoding`, with Go's rules for when each appears.
 
-use std::io::Write;
-
 use super::header::HeaderMap;
 use super::status::{body_allowed, reason};
 
@@ -186,6 +184,11 @@ impl Exclude {
     }
 }
 
+/// Go's `Header.Get` on values found already: the first, or "".
+fn first(values: Option<&[String]>) -> &str {
+    values.and_then(|v| v.first()).map_or("", String::as_str)
+}
+
 fn has_token(values: Option<&[String]>, token: &str) -> bool {
     values.is_some_and(|vs| super::parse::has_token(vs.iter().map(String::as_str), token))
 }
@@ -230,13 +233,53 @@ fn write_fields(headers: &HeaderMap, exclude: &[&str], out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `n` in decimal with at least `width` digits (zero-padded, `width` at most 20), as
+/// `write!(out, "{n:0width$}")` would, without the formatting machinery (a per-response cost).
+pub fn push_decimal(out: &mut Vec<u8>, n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i.min(digits.len() - width.min(digits.len()))..]);
+}
+
+/// Appends `n` in lower-case hexadecimal (a chunk size line's number).
+pub fn push_hex(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[(v & 15) as usize];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 fn status_line(status: u16, http11: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(if http11 { b"HTTP/1.1 " } else { b"HTTP/1.0 " });
-    // Writing into a Vec cannot fail.
-    let _ = match reason(status) {
-        Some(text) => write!(out, "{status:03} {text}\r\n"),
-        None => write!(out, "{status:03} status code {status}\r\n"),
-    };
+    push_decimal(out, status.into(), 3);
+    match reason(status) {
+        Some(text) => {
+            out.push(b' ');
+            out.extend_from_slice(text.as_bytes());
+        }
+        None => {
+            out.extend_from_slice(b" status code ");
+            push_decimal(out, status.into(), 0);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// An informational (1xx) response as Go writes it mid-handler: status line and the current
@@ -276,7 +319,8 @@ pub fn encode(resp: &Response, x: Exchange, date: &str, out: &mut Vec<u8>) -> bo
         return f.close || short;
     }
     if f.chunked {
-        let _ = write!(out, "{n:x}\r\n");
+        push_hex(out, n as u64);
+        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&resp.body);
         out.extend_from_slice(b"\r\n0\r\n\r\n");
     } else if f.length.is_some_and(|l| n as u64 > l) {
@@ -318,33 +362,38 @@ fn encode_head(
     let mut exclude = Exclude::default();
     let mut close = x.close;
 
-    let has_te = resp.headers.raw("Transfer-Encoding").is_some();
-    let mut content_length: Option<usize> = resp
-        .headers
-        .raw("Content-Length")
+    // The fields the framing depends on, found in one pass (Go reads `h[key]`, so the names
+    // are matched exactly).
+    let (mut te, mut cl, mut connection, mut has_date) = (None, None, None, false);
+    for (k, vs) in resp.headers.iter() {
+        match k.as_str() {
+            "Transfer-Encoding" => te = Some(vs.as_slice()),
+            "Content-Length" => cl = Some(vs.as_slice()),
+            "Connection" => connection = Some(vs.as_slice()),
+            "Date" => has_date = true,
+            _ => {}
+        }
+    }
+    let has_te = te.is_some();
+    let mut content_length: Option<usize> = cl
         .and_then(|v| v.first())
         .and_then(|v| v.trim().parse().ok());
     let mut set_cl = None;
-    if !direct_write
-        && !has_te
-        && body_allowed(status)
-        && resp.headers.raw("Content-Length").is_none()
-        && (!x.head || n > 0)
-    {
+    if !direct_write && !has_te && body_allowed(status) && cl.is_none() && (!x.head || n > 0) {
         content_length = Some(n);
         set_cl = Some(n);
     }
     let mut set_connection: Option<&str> = None;
     let has_cl = content_length.is_some();
     if x.keep_alive_10 && (x.head || has_cl || !body_allowed(status)) {
-        if resp.headers.raw("Connection").is_none() {
+        if connection.is_none() {
             set_connection = Some("keep-alive");
         }
         close = false;
     } else if !x.http11 || x.close {
         close = true;
     }
-    if resp.headers.get("Connection") == "close" {
+    if first(connection) == "close" {
         close = true;
     }
     if x.body_too_large {
@@ -359,8 +408,8 @@ fn encode_head(
             exclude.push("Content-Type");
         }
     }
-    let date = (resp.headers.raw("Date").is_none()).then_some(date);
-    let te_value = resp.headers.get("Transfer-Encoding");
+    let date = (!has_date).then_some(date);
+    let te_value = first(te);
     let mut chunking = false;
     let mut set_te = None;
     if x.head || !body_allowed(status) || has_cl {
@@ -383,7 +432,7 @@ fn encode_head(
     if chunking {
         exclude.push("Content-Length");
     }
-    if close && !has_token(resp.headers.raw("Connection"), "close") && !x.body_too_large {
+    if close && !has_token(connection, "close") && !x.body_too_large {
         exclude.push("Connection");
         set_connection = x.http11.then_some("close");
     }
@@ -396,16 +445,23 @@ fn encode_head(
         out.extend_from_slice(b"\r\n");
     }
     if let Some(cl) = set_cl.filter(|_| !chunking && body_allowed(status)) {
-        let _ = write!(out, "Content-Length: {cl}\r\n");
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, cl as u64, 0);
+        out.extend_from_slice(b"\r\n");
     }
+    let mut field = |name: &[u8], value: &str| {
+        out.extend_from_slice(name);
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    };
     if let Some(ct) = sniffed {
-        let _ = write!(out, "Content-Type: {ct}\r\n");
+        field(b"Content-Type: ", ct);
     }
     if let Some(c) = set_connection {
-        let _ = write!(out, "Connection: {c}\r\n");
+        field(b"Connection: ", c);
     }
     if let Some(te) = set_te {
-        let _ = write!(out, "Transfer-Encoding: {te}\r\n");
+        field(b"Transfer-Encoding: ", te);
     }
     out.extend_from_slice(b"\r\n");
     Framing {

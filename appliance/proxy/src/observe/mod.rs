@@ -18,7 +18,7 @@ mod roll;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -134,7 +134,9 @@ enum End {
 /// What the routes did to one request, as the observers need it.
 #[derive(Debug)]
 pub struct Trace<'p> {
-    started: Instant,
+    /// When the request arrived, as the worker's clock read it (unset outside a worker: no
+    /// duration is measured then).
+    started: Option<Instant>,
     top: &'p [Route],
     /// What the server observes (for the `metrics` handler's view of this request).
     observe: Option<&'p ServerObserve>,
@@ -148,7 +150,7 @@ pub struct Trace<'p> {
 impl<'p> Trace<'p> {
     pub fn new() -> Trace<'p> {
         Trace {
-            started: Instant::now(),
+            started: None,
             top: &[],
             observe: None,
             entered: Vec::new(),
@@ -160,7 +162,7 @@ impl<'p> Trace<'p> {
     /// Dates the request from `t`: a run of the routes replayed after I/O (reverse_proxy)
     /// reports the time since the request arrived.
     pub fn started_at(&mut self, t: Instant) {
-        self.started = t;
+        self.started = Some(t);
     }
 
     /// The server's primary routes start (again, when a handler had them wait for I/O):
@@ -335,7 +337,7 @@ pub fn finished(server: &Server, ctx: &Ctx<'_, '_>) {
     if o.metrics.is_none() && o.access.is_none() && !failed {
         return;
     }
-    let duration = ctx.trace.started.elapsed();
+    let duration = ctx.trace.started.map_or(Duration::ZERO, |t| t.elapsed());
     let size = response_size(ctx);
     TAP.with(|t| {
         let t = t.borrow();
