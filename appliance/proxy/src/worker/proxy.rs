@@ -15,6 +15,7 @@
 //! exchange ended cleanly on both sides.
 
 use std::io::{self, Write};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,7 @@ use crate::http1::response::{
 use crate::http1::sniff::detect_content_type;
 use crate::http1::status::body_allowed;
 use crate::http1::HeaderMap;
-use crate::http1::{parse_request, ChunkedDecoder, Response, Status};
+use crate::http1::{BodyKind, ChunkedDecoder, Head, Response, Status, Version};
 use crate::ring::{Completion, OpId, Owned};
 use crate::route::ctx::{Ctx, HandlerError};
 use crate::route::exec::{serve, Outcome};
@@ -60,8 +61,8 @@ pub struct Proxying {
     /// The program the request started on: every replay runs against it.
     pub program: Arc<Program>,
     pub server: usize,
-    /// The client's request head, parsed again for each replay.
-    pub head: Vec<u8>,
+    /// The client's request head, rebuilt for each replay.
+    pub head: KeptHead,
     /// The body, when a handler had it buffered before the proxy ran.
     pub body_data: Option<Vec<u8>>,
     pub exchange: Exchange,
@@ -86,6 +87,79 @@ pub enum Stage {
     /// Waiting out `try_interval` before the call.
     Waiting(Call, OpId),
     Trip(Box<Trip>),
+}
+
+/// The client's request head with where each of its parts lies, so that a replay rebuilds
+/// the parsed head without parsing it again.
+#[derive(Debug)]
+pub struct KeptHead {
+    /// The head's bytes: UTF-8 throughout, as the parser took each line as UTF-8.
+    text: String,
+    method: Range<usize>,
+    target: Range<usize>,
+    version: Version,
+    headers: Vec<(Range<usize>, Range<usize>)>,
+    host: Range<usize>,
+    body: BodyKind,
+    close: bool,
+    keep_alive_10: bool,
+    expect: Option<Range<usize>>,
+}
+
+impl KeptHead {
+    /// Keeps `head`, parsed from (and borrowing) `raw`.
+    pub fn new(head: &Head<'_>, raw: &[u8]) -> KeptHead {
+        let base = raw.as_ptr() as usize;
+        // An absent part (no Host) may be a constant "" rather than a slice of `raw`.
+        let span = |part: &str| match part.len() {
+            0 => 0..0,
+            n => {
+                let start = part.as_ptr() as usize - base;
+                start..start + n
+            }
+        };
+        KeptHead {
+            text: std::str::from_utf8(raw)
+                .expect("a parsed head is UTF-8")
+                .to_owned(),
+            method: span(head.method),
+            target: span(head.target),
+            version: head.version,
+            headers: head
+                .headers
+                .iter()
+                .map(|(n, v)| (span(n), span(v)))
+                .collect(),
+            host: span(head.host),
+            body: head.body,
+            close: head.close,
+            keep_alive_10: head.keep_alive_10,
+            expect: head.expect.map(span),
+        }
+    }
+
+    /// The parsed head, as the parser returned it.
+    pub fn head(&self) -> Head<'_> {
+        let at = |r: &Range<usize>| &self.text[r.clone()];
+        Head {
+            method: at(&self.method),
+            target: at(&self.target),
+            version: self.version,
+            headers: self.headers.iter().map(|(n, v)| (at(n), at(v))).collect(),
+            host: at(&self.host),
+            body: self.body,
+            close: self.close,
+            keep_alive_10: self.keep_alive_10,
+            expect: self.expect.as_ref().map(at),
+        }
+    }
+
+    /// The client asked for `100 Continue` before sending its body.
+    fn expects_continue(&self) -> bool {
+        self.expect.as_ref().is_some_and(|r| {
+            crate::http1::parse::has_token([&self.text[r.clone()]], "100-continue")
+        })
+    }
 }
 
 /// One attempt in progress.
@@ -180,23 +254,24 @@ fn failure(status: u16, message: String, dial: bool) -> Failure {
 
 /// Runs the request's routes again with the invocations recorded so far.
 fn replay(
-    p: &Proxying,
+    p: &mut Proxying,
     conn_peer: Option<std::net::SocketAddr>,
     local: Option<std::net::SocketAddr>,
     fresh: Option<usize>,
 ) -> Replayed {
+    // Lent to the run, and back with what it added.
+    let request_id = p.request_id.take();
+    let checked = std::mem::take(&mut p.checked);
     let server = &p.program.servers[p.server.min(p.program.servers.len() - 1)];
-    let Ok(Status::Complete(head, _)) = parse_request(&p.head, &server.parser) else {
-        unreachable!("the head parsed before")
-    };
+    let head = p.head.head();
     let mut ctx = Ctx::for_server(&head, conn_peer, local, Some(server));
     ctx.body = p.body_data.as_deref();
     ctx.proxy.done = &p.done;
     ctx.proxy.fresh = fresh;
-    if let Some(id) = &p.request_id {
-        ctx.keep_request_id(id.clone());
+    if let Some(id) = request_id {
+        ctx.keep_request_id(id);
     }
-    ctx.checked = p.checked.clone();
+    ctx.checked = checked;
     let outcome = serve(server, &mut ctx);
     ctx.trace.started_at(p.arrived);
     crate::observe::finished(server, &ctx);
@@ -206,7 +281,7 @@ fn replay(
         call: ctx.proxy.call.take(),
         relay: ctx.proxy.relay,
         interim: std::mem::take(&mut ctx.interim),
-        request_id: ctx.request_id().map(str::to_owned),
+        request_id: ctx.take_request_id(),
         checked: std::mem::take(&mut ctx.checked),
         capture: take_capture(&mut ctx),
         encode: ctx.proxy.encode.take(),
@@ -391,7 +466,7 @@ impl Worker {
         }
         let resend = (request_done && u.reused).then(|| u.output.clone());
         let conn = self.conns[i].as_mut().expect("driven conns exist");
-        let expects = matches!(&conn.phase, Phase::Proxy(p) if p.exchange.http11 && !request_done && expects_continue(&p.head));
+        let expects = matches!(&conn.phase, Phase::Proxy(p) if p.exchange.http11 && !request_done && p.head.expects_continue());
         if expects {
             // Go sends 100 Continue when the proxy's transport starts reading the body.
             conn.output
@@ -675,7 +750,7 @@ impl Worker {
     /// `answered` when the result is a response (its trip still holds the connection).
     fn replay_after(&mut self, i: usize, index: usize, answered: bool) -> io::Result<()> {
         let conn = self.conns[i].as_mut().expect("driven conns exist");
-        let Phase::Proxy(p) = &conn.phase else {
+        let Phase::Proxy(p) = &mut conn.phase else {
             unreachable!()
         };
         let r = replay(p, conn.peer, conn.local, Some(index));
@@ -1580,14 +1655,4 @@ fn go_writer(
             Some(go)
         }
     }
-}
-
-/// Whether the kept request head carries `Expect: 100-continue`.
-fn expects_continue(head: &[u8]) -> bool {
-    let Ok(Status::Complete(h, _)) = parse_request(head, &crate::http1::ParserConfig::default())
-    else {
-        return false;
-    };
-    h.expect
-        .is_some_and(|v| crate::http1::parse::has_token([v], "100-continue"))
 }
