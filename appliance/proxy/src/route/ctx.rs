@@ -50,7 +50,10 @@ pub fn unescape(s: &str, plus: bool) -> Option<String> {
             }
         }
     }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 fn keep_in_path(c: u8) -> bool {
@@ -138,7 +141,11 @@ impl Uri {
             _ => target,
         };
         let (escaped, query) = origin.split_once('?').unwrap_or((origin, ""));
-        let path = unescape(escaped, false).unwrap_or_else(|| escaped.to_owned());
+        let path = if escaped.contains('%') {
+            unescape(escaped, false).unwrap_or_else(|| escaped.to_owned())
+        } else {
+            escaped.to_owned()
+        };
         Uri {
             raw_path: Some(escaped.to_owned()),
             path,
@@ -203,7 +210,13 @@ pub struct Ctx<'p, 'a> {
     pub named_routes: &'p [(String, super::Route)],
     /// A handler asked for the body before it was buffered: run again once it is.
     pub body_wanted: std::cell::Cell<bool>,
+    /// Variables handlers set; `client_ip` and `trusted_proxy` are answered from the fields
+    /// below until a handler sets them (so a request that never reads them formats no
+    /// address).
     pub vars: Vec<(String, Value)>,
+    client_ip: std::net::IpAddr,
+    trusted_proxy: bool,
+    client_ip_var: OnceCell<Value>,
     /// Static replacer entries set by matchers (`http.regexp.*`, `http.matchers.file.*`).
     pub captures: Vec<(String, String)>,
     /// An error a matcher raised (`try_files =404`); the route chain fails with it.
@@ -270,10 +283,6 @@ impl<'p, 'a> Ctx<'p, 'a> {
             (None, Some(r)) => (false, r.ip()),
             (_, None) => (false, std::net::Ipv4Addr::UNSPECIFIED.into()),
         };
-        let vars = vec![
-            ("client_ip".to_owned(), Value::String(client.to_string())),
-            ("trusted_proxy".to_owned(), Value::Bool(trusted)),
-        ];
         Ctx {
             method: head.method.to_owned(),
             host: head.host.to_owned(),
@@ -295,7 +304,10 @@ impl<'p, 'a> Ctx<'p, 'a> {
             max_body: None,
             named_routes: &[],
             body_wanted: std::cell::Cell::new(false),
-            vars,
+            vars: Vec::new(),
+            client_ip: client,
+            trusted_proxy: trusted,
+            client_ip_var: OnceCell::new(),
             captures: Vec::new(),
             matcher_error: None,
             error: None,
@@ -358,11 +370,18 @@ impl<'p, 'a> Ctx<'p, 'a> {
     }
 
     pub fn var(&self, name: &str) -> Option<&Value> {
-        self.vars
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
+        static TRUSTED: [Value; 2] = [Value::Bool(false), Value::Bool(true)];
+        if let Some((_, v)) = self.vars.iter().rev().find(|(k, _)| k == name) {
+            return Some(v);
+        }
+        match name {
+            "client_ip" => Some(
+                self.client_ip_var
+                    .get_or_init(|| Value::String(self.client_ip.to_string())),
+            ),
+            "trusted_proxy" => Some(&TRUSTED[usize::from(self.trusted_proxy)]),
+            _ => None,
+        }
     }
 
     pub fn set_var(&mut self, name: String, value: Value) {

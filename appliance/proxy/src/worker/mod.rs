@@ -165,6 +165,7 @@ impl Worker {
         let mut done = Vec::new();
         loop {
             self.ring.submit_and_wait(1)?;
+            self.date.tick();
             self.ring.drain(&mut done);
             for c in done.drain(..) {
                 self.complete(c)?;
@@ -281,7 +282,7 @@ impl Worker {
             keepalive = keepalive.with_time(idle);
         }
         let _ = sock.set_tcp_keepalive(&keepalive);
-        let now = Instant::now();
+        let now = self.date.instant();
         let mut conn = Conn::new(fd, server);
         conn.started = true;
         conn.deadline = srv.read_header_timeout.map(|t| now + t);
@@ -570,7 +571,11 @@ impl Worker {
         if conn.sending || conn.closing {
             return Ok(());
         }
-        if conn.writing() && conn.write_deadline.is_some_and(|d| Instant::now() >= d) {
+        if conn.writing()
+            && conn
+                .write_deadline
+                .is_some_and(|d| self.date.instant() >= d)
+        {
             // Go's write fails once the deadline passed: the answer never leaves.
             return self.teardown(i);
         }
@@ -617,7 +622,7 @@ impl Worker {
             let _ = socket2::SockRef::from(&conn.fd).shutdown(std::net::Shutdown::Write);
             conn.lingering = true;
             conn.input.clear();
-            conn.deadline = Some(Instant::now() + LINGER);
+            conn.deadline = Some(self.date.instant() + LINGER);
         }
         Ok(())
     }
@@ -711,7 +716,7 @@ impl Worker {
                             conn.close_after = true;
                             conn.linger = true;
                         }
-                        None => conn.deadline = Some(Instant::now() + server.idle_timeout),
+                        None => conn.deadline = Some(self.date.instant() + server.idle_timeout),
                     }
                 }
             }
@@ -744,7 +749,7 @@ impl Worker {
         if !conn.started && !conn.wants_body && conn.input.len() >= 4 {
             // Go switches from the idle deadline to the header deadline once the next request
             // shows its first 4 bytes (its Peek(4) between requests).
-            let now = Instant::now();
+            let now = date.instant();
             conn.started = true;
             conn.deadline = server.read_header_timeout.map(|t| now + t);
         }
@@ -752,7 +757,7 @@ impl Worker {
             Ok(Status::Partial) => return false,
             Err(e) => {
                 // Go arms the write deadline however reading the head ended.
-                conn.write_deadline = server.write_timeout.map(|t| Instant::now() + t);
+                conn.write_deadline = server.write_timeout.map(|t| date.instant() + t);
                 conn.output.extend_from_slice(&e.response());
                 conn.phase = Phase::Done;
                 conn.close_after = true;
@@ -767,7 +772,7 @@ impl Worker {
         if std::mem::take(&mut conn.started) {
             // The head is in (parsed again later only to rerun routes that read the body):
             // Caddy gives the body `read_timeout` and the answer `write_timeout` from now.
-            let now = Instant::now();
+            let now = date.instant();
             conn.deadline = server.read_timeout.map(|t| now + t);
             conn.write_deadline = server.write_timeout.map(|t| now + t);
         }
@@ -861,6 +866,7 @@ impl Worker {
             conn.local = canonical(sock.local_addr().ok().and_then(|a| a.as_socket()));
         }
         let mut ctx = Ctx::for_server(&head, conn.peer, conn.local, Some(server));
+        ctx.trace.started_at(date.instant());
         ctx.body = body_data.as_deref();
         let outcome = serve(server, &mut ctx);
         if ctx.body_wanted.get() && body_data.is_none() {
@@ -918,7 +924,7 @@ impl Worker {
                 stage: proxy::Stage::Start(call),
                 request_id,
                 checked,
-                arrived: Instant::now(),
+                arrived: date.instant(),
             };
             conn.phase = Phase::Proxy(Box::new(p));
             return false;
@@ -957,7 +963,7 @@ impl Worker {
             conn.close_after = true;
             conn.linger = x.body_too_large;
         } else {
-            conn.deadline = Some(Instant::now() + server.idle_timeout);
+            conn.deadline = Some(date.instant() + server.idle_timeout);
         }
     }
 }
