@@ -132,8 +132,24 @@ fn is_value_byte(c: u8) -> bool {
     c >= 0x80 || (c >= 0x20 && c != 0x7f) || c == b'\t'
 }
 
+/// Bytes Go's `httpguts.ValidHostHeader` allows, looked up per byte of every Host value.
+static HOST_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'$'..=b'.' | b':' | b';' | b'=' | b'[' | b']' | b'_' | b'~'
+            );
+        c += 1;
+    }
+    t
+};
+
 fn is_host_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!$%&'()*+,-.:;=[]_~".contains(&c)
+    HOST_BYTE[usize::from(c)]
 }
 
 fn trim(s: &[u8]) -> &[u8] {
@@ -205,6 +221,9 @@ fn valid_target(t: &[u8]) -> bool {
 
 /// Authority of an absolute-form target (`http://host:port/...`), if any.
 fn absolute_authority(target: &str) -> Option<&str> {
+    if target.starts_with('/') {
+        return None;
+    }
     let rest = target.split_once("://")?.1;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let auth = &rest[..end];

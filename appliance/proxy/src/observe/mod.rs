@@ -27,6 +27,7 @@ use crate::route::exec::Flow;
 use crate::route::handlers::log_append::LogAppend;
 use crate::route::{context, Result, Route, Server};
 use access_log::{Entry, Level, Logs, Queue, ServerLogs};
+use encode::Fields;
 use metrics::{Observation, Registry, Running, Shard};
 
 /// `apps.http.metrics`.
@@ -177,7 +178,9 @@ impl<'p> Trace<'p> {
 
     /// A matched route of `list` starts its handlers.
     pub fn enter(&mut self, list: &'p [Route], route: &'p Route) {
-        if std::ptr::eq(list, self.top) && !route.handlers.is_empty() {
+        // Only metrics read the routes entered: without them, no list is kept.
+        let metrics = self.observe.is_some_and(|o| o.metrics.is_some());
+        if metrics && std::ptr::eq(list, self.top) && !route.handlers.is_empty() {
             self.entered.push(route);
         }
     }
@@ -276,6 +279,35 @@ struct Tap {
 
 thread_local! {
     static TAP: RefCell<Option<Tap>> = const { RefCell::new(None) };
+}
+
+/// Where a module's own log entries go (the FastCGI transport's `capture_stderr`): the
+/// custom logs of the server that handled the request, and whether it logs credentials.
+#[derive(Debug, Clone)]
+pub struct ModuleLog {
+    logs: Arc<Logs>,
+    pub credentials: bool,
+}
+
+impl ModuleLog {
+    /// The logs of the server running `ctx` (`None` outside a served request).
+    pub fn of(ctx: &Ctx<'_, '_>) -> Option<ModuleLog> {
+        let o = ctx.trace.observe?;
+        Some(ModuleLog {
+            logs: Arc::clone(o.logs.as_ref()?),
+            credentials: o.access.as_ref().is_some_and(|a| a.log_credentials),
+        })
+    }
+
+    /// Queues the entry for the logger thread of the calling worker (nothing off a worker).
+    pub fn emit<'a>(&self, logger: &str, level: Level, msg: &str, fields: &dyn Fn() -> Fields<'a>) {
+        TAP.with(|t| {
+            if let Some(tap) = t.borrow().as_ref() {
+                self.logs
+                    .emit_module(&tap.queue, logger, level, msg, fields);
+            }
+        });
+    }
 }
 
 /// Makes the calling (worker) thread report to `o`.

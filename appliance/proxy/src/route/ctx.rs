@@ -134,11 +134,12 @@ pub struct Uri {
 impl Uri {
     /// Splits a request target like Go's `url.ParseRequestURI`.
     pub fn from_target(target: &str) -> Uri {
-        let origin = match target.split_once("://") {
-            Some((_, rest)) if !target.starts_with('/') => {
-                rest.find(['/', '?']).map_or("", |i| &rest[i..])
-            }
-            _ => target,
+        let absolute = (!target.starts_with('/'))
+            .then(|| target.split_once("://"))
+            .flatten();
+        let origin = match absolute {
+            Some((_, rest)) => rest.find(['/', '?']).map_or("", |i| &rest[i..]),
+            None => target,
         };
         let (escaped, query) = origin.split_once('?').unwrap_or((origin, ""));
         let path = if escaped.contains('%') {
@@ -156,7 +157,13 @@ impl Uri {
     /// Go's `URL.EscapedPath()`.
     pub fn escaped_path(&self) -> Cow<'_, str> {
         if let Some(raw) = &self.raw_path {
-            if valid_encoded(raw) && unescape(raw, false).as_deref() == Some(self.path.as_str()) {
+            // Without escapes the raw form decodes to itself: no need to decode it.
+            let encodes_path = if raw.contains('%') {
+                unescape(raw, false).as_deref() == Some(self.path.as_str())
+            } else {
+                *raw == self.path
+            };
+            if valid_encoded(raw) && encodes_path {
                 return Cow::Borrowed(raw);
             }
         }

@@ -15,11 +15,23 @@ use super::super::{err, str_list, Result};
 use crate::http1::header::canonical_key;
 use crate::http1::response::encode_interim;
 
+/// A configured field name.
+#[derive(Debug)]
+enum Name {
+    /// Canonicalised when the config was compiled.
+    Canonical(String),
+    /// Expanded, then canonicalised, per request.
+    Template(String),
+}
+
 #[derive(Debug)]
 pub struct StaticResponse {
     status: Option<String>,
-    headers: Vec<(String, Vec<String>)>,
+    /// Field names (canonical already unless they hold a placeholder) and values.
+    headers: Vec<(Name, Vec<String>)>,
     body: String,
+    /// The body may hold a placeholder.
+    body_template: bool,
     static_content_type: Option<&'static str>,
     close: bool,
     pub abort: bool,
@@ -56,7 +68,12 @@ impl StaticResponse {
                 return err("headers: expected an object");
             };
             for (name, vals) in h {
-                headers.push((name.clone(), str_list(Some(vals), "headers")?));
+                let name = if has_placeholder(name) {
+                    Name::Template(name.clone())
+                } else {
+                    Name::Canonical(canonical_key(name))
+                };
+                headers.push((name, str_list(Some(vals), "headers")?));
             }
         }
         let body = m
@@ -64,12 +81,14 @@ impl StaticResponse {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
+        let body_template = has_placeholder(&body);
         let static_content_type =
-            (!body.is_empty() && !has_placeholder(&body)).then(|| content_type_for(&body));
+            (!body.is_empty() && !body_template).then(|| content_type_for(&body));
         Ok(StaticResponse {
             status: status_text(m.get("status_code"))?,
             headers,
             body,
+            body_template,
             static_content_type,
             close: m.get("close").and_then(Value::as_bool).unwrap_or(false),
             abort: m.get("abort").and_then(Value::as_bool).unwrap_or(false),
@@ -83,20 +102,31 @@ impl StaticResponse {
             ctx.resp.headers.set("Connection", "close");
         }
         for (k, v) in &self.headers {
-            let key = canonical_key(&replace_all(k, &*ctx));
+            let key = match k {
+                Name::Canonical(k) => k.clone(),
+                Name::Template(k) => canonical_key(&replace_all(k, &*ctx)),
+            };
             let vals = v.iter().map(|x| replace_all(x, &*ctx)).collect();
             ctx.resp.headers.set_raw(key, vals);
         }
-        let body = if has_placeholder(&self.body) {
+        let body = if self.body_template {
             replace_known(&self.body, &*ctx)
         } else {
             self.body.clone()
         };
-        if !body.is_empty() && ctx.resp.headers.get("Content-Type").is_empty() {
+        let has_type = ctx
+            .resp
+            .headers
+            .raw("Content-Type")
+            .and_then(|v| v.first())
+            .is_some_and(|v| !v.is_empty());
+        if !body.is_empty() && !has_type {
             let ct = self
                 .static_content_type
                 .unwrap_or_else(|| content_type_for(&body));
-            ctx.resp.headers.set("Content-Type", ct);
+            ctx.resp
+                .headers
+                .set_raw("Content-Type".to_owned(), vec![ct.to_owned()]);
         }
         let mut status = ctx.error.as_ref().map_or(200, |e| e.status);
         if let Some(s) = &self.status {
