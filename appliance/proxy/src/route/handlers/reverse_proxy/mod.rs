@@ -694,8 +694,11 @@ impl ReverseProxy {
             hdr.set("Upgrade", u);
         }
         self.forwarded_headers(&mut hdr, &host, ctx);
-        let version = ctx.proto.strip_prefix("HTTP/").unwrap_or("1.1");
-        hdr.add("Via", &format!("{version} Caddy"));
+        let via = match ctx.proto {
+            "HTTP/1.0" => "1.0 Caddy",
+            _ => "1.1 Caddy",
+        };
+        hdr.add("Via", via);
         if let Some(ops) = self.headers.as_ref().and_then(Headers::request_ops) {
             ops.apply_to_request(&mut hdr, &mut host, ctx);
         }
@@ -836,34 +839,24 @@ impl ReverseProxy {
                 .iter()
                 .any(|r| super::super::matchers::remote_ip::in_range(ip, *r));
         let mut xff = ip.to_string();
-        let prior = hdr
-            .raw("X-Forwarded-For")
-            .map(|v| v.join(", "))
-            .unwrap_or_default();
-        if trusted && !prior.is_empty() {
-            xff = format!("{prior}, {xff}");
+        if let (true, Some(prior)) = (trusted, hdr.raw("X-Forwarded-For")) {
+            let prior = prior.join(", ");
+            if !prior.is_empty() {
+                xff = format!("{prior}, {xff}");
+            }
         }
-        hdr.set("X-Forwarded-For", &xff);
-        let last = |hdr: &HeaderMap, k: &str| {
+        // Header.Set of canonical names: the values are moved in rather than copied.
+        hdr.set_raw("X-Forwarded-For".to_owned(), vec![xff]);
+        let prior = |hdr: &HeaderMap, k: &str| {
             hdr.raw(k)
                 .and_then(|v| v.last())
+                .filter(|v| trusted && !v.is_empty())
                 .cloned()
-                .unwrap_or_default()
         };
-        let prior = last(hdr, "X-Forwarded-Proto");
-        let proto = if trusted && !prior.is_empty() {
-            prior
-        } else {
-            "http".to_owned()
-        };
-        hdr.set("X-Forwarded-Proto", &proto);
-        let prior = last(hdr, "X-Forwarded-Host");
-        let fwd_host = if trusted && !prior.is_empty() {
-            prior
-        } else {
-            host.to_owned()
-        };
-        hdr.set("X-Forwarded-Host", &fwd_host);
+        let proto = prior(hdr, "X-Forwarded-Proto").unwrap_or_else(|| "http".to_owned());
+        hdr.set_raw("X-Forwarded-Proto".to_owned(), vec![proto]);
+        let fwd_host = prior(hdr, "X-Forwarded-Host").unwrap_or_else(|| host.to_owned());
+        hdr.set_raw("X-Forwarded-Host".to_owned(), vec![fwd_host]);
     }
 
     /// Continues after the round trip answered: `handle_response`, or the response copied.
@@ -974,12 +967,12 @@ impl ReverseProxy {
         // The proxy names itself in Via instead of Server (outside header_down's reach).
         ctx.resp.headers.del("Server");
         // Go's response from the FastCGI client carries no protocol version: 0.0.
-        let version = match (&self.fastcgi, answer.http11) {
-            (Some(_), _) => "0.0",
-            (None, true) => "1.1",
-            (None, false) => "1.0",
+        let via = match (&self.fastcgi, answer.http11) {
+            (Some(_), _) => "0.0 Caddy",
+            (None, true) => "1.1 Caddy",
+            (None, false) => "1.0 Caddy",
         };
-        ctx.resp.headers.add("Via", &format!("{version} Caddy"));
+        ctx.resp.headers.add("Via", via);
         match &edited {
             Some(hdr) => {
                 for (k, vs) in hdr.iter() {
