@@ -9,15 +9,19 @@ parameters Caddy sends as much as the response it copies back."""
 from __future__ import annotations
 
 import gzip
+import json
+import socket
 import subprocess
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import php_fpm
-from tests.engine.wire import exchange
+from tests.engine.wire import DATE, exchange
 from tests.support import free_port
 from zeroserve.adapt import adapt_caddyfile
 
@@ -47,6 +51,21 @@ SCRIPTS = {
     "big.php": '<?php echo str_repeat("0123456789", 1000);',
     "index.php": '<?php echo "index {$_SERVER["REQUEST_URI"]} {$_SERVER["SCRIPT_NAME"]}\\n";',
     "dir/index.php": '<?php echo "dir index ", $_SERVER["PATH_INFO"] ?? "", "\\n";',
+    # php-fpm sends what error_log() says as FCGI_STDERR (its default fastcgi.logging)
+    "stderr.php": """<?php
+        error_log("first");
+        http_response_code((int)($_GET['code'] ?? 200));
+        error_log("second \\"q\\" \\x01 \\xff\\xfe \\u{e9}");
+        echo "logged\\n";
+        """,
+    # the body in three writes that reach the proxy 0.8 s apart
+    "drip.php": """<?php
+        while (ob_get_level()) { ob_end_flush(); }
+        header('Content-Type: text/plain');
+        echo "a"; flush(); usleep(800000);
+        echo "b"; flush(); usleep(800000);
+        echo "c";
+        """,
 }
 
 
@@ -327,3 +346,161 @@ def test_handle_response_sees_caddys_status_text(servers, site) -> None:
     ports = servers.ports(cfg)
     compare(ports, [request("/status.php"), request("/"), request("/redir.php")])
     assert exchange(ports[1], request("/status.php")).data.endswith(b"404 [Not Found] yes")
+
+
+LOGFILE = "/LOGFILE/fastcgi.log"
+
+
+def stderr_entries(path: Path, count: int) -> list[bytes]:
+    """The log's lines once `count` are written (the engine's logger thread writes in
+    batches), and any more that follow within a short while."""
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_bytes().splitlines()) >= count:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return path.read_bytes().splitlines() if path.exists() else []
+
+
+def comparable(line: bytes) -> tuple:
+    """An entry without what varies by run (`ts`, the client's port): its keys in order, the
+    request's keys in order, the whole entry (env and headers are Go maps, in random order,
+    so they compare as dicts) and the `body` field as written, escapes and all."""
+    entry = json.loads(line)
+    del entry["ts"]
+    del entry["request"]["remote_port"]
+    del entry["env"]["REMOTE_PORT"]
+    return list(entry), list(entry["request"]), entry, line.partition(b',"body":')[2]
+
+
+def test_capture_stderr_is_logged_like_caddy(servers, site, tmp_path: Path) -> None:
+    root, port = site
+    cfg = config(
+        f"""\
+        {{
+            log fcgi {{
+                output file {LOGFILE}
+                include http.reverse_proxy.transport.fastcgi
+            }}
+        }}
+        http:// {{
+            root * {root}
+            handle_path /uncaptured/* {{
+                php_fastcgi 127.0.0.1:{port}
+            }}
+            php_fastcgi 127.0.0.1:{port} {{
+                capture_stderr
+            }}
+        }}
+        """
+    )
+    requests = [
+        # below 400 at warn, with credentials blanked in the request and the environment
+        request("/stderr.php?a=1", extra="Cookie: c=1\r\nAuthorization: Basic eDp5\r\n"),
+        request("/stderr.php", "POST", b"k=v"),
+        # from 400 at error (the status the script set; HEAD still reads the output)
+        request("/stderr.php?code=404"),
+        request("/stderr.php?code=503", "HEAD"),
+        # nothing on STDERR, or not captured: no entry
+        request("/env.php"),
+        request("/uncaptured/stderr.php"),
+    ]
+    caddy_log, engine_log = tmp_path / "caddy.log", tmp_path / "engine.log"
+    caddy_port = servers.caddy(json.loads(json.dumps(cfg).replace(LOGFILE, str(caddy_log))))
+    _, engine_port = servers.engine(json.loads(json.dumps(cfg).replace(LOGFILE, str(engine_log))))
+    for listening in (caddy_port, engine_port):
+        for raw in requests:
+            assert exchange(listening, raw).data.startswith(b"HTTP/1.1 ")
+    want, got = stderr_entries(caddy_log, 4), stderr_entries(engine_log, 4)
+    assert len(want) == 4, want
+    assert [json.loads(e)["level"] for e in want] == ["warn", "warn", "error", "error"]
+    assert b"REDACTED" in want[0] and b"PHP message: first; PHP message: second" in want[0]
+    assert [comparable(e) for e in got] == [comparable(e) for e in want]
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A FastCGI server that never reads: the kernel completes its connections and queues
+    them, and the small receive buffer fills with the first bytes of a request."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        port = free_port()
+        s.bind(("127.0.0.1", port))
+        s.listen(16)
+        yield port
+
+
+def upload(port: int, size: int) -> tuple[float, bytes]:
+    """POST `size` bytes to /env.php from another thread while reading the answer: how long
+    the answer took, and what came."""
+    head = (
+        "POST /env.php HTTP/1.1\r\nHost: php.test\r\nConnection: close\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port)) as s:
+
+        def send() -> None:
+            try:
+                s.sendall(head + bytes(size))
+            except OSError:
+                pass  # the server gave up on the body
+
+        started = time.monotonic()
+        threading.Thread(target=send, daemon=True).start()
+        s.settimeout(5.0)
+        data = bytearray()
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+        except OSError:
+            pass
+        return time.monotonic() - started, bytes(data)
+
+
+def test_write_timeout_is_504_like_caddy(servers, silent_port: int) -> None:
+    """Caddy's write deadline, set once it has dialed, fails a request body the FastCGI
+    server does not take in time."""
+    cfg = config(
+        f"""\
+        http:// {{
+            php_fastcgi 127.0.0.1:{silent_port} {{
+                write_timeout 500ms
+            }}
+        }}
+        """
+    )
+    answers = [upload(port, 8 << 20) for port in servers.ports(cfg)]
+    (want_time, want), (got_time, got) = answers
+    assert want.startswith(b"HTTP/1.1 504 "), want
+    assert split(got) == split(want)
+    # the engine's upstream deadlines run on its 250 ms clock
+    assert 0.45 < want_time < 0.9 and 0.45 < got_time < 1.0, answers
+
+
+def test_read_timeout_covers_the_whole_response_like_caddy(servers, site) -> None:
+    """Caddy's read deadline is set once, at the dial: a script that starts answering in
+    time but is still writing at the deadline is cut there, what was read goes out (the
+    head, and the body so far as one chunk) and the connection closes."""
+    root, port = site
+    cfg = config(
+        f"""\
+        http:// {{
+            root * {root}
+            php_fastcgi 127.0.0.1:{port} {{
+                read_timeout 1s
+            }}
+        }}
+        """
+    )
+    answers = []
+    for listening in servers.ports(cfg):
+        started = time.monotonic()
+        answer = exchange(listening, request("/drip.php"), quiet=2.5)
+        answers.append((time.monotonic() - started, answer))
+    (want_time, want), (got_time, got) = answers
+    assert want.end == "closed" and want.data.endswith(b"\r\n\r\n2\r\nab\r\n"), want
+    assert got.end == want.end
+    assert DATE.sub(b"", got.data) == DATE.sub(b"", want.data)
+    # cut at the deadline, not after the script's last write at 1.6 s
+    assert 0.95 < want_time < 1.4 and 0.95 < got_time < 1.4, answers

@@ -428,14 +428,15 @@ fn message(e: &Entry<'_>) -> &'static str {
     }
 }
 
-/// The entry's fields after the message, in Caddy's order.
-fn fields<'a>(e: &'a Entry<'a>, credentials: bool) -> Fields<'a> {
+/// Caddy's `LoggableHTTPRequest` of the entry's request (the `request` field, which modules
+/// also log of the requests they make).
+pub fn request_object<'a>(e: &'a Entry<'a>, credentials: bool) -> Val<'a> {
     let s = |v: &'a str| Val::Str(Cow::Borrowed(v));
     let (ip, port) = match e.remote {
         Some(a) => (Val::Ip(a.ip()), Val::Digits(u64::from(a.port()))),
         None => (s(""), s("")),
     };
-    let request = vec![
+    Val::Obj(vec![
         ("remote_ip".into(), ip),
         ("remote_port".into(), port),
         ("client_ip".into(), s(e.client_ip)),
@@ -444,9 +445,14 @@ fn fields<'a>(e: &'a Entry<'a>, credentials: bool) -> Fields<'a> {
         ("host".into(), s(e.host)),
         ("uri".into(), s(e.uri)),
         ("headers".into(), headers(e.headers, credentials)),
-    ];
+    ])
+}
+
+/// The entry's fields after the message, in Caddy's order.
+fn fields<'a>(e: &'a Entry<'a>, credentials: bool) -> Fields<'a> {
+    let s = |v: &'a str| Val::Str(Cow::Borrowed(v));
     let mut out: Fields<'a> = vec![
-        ("request".into(), Val::Obj(request)),
+        ("request".into(), request_object(e, credentials)),
         ("bytes_read".into(), Val::Int(e.bytes_read)),
         ("user_id".into(), s(e.user_id)),
         ("duration".into(), Val::Dur(e.duration)),
@@ -502,6 +508,18 @@ impl Logs {
         self.emit_as(q, names, "http.log.error", level, message, &|| {
             error_fields(e, credentials)
         });
+    }
+
+    /// Queues an entry of a module's own logger (`logger`, no access log name appended).
+    pub fn emit_module<'a>(
+        &self,
+        q: &Queue,
+        logger: &str,
+        level: Level,
+        msg: &str,
+        fields: &dyn Fn() -> Fields<'a>,
+    ) {
+        self.emit_as(q, &[String::new()], logger, level, msg, fields);
     }
 
     fn emit_as<'a>(

@@ -26,6 +26,8 @@ pub enum Val<'a> {
     List(Vec<Cow<'a, str>>),
     /// A list borrowed as it is (header values).
     Strs(&'a [String]),
+    /// Raw bytes (zap's `ByteString`): UTF-8 as it is, each stray byte as `\ufffd`.
+    Bytes(&'a [u8]),
     Obj(Fields<'a>),
 }
 
@@ -368,23 +370,38 @@ impl Encoder {
 /// control bytes; everything else as UTF-8.
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '"' => out.extend_from_slice(b"\\\""),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let mut b = [0; 4];
-                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
-            }
+    s.chars().for_each(|c| json_char(out, c));
+    out.push(b'"');
+}
+
+/// zap's `AppendByteString`: as [`json_str`], with every byte that starts no valid UTF-8
+/// sequence written as the escape `\ufffd` (one per byte, as Go's `DecodeRune` steps).
+fn json_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.push(b'"');
+    for chunk in b.utf8_chunks() {
+        chunk.valid().chars().for_each(|c| json_char(out, c));
+        for _ in chunk.invalid() {
+            out.extend_from_slice(b"\\ufffd");
         }
     }
     out.push(b'"');
+}
+
+fn json_char(out: &mut Vec<u8>, c: char) {
+    match c {
+        '\\' => out.extend_from_slice(b"\\\\"),
+        '"' => out.extend_from_slice(b"\\\""),
+        '\n' => out.extend_from_slice(b"\\n"),
+        '\r' => out.extend_from_slice(b"\\r"),
+        '\t' => out.extend_from_slice(b"\\t"),
+        c if (c as u32) < 0x20 => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+        c => {
+            let mut b = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+        }
+    }
 }
 
 /// A key and its colon (zap's spaced form adds a space after the colon).
@@ -442,6 +459,7 @@ fn value(out: &mut Vec<u8>, v: &Val<'_>, d: DurationFormat, spaced: bool) {
         }
         Val::List(l) => list(out, l.iter().map(|s| &**s), spaced),
         Val::Strs(l) => list(out, l.iter().map(String::as_str), spaced),
+        Val::Bytes(b) => json_bytes(out, b),
         Val::Obj(f) => object(out, f, d, spaced),
     }
 }
@@ -529,5 +547,20 @@ mod tests {
         ] {
             assert!(Encoder::compile(Some(&cfg)).is_err(), "{cfg}");
         }
+    }
+
+    #[test]
+    fn bytes_escape_stray_bytes_one_by_one_like_zap() {
+        let mut out = Vec::new();
+        value(
+            &mut out,
+            &Val::Bytes(b"a\"\x01 \xff\xfe \xc3\xa9 \xe2\x82x \xef\xbf\xbd\n"),
+            DurationFormat::Seconds,
+            false,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"\\u0001 \\ufffd\\ufffd \u{e9} \\ufffd\\ufffdx \u{fffd}\\n\""
+        );
     }
 }

@@ -414,7 +414,7 @@ impl Worker {
         }
         let body_data = p.body_data.clone();
         // A FastCGI request never shares a connection (Caddy dials one per request).
-        let pooled = if target.fastcgi {
+        let pooled = if target.fastcgi.is_some() {
             None
         } else {
             self.up_take(&peer, i)
@@ -452,10 +452,10 @@ impl Worker {
             fastcgi,
             ..
         } = target;
-        let framing = BodyFraming::of(body, fastcgi);
+        let framing = BodyFraming::of(body, fastcgi.is_some());
         let u = self.ups[up].as_mut().expect("just taken");
-        if fastcgi {
-            u.fcgi = Some(Decoder::new(head_request));
+        if let Some(x) = fastcgi {
+            u.fcgi = Some(Decoder::new(*x));
         }
         u.output.extend_from_slice(&head);
         let mut request_done = matches!(body, RequestBody::None | RequestBody::Empty);
@@ -619,6 +619,12 @@ impl Worker {
             unreachable!()
         };
         let u = self.ups[up].as_mut().expect("trip upstream");
+        if let Some(d) = &mut u.fcgi {
+            // A FastCGI exchange has a write deadline, then a read deadline, for all of it.
+            let written = trip.request_done && !u.sending && u.output.is_empty();
+            let wait = if written { Wait::Read } else { Wait::Write };
+            u.deadline = d.deadline(Instant::now(), written).map(|at| (at, wait));
+        }
         if trip.relay.is_some() {
             return self.relay(i);
         }
@@ -648,10 +654,12 @@ impl Worker {
                         encode_interim(head.status, &hdr, p.exchange.http11, &mut conn.output);
                         continue;
                     }
-                    u.deadline = trip
-                        .transport
-                        .read_timeout
-                        .map(|t| (Instant::now() + t, Wait::Read));
+                    if u.fcgi.is_none() {
+                        u.deadline = trip
+                            .transport
+                            .read_timeout
+                            .map(|t| (Instant::now() + t, Wait::Read));
+                    }
                     let gunzip = trip.gzip
                         && head
                             .headers
@@ -1096,9 +1104,25 @@ impl Worker {
             let up = trip.up;
             trip.host.end();
             let held = relay.go.take();
+            let unsent = relay.pending.take().zip(relay.held.take());
             conn.phase = Phase::Done;
             conn.close_after = true;
             conn.read_closed = true;
+            if let Some(((resp, x), body)) = unsent {
+                // The head still waited with the body so far (see `unflushed`): Go's writer
+                // holds both and sends them before the close.
+                let f = encode_streamed(&resp, x, self.date.now(), None, &mut conn.output);
+                if f.chunked && !f.bodiless && !body.is_empty() {
+                    conn.output
+                        .extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+                    conn.output.extend_from_slice(&body);
+                    conn.output.extend_from_slice(b"\r\n");
+                } else if !f.bodiless {
+                    conn.output.extend_from_slice(&body);
+                }
+                self.up_close(up)?;
+                return self.flush(i).map(|()| false);
+            }
             if let Some(mut go) = held {
                 // What Go's writer held goes out before the close, as from Caddy.
                 go.flush(&mut conn.output);
@@ -1550,7 +1574,7 @@ impl Worker {
                     self.trip_failed(i, f)?;
                     self.drive(i)?;
                 }
-                (Wait::Header | Wait::Read, Some(i)) => {
+                (Wait::Header | Wait::Read | Wait::Write, Some(i)) => {
                     c.error = Some(libc::ETIME);
                     self.drive(i)?;
                 }

@@ -18,8 +18,10 @@ pub enum Wait {
     Dial,
     /// Waiting for the response head after the request went out.
     Header,
-    /// Between reads of the response (`read_timeout`).
+    /// Between reads of the response (`read_timeout`; a FastCGI exchange's whole response).
     Read,
+    /// A FastCGI request not all written yet (`write_timeout`).
+    Write,
     /// Idle in the pool.
     Idle,
 }

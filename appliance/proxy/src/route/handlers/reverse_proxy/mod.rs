@@ -191,11 +191,7 @@ impl Transport {
             if let Some(d) = opt_duration(m, "dial_timeout")? {
                 t.dial_timeout = d;
             }
-            // Caddy sets one read deadline when it dials: a script that is silent that long
-            // fails with 504, so the wait for the response head is bounded as well.
-            t.read_timeout = opt_duration(m, "read_timeout")?;
-            t.response_header_timeout = t.read_timeout;
-            t.write_timeout = opt_duration(m, "write_timeout")?;
+            // Its read and write deadlines are the exchange's (`fastcgi::Exchange`).
             return Ok(t);
         }
         if protocol != "http" {
@@ -350,8 +346,8 @@ pub struct Target {
     /// `response_buffers` (0: none, -1: the whole body).
     pub response_buffers: i64,
     /// The upstream speaks FastCGI: `head` holds its records, the body goes in STDIN
-    /// records and the response comes back as records.
-    pub fastcgi: bool,
+    /// records and the response comes back as records, through a decoder of this exchange.
+    pub fastcgi: Option<Box<fastcgi::Exchange>>,
 }
 
 /// Why an attempt failed.
@@ -735,7 +731,7 @@ impl ReverseProxy {
             transport: self.transport,
             interim_fields: ctx.resp.headers.clone(),
             response_buffers: self.response_buffers,
-            fastcgi: false,
+            fastcgi: None,
         }
     }
 
@@ -799,12 +795,13 @@ impl ReverseProxy {
             // Caddy's client sends these without their body.
             body = None;
         }
-        let (head, peer) = match f.env(ctx, method, uri, &hdr, host, length) {
-            Ok(env) => (
+        let (head, peer, exchange) = match f.params(ctx, method, uri, &hdr, host, length) {
+            Ok((env, exchange)) => (
                 fastcgi::FastCgi::request_head(&env, body.is_some()),
                 Peer::of(&sel.host),
+                exchange,
             ),
-            Err(e) => (Vec::new(), Err(e.message)),
+            Err(e) => (Vec::new(), Err(e.message), fastcgi::Exchange::default()),
         };
         Target {
             peer,
@@ -817,7 +814,7 @@ impl ReverseProxy {
             transport: self.transport,
             interim_fields: ctx.resp.headers.clone(),
             response_buffers: self.response_buffers,
-            fastcgi: true,
+            fastcgi: Some(Box::new(exchange)),
         }
     }
 
@@ -1458,7 +1455,7 @@ mod tests {
         );
         assert_eq!(out, Outcome::Proxy);
         let target = call.unwrap().target.unwrap();
-        assert!(target.fastcgi && !target.gzip);
+        assert!(target.fastcgi.is_some() && !target.gzip);
         assert_eq!(target.body, RequestBody::None);
         let (kinds, env) = fcgi_records(&target.head);
         // BEGIN_REQUEST, the PARAMS stream and its end, then the empty STDIN: no body follows

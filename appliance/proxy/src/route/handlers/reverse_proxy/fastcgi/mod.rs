@@ -6,31 +6,43 @@
 //! records as the request "head", wraps the client's body into STDIN records
 //! ([`BodyFraming::Stdin`]) and reads the responder's records through a [`record::Decoder`]
 //! that hands its own HTTP/1.1 parser the response Caddy would copy to the client. As in
-//! Caddy, each request gets its own connection, closed after END_REQUEST.
+//! Caddy, each request gets its own connection, closed after END_REQUEST, with the deadlines
+//! Caddy sets once it has dialed (`read_timeout`, `write_timeout`) and, with
+//! `capture_stderr`, the STDERR stream logged when the connection goes.
 
 pub mod record;
 
 use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::super::super::ctx::{Ctx, HandlerError, Uri};
+use super::super::super::ctx::{value_string, Ctx, HandlerError, Uri};
 use super::super::super::matchers::path::clean;
 use super::super::super::placeholder::{replace_all, replace_all_or, Lookup};
-use super::super::super::{err, root_field, str_list, Result};
+use super::super::super::{duration, err, root_field, str_list, Result};
 use super::super::file_server::sanitized_join;
 use crate::http1::HeaderMap;
+use crate::observe::access_log::{request_object, Entry, Level};
+use crate::observe::encode::Val;
+use crate::observe::ModuleLog;
 
 /// What Caddy's `caddy.Version()` names itself in `SERVER_SOFTWARE`.
 const SERVER_SOFTWARE: &str = "Caddy/v2.11.7";
+/// The transport's logger (Caddy's module logger is named after the module's ID).
+const LOGGER: &str = "http.reverse_proxy.transport.fastcgi";
 
-/// The transport's settings that shape the request (timeouts live in `Transport`).
+/// The transport's settings (the dial timeout lives in `Transport`, with the HTTP one's).
 #[derive(Debug)]
 pub struct FastCgi {
     root: String,
     split_path: Vec<String>,
     resolve_root_symlink: bool,
     env: Vec<(String, String)>,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    capture_stderr: bool,
 }
 
 impl FastCgi {
@@ -51,7 +63,17 @@ impl FastCgi {
                 env.push((k.clone(), v.to_owned()));
             }
         }
+        let timeout = |k: &str| match m.get(k) {
+            Some(v) => Ok(Some(duration(v, k)?).filter(|d| !d.is_zero())),
+            None => Ok(None),
+        };
         Ok(FastCgi {
+            read_timeout: timeout("read_timeout")?,
+            write_timeout: timeout("write_timeout")?,
+            capture_stderr: m
+                .get("capture_stderr")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             root: root_field(m.get("root")),
             split_path,
             resolve_root_symlink: m
@@ -87,9 +109,10 @@ impl FastCgi {
         None
     }
 
-    /// Caddy's `buildEnv` plus what its client's `Get`/`Head`/`Options`/`Post` set.
-    /// `hdr` holds the prepared request fields; `length` is Go's `Request.ContentLength`.
-    pub fn env(
+    /// The PARAMS: Caddy's `buildEnv` plus what its client's `Get`/`Head`/`Options`/`Post`
+    /// set; and the exchange that goes with them. `hdr` holds the prepared request fields;
+    /// `length` is Go's `Request.ContentLength`.
+    pub fn params(
         &self,
         ctx: &Ctx<'_, '_>,
         method: &str,
@@ -97,7 +120,7 @@ impl FastCgi {
         hdr: &HeaderMap,
         host: &str,
         length: i64,
-    ) -> std::result::Result<Vec<(String, String)>, HandlerError> {
+    ) -> std::result::Result<(Vec<(String, String)>, Exchange), HandlerError> {
         let mut env = Env::default();
         let (ip, port) = match ctx.remote {
             Some(a) => (a.ip().to_string(), a.port().to_string()),
@@ -179,6 +202,9 @@ impl FastCgi {
             let name = format!("HTTP_{}", field.to_ascii_uppercase().replace('-', "_"));
             env.set(&name, values.join(", "));
         }
+        // zap encodes a logger's fields when the logger is made: the STDERR log's `env` is
+        // `buildEnv`'s, before the client's own settings below.
+        let exchange = self.exchange(ctx, method, uri, hdr, host, &env.0);
         let length = if length == 0 {
             header("Content-Length")
                 .and_then(|v| v.parse().ok())
@@ -197,7 +223,46 @@ impl FastCgi {
                 env.set("CONTENT_TYPE", ct);
             }
         }
-        Ok(env.0)
+        Ok((env.0, exchange))
+    }
+
+    /// What the worker's exchange needs beside the records, for the request `env` was built
+    /// for: the deadlines, and with `capture_stderr` what the STDERR log says of the request
+    /// (`hdr`, `uri` and `host` as prepared for the upstream).
+    fn exchange(
+        &self,
+        ctx: &Ctx<'_, '_>,
+        method: &str,
+        uri: &Uri,
+        hdr: &HeaderMap,
+        host: &str,
+        env: &[(String, String)],
+    ) -> Exchange {
+        let stderr = self
+            .capture_stderr
+            .then(|| ModuleLog::of(ctx))
+            .flatten()
+            .map(|to| StderrLog {
+                to,
+                remote: ctx.remote,
+                client_ip: ctx
+                    .var("client_ip")
+                    .map(value_string)
+                    .unwrap_or_default()
+                    .into_owned(),
+                proto: ctx.proto,
+                method: method.to_owned(),
+                host: host.to_owned(),
+                uri: uri.request_uri(),
+                headers: hdr.clone(),
+                env: env.to_vec(),
+            });
+        Exchange {
+            head_request: method == "HEAD",
+            read_timeout: self.read_timeout,
+            write_timeout: self.write_timeout,
+            stderr,
+        }
     }
 
     /// The request as the worker sends it before any body: BEGIN_REQUEST, the PARAMS stream
@@ -210,6 +275,91 @@ impl FastCgi {
             record::end_stream(&mut out, record::STDIN);
         }
         out
+    }
+}
+
+/// What the worker's exchange with the responder needs beside its records (the records'
+/// [`record::Decoder`] keeps it for the connection's life).
+#[derive(Debug, Default)]
+pub struct Exchange {
+    /// The response to a HEAD request has no body whatever it says.
+    pub head_request: bool,
+    /// Caddy sets one read deadline and one write deadline once it has dialed: the whole
+    /// request must be written by the one and the whole response read by the other.
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    /// `capture_stderr`: where the STDERR stream is logged.
+    stderr: Option<StderrLog>,
+}
+
+/// Caddy's `capture_stderr` log entry: the transport's logger carries the request it made
+/// and the CGI environment it sent; the entry adds the STDERR bytes.
+#[derive(Debug)]
+struct StderrLog {
+    to: ModuleLog,
+    remote: Option<SocketAddr>,
+    client_ip: String,
+    proto: &'static str,
+    method: String,
+    host: String,
+    uri: String,
+    headers: HeaderMap,
+    env: Vec<(String, String)>,
+}
+
+impl StderrLog {
+    /// Logs `body` for a response of `status`: at error level from 400, else at warn.
+    fn emit(&self, status: u16, body: &[u8]) {
+        let level = if status >= 400 {
+            Level::Error
+        } else {
+            Level::Warn
+        };
+        let none = HeaderMap::default();
+        let request = Entry {
+            remote: self.remote,
+            client_ip: &self.client_ip,
+            proto: self.proto,
+            method: &self.method,
+            host: &self.host,
+            uri: &self.uri,
+            headers: &self.headers,
+            bytes_read: 0,
+            user_id: "",
+            duration: Duration::ZERO,
+            size: 0,
+            status,
+            resp_headers: &none,
+            extra: &[],
+        };
+        let credentials = self.to.credentials;
+        let env = || {
+            let secret = |k: &str| {
+                !credentials
+                    && [
+                        "http_cookie",
+                        "http_set_cookie",
+                        "http_authorization",
+                        "http_proxy_authorization",
+                    ]
+                    .iter()
+                    .any(|s| k.eq_ignore_ascii_case(s))
+            };
+            self.env
+                .iter()
+                .map(|(k, v)| {
+                    let v = if secret(k) { "" } else { v.as_str() };
+                    (Cow::Borrowed(k.as_str()), Val::Str(Cow::Borrowed(v)))
+                })
+                .collect()
+        };
+        self.to.emit(LOGGER, level, "stderr", &|| {
+            vec![
+                ("request".into(), request_object(&request, credentials)),
+                ("env".into(), Val::Obj(env())),
+                ("body".into(), Val::Bytes(body)),
+            ]
+        });
     }
 }
 
@@ -319,7 +469,9 @@ mod tests {
         let mut ctx = Ctx::new(&head, peer, local);
         ctx.set_var("root".into(), Value::String("/srv/www/".into()));
         let (hdr, host, method) = (ctx.headers.clone(), ctx.host.clone(), ctx.method.clone());
-        f.env(&ctx, &method, &ctx.uri, &hdr, &host, length).unwrap()
+        f.params(&ctx, &method, &ctx.uri, &hdr, &host, length)
+            .unwrap()
+            .0
     }
 
     fn get<'e>(env: &'e [(String, String)], k: &str) -> Option<&'e str> {

@@ -2,8 +2,12 @@
 //! id 1, no keep-conn flag, streams cut at 65,500 bytes and padded to 8) and a decoder that
 //! turns the responder's STDOUT stream into the HTTP/1.1 response the proxy's parser reads:
 //! the CGI header block as the head (`Status` gives the status line), the rest as the body,
-//! in chunks ended by END_REQUEST unless the script declared a length.
+//! in chunks ended by END_REQUEST unless the script declared a length. The decoder also keeps
+//! the exchange's deadlines and, with `capture_stderr`, the STDERR stream and its log.
 
+use std::time::Instant;
+
+use super::Exchange;
 use crate::http1::header::canonical_key;
 
 const VERSION: u8 = 1;
@@ -110,19 +114,47 @@ pub struct Decoder {
     /// STDOUT bytes of the CGI header block.
     stdout: Vec<u8>,
     body: Body,
-    head_request: bool,
     /// END_REQUEST was read (or the connection ended): nothing more is translated.
     done: bool,
+    x: Exchange,
+    /// The response's status, once its header block is read.
+    status: Option<u16>,
+    /// STDERR bytes so far (kept only to be logged).
+    stderr: Vec<u8>,
+    /// The write and read deadlines, from the first time the connected exchange is driven.
+    deadlines: Option<(Option<Instant>, Option<Instant>)>,
 }
 
 impl Decoder {
-    pub fn new(head_request: bool) -> Decoder {
+    pub fn new(x: Exchange) -> Decoder {
         Decoder {
             pending: Vec::new(),
             stdout: Vec::new(),
             body: Body::Head,
-            head_request,
             done: false,
+            x,
+            status: None,
+            stderr: Vec::new(),
+            deadlines: None,
+        }
+    }
+
+    /// The deadline in force at `now`: the write deadline while the request is not all
+    /// written, then the read deadline (Go fails the first read after it, however late the
+    /// writing ended). The worker asks each time it drives the connected exchange, first
+    /// when the connect completes: Caddy's deadlines date from the dial.
+    pub fn deadline(&mut self, now: Instant, written: bool) -> Option<Instant> {
+        let x = &self.x;
+        let (write, read) = *self.deadlines.get_or_insert_with(|| {
+            (
+                x.write_timeout.map(|t| now + t),
+                x.read_timeout.map(|t| now + t),
+            )
+        });
+        if written {
+            read
+        } else {
+            write
         }
     }
 
@@ -152,9 +184,11 @@ impl Decoder {
             let content = self.pending[at + 8..at + 8 + len].to_vec();
             at += total;
             // Caddy's reader takes any record other than STDERR as response output; STDERR
-            // only goes to its log (`capture_stderr`), which the engine does not keep.
+            // only goes to its log (`capture_stderr`).
             if kind != STDERR {
                 self.stdout_data(&content, out)?;
+            } else if self.x.stderr.is_some() {
+                self.stderr.extend_from_slice(&content);
             }
         }
         self.pending.drain(..at);
@@ -242,7 +276,8 @@ impl Decoder {
             head.push_str(v);
             head.push_str("\r\n");
         }
-        self.body = if self.head_request || !body_allowed(status) {
+        self.status = Some(status);
+        self.body = if self.x.head_request || !body_allowed(status) {
             Body::Nothing
         } else if let Some(n) = declared {
             Body::Declared(n)
@@ -253,6 +288,19 @@ impl Decoder {
         head.push_str("\r\n");
         out.extend_from_slice(head.as_bytes());
         Ok(())
+    }
+}
+
+impl Drop for Decoder {
+    /// Caddy logs the captured STDERR when it closes the response body, which closes the
+    /// connection; the decoder goes with the connection. Without a response (the header
+    /// block never came, or was malformed) Caddy has no body to close and logs nothing.
+    fn drop(&mut self) {
+        if let (Some(log), Some(status)) = (&self.x.stderr, self.status) {
+            if !self.stderr.is_empty() {
+                log.emit(status, &self.stderr);
+            }
+        }
     }
 }
 
@@ -333,7 +381,10 @@ mod tests {
     }
 
     fn decode(input: &[u8], head_request: bool) -> String {
-        let mut d = Decoder::new(head_request);
+        let mut d = Decoder::new(Exchange {
+            head_request,
+            ..Exchange::default()
+        });
         let mut out = Vec::new();
         // byte by byte: any cut of the records gives the same translation
         for b in input {
@@ -414,7 +465,7 @@ mod tests {
         input.extend(end());
         assert_eq!(decode(&input, false), "HTTP/1.1 304\r\nStatus: 304\r\n\r\n");
         // no blank line before the end: the fields so far, an empty body
-        let mut d = Decoder::new(false);
+        let mut d = Decoder::new(Exchange::default());
         let mut out = Vec::new();
         d.feed(&stdout(b"X-A: 1\r\nX-B:  2 \r\n  more"), &mut out)
             .unwrap();
@@ -427,15 +478,47 @@ mod tests {
 
     #[test]
     fn bad_output_is_an_error() {
-        let mut d = Decoder::new(false);
+        let mut d = Decoder::new(Exchange::default());
         let mut out = Vec::new();
         assert!(d.feed(&stdout(b"no colon here\r\n\r\n"), &mut out).is_err());
-        let mut d = Decoder::new(false);
+        let mut d = Decoder::new(Exchange::default());
         assert!(d.feed(&stdout(b"Status: abc\r\n\r\n"), &mut out).is_err());
-        let mut d = Decoder::new(false);
+        let mut d = Decoder::new(Exchange::default());
         assert!(d.feed(&[2, 6, 0, 1, 0, 0, 0, 0], &mut out).is_err());
-        let mut d = Decoder::new(false);
+        let mut d = Decoder::new(Exchange::default());
         let endless = vec![b'x'; MAX_HEAD + 1];
         assert!(d.feed(&stdout(&endless), &mut out).is_err());
+    }
+
+    #[test]
+    fn deadlines_date_from_the_first_drive() {
+        use std::time::Duration;
+        let second = Duration::from_secs(1);
+        let mut d = Decoder::new(Exchange {
+            read_timeout: Some(2 * second),
+            write_timeout: Some(second),
+            ..Exchange::default()
+        });
+        let t0 = Instant::now();
+        assert_eq!(d.deadline(t0, false), Some(t0 + second));
+        // later drives keep the deadlines; the read one holds once all is written
+        let later = t0 + 5 * second;
+        assert_eq!(d.deadline(later, false), Some(t0 + second));
+        assert_eq!(d.deadline(later, true), Some(t0 + 2 * second));
+        let mut d = Decoder::new(Exchange::default());
+        assert_eq!(d.deadline(t0, false), None);
+        assert_eq!(d.deadline(t0, true), None);
+    }
+
+    #[test]
+    fn status_is_kept_and_stderr_only_when_captured() {
+        let mut input = Vec::new();
+        record(&mut input, STDERR, b"PHP message: x");
+        input.extend(stdout(b"Status: 503\r\n\r\n"));
+        input.extend(end());
+        let mut d = Decoder::new(Exchange::default());
+        d.feed(&input, &mut Vec::new()).unwrap();
+        assert_eq!(d.status, Some(503));
+        assert!(d.stderr.is_empty());
     }
 }
