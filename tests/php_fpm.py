@@ -21,8 +21,9 @@ def binary() -> str | None:
 
 
 def start(workdir: Path, listen: int | Path) -> subprocess.Popen:
-    """A master with two workers on 127.0.0.1:listen (a port) or on the unix socket `listen`,
-    returned once it accepts."""
+    """A master with four workers on 127.0.0.1:listen (a port) or on the unix socket `listen`,
+    returned once it accepts. Four, so that a test's slow scripts, which go on running after
+    both proxies gave up on them, leave workers for the next test's requests."""
     path = binary()
     if path is None:
         raise FileNotFoundError("php-fpm is not installed: run `make setup` (Debian's php-fpm)")
@@ -38,7 +39,7 @@ def start(workdir: Path, listen: int | Path) -> subprocess.Popen:
             [pool]
             listen = {listen if isinstance(listen, Path) else f"127.0.0.1:{listen}"}
             pm = static
-            pm.max_children = 2
+            pm.max_children = 4
             clear_env = yes
             """
         )

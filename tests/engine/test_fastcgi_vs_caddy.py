@@ -474,8 +474,9 @@ def test_write_timeout_is_504_like_caddy(servers, silent_port: int) -> None:
     (want_time, want), (got_time, got) = answers
     assert want.startswith(b"HTTP/1.1 504 "), want
     assert split(got) == split(want)
-    # the engine's upstream deadlines run on its 250 ms clock
-    assert 0.45 < want_time < 0.9 and 0.45 < got_time < 1.0, answers
+    # not before the deadline; the engine's upstream deadlines run on its 250 ms clock (and
+    # without one the answer would wait for the client's 5 s)
+    assert 0.45 < want_time < 2.0 and 0.45 < got_time < 2.0, answers
 
 
 def test_read_timeout_covers_the_whole_response_like_caddy(servers, site) -> None:
@@ -502,5 +503,5 @@ def test_read_timeout_covers_the_whole_response_like_caddy(servers, site) -> Non
     assert want.end == "closed" and want.data.endswith(b"\r\n\r\n2\r\nab\r\n"), want
     assert got.end == want.end
     assert DATE.sub(b"", got.data) == DATE.sub(b"", want.data)
-    # cut at the deadline, not after the script's last write at 1.6 s
-    assert 0.95 < want_time < 1.4 and 0.95 < got_time < 1.4, answers
+    # cut at the deadline (the data says it was not after the script's last write at 1.6 s)
+    assert 0.95 < want_time and 0.95 < got_time, answers
