@@ -216,17 +216,23 @@ fn write_fields(headers: &HeaderMap, exclude: &[&str], out: &mut Vec<u8>) {
         &mut many
     };
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let blank = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     for (k, vs) in sorted.iter() {
         for v in vs {
             out.extend_from_slice(k.as_bytes());
             out.extend_from_slice(b": ");
             // CR and LF turn into blanks before the trim, so they are trimmed like blanks.
-            let start = out.len();
-            out.extend_from_slice(v.trim_matches([' ', '\t', '\r', '\n']).as_bytes());
-            for b in &mut out[start..] {
-                if *b == b'\r' || *b == b'\n' {
-                    *b = b' ';
-                }
+            let v = v.as_bytes();
+            let start = v.iter().position(|b| !blank(b)).unwrap_or(v.len());
+            let end = v.iter().rposition(|b| !blank(b)).map_or(start, |i| i + 1);
+            let v = &v[start..end];
+            if v.iter().any(|b| *b == b'\r' || *b == b'\n') {
+                out.extend(v.iter().map(|b| match b {
+                    b'\r' | b'\n' => b' ',
+                    other => *other,
+                }));
+            } else {
+                out.extend_from_slice(v);
             }
             out.extend_from_slice(b"\r\n");
         }

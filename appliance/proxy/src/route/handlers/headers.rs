@@ -52,6 +52,8 @@ struct Name {
     text: Text,
     canonical: String,
     lower: String,
+    /// What `Header.Del` of the lower-case form looks for.
+    del_key: String,
 }
 
 impl Name {
@@ -65,6 +67,7 @@ impl Name {
         Name {
             text,
             canonical,
+            del_key: canonical_key(&lower),
             lower,
         }
     }
@@ -250,6 +253,8 @@ impl HeaderOps {
                 hdr.clear();
             }
         }
+        // One growth for the fields the ops may add.
+        hdr.0.reserve(self.add.len() + self.set.len());
         for (name, vals) in &self.add {
             let key = name.canonical(l);
             for v in vals {
@@ -263,8 +268,8 @@ impl HeaderOps {
             };
             set_field(hdr, &name.canonical(l), value);
         }
-        for name in &self.delete {
-            let name = name.lower(l);
+        for n in &self.delete {
+            let name = n.lower(l);
             if name == "*" {
                 continue;
             }
@@ -279,8 +284,11 @@ impl HeaderOps {
                         _ => k.starts_with(core),
                     }
                 });
-            } else {
+            } else if n.text.template {
                 hdr.del(&name);
+            } else {
+                // `Header.Del`'s canonical form of a literal name, made at compile time.
+                hdr.retain(|k| k != n.del_key);
             }
         }
         for (field, reps) in &self.replace {
@@ -335,7 +343,8 @@ impl ResponseMatcher {
                     Value::Null => None,
                     other => Some(str_list(Some(other), "require headers")?),
                 };
-                headers.push((k.clone(), vals));
+                // Go's `Header.Values` canonicalises the name on each call; once is enough.
+                headers.push((canonical_key(k), vals));
             }
         }
         Ok(ResponseMatcher { status, headers })
@@ -349,7 +358,7 @@ impl ResponseMatcher {
             }
         }
         self.headers.iter().all(|(field, allowed)| {
-            let actual = hdr.values(field);
+            let actual = hdr.raw(field);
             match (allowed, actual) {
                 (Some(a), Some(_)) if a.is_empty() => true,
                 (None, None) => true,
