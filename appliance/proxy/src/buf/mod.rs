@@ -5,6 +5,9 @@
 //! store) until a completion names its id; then it is ours until [`BufRing::recycle`]
 //! publishes it again. Data is only exposed through [`BufRing::filled`] for an id a
 //! completion just returned, which is the window in which the kernel cannot write it.
+//!
+//! A buffer may also be lent to a send ([`BufRing::lend`]): it then stays out of the kernel's
+//! reach until the ring hands it back ([`BufRing::give_back`]) once the send completes.
 
 use std::alloc::{self, Layout};
 use std::io;
@@ -26,6 +29,16 @@ pub struct BufRing {
     size: usize,
     group: u16,
     tail: u16,
+    /// Buffers lent to sends (or kept for one) and not given back yet.
+    lent: u16,
+}
+
+/// Bytes of a provided buffer that a send reads in place.
+#[derive(Debug, Clone, Copy)]
+pub struct Lent {
+    pub bid: u16,
+    pub start: usize,
+    pub len: usize,
 }
 
 impl BufRing {
@@ -64,6 +77,7 @@ impl BufRing {
             size,
             group,
             tail: 0,
+            lent: 0,
         };
         for bid in 0..count {
             this.stage(bid);
@@ -98,6 +112,30 @@ impl BufRing {
         assert!(bid < self.count);
         self.stage(bid);
         self.publish();
+    }
+
+    /// Counts a buffer just returned by a completion as lent: instead of recycling it, the
+    /// caller keeps it for a send that reads it in place, and [`BufRing::give_back`] ends
+    /// the loan.
+    pub fn lend(&mut self) {
+        self.lent += 1;
+    }
+
+    /// Ends the loan of buffer `bid`: the kernel may fill it again.
+    pub fn give_back(&mut self, bid: u16) {
+        self.lent -= 1;
+        self.recycle(bid);
+    }
+
+    /// Whether lending one more buffer leaves the kernel at least half of the group, so
+    /// loans held while clients read cannot starve the receives.
+    pub fn can_lend(&self) -> bool {
+        self.lent < self.count / 2
+    }
+
+    /// The bytes of a loan, as [`BufRing::filled`] gave them.
+    pub fn lent(&self, l: Lent) -> &[u8] {
+        &self.filled(l.bid, l.start + l.len)[l.start..]
     }
 
     fn stage(&mut self, bid: u16) {

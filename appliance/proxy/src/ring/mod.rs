@@ -31,6 +31,9 @@ pub enum Owned {
     Nothing,
     /// A send buffer and the offset the send started at.
     Buf(Vec<u8>, usize),
+    /// A send of a buffer and lent provided buffers; the final completion turns it into
+    /// `Buf` (see [`ops::send::LentSend::settle`]).
+    Lent(Box<ops::send::LentSend>),
     /// The 8-byte counter an eventfd read fills.
     Counter(Box<[u8; 8]>),
     /// The timespec a timeout points at.
@@ -179,17 +182,25 @@ impl Ring {
                 continue;
             };
             let tag = *tag;
+            let mut result = cqe.result();
             let owned = if more {
                 Owned::Nothing
             } else {
                 let (_, owned) = slot.live.take().expect("checked above");
                 self.free.push(index as u32);
-                owned
+                match owned {
+                    Owned::Lent(send) => {
+                        let (owned, settled) = send.settle(&mut self.bufs, result);
+                        result = settled;
+                        owned
+                    }
+                    owned => owned,
+                }
             };
             out.push(Completion {
                 tag,
                 op: OpId(ud),
-                result: cqe.result(),
+                result,
                 more,
                 buffer_id: cqueue::buffer_select(cqe.flags()),
                 owned,

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Discard, Phase};
 use super::upstream::{errno_text, idle_deadline, UpConn, Wait};
-use super::{tag, Worker, OUTPUT_HIGH_WATER, UP_CONNECT, UP_RECV, UP_SEND, UP_TIMER};
+use super::{tag, Worker, OUTPUT_HIGH_WATER, SEND, UP_CONNECT, UP_RECV, UP_SEND, UP_TIMER};
+use crate::buf::Lent;
 use crate::http1::client::{parse_response, RequestBody, ResponseBody};
 use crate::http1::response::{
     encode, encode_interim, encode_streamed, Exchange, BUFFER_BEFORE_CHUNKING,
@@ -54,6 +55,8 @@ pub(super) const UP_BUFFERS: u16 = 64;
 pub(super) const UP_BUFFER_SIZE: usize = 64 << 10;
 /// How far into a read the end of a response head is looked for (see `up_read`).
 const HEAD_SCAN: usize = 8 << 10;
+/// Reads of one upstream waiting, lent, for the client's send (see `pass_through`).
+const MAX_LENT: usize = 8;
 
 /// A request being proxied, kept on its client connection.
 #[derive(Debug)]
@@ -293,6 +296,7 @@ impl Worker {
     /// is queued for the client.
     pub(super) fn drive(&mut self, i: usize) -> io::Result<()> {
         self.advance(i)?;
+        self.send_lent(i, false)?;
         self.flush(i)?;
         self.maybe_free(i);
         Ok(())
@@ -311,6 +315,7 @@ impl Worker {
     /// Sends what the completion group queued (see `flush_later`).
     pub(super) fn flush_deferred(&mut self) -> io::Result<()> {
         while let Some(i) = self.flush_later.pop() {
+            self.send_lent(i, false)?;
             self.flush(i)?;
             self.maybe_free(i);
         }
@@ -906,8 +911,63 @@ impl Worker {
         }
     }
 
+    /// Sends the body bytes the upstream of client `i`'s relay lent (see `pass_through`),
+    /// after the client's output, unless a send is in flight: they then wait for it, or,
+    /// with `now` (the relay is about to add to the output), are copied into the output.
+    fn send_lent(&mut self, i: usize, now: bool) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        let Phase::Proxy(p) = &conn.phase else {
+            return Ok(());
+        };
+        let Stage::Trip(trip) = &p.stage else {
+            return Ok(());
+        };
+        let Some(up) = self.ups.get_mut(trip.up).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if up.lent.is_empty() {
+            return Ok(());
+        }
+        // Past Go's write deadline the worker's flush fails the response instead.
+        let late = conn.write_deadline.is_some_and(|d| Instant::now() >= d);
+        if !conn.sending && !conn.closing && !late {
+            let lent = std::mem::take(&mut up.lent);
+            let spare = std::mem::take(&mut conn.spare);
+            let buf = std::mem::replace(&mut conn.output, spare);
+            conn.sending = true;
+            self.ring
+                .send_lent(&conn.fd, buf, self.up_group, lent, tag(SEND, i))?;
+        } else if now || conn.closing || late {
+            let bufs = self.ring.buffers_of(self.up_group);
+            for l in up.lent.drain(..) {
+                conn.output.extend_from_slice(bufs.lent(l));
+                bufs.give_back(l.bid);
+            }
+        }
+        Ok(())
+    }
+
     /// Relays response body bytes to the client; true when the request finished.
     fn relay(&mut self, i: usize) -> io::Result<bool> {
+        let conn = self.conns[i].as_mut().expect("driven conns exist");
+        let Phase::Proxy(p) = &conn.phase else {
+            unreachable!()
+        };
+        let Stage::Trip(trip) = &p.stage else {
+            unreachable!()
+        };
+        let u = self.ups[trip.up].as_ref().expect("trip upstream");
+        let relay = trip.relay.as_ref().expect("relaying");
+        // Lent bytes stay last in line: whatever the relay adds now goes after them.
+        let more = u.input.is_empty()
+            && !u.eof
+            && u.error.is_none()
+            && matches!(relay.from, From::Length(n) if n > 0);
+        if !more {
+            self.send_lent(i, true)?;
+        }
         let conn = self.conns[i].as_mut().expect("driven conns exist");
         let Phase::Proxy(p) = &mut conn.phase else {
             unreachable!()
@@ -1232,6 +1292,8 @@ impl Worker {
         };
         c.owner = None;
         c.deadline = Some(idle_deadline(Instant::now(), t.idle_timeout));
+        // A read paused for a slow client resumes: the pool keeps a recv armed.
+        c.read_paused = false;
         let addr = c.addr.clone();
         if t.keep_alive
             && self.stop_deadline.is_none()
@@ -1253,6 +1315,10 @@ impl Worker {
         }
         let c = self.ups[u].as_mut().expect("checked");
         c.owner = None;
+        let bufs = self.ring.buffers_of(self.up_group);
+        for l in c.lent.drain(..) {
+            bufs.give_back(l.bid);
+        }
         if !c.closing {
             c.closing = true;
             for op in [c.recv, c.connect].into_iter().flatten() {
@@ -1409,17 +1475,32 @@ impl Worker {
         }
         let up = self.ups[u].as_mut().expect("a live recv keeps its slot");
         up.unread = 0;
-        let data = &self.ring.buffers_of(group).filled(bid, n)[from..];
+        let bufs = self.ring.buffers_of(group);
+        let lend = bufs.can_lend();
+        let data = &bufs.filled(bid, n)[from..];
         let client = up
             .owner
             .and_then(|i| self.conns.get_mut(i))
             .and_then(Option::as_mut);
         let stray = up.owner.is_none() && !data.is_empty();
-        let passed = client.is_some_and(|conn| pass_through(conn, up, u, data));
-        if !passed && !up.closing {
-            up.take_input(data, false);
+        let passed = client.map_or(Pass::No, |conn| pass_through(conn, up, u, data, lend));
+        match passed {
+            Pass::Lent => {
+                up.lent.push(Lent {
+                    bid,
+                    start: from,
+                    len: n - from,
+                });
+                self.ring.buffers_of(group).lend();
+            }
+            Pass::Copied => self.ring.buffers_of(group).recycle(bid),
+            Pass::No => {
+                if !up.closing {
+                    up.take_input(data, false);
+                }
+                self.ring.buffers_of(group).recycle(bid);
+            }
         }
-        self.ring.buffers_of(group).recycle(bid);
         Ok(stray)
     }
 
@@ -1604,28 +1685,48 @@ impl Worker {
     }
 }
 
-/// Moves `data`, just read from upstream `u`, straight into the client's output when the body
-/// passes through unchanged (one copy, and one send for all the reads of a completion group,
-/// through Go's writer model when the response has one), counted off the body's length.
-/// False when the relay must see the bytes: no response head yet, bytes already waiting in
-/// the upstream's input, a framing, decoder, encoder, sniff, buffer, cache capture or
-/// periodic flush in the way, more than the body's rest, or a client output past its
-/// high-water mark (the upstream's input then holds the backlog).
-fn pass_through(conn: &mut super::conn::Conn, up: &mut UpConn, u: usize, data: &[u8]) -> bool {
-    if conn.closing || conn.output.len() >= OUTPUT_HIGH_WATER || !up.input.is_empty() {
-        return false;
+/// What `pass_through` did with a read.
+enum Pass {
+    /// The relay must see the bytes.
+    No,
+    /// Copied into the client's output.
+    Copied,
+    /// To be sent from the provided buffer itself, after the client's output: the caller
+    /// lends the buffer (see `send_lent`).
+    Lent,
+}
+
+/// Passes `data`, just read from upstream `u`, on to the client when the body passes through
+/// unchanged, counted off the body's length, through Go's writer model when the response has
+/// one: all of it is sent from the provided buffer in place when Go's buffers would let all
+/// of it go (and `lend` allows a loan), else it is copied into the client's output; either
+/// way the reads of a completion group leave in one send. No when the relay must see the
+/// bytes: no response head yet, bytes already waiting in the upstream's input, a framing,
+/// decoder, encoder, sniff, buffer, cache capture or periodic flush in the way, more than the
+/// body's rest, a client output past its high-water mark (the upstream's input then holds the
+/// backlog), or bytes to copy behind lent ones.
+fn pass_through(
+    conn: &mut super::conn::Conn,
+    up: &mut UpConn,
+    u: usize,
+    data: &[u8],
+    lend: bool,
+) -> Pass {
+    let queued = conn.output.len() + up.lent_bytes();
+    if conn.closing || queued >= OUTPUT_HIGH_WATER || !up.input.is_empty() {
+        return Pass::No;
     }
     if up.closing || up.fcgi.is_some() {
-        return false;
+        return Pass::No;
     }
     let Phase::Proxy(p) = &mut conn.phase else {
-        return false;
+        return Pass::No;
     };
     let Stage::Trip(trip) = &mut p.stage else {
-        return false;
+        return Pass::No;
     };
     let Some(relay) = trip.relay.as_mut().filter(|_| trip.up == u) else {
-        return false;
+        return Pass::No;
     };
     let periodic = matches!(
         trip.transport.stream.flush_interval,
@@ -1641,20 +1742,33 @@ fn pass_through(conn: &mut super::conn::Conn, up: &mut UpConn, u: usize, data: &
         && relay.buffer.is_none()
         && (relay.go.is_none() || !periodic);
     let From::Length(left) = &mut relay.from else {
-        return false;
+        return Pass::No;
     };
     if !plain || *left < data.len() as u64 {
-        return false;
+        return Pass::No;
+    }
+    // Bytes Go's writer releases join the output, which must not grow behind lent bytes.
+    let lent = lend
+        && !data.is_empty()
+        && up.lent.len() < MAX_LENT
+        && relay.go.as_mut().is_none_or(|go| {
+            (up.lent.is_empty() || go.empty()) && go.write_through(data.len(), &mut conn.output)
+        });
+    if !lent && !up.lent.is_empty() {
+        return Pass::No;
     }
     *left -= data.len() as u64;
     if let Some(t) = trip.transport.read_timeout {
         up.deadline = Some((Instant::now() + t, Wait::Read));
     }
+    if lent {
+        return Pass::Lent;
+    }
     match &mut relay.go {
         Some(go) => go.write(data, &mut conn.output),
         None => conn.output.extend_from_slice(data),
     }
-    true
+    Pass::Copied
 }
 
 /// Go's writer model for a response whose head was just encoded at `mark` of `output`:

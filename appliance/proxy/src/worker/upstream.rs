@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+use crate::buf::Lent;
 use crate::ring::OpId;
 use crate::route::handlers::reverse_proxy::fastcgi::record::Decoder;
 use crate::route::handlers::reverse_proxy::Peer;
@@ -57,6 +58,9 @@ pub struct UpConn {
     pub unread: usize,
     /// A FastCGI responder: its records are translated into `input` as they arrive.
     pub fcgi: Option<Decoder>,
+    /// Body bytes read into provided buffers that go to the client as they are, in place,
+    /// after all of its output (nothing is added to that output while they wait).
+    pub lent: Vec<Lent>,
 }
 
 impl UpConn {
@@ -80,6 +84,7 @@ impl UpConn {
             deadline: None,
             unread: 0,
             fcgi: None,
+            lent: Vec::new(),
         }
     }
 
@@ -99,6 +104,11 @@ impl UpConn {
         if fed.is_err() {
             self.error = Some(libc::EPROTO);
         }
+    }
+
+    /// Bytes waiting in `lent`.
+    pub fn lent_bytes(&self) -> usize {
+        self.lent.iter().map(|l| l.len).sum()
     }
 
     /// Connected, and neither failed nor closed.

@@ -58,6 +58,27 @@ impl GoWriter {
         self.release(data, out);
     }
 
+    /// One body write of `n` bytes that stay where they are, for a caller that sends them
+    /// itself right after `out`: true when Go's buffers would pass all of them on now, after
+    /// moving to `out` what they held; false, with nothing changed, when some would stay.
+    pub fn write_through(&mut self, n: usize, out: &mut Vec<u8>) -> bool {
+        let before = (self.head, self.response, self.conn);
+        self.sent = 0;
+        self.response_write(n);
+        if self.sent == self.hold.len() + n {
+            out.append(&mut self.hold);
+            self.head = None;
+            return true;
+        }
+        (self.head, self.response, self.conn) = before;
+        false
+    }
+
+    /// Nothing waits in Go's buffers.
+    pub fn empty(&self) -> bool {
+        self.hold.is_empty()
+    }
+
     /// A flush (Caddy's delayed flush, or the end of the response): everything goes out.
     pub fn flush(&mut self, out: &mut Vec<u8>) {
         out.append(&mut self.hold);
@@ -202,6 +223,35 @@ mod tests {
         // the rest waits; 1500 more stay in the response buffer.
         assert_eq!(wire(140, &[3000, 5000, 1500]), [0, 4096, 4096]);
         assert_eq!(wire(100, &[10000]), [10100]);
+    }
+
+    #[test]
+    fn writes_through_only_what_goes_out_whole() {
+        let mut w = GoWriter::new(b"HEAD", false);
+        let mut out = Vec::new();
+        assert!(
+            !w.write_through(3000, &mut out),
+            "3000 bytes wait in the buffers"
+        );
+        assert!(out.is_empty() && !w.empty());
+        assert!(
+            w.write_through(10000, &mut out),
+            "the head and 10000 bytes go out"
+        );
+        assert_eq!(out, b"HEAD");
+        assert!(w.empty());
+        w.write(&[b'x'; 100], &mut out);
+        assert_eq!(out.len(), 4, "a short write stays in the response buffer");
+        assert!(
+            !w.write_through(3000, &mut out),
+            "part of 3000 more would stay"
+        );
+        assert!(
+            w.write_through(10000, &mut out),
+            "held bytes go out before it"
+        );
+        assert_eq!(out.len(), 4 + 100);
+        assert!(w.empty());
     }
 
     #[test]
