@@ -470,14 +470,21 @@ impl Worker {
         Ok(())
     }
 
-    /// When the clock must next run: a tick from `now`, or sooner for a client deadline due
-    /// before then, so a timeout ends the connection when Caddy's would (Go's deadlines are
-    /// timers of their own) rather than up to a tick late.
+    /// When the clock must next run: a tick from `now`, or sooner for a client or upstream
+    /// deadline due before then, so a timeout ends the connection when Caddy's would (Go's
+    /// deadlines are timers of their own) rather than up to a tick late.
     fn next_deadline(&self, now: Instant) -> Instant {
+        let upstream = self
+            .ups
+            .iter()
+            .flatten()
+            .filter(|c| !c.closing)
+            .map(|c| c.deadline.map(|(at, _)| at));
         self.conns
             .iter()
             .flatten()
             .flat_map(|c| [c.deadline, c.write_deadline.filter(|_| c.writing())])
+            .chain(upstream)
             .chain([self.stop_deadline])
             .flatten()
             .filter(|d| *d > now)
