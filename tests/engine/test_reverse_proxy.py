@@ -279,6 +279,29 @@ def test_large_bodies_stream_both_ways(servers, upstream) -> None:
     assert body == big
 
 
+def test_pooled_connection_reads_again_after_a_slow_client(servers, upstream) -> None:
+    """A body that outran its client pauses the upstream's reads; the connection goes back
+    to the pool and carries the next request (it used to wait forever for an answer)."""
+    big = bytes(range(256)) * 20480  # 5 MiB
+
+    def answer(seen: Seen, sock: socket.socket) -> None:
+        body = big if seen.head.startswith(b"GET /big ") else b"ok"
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    up = upstream(answer)
+    _, port = servers.engine(proxy_to(up.dial), workers=1)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        buf = bytearray()
+        c.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.5)  # the client lags: the engine holds the body back
+        assert read_body(c, buf, read_head(c, buf) or b"") == big
+        c.sendall(b"GET /small HTTP/1.1\r\nHost: t\r\n\r\n")
+        head = read_head(c, buf) or b""
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert read_body(c, buf, head) == b"ok"
+    assert up.connections == 1
+
+
 def test_response_streams_before_upstream_finishes(servers, upstream) -> None:
     release = threading.Event()
 
