@@ -1794,3 +1794,30 @@ fn go_writer(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::{parse_request, ParserConfig};
+
+    #[test]
+    fn kept_head_is_the_parsed_head() {
+        let heads = [
+            "GET /a%20b?q=1 HTTP/1.1\r\nHost: ex.com\r\nX-A: 1\r\nX-A:  2 \r\n\r\n",
+            // No Host (HTTP/1.0), and a host from an absolute-form target.
+            "POST / HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+            "GET http://u@h:8/p HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n",
+            "CONNECT h:443 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ];
+        for raw in heads {
+            let Ok(Status::Complete(head, used)) =
+                parse_request(raw.as_bytes(), &ParserConfig::default())
+            else {
+                panic!("{raw:?} parses")
+            };
+            let kept = KeptHead::new(&head, &raw.as_bytes()[..used]);
+            assert_eq!(format!("{:?}", kept.head()), format!("{head:?}"));
+            assert_eq!(kept.expects_continue(), head.expect.is_some());
+        }
+    }
+}

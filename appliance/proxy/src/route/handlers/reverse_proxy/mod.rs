@@ -970,6 +970,8 @@ impl ReverseProxy {
             (None, false) => "1.0 Caddy",
         };
         ctx.resp.headers.add("Via", via);
+        // Room for the answer's fields at once, rather than growing the list field by field.
+        ctx.resp.headers.0.reserve(answer.headers.0.len());
         match &edited {
             Some(hdr) => {
                 for (k, vs) in hdr.iter() {
