@@ -946,8 +946,13 @@ impl ReverseProxy {
         if status == 101 {
             return upgrade(index, answer, ctx);
         }
-        // The answer's fields minus the hop-by-hop ones; copied only when header_down edits them.
-        let named = connection_named(&answer.headers);
+        // The answer's fields minus the hop-by-hop ones and those its `Connection` names;
+        // copied only when header_down edits them. The hop-by-hop names it lists go anyway, so
+        // they are left out of that list: most responses (`keep-alive`) then list none.
+        let named: Vec<String> = connection_tokens(&answer.headers)
+            .filter(|f| !HOP_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(f)))
+            .map(canonical_key)
+            .collect();
         let kept = |k: &str| !HOP_HEADERS.contains(&k) && !named.iter().any(|n| n == k);
         let edited = self
             .headers
@@ -1055,14 +1060,17 @@ fn remove_connection_headers(hdr: &mut HeaderMap) {
 
 /// The canonical keys of the fields the `Connection` header names.
 fn connection_named(hdr: &HeaderMap) -> Vec<String> {
+    connection_tokens(hdr).map(canonical_key).collect()
+}
+
+/// The field names listed in the `Connection` header, as sent.
+fn connection_tokens(hdr: &HeaderMap) -> impl Iterator<Item = &str> {
     hdr.raw("Connection")
         .unwrap_or(&[])
         .iter()
         .flat_map(|v| v.split(','))
         .map(|f| f.trim_matches([' ', '\t']))
         .filter(|f| !f.is_empty())
-        .map(canonical_key)
-        .collect()
 }
 
 fn outside_handle_response(name: &str) -> Flow {
@@ -1310,6 +1318,18 @@ mod tests {
         assert_eq!(h.raw("Server").unwrap(), ["up"]);
         assert_eq!((h.get("Via"), h.get("X-Up")), ("1.1 Caddy", "127.0.0.1:9"));
         assert!(!h.has("X-Gone") && !h.has("X-Secret") && !h.has("Connection"));
+        // Without header_down: the fields `Connection` names go too, hop-by-hop ones or not.
+        let fields = [
+            ("Connection", "keep-alive, x-gone"),
+            ("Keep-Alive", "timeout=5"),
+            ("X-Gone", "1"),
+            ("X-Kept", "1"),
+        ];
+        let done = [answered(200, &fields)];
+        let (_, _, resp, _) =
+            run_with(&program(RP, ""), "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &done);
+        let names: Vec<&str> = resp.headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["Via", "X-Kept"]);
     }
 
     #[test]
