@@ -960,12 +960,17 @@ impl Worker {
         };
         let u = self.ups[trip.up].as_ref().expect("trip upstream");
         let relay = trip.relay.as_ref().expect("relaying");
-        // Lent bytes stay last in line: whatever the relay adds now goes after them.
+        // Lent bytes stay last in line: whatever the relay adds now goes after them, so they
+        // leave first, after the send in flight if there is one (as Go's write of them would
+        // return only once the socket took the bytes before).
         let more = u.input.is_empty()
             && !u.eof
             && u.error.is_none()
             && matches!(relay.from, From::Length(n) if n > 0);
         if !more {
+            if conn.sending && !conn.closing && !u.lent.is_empty() {
+                return Ok(false);
+            }
             self.send_lent(i, true)?;
         }
         let conn = self.conns[i].as_mut().expect("driven conns exist");
