@@ -56,8 +56,25 @@ pub fn unescape(s: &str, plus: bool) -> Option<String> {
     )
 }
 
+/// Bytes Go's path escaping leaves as they are (`shouldEscape(c, encodePath)` is false).
+static KEEP_IN_PATH: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'~' | b'$' | b'&' | b'+' | b',' | b'/'
+            )
+            || matches!(b, b':' | b';' | b'=' | b'@');
+        c += 1;
+    }
+    t
+};
+
 fn keep_in_path(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.~$&+,/:;=@".contains(&c)
+    KEEP_IN_PATH[usize::from(c)]
 }
 
 /// Go's `url.PathEscape`-like escaping of a decoded path (`escape(s, encodePath)`).
@@ -147,8 +164,11 @@ impl Uri {
         } else {
             escaped.to_owned()
         };
+        // Like Go's `URL.RawPath`, the escaped form is kept only when escaping the path would
+        // not give it back (a path of plain bytes is its own escaped form).
+        let plain = escaped.bytes().all(keep_in_path);
         Uri {
-            raw_path: Some(escaped.to_owned()),
+            raw_path: (!plain).then(|| escaped.to_owned()),
             path,
             query: query.to_owned(),
         }
@@ -167,8 +187,8 @@ impl Uri {
                 return Cow::Borrowed(raw);
             }
         }
-        if self.path == "*" {
-            return Cow::Borrowed("*");
+        if self.path == "*" || self.path.bytes().all(keep_in_path) {
+            return Cow::Borrowed(&self.path);
         }
         Cow::Owned(escape_path(&self.path))
     }
