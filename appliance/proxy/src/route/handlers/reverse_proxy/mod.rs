@@ -673,17 +673,14 @@ impl ReverseProxy {
         }
         let upgrade = upgrade_type(&hdr);
         remove_connection_headers(&mut hdr);
-        for h in HOP_HEADERS {
-            if h == "Te"
-                && has_token(
-                    hdr.values("Te").unwrap_or(&[]).iter().map(String::as_str),
-                    "trailers",
-                )
-            {
-                hdr.set("Te", "trailers");
-                continue;
-            }
-            hdr.del(h);
+        // The hop-by-hop fields go in one pass; a `Te` asking for trailers stays, as `trailers`.
+        let trailers = has_token(
+            hdr.values("Te").unwrap_or(&[]).iter().map(String::as_str),
+            "trailers",
+        );
+        hdr.retain(|k| (trailers && k == "Te") || !HOP_HEADERS.contains(&k));
+        if trailers {
+            hdr.set("Te", "trailers");
         }
         if let Some(u) = &upgrade {
             hdr.set("Connection", "Upgrade");
@@ -1291,11 +1288,15 @@ mod tests {
     fn upgrade_headers_survive_hop_removal() {
         let head = upstream_head(
             &program(RP, ""),
-            "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\
+             Te: deflate\r\nKeep-Alive: 5\r\nTrailer: X\r\nX-A: 1\r\n\r\n",
         );
         assert!(
             head.contains("Connection: Upgrade\r\n") && head.contains("Upgrade: websocket\r\n")
         );
+        // A `Te` without `trailers` goes with the other hop-by-hop fields.
+        assert!(!head.contains("Te:") && !head.contains("Keep-Alive") && !head.contains("Trailer"));
+        assert!(head.contains("X-A: 1\r\n"));
     }
 
     #[test]
