@@ -598,6 +598,27 @@ mod tests {
     }
 
     #[test]
+    fn numbers_like_fmt() {
+        let text = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut out = Vec::new();
+            f(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(&|o| push_decimal(o, 7, 3)), "007");
+        assert_eq!(text(&|o| push_decimal(o, 0, 0)), "0");
+        assert_eq!(
+            text(&|o| push_decimal(o, u64::MAX, 3)),
+            u64::MAX.to_string()
+        );
+        assert_eq!(text(&|o| push_hex(o, 0)), "0");
+        assert_eq!(text(&|o| push_hex(o, 3000)), "bb8");
+        assert_eq!(
+            text(&|o| status_line(42, false, o)),
+            "HTTP/1.0 042 status code 42\r\n"
+        );
+    }
+
+    #[test]
     fn unknown_status() {
         let (w, _) = wire(&Response::new(599), http11());
         assert!(w.starts_with("HTTP/1.1 599 status code 599\r\n"));
