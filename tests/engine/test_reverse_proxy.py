@@ -105,6 +105,9 @@ class Upstream:
     answer: Answer
     seen: list[Seen] = field(default_factory=list)
     connections: int = 0
+    # Connections the proxy holds open right now.
+    open: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -123,6 +126,8 @@ class Upstream:
 
     def _serve(self, c: socket.socket, n: int) -> None:
         buf = bytearray()
+        with self.lock:
+            self.open += 1
         with c:
             try:
                 while (head := read_head(c, buf)) is not None:
@@ -130,7 +135,9 @@ class Upstream:
                     self.seen.append(seen)
                     self.answer(seen, c)
             except OSError:
-                return
+                pass
+        with self.lock:
+            self.open -= 1
 
     def close(self) -> None:
         self.sock.close()
@@ -231,6 +238,33 @@ def test_keep_alive_reuses_one_upstream_connection(servers, upstream) -> None:
         assert get(port, f"/{i}").endswith(b"\r\n\r\nok")
     assert [s.conn for s in up.seen] == [1] * 6
     assert up.connections == 1
+
+
+def test_idle_connections_beyond_the_limit_are_closed(servers, upstream) -> None:
+    """Five requests at once need five connections; once they are answered, only
+    `max_idle_conns_per_host` stay open for reuse (the surplus within moments), as in Go."""
+
+    def slow(seen: Seen, sock: socket.socket) -> None:
+        time.sleep(0.2)
+        plain()(seen, sock)
+
+    up = upstream(slow)
+    transport = {"protocol": "http", "keep_alive": {"max_idle_conns_per_host": 2}}
+    _, port = servers.engine(proxy_to(up.dial, transport=transport), workers=1)
+    answers: list[bytes] = []
+    clients = [threading.Thread(target=lambda: answers.append(get(port))) for _ in range(5)]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join()
+    assert len(answers) == 5 and all(a.endswith(b"\r\n\r\nok") for a in answers)
+    assert up.connections == 5
+    deadline = time.monotonic() + 2
+    while up.open > 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert up.open == 2
+    assert get(port).endswith(b"\r\n\r\nok")
+    assert up.connections == 5
 
 
 def test_upstream_close_is_noticed_and_next_request_redials(servers, upstream) -> None:

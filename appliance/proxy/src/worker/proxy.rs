@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::conn::{Discard, Phase};
-use super::upstream::{errno_text, idle_deadline, UpConn, Wait};
+use super::upstream::{errno_text, idle_deadline, UpConn, Wait, SURPLUS_IDLE};
 use super::{tag, Worker, OUTPUT_HIGH_WATER, SEND, UP_CONNECT, UP_RECV, UP_SEND, UP_TIMER};
 use crate::buf::Lent;
 use crate::http1::client::{parse_response, RequestBody, ResponseBody};
@@ -1298,17 +1298,20 @@ impl Worker {
             return Ok(());
         };
         c.owner = None;
-        c.deadline = Some(idle_deadline(Instant::now(), t.idle_timeout));
         // A read paused for a slow client resumes: the pool keeps a recv armed.
         c.read_paused = false;
-        let addr = c.addr.clone();
-        if t.keep_alive
-            && self.stop_deadline.is_none()
-            && self.idle_ups.put(addr, u, t.max_idle_per_host)
-        {
-            return self.up_rearm(u);
+        if !t.keep_alive || self.stop_deadline.is_some() {
+            return self.up_close(u);
         }
-        self.up_close(u)
+        let now = Instant::now();
+        c.deadline = Some(
+            if self.idle_ups.put(c.addr.clone(), u, t.max_idle_per_host) {
+                idle_deadline(now, t.idle_timeout)
+            } else {
+                idle_deadline(now, SURPLUS_IDLE)
+            },
+        );
+        self.up_rearm(u)
     }
 
     /// Starts dropping an upstream connection; the slot frees when no op is in flight.
