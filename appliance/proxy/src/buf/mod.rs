@@ -127,10 +127,12 @@ impl BufRing {
         self.recycle(bid);
     }
 
-    /// Whether lending one more buffer leaves the kernel at least half of the group, so
-    /// loans held while clients read cannot starve the receives.
+    /// Whether lending one more buffer leaves the kernel three quarters of the group, so
+    /// loans held while clients read do not starve the receives (with half, a 64-buffer group
+    /// under 64 busy connections ran out about every other response, each time costing a
+    /// completion and a new recv: 42.6 against 37.7 µs per proxied 100 KB response).
     pub fn can_lend(&self) -> bool {
-        self.lent < self.count / 2
+        self.lent < self.count / 4
     }
 
     /// The bytes of a loan, as [`BufRing::filled`] gave them.

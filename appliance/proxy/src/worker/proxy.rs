@@ -51,8 +51,9 @@ const UP_INPUT_HIGH_WATER: usize = 1 << 20;
 /// body comes in a few reads (loopback delivers up to 64 KiB at a time) rather than one per
 /// 16 KiB, each read costing a recv, a completion and often an ACK. Buffers are held only
 /// from a completion to its copy, or to the end of the client send that reads them in place
-/// (at most half of them at a time, see `pass_through`), so a few dozen serve any number of
-/// connections. (128 KiB buffers measured slower: 47 against 41 µs per 100 KB response.)
+/// (at most a quarter of them at a time, see `BufRing::can_lend`), so a few dozen serve any
+/// number of connections. (128 KiB buffers measured slower: 47 against 41 µs per 100 KB
+/// response.)
 pub(super) const UP_BUFFERS: u16 = 64;
 pub(super) const UP_BUFFER_SIZE: usize = 64 << 10;
 /// How far into a read the end of a response head is looked for (see `up_read`).

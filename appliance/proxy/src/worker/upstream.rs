@@ -197,8 +197,12 @@ mod tests {
         let mut p = IdlePool::default();
         assert!(p.put(a.clone(), 1, 2) && p.put(a.clone(), 2, 2) && !p.put(a.clone(), 3, 2));
         assert!(p.put(b.clone(), 4, 2));
-        assert_eq!(p.take(&a), Some(2));
+        // A surplus connection is parked too, most recently used last, until it is closed.
+        assert_eq!(p.take(&a), Some(3));
         p.remove(&a, 1);
-        assert_eq!((p.take(&a), p.take(&b)), (None, Some(4)));
+        assert_eq!(
+            (p.take(&a), p.take(&a), p.take(&b)),
+            (Some(2), None, Some(4))
+        );
     }
 }
