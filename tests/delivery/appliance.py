@@ -167,6 +167,10 @@ class Guest:
         return time.monotonic()
 
     def launch(self) -> None:
+        # A test that failed mid-boot leaves its qemu running: never two on one disk.
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
         self.launched_at = len(self.console())
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
