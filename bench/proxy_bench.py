@@ -13,7 +13,8 @@ P). For each body and front server, with the same tools and rules as `http_bench
 - CPU per request: the front's utime+stime (/proc/PID/stat) over the free run / requests;
 - latency at a fixed offered rate: `h2load --h1 --rps`, the same rate for both (half of
   Caddy's median free requests/s, capped), p50/p95/p99 from h2load's per-request log, front
-  and h2load under SCHED_RR unless --no-realtime.
+  and h2load under SCHED_RR unless --no-realtime; and, for reference, the same with no front
+  (h2load straight to nginx, which share CPU 0 in every run).
 
 Before measuring, each front's answer is checked: status 200 and the whole body.
 
@@ -66,6 +67,7 @@ from http_bench import (
 )
 
 SERVERS = ("caddy", "zeroserve")
+NO_FRONT = "no front"
 BODIES = {"1k": 1024, "100k": 100 * 1024}
 
 
@@ -162,6 +164,21 @@ def latency_round(
                 )
 
 
+def floor_round(
+    rnd: int, scratch: Path, upstream: int, seconds: int, realtime: bool, res: Results
+) -> None:
+    """h2load straight to the upstream at the same rates, no front at all: the p95 of CPU 0's
+    share of the work (h2load and nginx), which a front pays on top of its own."""
+    for body in BODIES:
+        lat = measure_latency(upstream, workload(body), res.rates[body], seconds, scratch, realtime)
+        res.latency.setdefault((NO_FRONT, body), []).append(lat)
+        print(
+            f"round {rnd} latency {NO_FRONT:9} {body:4} at {res.rates[body]} req/s: "
+            f"p50 {lat.p50:.3f} p95 {lat.p95:.3f} p99 {lat.p99:.3f} ms failed {lat.failed}",
+            flush=True,
+        )
+
+
 def run(args: argparse.Namespace, scratch: Path) -> Results:
     res = Results({}, {}, {}, {})
     config, upstream = nginx_upstream(scratch)
@@ -173,6 +190,7 @@ def run(args: argparse.Namespace, scratch: Path) -> Results:
             res.rates[body] = max(LATENCY_CLIENTS, min(RATE_CAP, int(caddy_rps * RATE_SHARE)))
         for rnd in range(1, args.rounds + 1):
             latency_round(rnd, scratch, upstream, args.latency_duration, args.realtime, res)
+            floor_round(rnd, scratch, upstream, args.latency_duration, args.realtime, res)
         if not nginx.alive():
             raise BenchError(f"nginx exited: {nginx.last_log_line()}")
     return res
@@ -224,12 +242,15 @@ def report(res: Results, args: argparse.Namespace) -> str:
                 ]
             )
         zs, caddy = per["zeroserve"], per["caddy"]
+        floor_p95 = med([s.p95 for s in res.latency[(NO_FRONT, body)]])
         verdicts.append(
             f"- {body_title(body)}: requests/s at the same {BUDGET:.0%} of a core "
             f"{goal(ratio(zs['capped'], caddy['capped']), 2, True)}, free "
             f"{fmt_ratio(ratio(zs['rps'], caddy['rps']))}; CPU per request "
             f"{goal(ratio(zs['cpu'], caddy['cpu']), 0.5, False)}; p95 at "
-            f"{res.rates[body]:,} req/s {goal(ratio(zs['p95'], caddy['p95']), 0.5, False)}"
+            f"{res.rates[body]:,} req/s {goal(ratio(zs['p95'], caddy['p95']), 0.5, False)}; "
+            f"with no front at all the p95 is {floor_p95:.3f} ms, "
+            f"{fmt_ratio(ratio(floor_p95, caddy['p95']))} of Caddy's"
         )
     table = md_table(
         [
@@ -255,9 +276,10 @@ def report(res: Results, args: argparse.Namespace) -> str:
         f"{table}\n\n"
         "Goals (zeroserve/Caddy): requests/s at least 2x (judged with both fronts at the same "
         "CPU share, where the front is the bottleneck; free, CPU 0 running wrk and nginx "
-        "bounds both), CPU per request at most 0.5x, p95 at a fixed rate at most 0.5x.\n\n"
-        + "\n".join(verdicts)
-        + "\n"
+        "bounds both), CPU per request at most 0.5x, p95 at a fixed rate at most 0.5x. "
+        "The no-front figure, for reference, is h2load straight to nginx at the same rate in the "
+        "same rounds: what h2load and nginx cost on CPU 0 without a front (a front changes that "
+        "cost only through how it uses its upstream connections).\n\n" + "\n".join(verdicts) + "\n"
     )
 
 
