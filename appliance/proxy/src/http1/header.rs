@@ -11,17 +11,8 @@ pub fn canonical_key(name: &str) -> String {
 }
 
 /// RFC 9110 token bytes, looked up per byte of every name canonicalised.
-static TOKEN: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric()
-            || matches!(b, b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'..=b'`' | b'|' | b'~');
-        c += 1;
-    }
-    t
-};
+static TOKEN: [bool; 256] = byte_table!(|b| b.is_ascii_alphanumeric()
+    || matches!(b, b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'..=b'`' | b'|' | b'~'));
 
 /// Whether `c` may appear in an RFC 9110 token (a field name, a method).
 pub fn is_token_byte(c: u8) -> bool {

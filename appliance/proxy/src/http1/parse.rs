@@ -133,20 +133,11 @@ fn is_value_byte(c: u8) -> bool {
 }
 
 /// Bytes Go's `httpguts.ValidHostHeader` allows, looked up per byte of every Host value.
-static HOST_BYTE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'$'..=b'.' | b':' | b';' | b'=' | b'[' | b']' | b'_' | b'~'
-            );
-        c += 1;
-    }
-    t
-};
+static HOST_BYTE: [bool; 256] = byte_table!(|b| b.is_ascii_alphanumeric()
+    || matches!(
+        b,
+        b'!' | b'$'..=b'.' | b':' | b';' | b'=' | b'[' | b']' | b'_' | b'~'
+    ));
 
 fn is_host_byte(c: u8) -> bool {
     HOST_BYTE[usize::from(c)]

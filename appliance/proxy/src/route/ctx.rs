@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::matchers::host::strip_port;
 use super::placeholder::Lookup;
 use crate::http1::header::canonical_key;
-use crate::http1::{HeaderMap, Response};
+use crate::http1::{byte_table, HeaderMap, Response};
 
 /// An error a handler returned (Caddy's `HandlerError`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,21 +57,12 @@ pub fn unescape(s: &str, plus: bool) -> Option<String> {
 }
 
 /// Bytes Go's path escaping leaves as they are (`shouldEscape(c, encodePath)` is false).
-static KEEP_IN_PATH: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'_' | b'.' | b'~' | b'$' | b'&' | b'+' | b',' | b'/'
-            )
-            || matches!(b, b':' | b';' | b'=' | b'@');
-        c += 1;
-    }
-    t
-};
+static KEEP_IN_PATH: [bool; 256] = byte_table!(|b| b.is_ascii_alphanumeric()
+    || matches!(
+        b,
+        b'-' | b'_' | b'.' | b'~' | b'$' | b'&' | b'+' | b',' | b'/'
+    )
+    || matches!(b, b':' | b';' | b'=' | b'@'));
 
 fn keep_in_path(c: u8) -> bool {
     KEEP_IN_PATH[usize::from(c)]
