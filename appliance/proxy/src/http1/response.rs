@@ -606,6 +606,9 @@ mod tests {
         };
         assert_eq!(text(&|o| push_decimal(o, 7, 3)), "007");
         assert_eq!(text(&|o| push_decimal(o, 0, 0)), "0");
+        for n in [0, 7, 10, 102_400, u64::MAX] {
+            assert_eq!(text(&|o| push_decimal(o, n, 1)), n.to_string());
+        }
         assert_eq!(
             text(&|o| push_decimal(o, u64::MAX, 3)),
             u64::MAX.to_string()
