@@ -15,16 +15,16 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.netns.conftest import http_get
-from tests.netns.test_agent import DENYING_SITE, start_agent, status
+from tests.netns.test_agent import ADMIN_PORT, DENYING_SITE, start_agent, status
 from zeroserve.datapath import attach, libbpf
 from zeroserve.datapath.capabilities import CAP_SYS_ADMIN
 from zeroserve.datapath.pins import LAYOUT_VERSION
@@ -176,6 +176,42 @@ def test_edge_layers_refused_at_start_leave_the_engine_serving(
     assert_serves_without_edge(star, zeroserve_bin, service_dir, caps, True, reason)
 
 
+RATE_LIMITED_SITE = f"""\
+{{
+\tadmin 127.0.0.1:{ADMIN_PORT}
+\torder rate_limit before respond
+}}
+
+:8080 {{
+\trate_limit {{
+\t\tzone per_host {{
+\t\t\tkey {{remote_host}}
+\t\t\tevents 10
+\t\t\twindow 1s
+\t\t}}
+\t}}
+\trespond "ok"
+}}
+"""
+
+
+def test_refused_edge_with_a_rule_only_it_runs_is_a_clear_error(star, zeroserve_bin, service_dir):
+    # rate_limit has no engine module: with the edge refused the config cannot be served
+    # whole, so the agent stops (as caddy does without the plugin), saying both why.
+    (service_dir / "Caddyfile").write_text(RATE_LIMITED_SITE)
+    caps = tuple(c for c in UNIT_CAPS if c != "perfmon")
+    cmd = [*as_service(star.hub, service_dir, caps), str(zeroserve_bin), "run"]
+    cmd += ["-c", str(service_dir / "Caddyfile"), "--workers", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr[-2000:]
+    lines = done.stderr.splitlines()
+    (warning,) = [json.loads(line) for line in lines if "edge layers disabled" in line]
+    assert "the XDP program needs CAP_PERFMON" in warning["reason"]
+    assert lines[-1].startswith("Error: loading config: ")
+    assert lines[-1].endswith("unknown module: http.handlers.rate_limit")
+    assert "Traceback" not in done.stderr
+
+
 def test_no_bpffs_and_no_cap_sys_admin_to_mount_one(star, zeroserve_bin, service_dir):
     reason = (
         "bpffs is not mounted at /sys/fs/bpf, and mounting it failed: Operation not permitted"
@@ -209,19 +245,27 @@ def assert_serves_without_edge(
     its one warning gives reason (`{caddyfile}` standing for the Caddyfile's path)."""
     cmd = [*as_service(star.hub, service_dir, caps, bpffs), str(zeroserve_bin), "run"]
     cmd += ["-c", str(service_dir / "Caddyfile"), "--workers", "1"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     client, attacker = star.spokes["client"], star.spokes["attacker"]
-    try:
-        body = None
-        deadline = time.monotonic() + 60
-        while body is None and time.monotonic() < deadline and proc.poll() is None:
-            body = http_get(client.ns, f"http://{client.hub_addr}:8080/")
-        assert body == "ok", proc.stderr.read()[-2000:] if proc.poll() is not None else body
-        assert status(star.hub) == {"enabled": False}
-        # The engine runs the rule the edge would have.
-        assert http_get(attacker.ns, f"http://{attacker.hub_addr}:8080/") is None
-    finally:
-        err = stop(proc)
+    # The sites answer before the edge is committed or refused (the engine runs every
+    # rule until then): systemd's readiness message is what says the start is over.
+    notify_path = service_dir / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify_path.chmod(0o777)
+        notify.settimeout(60)
+        env = {**os.environ, "NOTIFY_SOCKET": str(notify_path)}
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            try:
+                assert notify.recv(256) == b"READY=1"
+            except TimeoutError:
+                raise AssertionError("no READY=1 within 60 s") from None
+            assert http_get(client.ns, f"http://{client.hub_addr}:8080/") == "ok"
+            assert status(star.hub) == {"enabled": False}
+            # The engine runs the rule the edge would have.
+            assert http_get(attacker.ns, f"http://{attacker.hub_addr}:8080/") is None
+        finally:
+            err = stop(proc)
     (warning,) = [json.loads(line) for line in err.splitlines() if "edge layers disabled" in line]
     assert warning["msg"] == "edge layers disabled; serving without them"
     assert warning["reason"] == reason.format(caddyfile=service_dir / "Caddyfile")

@@ -68,32 +68,46 @@ class Agent:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
-    def start(self) -> None:
-        """Compile the edge aside, open the admin endpoint (first, as Caddy does, so it
-        answers as soon as the sites do), bind the sites, commit the edge; a failure of
-        any stops them all."""
-        staged = None
-        if self.edge is not None:
-            try:
-                staged = self.edge.stage(self._plan)
-            except BaseException:
-                self.edge.close()
-                raise
+    def start(self) -> EdgeError | None:
+        """Open the admin endpoint (first, as Caddy does, so it answers as soon as the
+        sites do), bind the sites, then compile and commit the edge layers.
+
+        A kernel that refuses the edge (its programs, maps or hooks) closes it and leaves
+        the engine running every rule itself, as where BPF cannot run at all: that refusal
+        is returned. Any other failure, the engine's refusal of the whole config included,
+        stops what was started and raises."""
         try:
             self.admin.move_to(admin_address(self.config))
             self.engine.start()
-            try:
-                if staged is not None:
-                    self.edge.commit(staged, self.engine.listener_fds())
-            except BaseException:
-                self.engine.stop(0.0)
-                raise
         except BaseException:
             self.admin.close()
-            if staged is not None:
-                staged.discard()
+            if self.edge is not None:
                 self.edge.close()
             raise
+        if self.edge is None or self._plan is None:
+            return None
+        with self._lock:
+            try:
+                try:
+                    self.edge.commit(self.edge.stage(self._plan), self.engine.listener_fds())
+                except EdgeError as exc:
+                    self._serve_without_edge()
+                    return exc
+            except BaseException:
+                self.stop()
+                raise
+        return None
+
+    def _serve_without_edge(self) -> None:
+        """Close the edge layers and hand the engine the rules only they were to run
+        (an engine without a module for one refuses the config: EngineError)."""
+        if self.edge is not None:
+            self.edge.close()
+        self.edge = self._plan = None
+        engine_json = self._engine_json_for(self.config, None)
+        if engine_json != self._engine_json:
+            self.engine.reload(engine_json)
+            self._engine_json = engine_json
 
     def apply(
         self, config: dict[str, Any], force: bool = False, lines: LineIndex | None = None
@@ -197,14 +211,18 @@ class Agent:
             if self.edge is not None:
                 self.edge.close()
 
-    def serve_forever(self) -> None:
-        """Block until SIGINT/SIGTERM or `POST /stop`, then drain and stop."""
+    def stop_on_signals(self) -> None:
+        """SIGINT and SIGTERM stop the agent as `POST /stop` does, during `start` too."""
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             self._stopping.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
+
+    def serve_forever(self) -> None:
+        """Block until a stop is asked for (`POST /stop`, or a signal after
+        `stop_on_signals`), then drain and stop."""
         while not self._stopping.is_set() and not self.engine.wait(0.2):
             pass
         self.stop()

@@ -58,8 +58,10 @@ def started_agent(
     appliance: ApplianceConfig | None,
     edge: EdgeLayers | None,
 ) -> Agent:
-    """The agent serving config; raises EdgeError where the edge layers fail (the agent
-    has then closed them and stopped what it started)."""
+    """The agent serving config. As where BPF cannot run at all (edge_layers), a kernel
+    that refuses the edge layers leaves the engine serving every rule itself: the sites
+    matter more than the filters in front of them."""
+    from zeroserve.agent.layers import EdgeError
     from zeroserve.agent.runner import Agent
     from zeroserve.cli.plan import line_index
     from zeroserve.engine import EngineError
@@ -73,35 +75,33 @@ def started_agent(
             args.deploy_id,
             appliance.cache if appliance is not None else None,
         )
-        agent.start()
+        # A stop asked for while the edge compiles still drains and detaches.
+        agent.stop_on_signals()
+        refused = agent.start()
     except EngineError as exc:
+        # The edge refused, and the engine has no module for a rule only the edge runs.
+        if isinstance(exc.__context__, EdgeError):
+            log_line("warn", "edge layers disabled", reason=str(exc.__context__))
         raise CommandError(f"loading config: {exc}") from None
     except OSError as exc:
         raise CommandError(f"starting: {exc}") from None
+    if refused is not None:
+        log_line("warn", "edge layers disabled; serving without them", reason=str(refused))
     return agent
 
 
 def run(args: argparse.Namespace) -> int:
-    from zeroserve.agent.layers import EdgeError
     from zeroserve.agent.sdnotify import notify
     from zeroserve.cli.plan import appliance_config
 
     config = load_config(args.config, args.adapter)
     appliance = appliance_config(args.appliance_config)
     edge = None if args.no_edge else edge_layers(appliance)
-    try:
-        agent = started_agent(args, config, appliance, edge)
-    except EdgeError as exc:
-        # As where BPF cannot run at all (edge_layers): the sites matter more than the
-        # filters in front of them, so a kernel that refuses the programs, their maps or
-        # their hooks leaves the engine serving every rule itself.
-        log_line("warn", "edge layers disabled; serving without them", reason=str(exc))
-        edge = None
-        agent = started_agent(args, config, appliance, edge)
-    if edge is not None:
-        for left in edge.cleaned:
+    agent = started_agent(args, config, appliance, edge)
+    if agent.edge is not None:
+        for left in agent.edge.cleaned:
             log_line("warn", "removed edge program left by a stopped agent", hook=left)
-        log_line("info", "edge layers attached", interfaces=list(edge.edge.interfaces))
+        log_line("info", "edge layers attached", interfaces=list(agent.edge.edge.interfaces))
     log_line("info", "serving initial configuration", listen=agent.engine.listen_addresses())
     notify("READY=1")
     agent.serve_forever()
