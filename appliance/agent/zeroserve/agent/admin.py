@@ -113,8 +113,7 @@ class AdminServer:
 
     def close(self) -> None:
         """Close the endpoint and free its port before returning (so a caller may bind it
-        again at once, as `zeroserve run` does when it starts over without edge layers);
-        never from a request thread."""
+        again at once); never from a request thread."""
         old = self._server
         self._server, self.address = None, None
         if old is not None:

@@ -69,34 +69,38 @@ class Agent:
         self._stopping = threading.Event()
 
     def start(self) -> EdgeError | None:
-        """Open the admin endpoint (first, as Caddy does, so it answers as soon as the
-        sites do), bind the sites, then compile and commit the edge layers.
+        """Compile the edge aside, open the admin endpoint (first, as Caddy does, so it
+        answers as soon as the sites do), bind the sites, commit the edge.
 
-        A kernel that refuses the edge (its programs, maps or hooks) closes it and leaves
-        the engine running every rule itself, as where BPF cannot run at all: that refusal
-        is returned. Any other failure, the engine's refusal of the whole config included,
+        A kernel that refuses the edge (its programs, maps or hooks) closes it, and the
+        engine runs every rule itself, as where BPF cannot run at all: that refusal is
+        returned. Any other failure, the engine's refusal of the whole config included,
         stops what was started and raises."""
-        try:
-            self.admin.move_to(admin_address(self.config))
-            self.engine.start()
-        except BaseException:
-            self.admin.close()
-            if self.edge is not None:
-                self.edge.close()
-            raise
-        if self.edge is None or self._plan is None:
-            return None
+        refused = staged = None
         with self._lock:
             try:
-                try:
-                    self.edge.commit(self.edge.stage(self._plan), self.engine.listener_fds())
-                except EdgeError as exc:
-                    self._serve_without_edge()
-                    return exc
+                if self.edge is not None and self._plan is not None:
+                    try:
+                        staged = self.edge.stage(self._plan)
+                    except EdgeError as exc:
+                        refused = exc
+                        self._serve_without_edge()
+                self.admin.move_to(admin_address(self.config))
+                self.engine.start()
+                if staged is not None:
+                    # A refused commit has put back what it had changed (staged included).
+                    to_commit, staged = staged, None
+                    try:
+                        self.edge.commit(to_commit, self.engine.listener_fds())
+                    except EdgeError as exc:
+                        refused = exc
+                        self._serve_without_edge()
             except BaseException:
+                if staged is not None:
+                    staged.discard()
                 self.stop()
                 raise
-        return None
+        return refused
 
     def _serve_without_edge(self) -> None:
         """Close the edge layers and hand the engine the rules only they were to run
