@@ -246,8 +246,8 @@ def assert_serves_without_edge(
     cmd = [*as_service(star.hub, service_dir, caps, bpffs), str(zeroserve_bin), "run"]
     cmd += ["-c", str(service_dir / "Caddyfile"), "--workers", "1"]
     client, attacker = star.spokes["client"], star.spokes["attacker"]
-    # The sites answer before the edge is committed or refused (the engine runs every
-    # rule until then): systemd's readiness message is what says the start is over.
+    # The sites answer before the edge is committed, and a busy hook refuses it only then:
+    # systemd's readiness message is what says the start is over.
     notify_path = service_dir / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(notify_path))

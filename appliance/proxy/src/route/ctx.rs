@@ -60,9 +60,8 @@ pub fn unescape(s: &str, plus: bool) -> Option<String> {
 static KEEP_IN_PATH: [bool; 256] = byte_table!(|b| b.is_ascii_alphanumeric()
     || matches!(
         b,
-        b'-' | b'_' | b'.' | b'~' | b'$' | b'&' | b'+' | b',' | b'/'
-    )
-    || matches!(b, b':' | b';' | b'=' | b'@'));
+        b'-' | b'_' | b'.' | b'~' | b'$' | b'&' | b'+' | b',' | b'/' | b':' | b';' | b'=' | b'@'
+    ));
 
 fn keep_in_path(c: u8) -> bool {
     KEEP_IN_PATH[usize::from(c)]
