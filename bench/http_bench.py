@@ -8,7 +8,7 @@ header operations; `file_server` of a 1 KB .png and a 1 MB .jpg; `encode gzip` o
   server free to use its core and once with each server capped at the same 10% of a core
   (cgroup CPU bandwidth), where the server, not the single wrk thread, is the bottleneck;
 - server CPU per request: utime+stime of the server process (/proc/PID/stat) over the wrk run,
-  divided by the requests wrk completed;
+  divided by the requests wrk completed; in the free run, nginx as a reference too (below);
 - latency at a fixed offered rate: `h2load --h1 --rps`, the same rate for both servers (half of
   Caddy's median throughput for that workload, capped), p50/p95/p99 from h2load's
   per-request log; server and h2load under SCHED_RR unless --no-realtime, so that other work
@@ -735,6 +735,8 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
 
     phases = args.phases
     thr_rows = []
+    # Workloads where nginx also ran free: its CPU per request, beside Caddy's and ours.
+    lean_rows = []
     budget_rows = []
     lat_rows = []
     floor_rows = []
@@ -767,6 +769,18 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
                     status_note(w),
                 ]
             )
+            n_cpu = med([t.cpu_us_per_req for t in res.throughput.get((w.key, "nginx"), [])])
+            if n_cpu is not None:
+                lean_rows.append(
+                    [
+                        w.title,
+                        fmt_num(c_cpu, 1),
+                        fmt_num(z_cpu, 1),
+                        fmt_num(n_cpu, 1),
+                        fmt_ratio(ratio(n_cpu, c_cpu)),
+                        fmt_ratio(ratio(z_cpu, n_cpu)),
+                    ]
+                )
         if "budget" in phases:
             bc = res.budget[(w.key, "caddy")]
             bz = res.budget.get((w.key, "zeroserve"), [])
@@ -913,6 +927,27 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
                 thr_rows,
             ),
         ]
+        if lean_rows:
+            parts += [
+                "nginx as a reference for CPU per request: the same wrk run against "
+                f"{tool_version([nginx_binary(), '-v']).split(': ')[-1]} (one process, "
+                '`sendfile on`, no access log; `return 200 "hello"` for the respond workload) '
+                "on the same core, in the same rounds, on the workloads where its answer has "
+                "Caddy's status and body. Most of a small response's cost is the kernel's "
+                "loopback TCP path, which every server pays on its own core; nginx shows what a "
+                "lean C server spends there. The goals are judged against Caddy only.",
+                md_table(
+                    [
+                        "workload",
+                        "Caddy CPU µs/req",
+                        "zeroserve CPU µs/req",
+                        "nginx CPU µs/req",
+                        "nginx/Caddy",
+                        "zeroserve/nginx",
+                    ],
+                    lean_rows,
+                ),
+            ]
     if "budget" in phases:
         parts += [
             "### Requests per second at an equal CPU budget",
@@ -1051,7 +1086,7 @@ def main() -> None:
         if not reqs.isdigit() or int(reqs) < LATENCY_CLIENTS:
             fail(f"--rate {item}: expected KEY=REQS with REQS at least {LATENCY_CLIENTS}")
         fixed[key] = int(reqs)
-    nginx = args.nginx and "latency" in args.phases
+    nginx = args.nginx and bool({"latency", "throughput"} & set(args.phases))
     try:
         require_tools("wrk", "h2load", "taskset", *(["chrt"] if args.realtime else []))
         if nginx:
@@ -1073,7 +1108,15 @@ def main() -> None:
             check_workloads(works, scratch, res, nginx)
             if {"throughput", "budget"} & set(args.phases):
                 print("throughput", flush=True)
-                run_throughput(works, args.rounds, args.duration, scratch, res, args.phases)
+                run_throughput(
+                    works,
+                    args.rounds,
+                    args.duration,
+                    scratch,
+                    res,
+                    args.phases,
+                    with_reference if nginx else caddy_and_zeroserve,
+                )
             if "latency" in args.phases:
                 print("latency", flush=True)
                 run_latency(
