@@ -121,10 +121,14 @@ impl BufRing {
         self.lent += 1;
     }
 
-    /// Ends the loan of buffer `bid`: the kernel may fill it again.
-    pub fn give_back(&mut self, bid: u16) {
-        self.lent -= 1;
-        self.recycle(bid);
+    /// Ends these loans: the kernel may fill their buffers again (one publish for all).
+    pub fn give_back(&mut self, loans: impl IntoIterator<Item = Lent>) {
+        for l in loans {
+            assert!(l.bid < self.count);
+            self.lent -= 1;
+            self.stage(l.bid);
+        }
+        self.publish();
     }
 
     /// Whether lending one more buffer leaves the kernel three quarters of the group, so

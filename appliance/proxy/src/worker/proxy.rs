@@ -944,10 +944,10 @@ impl Worker {
                 .send_lent(&conn.fd, buf, self.up_group, lent, tag(SEND, i))?;
         } else if now || conn.closing || late {
             let bufs = self.ring.buffers_of(self.up_group);
-            for l in up.lent.drain(..) {
-                conn.output.extend_from_slice(bufs.lent(l));
-                bufs.give_back(l.bid);
+            for l in &up.lent {
+                conn.output.extend_from_slice(bufs.lent(*l));
             }
+            bufs.give_back(up.lent.drain(..));
         }
         Ok(())
     }
@@ -1326,10 +1326,9 @@ impl Worker {
         }
         let c = self.ups[u].as_mut().expect("checked");
         c.owner = None;
-        let bufs = self.ring.buffers_of(self.up_group);
-        for l in c.lent.drain(..) {
-            bufs.give_back(l.bid);
-        }
+        self.ring
+            .buffers_of(self.up_group)
+            .give_back(c.lent.drain(..));
         if !c.closing {
             c.closing = true;
             for op in [c.recv, c.connect].into_iter().flatten() {

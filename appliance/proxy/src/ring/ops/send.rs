@@ -58,9 +58,7 @@ impl LentSend {
                 result = 0;
             }
         }
-        for l in &lent {
-            bufs.give_back(l.bid);
-        }
+        bufs.give_back(lent);
         (Owned::Buf(buf, 0), result)
     }
 }
