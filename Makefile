@@ -25,6 +25,7 @@ lint: setup
 	cargo fmt --manifest-path $(CARGO_MANIFEST) --check
 	nice cargo clippy --quiet --manifest-path $(CARGO_MANIFEST) --all-targets -- -D warnings
 	$(VENV)/bin/ruff check appliance/agent tests bench
+	$(VENV)/bin/ruff format --check appliance/agent tests bench
 
 fmt: setup
 	cargo fmt --manifest-path $(CARGO_MANIFEST)

@@ -14,4 +14,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     skipped = len(test_corpus.FIXTURES) - runnable
     terminalreporter.write_line(
         f"adapt corpus: {len(test_corpus.PASSED)}/{runnable} fixtures passed "
-        f"({skipped} need modules of Caddy's Go test binary and are skipped)")
+        f"({skipped} need modules of Caddy's Go test binary and are skipped)"
+    )

@@ -12,8 +12,10 @@ CORPUS = Path(os.environ.get("ZEROSERVE_CADDY_CORPUS", "/work/shared/caddy-corpu
 SEPARATOR = "----------"
 
 # modules that only exist in upstream's Go test binary, and how fixtures use them
-_MOCK_MARKERS = {"dns.providers.mock": ("dns mock", "acme_dns mock"),
-                 "tls.client_auth.verifier.dummy": ("verifier dummy",)}
+_MOCK_MARKERS = {
+    "dns.providers.mock": ("dns mock", "acme_dns mock"),
+    "tls.client_auth.verifier.dummy": ("verifier dummy",),
+}
 
 
 @dataclass
@@ -36,7 +38,7 @@ def load_fixture(path: Path) -> Fixture:
     lines = text.split("\n")
     index = next(i for i, line in enumerate(lines) if line.strip() == SEPARATOR)
     caddyfile = "\n".join(lines[:index]).strip() + "\n"
-    expectation = "\n".join(lines[index + 1:]).strip()
+    expectation = "\n".join(lines[index + 1 :]).strip()
     if expectation.startswith("{"):
         return Fixture(path.name, caddyfile, json.loads(expectation), None)
     return Fixture(path.name, caddyfile, None, expectation)

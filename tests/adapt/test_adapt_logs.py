@@ -175,10 +175,28 @@ a.com {
 def _write_cert(path: Path) -> None:
     """A real self-signed certificate, for the directives that read a PEM file."""
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-keyout", str(path.with_suffix(".key")), "-out", str(path),
-         "-subj", "/CN=zeroserve-test", "-days", "2"],
-        check=True, capture_output=True, timeout=60)
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(path.with_suffix(".key")),
+            "-out",
+            str(path),
+            "-subj",
+            "/CN=zeroserve-test",
+            "-days",
+            "2",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def _lines(stderr: bytes) -> list[dict]:
@@ -202,8 +220,11 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, bytes, li
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_adapt_logs_match_caddy(name: str, tmp_path: Path) -> None:
     _write_cert(tmp_path / "ca.pem")
-    der = "".join(line for line in (tmp_path / "ca.pem").read_text().splitlines()
-                  if not line.startswith("-----"))
+    der = "".join(
+        line
+        for line in (tmp_path / "ca.pem").read_text().splitlines()
+        if not line.startswith("-----")
+    )
     (tmp_path / "Caddyfile").write_text(CASES[name].replace("CERT_DER_BASE64", der))
     (tmp_path / "empty.caddy").write_text("")
     args = ["adapt", "--config", "Caddyfile", "--adapter", "caddyfile"]

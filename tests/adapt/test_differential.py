@@ -37,8 +37,7 @@ def caddy_adapt(config: Path, pretty: bool = False) -> Outcome:
     cmd = [str(caddy_binary()), "adapt", "--config", config.name, "--adapter", "caddyfile"]
     if pretty:
         cmd.append("--pretty")
-    proc = subprocess.run(cmd, cwd=config.parent, capture_output=True, timeout=60,
-                          env=clean_env())
+    proc = subprocess.run(cmd, cwd=config.parent, capture_output=True, timeout=60, env=clean_env())
     records = []
     for line in proc.stderr.decode(errors="replace").splitlines():
         try:
@@ -46,8 +45,11 @@ def caddy_adapt(config: Path, pretty: bool = False) -> Outcome:
         except ValueError:
             continue
     if proc.returncode == 0:
-        warnings = [(r["msg"], r["file"], r["line"]) for r in records
-                    if r.get("level") == "warn" and "file" in r]
+        warnings = [
+            (r["msg"], r["file"], r["line"])
+            for r in records
+            if r.get("level") == "warn" and "file" in r
+        ]
         return Outcome(proc.stdout.removesuffix(b"\n"), None, warnings)
     for line in reversed(proc.stderr.decode(errors="replace").splitlines()):
         try:
@@ -65,17 +67,23 @@ def zeroserve_adapt(config: Path, pretty: bool = False) -> Outcome:
     os.chdir(config.parent)
     try:
         result = adapt_caddyfile(config.read_bytes(), config.name)
-        warnings = [(f"{w.directive}: {w.message}" if w.directive else w.message, w.file, w.line)
-                    for w in result.warnings]
+        warnings = [
+            (f"{w.directive}: {w.message}" if w.directive else w.message, w.file, w.line)
+            for w in result.warnings
+        ]
         return Outcome(encode(result.config, pretty), None, warnings)
     except CaddyfileError as exc:
         return Outcome(None, str(exc))
     finally:
         os.chdir(old)
 
+
 CORPUS = [f for f in fixtures() if f.mock_module() is None]
-EXAMPLES = sorted(p for p in (REPO / "examples").rglob("*") if p.is_file()
-                  and (p.name.startswith("Caddyfile") or p.suffix == ".caddyfile"))
+EXAMPLES = sorted(
+    p
+    for p in (REPO / "examples").rglob("*")
+    if p.is_file() and (p.name.startswith("Caddyfile") or p.suffix == ".caddyfile")
+)
 GENERATED = range(300)
 # hand-written cases, separated by "=====" lines
 CASES = (Path(__file__).parent / "differential_cases.txt").read_text().split("\n=====\n")
@@ -119,15 +127,38 @@ def test_generated_bytes(index, tmp_path) -> None:
 
 # one simple use of (nearly) every ordered directive, written in reverse order
 _ORDERED_LINES = [
-    "acme_server", "file_server", "php_fastcgi /php localhost:2", "reverse_proxy /rp localhost:1",
-    "metrics /metrics", 'respond "x"', "error /e 500", "abort /ab",
-    'route {\n\t\trespond "r"\n\t}', 'handle_path /hp/* {\n\t\trespond "hp"\n\t}',
-    'handle /h {\n\t\trespond "h"\n\t}', "invoke named", "templates", "push", "encode gzip",
-    "request_header X-Q a", "forward_auth /fa localhost:9 {\n\t\turi /auth\n\t}",
+    "acme_server",
+    "file_server",
+    "php_fastcgi /php localhost:2",
+    "reverse_proxy /rp localhost:1",
+    "metrics /metrics",
+    'respond "x"',
+    "error /e 500",
+    "abort /ab",
+    'route {\n\t\trespond "r"\n\t}',
+    'handle_path /hp/* {\n\t\trespond "hp"\n\t}',
+    'handle /h {\n\t\trespond "h"\n\t}',
+    "invoke named",
+    "templates",
+    "push",
+    "encode gzip",
+    "request_header X-Q a",
+    "forward_auth /fa localhost:9 {\n\t\turi /auth\n\t}",
     "basic_auth /ba {\n\t\tbob $2a$14$Zkx19XLiW6VYouLHR5NmfOFU0z2GTNmpkT/5qqR7hx4IjWJPDhjvG\n\t}",
-    "try_files {path} /index.html", "uri strip_prefix /p", "rewrite /x /y", "method /m GET",
-    "redir /a /b", "timeouts", "request_body {\n\t\tmax_size 1\n\t}", "header X-H a",
-    "log_name n", "log_skip /ls", "log_append k v", "root * /srv", "fs myfs", "vars a b",
+    "try_files {path} /index.html",
+    "uri strip_prefix /p",
+    "rewrite /x /y",
+    "method /m GET",
+    "redir /a /b",
+    "timeouts",
+    "request_body {\n\t\tmax_size 1\n\t}",
+    "header X-H a",
+    "log_name n",
+    "log_skip /ls",
+    "log_append k v",
+    "root * /srv",
+    "fs myfs",
+    "vars a b",
     "map {host} {x} {\n\t\tdefault y\n\t}",
 ]
 

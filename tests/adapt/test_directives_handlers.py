@@ -21,7 +21,7 @@ respond /f 200 {
 	body "{\\"json\\": 1}"
 }
 """,
-    "respond_body_twice": "respond \"a\" {\n\tbody b\n}",
+    "respond_body_twice": 'respond "a" {\n\tbody b\n}',
     "respond_close_twice": "respond 200 {\n\tclose\n\tclose\n}",
     "respond_no_args": "respond",
     "respond_too_many": "respond a b c",
@@ -37,7 +37,7 @@ error /d {
 	message "msg"
 }
 """,
-    "error_message_twice": "error \"a\" {\n\tmessage b\n}",
+    "error_message_twice": 'error "a" {\n\tmessage b\n}',
     "redir_forms": """
 redir /a /b
 redir /c /d permanent
@@ -219,7 +219,7 @@ try_files /a {
     "try_files_bad_policy": "try_files a {\n\tpolicy bogus\n}",
     "try_files_policy_twice": "try_files a {\n\tpolicy first_exist\n\tpolicy first_exist\n}",
     # request_body / templates / push
-    "request_body": "request_body /up {\n\tmax_size 10MB\n\tset \"replaced\"\n}\nrequest_body",
+    "request_body": 'request_body /up {\n\tmax_size 10MB\n\tset "replaced"\n}\nrequest_body',
     "request_body_bad_size": "request_body {\n\tmax_size 5x\n}",
     "request_body_unknown": "request_body {\n\tread_timeout 5s\n}",
     "templates": """

@@ -55,7 +55,8 @@ respond @m 200
 respond @m 200
 """,
     "header_regexp_duplicate_field": (
-        "@m {\n\theader_regexp X ^a\n\theader_regexp X ^b\n}\nrespond @m 1"),
+        "@m {\n\theader_regexp X ^a\n\theader_regexp X ^b\n}\nrespond @m 1"
+    ),
     "vars_and_vars_regexp": """
 @m {
 	vars {foo} a b
@@ -90,7 +91,7 @@ respond @m 200
 }
 respond @m 200
 """,
-    "not_quoted_expression": "@m not `{path} == \"/a\"`\nrespond @m 200",
+    "not_quoted_expression": '@m not `{path} == "/a"`\nrespond @m 200',
     "not_unknown_matcher": "@m not bogus x\nrespond @m 200",
     "expression_forms": """
 @a expression {http.error.status_code} == 400

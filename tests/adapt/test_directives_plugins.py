@@ -54,8 +54,11 @@ rate_limit {
     assert handler == {
         "handler": "rate_limit",
         "rate_limits": {
-            "by_ip": {"key": "{http.request.remote.host}", "window": 60_000_000_000,
-                      "max_events": 100},
+            "by_ip": {
+                "key": "{http.request.remote.host}",
+                "window": 60_000_000_000,
+                "max_events": 100,
+            },
             "static": {"window": 1_500_000_000, "max_events": 5},
         },
         "distributed": {"read_interval": 10_000_000_000, "write_interval": 2_000_000_000},
@@ -70,19 +73,37 @@ def test_rate_limit_distributed_defaults() -> None:
     assert handler == {"handler": "rate_limit", "distributed": {}}
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("rate_limit x", "wrong argument count or unexpected line ending after 'x', at Caddyfile:6"),
-    ("rate_limit {\n\tzone z {\n\t\tevents 1\n\t}\n}",
-     "a rate limit zone requires both a window and maximum events, at Caddyfile:9"),
-    ("rate_limit {\n\tzone z {\n\t\twindow 1m\n\t\twindow 2m\n\t}\n}",
-     "zone window already specified: 60000000000, at Caddyfile:9"),
-    ("rate_limit {\n\tzone z {\n\t\tevents x\n\t}\n}",
-     "invalid max events integer 'x': strconv.Atoi: parsing \"x\": invalid syntax"),
-    ("rate_limit {\n\tjitter much\n}",
-     "invalid jitter percentage 'much': strconv.ParseFloat: parsing \"much\": invalid syntax"),
-    ("rate_limit {\n\tstorage redis\n}",
-     "getting module named 'caddy.storage.redis': module not registered: caddy.storage.redis"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "rate_limit x",
+            "wrong argument count or unexpected line ending after 'x', at Caddyfile:6",
+        ),
+        (
+            "rate_limit {\n\tzone z {\n\t\tevents 1\n\t}\n}",
+            "a rate limit zone requires both a window and maximum events, at Caddyfile:9",
+        ),
+        (
+            "rate_limit {\n\tzone z {\n\t\twindow 1m\n\t\twindow 2m\n\t}\n}",
+            "zone window already specified: 60000000000, at Caddyfile:9",
+        ),
+        (
+            "rate_limit {\n\tzone z {\n\t\tevents x\n\t}\n}",
+            "invalid max events integer 'x': strconv.Atoi: parsing \"x\": invalid syntax",
+        ),
+        (
+            "rate_limit {\n\tjitter much\n}",
+            "invalid jitter percentage 'much': "
+            'strconv.ParseFloat: parsing "much": invalid syntax',
+        ),
+        (
+            "rate_limit {\n\tstorage redis\n}",
+            "getting module named 'caddy.storage.redis': "
+            "module not registered: caddy.storage.redis",
+        ),
+    ],
+)
 def test_rate_limit_errors(body: str, message: str) -> None:
     assert message in adapt_error(body)
 
@@ -143,8 +164,11 @@ cache {
 	disable_surrogate_key
 	log_level debug
 }""")
-    redis = _provider(True, "127.0.0.1:6379", {
-        "DB": 2, "Addrs": ["127.0.0.1:6379"], "DialTimeout": 5_000_000_000, "PoolFIFO": True})
+    redis = _provider(
+        True,
+        "127.0.0.1:6379",
+        {"DB": 2, "Addrs": ["127.0.0.1:6379"], "DialTimeout": 5_000_000_000, "PoolFIFO": True},
+    )
     default_cache = {
         "allowed_http_verbs": ["GET", "HEAD"],
         "allowed_additional_status_codes": [404, 410],
@@ -162,26 +186,35 @@ cache {
         "ttl": "1h0m0s",
         "stale": "30s",
         "disable_coalescing": True,
-        **{name: _provider() for name in
-           ("badger", "etcd", "nats", "nuts", "olric", "otter", "simplefs")},
+        **{
+            name: _provider()
+            for name in ("badger", "etcd", "nats", "nuts", "olric", "otter", "simplefs")
+        },
         "redis": redis,
     }
     assert handler == {
         "handler": "cache",
         "Configuration": {
             "DefaultCache": default_cache,
-            "API": {"basepath": "", "debug": _endpoint(), "prometheus": _endpoint(),
-                    "souin": _endpoint(),
-                    "security": {"basepath": "", "enable": False, "secret": "", "users": None}},
-            "cache_keys": {".+\\.css": {"disable_query": True,
-                                        "template": "{http.request.uri.path}"}},
+            "API": {
+                "basepath": "",
+                "debug": _endpoint(),
+                "prometheus": _endpoint(),
+                "souin": _endpoint(),
+                "security": {"basepath": "", "enable": False, "secret": "", "users": None},
+            },
+            "cache_keys": {
+                ".+\\.css": {"disable_query": True, "template": "{http.request.uri.path}"}
+            },
             "URLs": None,
             "LogLevel": "debug",
             "SurrogateKeys": None,
             "SurrogateKeyDisabled": True,
         },
-        **{name: _provider() for name in
-           ("badger", "etcd", "nats", "nuts", "olric", "otter", "redis", "simplefs")},
+        **{
+            name: _provider()
+            for name in ("badger", "etcd", "nats", "nuts", "olric", "otter", "redis", "simplefs")
+        },
         "key": {},
         "timeout": {"backend": "0s", "cache": "0s"},
         "ttl": "0s",
@@ -198,13 +231,16 @@ def test_cache_bare_is_all_zero_values() -> None:
     assert handler["ttl"] == "0s"
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("cache {\n\tapi {\n\t}\n}", "'api' block must be global"),
-    ("cache {\n\tbogus\n}", "unsupported root directive: bogus"),
-    ("cache {\n\tredis {\n\t\tbogus x\n\t}\n}", "unsupported redis directive: bogus"),
-    ("cache {\n\tmode a b\n}", "mode must contains only one arg: [a b] given"),
-    ("cache {\n\tmax_cacheable_body_bytes -1\n}", "unsupported max_cacheable_body_bytes: [-1]"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("cache {\n\tapi {\n\t}\n}", "'api' block must be global"),
+        ("cache {\n\tbogus\n}", "unsupported root directive: bogus"),
+        ("cache {\n\tredis {\n\t\tbogus x\n\t}\n}", "unsupported redis directive: bogus"),
+        ("cache {\n\tmode a b\n}", "mode must contains only one arg: [a b] given"),
+        ("cache {\n\tmax_cacheable_body_bytes -1\n}", "unsupported max_cacheable_body_bytes: [-1]"),
+    ],
+)
 def test_cache_errors(body: str, message: str) -> None:
     assert message in adapt_error(body)
 

@@ -7,13 +7,38 @@ import pytest
 from tests.adapt.directive_oracle import assert_adapts_like_caddy, site
 
 UPSTREAMS = [
-    "localhost:8080", ":9000", "10.0.0.1", "[::1]:80", "http://[::1]", "http://a", "http://a:",
-    "HTTP://A:81", "https://a", "https://a:8443", "h2c://a", "unix//run/app.sock",
-    "unix+h2c//run/app.sock", "fd/3", "localhost:{env.PORT}", "{env.UPSTREAM}",
-    "a:8001-8003", "https://a:8443-8444",
+    "localhost:8080",
+    ":9000",
+    "10.0.0.1",
+    "[::1]:80",
+    "http://[::1]",
+    "http://a",
+    "http://a:",
+    "HTTP://A:81",
+    "https://a",
+    "https://a:8443",
+    "h2c://a",
+    "unix//run/app.sock",
+    "unix+h2c//run/app.sock",
+    "fd/3",
+    "localhost:{env.PORT}",
+    "{env.UPSTREAM}",
+    "a:8001-8003",
+    "https://a:8443-8444",
     # errors
-    "http://a:b", "http://a/path", "http://a?q", "ws://a", "wss://a", "foo://a", "http://a:443",
-    "https://a:80", "h2c://a:443", "http://{x}:80", "http://a:1-2-3", "a:5-3", "a:99999",
+    "http://a:b",
+    "http://a/path",
+    "http://a?q",
+    "ws://a",
+    "wss://a",
+    "foo://a",
+    "http://a:443",
+    "https://a:80",
+    "h2c://a:443",
+    "http://{x}:80",
+    "http://a:1-2-3",
+    "a:5-3",
+    "a:99999",
     "https://a http://b",
 ]
 
@@ -112,7 +137,8 @@ reverse_proxy /6 a:1 {
     "policy_extra_arg": "reverse_proxy a:1 {\n\tlb_policy first x\n}",
     "policy_fallback_twice": (
         "reverse_proxy a:1 {\n\tlb_policy query k {\n\t\tfallback random\n"
-        "\t\tfallback first\n\t}\n}"),
+        "\t\tfallback first\n\t}\n}"
+    ),
     "policy_cookie_bad_age": "reverse_proxy a:1 {\n\tlb_policy cookie {\n\t\tmax_age -1s\n\t}\n}",
     "dynamic_a": """
 reverse_proxy {
@@ -222,19 +248,24 @@ reverse_proxy /4 a:1 {
 }
 """,
     "trust_pool_empty_inline": (
-        "reverse_proxy a:1 {\n\ttransport http {\n\t\ttls_trust_pool inline\n\t}\n}"),
+        "reverse_proxy a:1 {\n\ttransport http {\n\t\ttls_trust_pool inline\n\t}\n}"
+    ),
     "trust_pool_twice": (
         "reverse_proxy a:1 {\n\ttransport http {\n\t\ttls_trust_pool file a.pem\n"
-        "\t\ttls_trust_pool file b.pem\n\t}\n}"),
+        "\t\ttls_trust_pool file b.pem\n\t}\n}"
+    ),
     "trust_pool_and_ca_certs": (
         "reverse_proxy a:1 {\n\ttransport http {\n\t\ttls_trust_pool file a.pem\n"
-        "\t\ttls_trusted_ca_certs b.pem\n\t}\n}"),
+        "\t\ttls_trusted_ca_certs b.pem\n\t}\n}"
+    ),
     "transport_empty": "reverse_proxy a:1 {\n\ttransport http\n}",
     "transport_http_tls_on_http": "reverse_proxy http://a {\n\ttransport http {\n\t\ttls\n\t}\n}",
     "transport_bad_proxy_protocol": (
-        "reverse_proxy a:1 {\n\ttransport http {\n\t\tproxy_protocol v3\n\t}\n}"),
+        "reverse_proxy a:1 {\n\ttransport http {\n\t\tproxy_protocol v3\n\t}\n}"
+    ),
     "transport_bad_renegotiation": (
-        "reverse_proxy a:1 {\n\ttransport http {\n\t\ttls_renegotiation sometimes\n\t}\n}"),
+        "reverse_proxy a:1 {\n\ttransport http {\n\t\ttls_renegotiation sometimes\n\t}\n}"
+    ),
     "transport_unknown_sub": "reverse_proxy a:1 {\n\ttransport http {\n\t\tbogus\n\t}\n}",
     "transport_unknown": "reverse_proxy a:1 {\n\ttransport grpc\n}",
     "transport_fastcgi": """
@@ -274,7 +305,8 @@ reverse_proxy a:1 {
 """,
     "copy_response_block": (
         "reverse_proxy a:1 {\n\thandle_response {\n\t\tcopy_response {\n"
-        "\t\t\tstatus 503\n\t\t}\n\t}\n}"),
+        "\t\t\tstatus 503\n\t\t}\n\t}\n}"
+    ),
     "handle_response_two_args": "reverse_proxy a:1 {\n\thandle_response @a b {\n\t}\n}",
     "verbose_logs_twice": "reverse_proxy a:1 {\n\tverbose_logs\n\tverbose_logs\n}",
     "unknown_sub": "reverse_proxy a:1 {\n\tbogus\n}",
@@ -283,7 +315,8 @@ reverse_proxy a:1 {
     "bad_unhealthy_status": "reverse_proxy a:1 {\n\tunhealthy_status 500 5x 404\n}",
     "bad_health_upstream": "reverse_proxy a:1 {\n\thealth_upstream nohost\n}",
     "health_port_after_upstream": (
-        "reverse_proxy a:1 {\n\thealth_upstream b:1\n\thealth_port 2\n}"),
+        "reverse_proxy a:1 {\n\thealth_upstream b:1\n\thealth_port 2\n}"
+    ),
     "bad_buffer_size": "reverse_proxy a:1 {\n\trequest_buffers 1x\n}",
     "buffer_extra_arg": "reverse_proxy a:1 {\n\tresponse_buffers 1 2\n}",
     "bad_retry_match": "reverse_proxy a:1 {\n\tlb_retry_match bogus\n}",

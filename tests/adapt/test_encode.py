@@ -21,28 +21,41 @@ def test_module_object_sorts_recursively_and_adds_name() -> None:
     assert encode(handler) == b'{"b":1,"handler":"x","routes":[{"handle":[],"match":[]}]}'
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("<a&b>", '"\\u003ca\\u0026b\\u003e"'),
-    ("tab\tnl\ncr\rbs\\q\"", '"tab\\tnl\\ncr\\rbs\\\\q\\""'),
-    ("\x00\x1f\x7f", '"\\u0000\\u001f\x7f"'),
-    ("\b\f", '"\\b\\f"'),
-    ("\u2028\u2029é", '"\\u2028\\u2029é"'),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<a&b>", '"\\u003ca\\u0026b\\u003e"'),
+        ('tab\tnl\ncr\rbs\\q"', '"tab\\tnl\\ncr\\rbs\\\\q\\""'),
+        ("\x00\x1f\x7f", '"\\u0000\\u001f\x7f"'),
+        ("\b\f", '"\\b\\f"'),
+        ("\u2028\u2029é", '"\\u2028\\u2029é"'),
+    ],
+)
 def test_strings_escape_like_go(text: str, expected: str) -> None:
     assert encode(text).decode() == expected
 
 
-@pytest.mark.parametrize(("number", "expected"), [
-    (0.1666, "0.1666"), (100.0, "100"), (1e21, "1e+21"), (1.5e-7, "1.5e-7"),
-    (123456789.0, "123456789"), (5000000000, "5000000000"), (-0.0, "-0"), (1e-6, "0.000001"),
-])
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        (0.1666, "0.1666"),
+        (100.0, "100"),
+        (1e21, "1e+21"),
+        (1.5e-7, "1.5e-7"),
+        (123456789.0, "123456789"),
+        (5000000000, "5000000000"),
+        (-0.0, "-0"),
+        (1e-6, "0.000001"),
+    ],
+)
 def test_numbers_format_like_go(number: float, expected: str) -> None:
     assert encode(number).decode() == expected
 
 
 def test_pretty_is_json_indent_with_tabs() -> None:
     assert encode({"a": [], "b": {}, "c": [1, {"d": None}]}, pretty=True) == (
-        b'{\n\t"a": [],\n\t"b": {},\n\t"c": [\n\t\t1,\n\t\t{\n\t\t\t"d": null\n\t\t}\n\t]\n}')
+        b'{\n\t"a": [],\n\t"b": {},\n\t"c": [\n\t\t1,\n\t\t{\n\t\t\t"d": null\n\t\t}\n\t]\n}'
+    )
 
 
 def test_json_config_passes_through() -> None:

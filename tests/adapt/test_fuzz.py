@@ -12,8 +12,26 @@ from zeroserve.adapt import adapt_caddyfile
 from zeroserve.caddyfile.errors import CaddyfileError
 
 SOURCES = [generate(i) for i in range(100)] + [f.caddyfile for f in fixtures()]
-NOISE = ["{", "}", "*", "/x", "@m", "http://", ":0", "tls", "bind", "\n", "", "handle", "{path}",
-         "`", '"', "import", "&(r)", "[::1]"]
+NOISE = [
+    "{",
+    "}",
+    "*",
+    "/x",
+    "@m",
+    "http://",
+    ":0",
+    "tls",
+    "bind",
+    "\n",
+    "",
+    "handle",
+    "{path}",
+    "`",
+    '"',
+    "import",
+    "&(r)",
+    "[::1]",
+]
 
 
 def mutate(rng: random.Random, text: str) -> str:

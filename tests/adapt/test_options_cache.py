@@ -27,8 +27,9 @@ def app_of(options: str) -> object:
     return adapt(options)["apps"]["cache"]
 
 
-def provider(found: bool = False, url: str = "", path: str = "",
-             configuration: object = None) -> dict:
+def provider(
+    found: bool = False, url: str = "", path: str = "", configuration: object = None
+) -> dict:
     return {"found": found, "url": url, "path": path, "configuration": configuration}
 
 
@@ -37,9 +38,14 @@ def endpoint(basepath: str = "", enable: bool = False) -> dict:
 
 
 def api(**endpoints: dict) -> dict:
-    return {"basepath": endpoints.pop("basepath", ""), "debug": endpoint(),
-            "prometheus": endpoint(), "souin": endpoint(), **endpoints,
-            "security": {"basepath": "", "enable": False, "secret": "", "users": None}}
+    return {
+        "basepath": endpoints.pop("basepath", ""),
+        "debug": endpoint(),
+        "prometheus": endpoint(),
+        "souin": endpoint(),
+        **endpoints,
+        "security": {"basepath": "", "enable": False, "secret": "", "users": None},
+    }
 
 
 def app(**values: object) -> dict:
@@ -167,9 +173,16 @@ def test_every_subdirective() -> None:
     expected = app(
         allowed_http_verbs=["GET", "POST", "PUT"],
         allowed_additional_status_codes=[299, 302],
-        badger=provider(True, path="/var/badger", configuration={
-            "Compression": 2, "EncryptionKey": "c2VjcmV0", "SyncWrites": False,
-            "ValueDir": "/v"}),
+        badger=provider(
+            True,
+            path="/var/badger",
+            configuration={
+                "Compression": 2,
+                "EncryptionKey": "c2VjcmV0",
+                "SyncWrites": False,
+                "ValueDir": "/v",
+            },
+        ),
         cache_name="edge",
         cdn={"api_key": "k", "strategy": "hard", "service_id": "s", "zone_id": "z"},
         default_cache_control="public, max-age=30",
@@ -192,8 +205,12 @@ def test_every_subdirective() -> None:
             "^/static/.+css$": {"disable_body": True, "hash": True, "template": "{path}"},
             "/api/": {"disable_vary": True, "headers": ["Authorization"]},
         },
-        api=api(basepath="/cache-api", debug=endpoint(enable=True),
-                prometheus=endpoint("/metrics", True), souin=endpoint("/souin", True)),
+        api=api(
+            basepath="/cache-api",
+            debug=endpoint(enable=True),
+            prometheus=endpoint("/metrics", True),
+            souin=endpoint("/souin", True),
+        ),
         log_level="debug",
     )
     assert encode(got) == encode(expected)
@@ -219,16 +236,18 @@ def test_the_last_option_wins_and_bad_durations_are_ignored() -> None:
 
 
 def test_a_second_api_block_replaces_the_first() -> None:
-    got = app_of("\tcache {\n\t\tapi {\n\t\t\tsouin\n\t\t}\n"
-                 "\t\tapi {\n\t\t\tbasepath /x\n\t\t}\n\t}")
+    got = app_of(
+        "\tcache {\n\t\tapi {\n\t\t\tsouin\n\t\t}\n\t\tapi {\n\t\t\tbasepath /x\n\t\t}\n\t}"
+    )
     assert encode(got["api"]) == encode(api(basepath="/x"))
 
 
 def test_a_cache_keys_regexp_that_breaks_the_json_makes_the_app_null() -> None:
     """CacheKeys.MarshalJSON quotes the regexp unescaped: `\\.` is no JSON escape, so
     json.Marshal fails and caddyconfig.JSON leaves a nil RawMessage."""
-    config = adapt("\tcache {\n\t\tcache_keys {\n\t\t\t.+\\.css {\n\t\t\t\thide\n"
-                   "\t\t\t}\n\t\t}\n\t}")
+    config = adapt(
+        "\tcache {\n\t\tcache_keys {\n\t\t\t.+\\.css {\n\t\t\t\thide\n\t\t\t}\n\t\t}\n\t}"
+    )
     assert config["apps"]["cache"] is None
     assert b'"cache":null' in encode(config)
     # an escape JSON knows goes through, decoded
@@ -236,31 +255,54 @@ def test_a_cache_keys_regexp_that_breaks_the_json_makes_the_app_null() -> None:
     assert config["apps"]["cache"]["cache_keys"] == {"/x": {"hide": True}}
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ("\tcache {\n\t\tbogus\n\t}", "unsupported root directive: bogus, at Caddyfile:3"),
-    ("\tcache {\n\t\tapi {\n\t\t\tgraphql\n\t\t}\n\t}", "unsupported api directive: graphql"),
-    ("\tcache {\n\t\tapi {\n\t\t\tsouin {\n\t\t\t\tpath /x\n\t\t\t}\n\t\t}\n\t}",
-     "unsupported souin directive: path, at Caddyfile:5"),
-    ("\tcache {\n\t\tapi {\n\t\t\tprometheus {\n\t\t\t\tx\n\t\t\t}\n\t\t}\n\t}",
-     "unsupported prometheus directive: x"),
-    ("\tcache {\n\t\tapi {\n\t\t\tdebug {\n\t\t\t\tx\n\t\t\t}\n\t\t}\n\t}",
-     "unsupported debug directive: x"),
-    ("\tcache {\n\t\tcdn {\n\t\t\tzone\n\t\t}\n\t}", "unsupported cdn directive: zone"),
-    ("\tcache {\n\t\tkey {\n\t\t\tdisable_path\n\t\t}\n\t}",
-     "unsupported key directive: disable_path"),
-    ("\tcache {\n\t\tcache_keys {\n\t\t\t/a {\n\t\t\t\tx\n\t\t\t}\n\t\t}\n\t}",
-     "unsupported cache_keys (/a) directive: x"),
-    ("\tcache {\n\t\totter {\n\t\t\turl x\n\t\t}\n\t}", "unsupported otter directive: url"),
-    ("\tcache {\n\t\tregex {\n\t\t\tinclude x\n\t\t}\n\t}", "unsupported regex directive: include"),
-    ("\tcache {\n\t\ttimeout {\n\t\t\tread 1s\n\t\t}\n\t}", "unsupported timeout directive: read"),
-    ("\tcache {\n\t\tmode a b\n\t}", "mode must contains only one arg: [a b] given"),
-    ("\tcache {\n\t\tmax_cacheable_body_bytes 1k\n\t}",
-     "unsupported max_cacheable_body_bytes: [1k]"),
-    # the plugin indexes the missing argument (a Go panic); zeroserve says what is missing
-    ("\tcache {\n\t\tttl\n\t}", "wrong argument count or unexpected line ending after 'ttl'"),
-    ("\tcache {\n\t\tapi {\n\t\t\tbasepath\n\t\t}\n\t}",
-     "wrong argument count or unexpected line ending after 'basepath'"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("\tcache {\n\t\tbogus\n\t}", "unsupported root directive: bogus, at Caddyfile:3"),
+        ("\tcache {\n\t\tapi {\n\t\t\tgraphql\n\t\t}\n\t}", "unsupported api directive: graphql"),
+        (
+            "\tcache {\n\t\tapi {\n\t\t\tsouin {\n\t\t\t\tpath /x\n\t\t\t}\n\t\t}\n\t}",
+            "unsupported souin directive: path, at Caddyfile:5",
+        ),
+        (
+            "\tcache {\n\t\tapi {\n\t\t\tprometheus {\n\t\t\t\tx\n\t\t\t}\n\t\t}\n\t}",
+            "unsupported prometheus directive: x",
+        ),
+        (
+            "\tcache {\n\t\tapi {\n\t\t\tdebug {\n\t\t\t\tx\n\t\t\t}\n\t\t}\n\t}",
+            "unsupported debug directive: x",
+        ),
+        ("\tcache {\n\t\tcdn {\n\t\t\tzone\n\t\t}\n\t}", "unsupported cdn directive: zone"),
+        (
+            "\tcache {\n\t\tkey {\n\t\t\tdisable_path\n\t\t}\n\t}",
+            "unsupported key directive: disable_path",
+        ),
+        (
+            "\tcache {\n\t\tcache_keys {\n\t\t\t/a {\n\t\t\t\tx\n\t\t\t}\n\t\t}\n\t}",
+            "unsupported cache_keys (/a) directive: x",
+        ),
+        ("\tcache {\n\t\totter {\n\t\t\turl x\n\t\t}\n\t}", "unsupported otter directive: url"),
+        (
+            "\tcache {\n\t\tregex {\n\t\t\tinclude x\n\t\t}\n\t}",
+            "unsupported regex directive: include",
+        ),
+        (
+            "\tcache {\n\t\ttimeout {\n\t\t\tread 1s\n\t\t}\n\t}",
+            "unsupported timeout directive: read",
+        ),
+        ("\tcache {\n\t\tmode a b\n\t}", "mode must contains only one arg: [a b] given"),
+        (
+            "\tcache {\n\t\tmax_cacheable_body_bytes 1k\n\t}",
+            "unsupported max_cacheable_body_bytes: [1k]",
+        ),
+        # the plugin indexes the missing argument (a Go panic); zeroserve says what is missing
+        ("\tcache {\n\t\tttl\n\t}", "wrong argument count or unexpected line ending after 'ttl'"),
+        (
+            "\tcache {\n\t\tapi {\n\t\t\tbasepath\n\t\t}\n\t}",
+            "wrong argument count or unexpected line ending after 'basepath'",
+        ),
+    ],
+)
 def test_errors(options: str, message: str) -> None:
     with pytest.raises(CaddyfileError) as info:
         adapt(options)
@@ -287,12 +329,17 @@ CLI_CADDYFILE = """{
 """
 
 
-def cli(zeroserve_bin: Path, verb: str, tmp_path: Path,
-        extra: str = "") -> subprocess.CompletedProcess:
+def cli(
+    zeroserve_bin: Path, verb: str, tmp_path: Path, extra: str = ""
+) -> subprocess.CompletedProcess:
     path = tmp_path / "Caddyfile"
     path.write_text(CLI_CADDYFILE % extra)
-    return subprocess.run([str(zeroserve_bin), verb, "--config", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(zeroserve_bin), verb, "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_adapt_and_validate_through_the_cli(zeroserve_bin: Path, tmp_path: Path) -> None:
@@ -312,4 +359,5 @@ def test_adapt_and_validate_through_the_cli(zeroserve_bin: Path, tmp_path: Path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().endswith(
         "parsing caddyfile tokens for 'cache': wrong argument count or unexpected line ending "
-        f"after 'stale', at {tmp_path / 'Caddyfile'}:5")
+        f"after 'stale', at {tmp_path / 'Caddyfile'}:5"
+    )

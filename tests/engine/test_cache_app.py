@@ -111,7 +111,8 @@ def test_global_allowed_http_verbs_make_a_post_cacheable(origin: Origin, serve) 
     plain = serve(config(origin, "ttl 10s"))
     for _ in range(2):
         assert request(plain, "POST", path)[1]["cache-status"] == (
-            "Souin; fwd=bypass; detail=UNSUPPORTED-METHOD")
+            "Souin; fwd=bypass; detail=UNSUPPORTED-METHOD"
+        )
     assert origin.count(path) == 2
 
     port = serve(config(origin, "allowed_http_verbs GET POST"))

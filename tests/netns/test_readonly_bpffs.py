@@ -14,7 +14,7 @@ from tests.support import free_port
 def test_read_only_bpffs_serves_without_edge(star, zeroserve_bin, tmp_path):
     port = free_port()
     caddyfile = tmp_path / "Caddyfile"
-    caddyfile.write_text(f":{port} {{\n\trespond \"served\"\n}}\n")
+    caddyfile.write_text(f':{port} {{\n\trespond "served"\n}}\n')
     # `ip netns exec` gives the command a mount namespace of its own, so this bpffs is
     # read-only for the agent alone.
     script = f'mount -t bpf -o ro bpf /sys/fs/bpf && exec "$0" run -c {caddyfile} --workers 1'

@@ -28,8 +28,12 @@ ADAPTER_LOGGER = "config.adapter.caddyfile"
 CADDYFILE_LOGGER = "caddyfile"
 DEFAULT_LOGGER = ""
 
-_ZAP_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",
-               logging.ERROR: "error"}
+_ZAP_LEVELS = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+}
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,9 @@ class _Collector(logging.Handler):
             return
         name = record.name.removeprefix(ROOT_LOGGER).removeprefix(".")
         level = _ZAP_LEVELS.get(record.levelno, record.levelname.lower())
-        records.append(LogRecord(level, name, record.getMessage(),
-                                 dict(getattr(record, "fields", {}))))
+        records.append(
+            LogRecord(level, name, record.getMessage(), dict(getattr(record, "fields", {})))
+        )
 
 
 _root = logging.getLogger(ROOT_LOGGER)

@@ -226,7 +226,8 @@ class NetworkAddress:
 def _parse_uint16(text: str, what: str) -> int:
     if not text or not text.isascii() or not text.isdigit():
         raise CaddyfileError(
-            f'invalid {what} port: strconv.ParseUint: parsing "{text}": invalid syntax')
+            f'invalid {what} port: strconv.ParseUint: parsing "{text}": invalid syntax'
+        )
     value = int(text)
     if value > 65535:
         raise CaddyfileError(

@@ -23,9 +23,9 @@ def unmarshal_ca_pool(d: Dispenser) -> dict:
 def _inline(d: Dispenser) -> dict:
     """Syntax::
 
-        inline {
-            trust_der <base64_der_cert>...
-        }
+    inline {
+        trust_der <base64_der_cert>...
+    }
     """
     d.next()
     if d.count_remaining_args() > 0:
@@ -43,9 +43,9 @@ def _inline(d: Dispenser) -> dict:
 def _file(d: Dispenser) -> dict:
     """Syntax::
 
-        file [<pem_file>...] {
-            pem_file <pem_file>...
-        }
+    file [<pem_file>...] {
+        pem_file <pem_file>...
+    }
     """
     d.next()
     files = d.remaining_args()
@@ -61,9 +61,9 @@ def _file(d: Dispenser) -> dict:
 def _pki(d: Dispenser) -> dict:
     """Syntax (pki_root and pki_intermediate)::
 
-        pki_root [<ca_name>...] {
-            authority <ca_name>...
-        }
+    pki_root [<ca_name>...] {
+        authority <ca_name>...
+    }
     """
     d.next()
     authorities = d.remaining_args()
@@ -80,10 +80,10 @@ def _pki(d: Dispenser) -> dict:
 def _storage(d: Dispenser) -> dict:
     """Syntax::
 
-        storage [<storage_keys>...] {
-            storage <storage_module>
-            keys    <storage_keys>...
-        }
+    storage [<storage_keys>...] {
+        storage <storage_module>
+        keys    <storage_keys>...
+    }
     """
     d.next()
     out: dict = {}
@@ -109,16 +109,16 @@ def _storage(d: Dispenser) -> dict:
 def _http(d: Dispenser) -> dict:
     """Syntax::
 
-        http [<endpoints...>] {
-            endpoints <endpoints...>
-            tls {
-                ca <ca_module> ...
-                insecure_skip_verify
-                handshake_timeout <duration>
-                server_name <name>
-                renegotiation never|once|freely
-            }
+    http [<endpoints...>] {
+        endpoints <endpoints...>
+        tls {
+            ca <ca_module> ...
+            insecure_skip_verify
+            handshake_timeout <duration>
+            server_name <name>
+            renegotiation never|once|freely
         }
+    }
     """
     d.next()
     out: dict = {}
@@ -179,9 +179,9 @@ def _tls_config(d: Dispenser) -> dict:
 def _combined(d: Dispenser) -> dict:
     """Syntax::
 
-        combined {
-            source <ca_module> ...
-        }
+    combined {
+        source <ca_module> ...
+    }
     """
     d.next()
     sources: list[dict] = []
@@ -200,7 +200,7 @@ def _combined(d: Dispenser) -> dict:
 def _system(d: Dispenser) -> dict:
     """Syntax::
 
-        system
+    system
     """
     d.next()
     if d.count_remaining_args() > 0:

@@ -48,14 +48,40 @@ from zeroserve.caddyfile.lexer import Token
 from zeroserve.caddyjson import GoMap, struct
 
 SERVER_KEYS = (
-    "listen", "listener_wrappers", "packet_conn_wrappers", "read_timeout", "read_header_timeout",
-    "read_idle_timeout", "read_min_rate", "write_timeout", "write_idle_timeout", "write_min_rate",
-    "max_write_chunk", "idle_timeout", "keepalive_interval", "keepalive_idle", "keepalive_count",
-    "max_header_bytes", "enable_full_duplex", "expected_underscore_headers",
-    "expected_dot_headers", "routes", "errors", "named_routes", "tls_connection_policies",
-    "automatic_https", "strict_sni_host", "trusted_proxies", "client_ip_headers",
-    "trusted_proxies_strict", "trusted_proxies_unix", "logs", "protocols", "listen_protocols",
-    "allow_0rtt", "metrics",
+    "listen",
+    "listener_wrappers",
+    "packet_conn_wrappers",
+    "read_timeout",
+    "read_header_timeout",
+    "read_idle_timeout",
+    "read_min_rate",
+    "write_timeout",
+    "write_idle_timeout",
+    "write_min_rate",
+    "max_write_chunk",
+    "idle_timeout",
+    "keepalive_interval",
+    "keepalive_idle",
+    "keepalive_count",
+    "max_header_bytes",
+    "enable_full_duplex",
+    "expected_underscore_headers",
+    "expected_dot_headers",
+    "routes",
+    "errors",
+    "named_routes",
+    "tls_connection_policies",
+    "automatic_https",
+    "strict_sni_host",
+    "trusted_proxies",
+    "client_ip_headers",
+    "trusted_proxies_strict",
+    "trusted_proxies_unix",
+    "logs",
+    "protocols",
+    "listen_protocols",
+    "allow_0rtt",
+    "metrics",
 )
 
 
@@ -77,8 +103,11 @@ class SiteBlock:
                 if not logger_mode:
                     return []
                 continue
-            if logger_mode and addr.port not in ("", str(DEFAULT_HTTP_PORT),
-                                                 str(DEFAULT_HTTPS_PORT)):
+            if logger_mode and addr.port not in (
+                "",
+                str(DEFAULT_HTTP_PORT),
+                str(DEFAULT_HTTPS_PORT),
+            ):
                 hosts[join_host_port(addr.host, addr.port)] = None
             else:
                 hosts[addr.host] = None
@@ -149,7 +178,8 @@ def evaluate_global_options(segments: list[list[Token]], options: dict[str, Any]
             if entry.listener_address in seen:
                 raise CaddyfileError(
                     "cannot have 'servers' global options with duplicate listener "
-                    f"addresses: {entry.listener_address}")
+                    f"addresses: {entry.listener_address}"
+                )
             seen.add(entry.listener_address)
 
 
@@ -162,8 +192,9 @@ class NamedRoute:
     invokes: list[str]
 
 
-def extract_named_routes(blocks: list[Any], options: dict[str, Any],
-                         warnings: list[Warning]) -> list[Any]:
+def extract_named_routes(
+    blocks: list[Any], options: dict[str, Any], warnings: list[Warning]
+) -> list[Any]:
     """Pull the `&(name)` blocks out of the list; their routes go into options."""
     named: dict[str, NamedRoute] = {}
     counter = Counter()
@@ -198,8 +229,14 @@ def extract_named_routes(blocks: list[Any], options: dict[str, Any],
 # --- directives -------------------------------------------------------------------
 
 
-def evaluate_site_directives(site: SiteBlock, options: dict[str, Any], warnings: list[Warning],
-                             counter: Counter, state: dict[str, Any], block: Any) -> None:
+def evaluate_site_directives(
+    site: SiteBlock,
+    options: dict[str, Any],
+    warnings: list[Warning],
+    counter: Counter,
+    state: dict[str, Any],
+    block: Any,
+) -> None:
     matcher_defs: dict[str, GoMap] = {}
     for seg in site.segments:
         if seg and seg[0].text.startswith(MATCHER_PREFIX):
@@ -214,8 +251,10 @@ def evaluate_site_directives(site: SiteBlock, options: dict[str, Any], warnings:
             tok = seg[0]
             msg = f"{tok.file}:{tok.line}: unrecognized directive: {name}"
             if not site.has_braces:
-                msg += ("\nDid you mean to define a second site? If so, you must use curly "
-                        "braces around each site to separate their configurations.")
+                msg += (
+                    "\nDid you mean to define a second site? If so, you must use curly "
+                    "braces around each site to separate their configurations."
+                )
             raise CaddyfileError(msg)
         h = Helper(Dispenser(seg), options, warnings, matcher_defs, block, counter, state)
         try:
@@ -230,18 +269,21 @@ def evaluate_site_directives(site: SiteBlock, options: dict[str, Any], warnings:
         if invoked:
             for route_name in invoked:
                 site.pile.setdefault(NAMED_ROUTE_KEY, []).append(
-                    ConfigValue(NAMED_ROUTE_KEY, route_name))
+                    ConfigValue(NAMED_ROUTE_KEY, route_name)
+                )
             state[NAMED_ROUTE_KEY] = None
 
 
 # --- listeners -------------------------------------------------------------------
 
 
-def listeners_for_address(site: SiteBlock, addr: Address,
-                          options: dict[str, Any]) -> dict[str, set[str]]:
+def listeners_for_address(
+    site: SiteBlock, addr: Address, options: dict[str, Any]
+) -> dict[str, set[str]]:
     if addr.scheme == "wss":
         raise CaddyfileError(
-            "the scheme wss:// is only supported in browsers; use https:// instead")
+            "the scheme wss:// is only supported in browsers; use https:// instead"
+        )
     if addr.scheme == "ws":
         raise CaddyfileError("the scheme ws:// is only supported in browsers; use http:// instead")
     if addr.scheme not in ("https", "http", ""):
@@ -257,8 +299,9 @@ def listeners_for_address(site: SiteBlock, addr: Address,
     ):
         raise CaddyfileError(f"[{addr}] scheme and port violate convention")
 
-    binds = [cv.value for cv in site.pile.get("bind", [])
-             if isinstance(cv.value, AddressesWithProtocols)]
+    binds = [
+        cv.value for cv in site.pile.get("bind", []) if isinstance(cv.value, AddressesWithProtocols)
+    ]
     if not binds:
         default_bind = options.get("default_bind")
         if default_bind:
@@ -299,8 +342,8 @@ def map_addresses(sites: list[SiteBlock], options: dict[str, Any]) -> dict[str, 
                 listeners = listeners_for_address(site, parsed, options)
             except CaddyfileError as exc:
                 raise CaddyfileError(
-                    f"server block {i}, key {j} ({key.text}): determining listener "
-                    f"address: {exc}") from None
+                    f"server block {i}, key {j} ({key.text}): determining listener address: {exc}"
+                ) from None
             for addr, protocols in listeners.items():
                 per_prot = per_addr.setdefault(addr, {})
                 for prot in protocols or {""}:
@@ -309,10 +352,16 @@ def map_addresses(sites: list[SiteBlock], options: dict[str, Any]) -> dict[str, 
             target = out.setdefault(addr, {})
             for prot in sorted(per_addr[addr]):
                 pairs = per_addr[addr][prot]
-                target.setdefault(prot, []).append(SiteBlock(
-                    keys=[k for k, _ in pairs], segments=site.segments, pile=site.pile,
-                    parsed_keys=[a for _, a in pairs], origin=site.origin,
-                    has_braces=site.has_braces))
+                target.setdefault(prot, []).append(
+                    SiteBlock(
+                        keys=[k for k, _ in pairs],
+                        segments=site.segments,
+                        pile=site.pile,
+                        parsed_keys=[a for _, a in pairs],
+                        origin=site.origin,
+                        has_braces=site.has_braces,
+                    )
+                )
     return out
 
 
@@ -442,8 +491,13 @@ def compile_encoded_matcher_sets(site: SiteBlock) -> list[GoMap]:
     return sets
 
 
-def append_subroute(route_list: list[Route], routes: list[Route], errors: list[Route] | None,
-                    matcher_sets: list[GoMap], pairing: Pairing) -> list[Route]:
+def append_subroute(
+    route_list: list[Route],
+    routes: list[Route],
+    errors: list[Route] | None,
+    matcher_sets: list[GoMap],
+    pairing: Pairing,
+) -> list[Route]:
     """Caddy's appendSubrouteToRouteList."""
     if not matcher_sets and not routes and errors is None:
         return route_list
@@ -464,8 +518,9 @@ def append_subroute(route_list: list[Route], routes: list[Route], errors: list[R
     return route_list
 
 
-def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
-                          warnings: list[Warning], counter: Counter) -> dict[str, dict]:
+def servers_from_pairings(
+    pairings: list[Pairing], options: dict[str, Any], warnings: list[Warning], counter: Counter
+) -> dict[str, dict]:
     from zeroserve.adapt.tlsapp import conn_policy_settings_empty, consolidate_conn_policies
 
     servers: dict[str, dict] = {}
@@ -488,9 +543,12 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
 
         ah: dict[str, Any] | None = None
         for val in auto_https:
-            key = {"off": "disable", "disable_redirects": "disable_redirects",
-                   "disable_certs": "disable_certificates",
-                   "ignore_loaded_certs": "ignore_loaded_certificates"}.get(val)
+            key = {
+                "off": "disable",
+                "disable_redirects": "disable_redirects",
+                "disable_certs": "disable_certificates",
+                "ignore_loaded_certs": "ignore_loaded_certificates",
+            }.get(val)
             if key:
                 ah = ah or {}
                 ah[key] = True
@@ -498,9 +556,12 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
         for sb in blocks:
             for addr in sb.parsed_keys:
                 if addr.path:
-                    adaptlog.warn(adaptlog.CADDYFILE_LOGGER, "Using a path in a site address is "
-                                  "deprecated; please use the 'handle' directive instead",
-                                  address=str(addr))
+                    adaptlog.warn(
+                        adaptlog.CADDYFILE_LOGGER,
+                        "Using a path in a site address is "
+                        "deprecated; please use the 'handle' directive instead",
+                        address=str(addr),
+                    )
         _sort_sites(blocks)
 
         has_catch_all_cp = address_qualifies_for_tls = False
@@ -523,10 +584,13 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
             hosts = sb.hosts_from_keys(False)
             for host in hosts:
                 if host in ("0.0.0.0", "::"):
-                    adaptlog.warn(adaptlog.CADDYFILE_LOGGER, "Site block has an unspecified IP "
-                                  "address which only matches requests having that Host header; "
-                                  "you probably want the 'bind' directive to configure the socket",
-                                  address=host)
+                    adaptlog.warn(
+                        adaptlog.CADDYFILE_LOGGER,
+                        "Site block has an unspecified IP "
+                        "address which only matches requests having that Host header; "
+                        "you probably want the 'bind' directive to configure the socket",
+                        address=host,
+                    )
             forced = set(hosts) if "tls.force_automate" in sb.pile else set()
 
             cp_values = sb.pile.get("tls.connection_policy", [])
@@ -563,26 +627,28 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
                         if addr.host not in skip:
                             skip.append(addr.host)
                 has_tls = bool(sb.pile.get("tls.connection_policy")) or (
-                    addr.host != "" and (ah is None or addr.host not in ah.get("skip", [])))
+                    addr.host != "" and (ah is None or addr.host not in ah.get("skip", []))
+                )
                 if addr.scheme == "https" or (
                     addr.scheme != "http" and addr.port != http_port and has_tls
                 ):
                     address_qualifies_for_tls = True
                 auto_https_adds_cp = auto_https_adds_cp and (
-                    addr.port == https_port or (addr.port != http_port and addr.host != ""))
+                    addr.port == https_port or (addr.port != http_port and addr.host != "")
+                )
 
             for lw in sb.pile.get("listener_wrapper", []):
                 srv.setdefault("listener_wrappers", []).append(lw.value)
 
-            site_routes = build_subroute(sb.pile.get("route", []), counter, True,
-                                         options.get("order"))
+            site_routes = build_subroute(
+                sb.pile.get("route", []), counter, True, options.get("order")
+            )
             routes = append_subroute(routes, site_routes, None, matcher_sets, p)
 
             err_vals = sb.pile.get("error_route")
             if err_vals:
                 error_routes = error_routes if error_routes is not None else []
-                stable_sort(err_vals, lambda a, b: not (
-                    not a.value[0].match and b.value[0].match))
+                stable_sort(err_vals, lambda a, b: not (not a.value[0].match and b.value[0].match))
                 err_sub = [r for v in err_vals for r in v.value]
                 error_routes = append_subroute(error_routes, err_sub, None, matcher_sets, p)
 
@@ -604,7 +670,8 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
                         except CaddyfileError:
                             host = h
                         logs.setdefault("logger_names", GoMap()).setdefault(host, []).append(
-                            ncl.name)
+                            ncl.name
+                        )
             if logs is not None and not sb.pile.get("custom_log"):
                 if not hosts:
                     logs["skip_unmapped_hosts"] = True
@@ -618,8 +685,10 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
         srv["tls_connection_policies"] = tls_policies
         detect_conflicting_schemes(srv, blocks, options)
 
-        if address_qualifies_for_tls and not has_catch_all_cp and (
-            tls_policies or not auto_https_adds_cp or default_sni or fallback_sni
+        if (
+            address_qualifies_for_tls
+            and not has_catch_all_cp
+            and (tls_policies or not auto_https_adds_cp or default_sni or fallback_sni)
         ):
             tls_policies.append({"default_sni": default_sni, "fallback_sni": fallback_sni})
 
@@ -627,7 +696,8 @@ def servers_from_pairings(pairings: list[Pairing], options: dict[str, Any],
             srv["tls_connection_policies"] = consolidate_conn_policies(tls_policies)
         except CaddyfileError as exc:
             raise CaddyfileError(
-                f"consolidating TLS connection policies for server {i}: {exc}") from None
+                f"consolidating TLS connection policies for server {i}: {exc}"
+            ) from None
         srv["routes"] = consolidate_routes(routes)
         if error_routes is not None:
             srv["errors"] = {"routes": error_routes}
@@ -659,13 +729,17 @@ def shield_from_wildcard_client_auth(policies: list[dict], unpoliced: list[list[
             for cp in policies:
                 sni = (cp.get("match") or {}).get("sni") or []
                 if cp.get("client_authentication") and any(
-                        "*" in w and match_wildcard(host, w) for w in sni):
+                    "*" in w and match_wildcard(host, w) for w in sni
+                ):
                     shields.setdefault(id(cp), []).append(host)
                     break
         for cp_id, names in shields.items():
             index = next(i for i, cp in enumerate(policies) if id(cp) == cp_id)
-            shield = {k: v for k, v in policies[index].items()
-                      if k not in ("match", "client_authentication")}
+            shield = {
+                k: v
+                for k, v in policies[index].items()
+                if k not in ("match", "client_authentication")
+            }
             shield["match"] = GoMap(sni=names)
             policies.insert(index, shield)
 
@@ -685,8 +759,9 @@ def _add_named_route(srv: dict[str, Any], name: str, named_routes: dict[str, Nam
         todo.extend(nr.invokes)
 
 
-def detect_conflicting_schemes(srv: dict[str, Any], blocks: list[SiteBlock],
-                               options: dict[str, Any]) -> None:
+def detect_conflicting_schemes(
+    srv: dict[str, Any], blocks: list[SiteBlock], options: dict[str, Any]
+) -> None:
     http_port, https_port = http_ports(options)
     mode = ""
     listen = "[" + " ".join(srv["listen"] or []) + "]"
@@ -694,9 +769,9 @@ def detect_conflicting_schemes(srv: dict[str, Any], blocks: list[SiteBlock],
         for addr in sb.parsed_keys:
             if addr.scheme == "http" or addr.port == http_port:
                 want = "HTTP"
-            elif addr.scheme == "https" or addr.port == https_port or srv[
-                "tls_connection_policies"
-            ]:
+            elif (
+                addr.scheme == "https" or addr.port == https_port or srv["tls_connection_policies"]
+            ):
                 want = "HTTPS"
             elif addr.host == "":
                 want = "HTTP"
@@ -704,20 +779,25 @@ def detect_conflicting_schemes(srv: dict[str, Any], blocks: list[SiteBlock],
                 continue
             if want == "HTTP":
                 if mode == "HTTPS":
-                    msg = (f"server listening on {listen} is configured for HTTPS and cannot "
-                           f"natively multiplex HTTP and HTTPS: {addr.original}")
+                    msg = (
+                        f"server listening on {listen} is configured for HTTPS and cannot "
+                        f"natively multiplex HTTP and HTTPS: {addr.original}"
+                    )
                     if addr.scheme == "" and addr.host == "":
                         msg += " (try specifying https:// in the address)"
                     raise CaddyfileError(msg)
                 if srv["tls_connection_policies"]:
-                    raise CaddyfileError(f"server listening on {listen} is HTTP, but attempts to "
-                                         "configure TLS connection policies")
+                    raise CaddyfileError(
+                        f"server listening on {listen} is HTTP, but attempts to "
+                        "configure TLS connection policies"
+                    )
                 mode = "HTTP"
             else:
                 if mode == "HTTP":
                     raise CaddyfileError(
                         f"server listening on {listen} is configured for HTTP and cannot "
-                        f"natively multiplex HTTP and HTTPS: {addr.original}")
+                        f"natively multiplex HTTP and HTTPS: {addr.original}"
+                    )
                 mode = "HTTPS"
 
 
@@ -732,16 +812,33 @@ def server_json(srv: dict[str, Any]) -> dict:
     if srv.get("tls_connection_policies"):
         from zeroserve.adapt.tlsapp import conn_policy_json
 
-        out["tls_connection_policies"] = [conn_policy_json(cp)
-                                          for cp in srv["tls_connection_policies"]]
+        out["tls_connection_policies"] = [
+            conn_policy_json(cp) for cp in srv["tls_connection_policies"]
+        ]
     if srv.get("automatic_https"):
-        out["automatic_https"] = struct(srv["automatic_https"], (
-            "disable", "disable_redirects", "disable_certificates", "skip", "skip_certificates",
-            "ignore_loaded_certificates"))
+        out["automatic_https"] = struct(
+            srv["automatic_https"],
+            (
+                "disable",
+                "disable_redirects",
+                "disable_certificates",
+                "skip",
+                "skip_certificates",
+                "ignore_loaded_certificates",
+            ),
+        )
     if srv.get("logs") is not None:
-        out["logs"] = struct(srv["logs"], (
-            "default_logger_name", "logger_names", "skip_hosts", "skip_unmapped_hosts",
-            "should_log_credentials", "trace"))
+        out["logs"] = struct(
+            srv["logs"],
+            (
+                "default_logger_name",
+                "logger_names",
+                "skip_hosts",
+                "skip_unmapped_hosts",
+                "should_log_credentials",
+                "trace",
+            ),
+        )
     if srv.get("named_routes"):
         out["named_routes"] = GoMap((k, v) for k, v in srv["named_routes"].items())
     return struct(out, SERVER_KEYS, keep=("strict_sni_host", "logs", "allow_0rtt"))
@@ -757,12 +854,15 @@ def setup(blocks: list[Any], options: dict[str, Any]) -> tuple[dict, list[Warnin
     for sb in blocks:
         for j, k in enumerate(sb.keys):
             if j == 0 and k.text.startswith("@"):
-                raise CaddyfileError(f"{k.file}:{k.line}: cannot define a matcher outside of a "
-                                     f"site block: '{k.text}'")
+                raise CaddyfileError(
+                    f"{k.file}:{k.line}: cannot define a matcher outside of a "
+                    f"site block: '{k.text}'"
+                )
             if k.text in registry.directives:
                 raise CaddyfileError(
                     f"{k.file}:{k.line}: parsed '{k.text}' as a site address, but it is a "
-                    "known directive; directives must appear in a site block")
+                    "known directive; directives must appear in a site block"
+                )
 
     if blocks and not blocks[0].keys:
         evaluate_global_options(blocks[0].segments, options)
@@ -775,10 +875,13 @@ def setup(blocks: list[Any], options: dict[str, Any]) -> tuple[dict, list[Warnin
         for seg in sb.segments:
             apply_to_segment(seg)
         if not sb.keys:
-            raise CaddyfileError("server block without any key is global configuration, and "
-                                 "if used, it must be first")
-        site = SiteBlock(list(sb.keys), sb.segments, {}, origin=index,
-                         has_braces=getattr(sb, "has_braces", True))
+            raise CaddyfileError(
+                "server block without any key is global configuration, and "
+                "if used, it must be first"
+            )
+        site = SiteBlock(
+            list(sb.keys), sb.segments, {}, origin=index, has_braces=getattr(sb, "has_braces", True)
+        )
         evaluate_site_directives(site, options, warnings, counter, state, sb)
         sites.append(site)
 

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 DEFAULT_CA_ID = "local"
 
 
-def build_pki_app(pairings: list[Pairing], options: dict[str, Any],
-                  warnings: list[Warning]) -> dict | None:
+def build_pki_app(
+    pairings: list[Pairing], options: dict[str, Any], warnings: list[Warning]
+) -> dict | None:
     from zeroserve.adapt.options.basic import ca_json
 
     skip_install_trust = "skip_install_trust" in options
@@ -38,5 +39,9 @@ def build_pki_app(pairings: list[Pairing], options: dict[str, Any],
         cas[DEFAULT_CA_ID] = {"id": DEFAULT_CA_ID, "install_trust": False}
     if not cas:
         return None
-    return {"certificate_authorities": GoMap(
-        (ca_id, ca_json({k: v for k, v in ca.items() if k != "id"})) for ca_id, ca in cas.items())}
+    return {
+        "certificate_authorities": GoMap(
+            (ca_id, ca_json({k: v for k, v in ca.items() if k != "id"}))
+            for ca_id, ca in cas.items()
+        )
+    }

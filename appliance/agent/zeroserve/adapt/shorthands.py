@@ -64,8 +64,12 @@ _FAMILIES: tuple[tuple[str, str, bool], ...] = (
 _SIMPLE = dict(PLACEHOLDER_SHORTHANDS)
 _SIMPLE_RE = re.compile("|".join(re.escape(k) for k, _ in PLACEHOLDER_SHORTHANDS))
 _COMPLEX = [
-    (re.compile(r"\{" + re.escape(short) + (r"\.([\w\-.]*)\}" if dots else r"\.([\w-]*)\}"),
-                re.ASCII), "{" + long + r".\1}")
+    (
+        re.compile(
+            r"\{" + re.escape(short) + (r"\.([\w\-.]*)\}" if dots else r"\.([\w-]*)\}"), re.ASCII
+        ),
+        "{" + long + r".\1}",
+    )
     for short, long, dots in _FAMILIES
 ]
 

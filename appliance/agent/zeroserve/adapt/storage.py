@@ -18,9 +18,9 @@ def unmarshal_storage(d: Dispenser) -> dict:
 def _file_system(d: Dispenser) -> dict:
     """Syntax::
 
-        file_system [<root>] {
-            root <path>
-        }
+    file_system [<root>] {
+        root <path>
+    }
     """
     d.next()
     out: dict = {}

@@ -25,9 +25,19 @@ ZEROSSL_CA = "https://acme.zerossl.com/v2/DV90"
 ACME_DEFAULT_OPTIONS = ("acme_ca", "acme_ca_root", "acme_dns", "acme_eab", "preferred_chains")
 
 CONN_POLICY_KEYS = (
-    "match", "certificate_selection", "cipher_suites", "curves", "alpn", "protocol_min",
-    "protocol_max", "drop", "client_authentication", "default_sni", "fallback_sni",
-    "insecure_secrets_log", "handshake_context",
+    "match",
+    "certificate_selection",
+    "cipher_suites",
+    "curves",
+    "alpn",
+    "protocol_min",
+    "protocol_max",
+    "drop",
+    "client_authentication",
+    "default_sni",
+    "fallback_sni",
+    "insecure_secrets_log",
+    "handshake_context",
 )
 
 
@@ -58,24 +68,39 @@ def consolidate_conn_policies(cps: list[dict]) -> list[dict]:
         checks = (("alpn", "ALPN"), ("cipher_suites", "cipher suites"), ("curves", "curves"))
         for key, label in checks:
             if both(key):
-                raise CaddyfileError(f"two policies with same match criteria have conflicting "
-                                     f"{label}: {_go_list(a[key])} vs. {_go_list(b[key])}")
+                raise CaddyfileError(
+                    f"two policies with same match criteria have conflicting "
+                    f"{label}: {_go_list(a[key])} vs. {_go_list(b[key])}"
+                )
         if a.get("client_authentication") is None and b.get("client_authentication") is not None:
-            raise CaddyfileError("two policies with same match criteria have conflicting client "
-                                 f"auth configuration: <nil> vs. "
-                                 f"{_go_client_auth(b['client_authentication'])}")
-        for key, label in (("default_sni", "default SNI"), ("fallback_sni", "fallback SNI"),
-                           ("protocol_min", "min protocol"), ("protocol_max", "max protocol")):
+            raise CaddyfileError(
+                "two policies with same match criteria have conflicting client "
+                f"auth configuration: <nil> vs. "
+                f"{_go_client_auth(b['client_authentication'])}"
+            )
+        for key, label in (
+            ("default_sni", "default SNI"),
+            ("fallback_sni", "fallback SNI"),
+            ("protocol_min", "min protocol"),
+            ("protocol_max", "max protocol"),
+        ):
             if both(key):
-                raise CaddyfileError(f"two policies with same match criteria have conflicting "
-                                     f"{label}: {a[key]} vs. {b[key]}")
+                raise CaddyfileError(
+                    f"two policies with same match criteria have conflicting "
+                    f"{label}: {a[key]} vs. {b[key]}"
+                )
         sa, sb = a.get("certificate_selection"), b.get("certificate_selection")
         if sa and sb:
-            for key in ("serial_number", "subject_organization", "public_key_algorithm",
-                        "all_tags"):
+            for key in (
+                "serial_number",
+                "subject_organization",
+                "public_key_algorithm",
+                "all_tags",
+            ):
                 if sa.get(key) != sb.get(key):
-                    raise CaddyfileError("two policies with same match criteria have "
-                                         "conflicting cert selections")
+                    raise CaddyfileError(
+                        "two policies with same match criteria have conflicting cert selections"
+                    )
 
     i = 0
     while i < len(cps):
@@ -91,17 +116,32 @@ def consolidate_conn_policies(cps: list[dict]) -> list[dict]:
                 restart = True
                 break
             am, bm = a.get("match"), b.get("match")
-            if (i == j - 1 and am is not None and bm is not None and len(am) == 1
-                    and len(bm) == 1 and "sni" in am and "sni" in bm
-                    and _settings(a) == _settings(b)):
+            if (
+                i == j - 1
+                and am is not None
+                and bm is not None
+                and len(am) == 1
+                and len(bm) == 1
+                and "sni" in am
+                and "sni" in bm
+                and _settings(a) == _settings(b)
+            ):
                 a["match"] = GoMap(sni=list(am["sni"]) + list(bm["sni"]))
                 del cps[j]
                 restart = True
                 break
             if am == bm:
                 fields_conflict(a, b)
-                for key in ("alpn", "cipher_suites", "client_authentication", "curves",
-                            "default_sni", "fallback_sni", "protocol_min", "protocol_max"):
+                for key in (
+                    "alpn",
+                    "cipher_suites",
+                    "client_authentication",
+                    "curves",
+                    "default_sni",
+                    "fallback_sni",
+                    "protocol_min",
+                    "protocol_max",
+                ):
                     if not a.get(key) and b.get(key):
                         a[key] = b[key]
                 sa, sb = a.get("certificate_selection"), b.get("certificate_selection")
@@ -133,9 +173,11 @@ def _go_client_auth(ca: dict[str, Any]) -> str:
     ca_raw = _go_bytes(ca["ca"]) if ca.get("ca") is not None else "[]"
     verifiers = "[" + " ".join(_go_bytes(v) for v in ca.get("verifiers", [])) + "]"
     leaf = _go_list(ca.get("trusted_leaf_certs", []))
-    return (f"&{{CARaw:{ca_raw} ca:<nil> TrustedCACerts:[] TrustedCACertPEMFiles:[] "
-            f"TrustedLeafCerts:{leaf} VerifiersRaw:{verifiers} verifiers:[] "
-            f"Mode:{ca.get('mode', '')} existingVerifyPeerCert:<nil>}}")
+    return (
+        f"&{{CARaw:{ca_raw} ca:<nil> TrustedCACerts:[] TrustedCACertPEMFiles:[] "
+        f"TrustedLeafCerts:{leaf} VerifiersRaw:{verifiers} verifiers:[] "
+        f"Mode:{ca.get('mode', '')} existingVerifyPeerCert:<nil>}}"
+    )
 
 
 def _go_list(values: list[str]) -> str:
@@ -226,9 +268,11 @@ def new_base_automation_policy(options: dict[str, Any], always: bool) -> Automat
     if has_key_type:
         ap.key_type = options["key_type"]
     if has_issuers and has_local:
-        raise CaddyfileError("global options are ambiguous: local_certs is confusing when "
-                             "combined with cert_issuer, because local_certs is also a "
-                             "specific kind of issuer")
+        raise CaddyfileError(
+            "global options are ambiguous: local_certs is confusing when "
+            "combined with cert_issuer, because local_certs is also a "
+            "specific kind of issuer"
+        )
     if has_issuers:
         ap.issuers = list(options["cert_issuer"])
     elif has_local:
@@ -250,9 +294,19 @@ def _host_only(subj: str) -> str:
         return subj
 
 
-_PRIVATE_NETS = [ipaddress.ip_network(n) for n in (
-    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7",
-    "fe80::/10", "169.254.0.0/16")]
+_PRIVATE_NETS = [
+    ipaddress.ip_network(n)
+    for n in (
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+        "169.254.0.0/16",
+    )
+]
 
 
 def _parse_ip(s: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -292,14 +346,24 @@ def subject_qualifies_for_public_cert(subj: str) -> bool:
     return (
         subject_qualifies_for_cert(subj)
         and not subject_is_internal(subj)
-        and ("*" not in subj or (subj.count("*") == 1 and subj.count(".") > 1
-                                 and len(subj) > 2 and subj.startswith("*.")))
+        and (
+            "*" not in subj
+            or (
+                subj.count("*") == 1
+                and subj.count(".") > 1
+                and len(subj) > 2
+                and subj.startswith("*.")
+            )
+        )
     )
 
 
 def _qualifies_public(ap: AutomationPolicy, subj: str) -> bool:
-    return (not subject_is_ip(subj) and not subject_is_internal(subj)
-            and (subj.count("*.") < 2 or ap.on_demand))
+    return (
+        not subject_is_ip(subj)
+        and not subject_is_internal(subj)
+        and (subj.count("*.") < 2 or ap.on_demand)
+    )
 
 
 def _is_tailscale(name: str) -> bool:
@@ -336,8 +400,12 @@ def _is_subset(a: AutomationPolicy, b: AutomationPolicy) -> bool:
 
 def _implicit_internal(ap: AutomationPolicy) -> bool:
     """Internal names with no issuer of their own (none, or the default internal one)."""
-    return (not ap.issuers and bool(ap.subjects) and not _all_public(ap)
-            and ap.issuers_raw in (None, [GoMap(module="internal")]))
+    return (
+        not ap.issuers
+        and bool(ap.subjects)
+        and not _all_public(ap)
+        and ap.issuers_raw in (None, [GoMap(module="internal")])
+    )
 
 
 def _equivalent(a: AutomationPolicy, b: AutomationPolicy) -> bool:
@@ -403,8 +471,13 @@ def consolidate_automation_policies(aps: list[AutomationPolicy]) -> list[Automat
                 del aps[j]
                 restart = True
                 break
-            if (_equivalent(aps[i], aps[j]) and not aps[i].issuers_raw and aps[i].subjects
-                    and aps[j].subjects and _all_public(aps[i]) != _all_public(aps[j])):
+            if (
+                _equivalent(aps[i], aps[j])
+                and not aps[i].issuers_raw
+                and aps[i].subjects
+                and aps[j].subjects
+                and _all_public(aps[i]) != _all_public(aps[j])
+            ):
                 # implicit issuers differ for public and internal names: keep them apart
                 j += 1
                 continue
@@ -451,19 +524,23 @@ def fill_in_global_acme_defaults(issuer: dict, options: dict[str, Any]) -> None:
             # a bare acme_dns takes its provider from the dns option
             dns = options.get("dns")
             if dns is None:
-                raise CaddyfileError("acme_dns specified without DNS provider config, but no "
-                                     "provider specified with 'dns' global option")
+                raise CaddyfileError(
+                    "acme_dns specified without DNS provider config, but no "
+                    "provider specified with 'dns' global option"
+                )
         issuer["challenges"] = challenges = {"dns": {"provider": dns}}
     if eab is not None and issuer.get("external_account") is None:
         issuer["external_account"] = eab
     if chains is not None and issuer.get("preferred_chains") is None:
         issuer["preferred_chains"] = chains
-    if http_port is not None and (challenges is None or not (challenges.get("http") or {}).get(
-            "alternate_port")):
+    if http_port is not None and (
+        challenges is None or not (challenges.get("http") or {}).get("alternate_port")
+    ):
         challenges = issuer.setdefault("challenges", {})
         challenges.setdefault("http", {})["alternate_port"] = http_port
-    if https_port is not None and (challenges is None or not (
-            challenges.get("tls-alpn") or {}).get("alternate_port")):
+    if https_port is not None and (
+        challenges is None or not (challenges.get("tls-alpn") or {}).get("alternate_port")
+    ):
         challenges = issuer.setdefault("challenges", {})
         challenges.setdefault("tls-alpn", {})["alternate_port"] = https_port
     default_bind = options.get("default_bind")
@@ -482,13 +559,17 @@ def _go_issuers(issuers: list[dict]) -> str:
     """Go's %#v of a []certmagic.Issuer; the pointers are made up, as in Go they vary."""
     if not issuers:
         return "[]certmagic.Issuer(nil)"
-    items = ", ".join(f"(*caddytls.{_ISSUER_TYPES.get(i.get('module', ''), 'Issuer')})"
-                      f"(0x{0xc000100000 + 8 * n:x})" for n, i in enumerate(issuers))
+    items = ", ".join(
+        f"(*caddytls.{_ISSUER_TYPES.get(i.get('module', ''), 'Issuer')})"
+        f"(0x{0xC000100000 + 8 * n:x})"
+        for n, i in enumerate(issuers)
+    )
     return "[]certmagic.Issuer{" + items + "}"
 
 
-def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
-                  warnings: list[Warning]) -> dict | None:
+def build_tls_app(
+    pairings: list[Pairing], options: dict[str, Any], warnings: list[Warning]
+) -> dict | None:
     """The `tls` app, or None when it would be empty."""
     http_port = str(options["http_port"]) if isinstance(options.get("http_port"), int) else "80"
     auto_https = options.get("auto_https") or []
@@ -543,7 +624,8 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
                     raise CaddyfileError(
                         "automation policy from site block is also default/catch-all policy "
                         "because of key without hostname, and the two are in conflict: "
-                        f"{_go_issuers(ap.issuers)} != {_go_issuers(issuers)}")
+                        f"{_go_issuers(ap.issuers)} != {_go_issuers(issuers)}"
+                    )
                 ap.issuers = issuers
             for cv in sb.pile.get("tls.cert_manager", []):
                 ap.managers.append(cv.value)
@@ -600,8 +682,11 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
     sci = options.get("storage_clean_interval")
     if sci is False:
         tls["disable_storage_clean"] = True
-    for opt, key in (("storage_clean_interval", "storage_clean_interval"),
-                     ("renew_interval", "renew_interval"), ("ocsp_interval", "ocsp_interval")):
+    for opt, key in (
+        ("storage_clean_interval", "storage_clean_interval"),
+        ("renew_interval", "renew_interval"),
+        ("ocsp_interval", "ocsp_interval"),
+    ):
         value = options.get(opt)
         if isinstance(value, int) and not isinstance(value, bool):
             automation = automation if automation is not None else {}
@@ -630,8 +715,17 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
 
     if policies is not None:
         automation = automation if automation is not None else {}
-        if any(options.get(k) is not None for k in ("email", "acme_ca", "acme_ca_root",
-                                                    "acme_dns", "acme_eab", "preferred_chains")):
+        if any(
+            options.get(k) is not None
+            for k in (
+                "email",
+                "acme_ca",
+                "acme_ca_root",
+                "acme_dns",
+                "acme_eab",
+                "preferred_chains",
+            )
+        ):
             for ap in policies:
                 if not ap.issuers and _all_public(ap):
                     ap.issuers = default_issuers(options.get("email") or "")
@@ -642,8 +736,9 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
                 try:
                     fill_in_global_acme_defaults(iss, options)
                 except CaddyfileError as exc:
-                    raise CaddyfileError(f"filling in global issuer defaults for AP {i}, "
-                                         f"issuer {j}: {exc}") from None
+                    raise CaddyfileError(
+                        f"filling in global issuer defaults for AP {i}, issuer {j}: {exc}"
+                    ) from None
             if ap.issuers and ap.issuers_raw is None:
                 ap.issuers_raw = [issuer_json(iss) for iss in ap.issuers]
         policies = consolidate_automation_policies(policies)
@@ -651,16 +746,19 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
         for ap in policies:
             for s in ap.subjects:
                 if s in seen:
-                    raise CaddyfileError("hostname appears in more than one automation policy, "
-                                         f"making certificate management ambiguous: {s}")
+                    raise CaddyfileError(
+                        "hostname appears in more than one automation policy, "
+                        f"making certificate management ambiguous: {s}"
+                    )
                 seen.add(s)
         if policies:
             automation["policies"] = [ap.to_json() for ap in policies]
 
     if automation:
-            tls["automation"] = struct(automation, (
-            "policies", "on_demand", "ocsp_interval", "renew_interval",
-            "storage_clean_interval"))
+        tls["automation"] = struct(
+            automation,
+            ("policies", "on_demand", "ocsp_interval", "renew_interval", "storage_clean_interval"),
+        )
     if certificates:
         tls["certificates"] = certificates
     if options.get("dns") is not None:
@@ -669,7 +767,19 @@ def build_tls_app(pairings: list[Pairing], options: dict[str, Any],
         tls["resolvers"] = options["tls_resolvers"]
     if options.get("ech") is not None:
         tls["encrypted_client_hello"] = options["ech"]
-    out = struct(tls, ("certificates", "automation", "session_tickets", "cache",
-                        "disable_ocsp_stapling", "disable_storage_check",
-                        "disable_storage_clean", "encrypted_client_hello", "dns", "resolvers"))
+    out = struct(
+        tls,
+        (
+            "certificates",
+            "automation",
+            "session_tickets",
+            "cache",
+            "disable_ocsp_stapling",
+            "disable_storage_check",
+            "disable_storage_clean",
+            "encrypted_client_hello",
+            "dns",
+            "resolvers",
+        ),
+    )
     return out or None

@@ -73,8 +73,10 @@ def parse_preferred_chains(d: Dispenser) -> dict[str, Any]:
         else:
             raise d.errf("Received unrecognized parameter '%s'", sub)
     if chains.get("smallest") and (chains.get("root_common_name") or chains.get("any_common_name")):
-        raise d.err("Setting 'smallest' preferred chain option with 'root_common_name' or "
-                    "'any_common_name' is not supported")
+        raise d.err(
+            "Setting 'smallest' preferred chain option with 'root_common_name' or "
+            "'any_common_name' is not supported"
+        )
     return chains
 
 
@@ -212,8 +214,11 @@ def parse_zerossl_issuer(d: Dispenser) -> dict[str, Any]:
     return iss
 
 
-ISSUERS = {"acme": parse_acme_issuer, "internal": parse_internal_issuer,
-           "zerossl": parse_zerossl_issuer}
+ISSUERS = {
+    "acme": parse_acme_issuer,
+    "internal": parse_internal_issuer,
+    "zerossl": parse_zerossl_issuer,
+}
 
 
 def parse_issuer(d: Dispenser) -> dict[str, Any]:
@@ -243,8 +248,7 @@ def parse_cert_manager(d: Dispenser) -> GoMap:
 
 # --- client authentication -------------------------------------------------------------
 
-_PEM_CERT = re.compile(
-    r"-----BEGIN ([^-]+)-----\r?\n(.*?)-----END \1-----", re.S)
+_PEM_CERT = re.compile(r"-----BEGIN ([^-]+)-----\r?\n(.*?)-----END \1-----", re.S)
 
 
 def pem_file_ders(d: Dispenser, filename: str) -> list[str]:
@@ -303,8 +307,14 @@ def _verifier(d: Dispenser) -> GoMap:
     return module_object(body, "verifier", name)
 
 
-CLIENT_AUTH_KEYS = ("ca", "trusted_ca_certs", "trusted_ca_certs_pem_files", "trusted_leaf_certs",
-                    "verifiers", "mode")
+CLIENT_AUTH_KEYS = (
+    "ca",
+    "trusted_ca_certs",
+    "trusted_ca_certs_pem_files",
+    "trusted_leaf_certs",
+    "verifiers",
+    "mode",
+)
 
 
 def parse_client_auth(d: Dispenser) -> dict[str, Any]:
@@ -320,8 +330,10 @@ def parse_client_auth(d: Dispenser) -> dict[str, Any]:
                 raise d.arg_err()
             ca["mode"] = d.val()
         elif sub == "trusted_ca_cert":
-            adaptlog.warn(adaptlog.DEFAULT_LOGGER, "The 'trusted_ca_cert' field is deprecated. "
-                          "Use the 'trust_pool' field instead.")
+            adaptlog.warn(
+                adaptlog.DEFAULT_LOGGER,
+                "The 'trusted_ca_cert' field is deprecated. Use the 'trust_pool' field instead.",
+            )
             if not d.next_arg():
                 raise d.arg_err()
             legacy_certs.append(d.val())
@@ -330,8 +342,11 @@ def parse_client_auth(d: Dispenser) -> dict[str, Any]:
                 raise d.arg_err()
             ca.setdefault("trusted_leaf_certs", []).append(d.val())
         elif sub == "trusted_ca_cert_file":
-            adaptlog.warn(adaptlog.DEFAULT_LOGGER, "The 'trusted_ca_cert_file' field is "
-                          "deprecated. Use the 'trust_pool' field instead.")
+            adaptlog.warn(
+                adaptlog.DEFAULT_LOGGER,
+                "The 'trusted_ca_cert_file' field is "
+                "deprecated. Use the 'trust_pool' field instead.",
+            )
             if not d.next_arg():
                 raise d.arg_err()
             legacy_certs.extend(pem_file_ders(d, d.val()))
@@ -347,7 +362,8 @@ def parse_client_auth(d: Dispenser) -> dict[str, Any]:
             raise d.errf("unknown subdirective for client_auth: %s", sub)
     if legacy_certs:
         if "ca" in ca:
-            raise d.err("cannot specify both 'trust_pool' and 'trusted_ca_cert' or "
-                        "'trusted_ca_cert_file'")
+            raise d.err(
+                "cannot specify both 'trust_pool' and 'trusted_ca_cert' or 'trusted_ca_cert_file'"
+            )
         ca["ca"] = module_object({"trusted_ca_certs": legacy_certs}, "provider", "inline")
     return struct(ca, CLIENT_AUTH_KEYS)

@@ -441,8 +441,9 @@ class _Parser(Dispenser):
             raise self.errf("Failed to use import pattern %s: %v", pattern, exc) from None
         if not matches:
             if any(ch in glob_pattern for ch in "*?[]"):
-                log.warning("No files matching import glob pattern",
-                            extra={"fields": {"pattern": pattern}})
+                log.warning(
+                    "No files matching import glob pattern", extra={"fields": {"pattern": pattern}}
+                )
             else:
                 raise self.errf("File to import not found: %s", pattern)
         elif os.path.basename(glob_pattern).startswith("*"):

@@ -58,8 +58,12 @@ def struct(obj: dict, keys: tuple[str, ...], keep: tuple[str, ...] = ()) -> dict
         if k not in obj or obj[k] is None:
             continue
         v = obj[k]
-        empty = v is False or v == "" or (isinstance(v, int | float) and v == 0) or (
-            isinstance(v, list | dict) and not v)
+        empty = (
+            v is False
+            or v == ""
+            or (isinstance(v, int | float) and v == 0)
+            or (isinstance(v, list | dict) and not v)
+        )
         if empty and k not in keep:
             continue
         out[k] = v

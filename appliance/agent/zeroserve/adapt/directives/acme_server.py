@@ -16,22 +16,22 @@ from zeroserve.caddyfile.errors import CaddyfileError
 def parse_acme_server(h: Helper) -> list[ConfigValue]:
     """Syntax::
 
-        acme_server [<matcher>] {
-            ca         <id>
-            lifetime   <duration>
-            resolvers  <addresses...>
-            challenges <challenges...>
-            allow_wildcard_names
-            allow {
-                domains   <domains...>
-                ip_ranges <addresses...>
-            }
-            deny {
-                domains   <domains...>
-                ip_ranges <addresses...>
-            }
-            sign_with_root
+    acme_server [<matcher>] {
+        ca         <id>
+        lifetime   <duration>
+        resolvers  <addresses...>
+        challenges <challenges...>
+        allow_wildcard_names
+        allow {
+            domains   <domains...>
+            ip_ranges <addresses...>
         }
+        deny {
+            domains   <domains...>
+            ip_ranges <addresses...>
+        }
+        sign_with_root
+    }
     """
     h.next()
     matcher_set = h.extract_matcher_set()

@@ -33,14 +33,39 @@ _PROVIDER_FIELDS = {
     "redis": (("url", "path", "configuration"), True),
     "simplefs": (("path", "configuration"), False),
 }
-_KEY_FLAGS = ("disable_body", "disable_host", "disable_method", "disable_query",
-              "disable_scheme", "disable_vary", "hash", "hide")
+_KEY_FLAGS = (
+    "disable_body",
+    "disable_host",
+    "disable_method",
+    "disable_query",
+    "disable_scheme",
+    "disable_vary",
+    "hash",
+    "hide",
+)
 # souin's Key and CDN structs, in field order (the app's JSON keeps it)
 _KEY_FIELDS = (*_KEY_FLAGS, "template", "headers")
-_CDN_FIELDS = ("api_key", "email", "hostname", "network", "provider", "strategy",
-               "service_id", "zone_id")
-_CDN_ORDER = ("api_key", "dynamic", "email", "hostname", "network", "provider", "strategy",
-              "service_id", "zone_id")
+_CDN_FIELDS = (
+    "api_key",
+    "email",
+    "hostname",
+    "network",
+    "provider",
+    "strategy",
+    "service_id",
+    "zone_id",
+)
+_CDN_ORDER = (
+    "api_key",
+    "dynamic",
+    "email",
+    "hostname",
+    "network",
+    "provider",
+    "strategy",
+    "service_id",
+    "zone_id",
+)
 
 
 def _provider(found: bool = False) -> dict:
@@ -62,48 +87,48 @@ register_directive_order("cache", "before", "rewrite")
 def parse_cache(h: Helper) -> dict:
     """Syntax::
 
-        cache [<matcher>] {
-            allowed_http_verbs <verbs...>
-            allowed_additional_status_codes <codes...>
-            badger|etcd|nats|nuts|olric|otter|redis|simplefs {
-                url <url>
-                path <path>
-                configuration {
-                    <key> <value...>
-                }
+    cache [<matcher>] {
+        allowed_http_verbs <verbs...>
+        allowed_additional_status_codes <codes...>
+        badger|etcd|nats|nuts|olric|otter|redis|simplefs {
+            url <url>
+            path <path>
+            configuration {
+                <key> <value...>
             }
-            cache_keys {
-                <regexp> {
-                    disable_body|disable_host|disable_method|disable_query
-                    disable_scheme|disable_vary|hash|hide
-                    template <template>
-                    headers <fields...>
-                }
-            }
-            cache_name <name>
-            cdn {
-                api_key|email|hostname|network|provider|service_id|strategy|zone_id <v>
-                dynamic [<bool>]
-            }
-            default_cache_control <value...>
-            max_cacheable_body_bytes <n>
-            headers <fields...>
-            key { <same as a cache_keys entry> }
-            log_level <level>
-            mode <mode>
-            regex {
-                exclude <regexp>
-            }
-            stale <duration>
-            storers <names...>
-            timeout {
-                backend <duration>
-                cache <duration>
-            }
-            ttl <duration>
-            disable_coalescing
-            disable_surrogate_key
         }
+        cache_keys {
+            <regexp> {
+                disable_body|disable_host|disable_method|disable_query
+                disable_scheme|disable_vary|hash|hide
+                template <template>
+                headers <fields...>
+            }
+        }
+        cache_name <name>
+        cdn {
+            api_key|email|hostname|network|provider|service_id|strategy|zone_id <v>
+            dynamic [<bool>]
+        }
+        default_cache_control <value...>
+        max_cacheable_body_bytes <n>
+        headers <fields...>
+        key { <same as a cache_keys entry> }
+        log_level <level>
+        mode <mode>
+        regex {
+            exclude <regexp>
+        }
+        stale <duration>
+        storers <names...>
+        timeout {
+            backend <duration>
+            cache <duration>
+        }
+        ttl <duration>
+        disable_coalescing
+        disable_surrogate_key
+    }
     """
     config = parse_configuration(h.dispenser, default_cache(), is_global=False)
     # a handler's CacheKeys marshal through a map, so a repeated regexp keeps its last key
@@ -180,7 +205,8 @@ def parse_configuration(d: Dispenser, dc: dict, is_global: bool) -> dict:
             elif option == "allowed_additional_status_codes":
                 codes = [c for c in map(go_atoi, d.remaining_args()) if c is not None]
                 dc["allowed_additional_status_codes"] = (
-                    (dc["allowed_additional_status_codes"] or []) + codes)
+                    dc["allowed_additional_status_codes"] or []
+                ) + codes
             elif option == "api":
                 if not is_global:
                     raise d.err("'api' block must be global")
@@ -194,8 +220,7 @@ def parse_configuration(d: Dispenser, dc: dict, is_global: bool) -> dict:
                 nesting2 = d.nesting()
                 while d.next_block(nesting2):
                     pattern = d.val()
-                    config["cache_keys"].append(
-                        (pattern, _parse_key(d, f"cache_keys ({pattern})")))
+                    config["cache_keys"].append((pattern, _parse_key(d, f"cache_keys ({pattern})")))
             elif option == "cache_name":
                 dc["cache_name"] = _first_arg(d)
             elif option == "cdn":
@@ -243,9 +268,13 @@ def parse_configuration(d: Dispenser, dc: dict, is_global: bool) -> dict:
 
 
 def _api() -> dict:
-    return {"basepath": "", "debug": _endpoint(), "prometheus": _endpoint(),
-            "souin": _endpoint(),
-            "security": {"basepath": "", "enable": False, "secret": "", "users": None}}
+    return {
+        "basepath": "",
+        "debug": _endpoint(),
+        "prometheus": _endpoint(),
+        "souin": _endpoint(),
+        "security": {"basepath": "", "enable": False, "secret": "", "users": None},
+    }
 
 
 def _parse_api(d: Dispenser) -> dict:
@@ -376,15 +405,40 @@ def _int_or_zero(value: object) -> int:
 
 def _convert_badger(c: dict) -> dict:
     for k, v in list(c.items()):
-        if k in ("SyncWrites", "ReadOnly", "InMemory", "MetricsEnabled", "CompactL0OnClose",
-                 "LmaxCompaction", "VerifyValueChecksum", "BypassLockGuard", "DetectConflicts"):
+        if k in (
+            "SyncWrites",
+            "ReadOnly",
+            "InMemory",
+            "MetricsEnabled",
+            "CompactL0OnClose",
+            "LmaxCompaction",
+            "VerifyValueChecksum",
+            "BypassLockGuard",
+            "DetectConflicts",
+        ):
             c[k] = bool(go_parse_bool(v)) if isinstance(v, str) else True
-        elif k in ("NumVersionsToKeep", "NumGoroutines", "MemTableSize", "BaseTableSize",
-                   "BaseLevelSize", "LevelSizeMultiplier", "TableSizeMultiplier", "MaxLevels",
-                   "ValueThreshold", "NumMemtables", "BlockSize", "BlockCacheSize",
-                   "IndexCacheSize", "NumLevelZeroTables", "NumLevelZeroTablesStall",
-                   "ValueLogFileSize", "NumCompactors", "ZSTDCompressionLevel",
-                   "ChecksumVerificationMode", "NamespaceOffset"):
+        elif k in (
+            "NumVersionsToKeep",
+            "NumGoroutines",
+            "MemTableSize",
+            "BaseTableSize",
+            "BaseLevelSize",
+            "LevelSizeMultiplier",
+            "TableSizeMultiplier",
+            "MaxLevels",
+            "ValueThreshold",
+            "NumMemtables",
+            "BlockSize",
+            "BlockCacheSize",
+            "IndexCacheSize",
+            "NumLevelZeroTables",
+            "NumLevelZeroTablesStall",
+            "ValueLogFileSize",
+            "NumCompactors",
+            "ZSTDCompressionLevel",
+            "ChecksumVerificationMode",
+            "NamespaceOffset",
+        ):
             c[k] = _int_or_zero(v)
         elif k in ("Compression", "ValueLogMaxEntries"):
             number = _int_or_zero(v)
@@ -409,28 +463,73 @@ def _ns(value: object) -> int:
         return 0
 
 
-_TLS_VERSIONS = {"0x0300": 0x0300, "SSLv3": 0x0300, "0x0301": 0x0301, "1.0": 0x0301,
-                 "0x0302": 0x0302, "1.1": 0x0302, "0x0303": 0x0303, "1.2": 0x0303,
-                 "0x0304": 0x0304, "1.3": 0x0304}
+_TLS_VERSIONS = {
+    "0x0300": 0x0300,
+    "SSLv3": 0x0300,
+    "0x0301": 0x0301,
+    "1.0": 0x0301,
+    "0x0302": 0x0302,
+    "1.1": 0x0302,
+    "0x0303": 0x0303,
+    "1.2": 0x0303,
+    "0x0304": 0x0304,
+    "1.3": 0x0304,
+}
 
 
 def _convert_redis(c: dict) -> dict:
     for k, v in list(c.items()):
         if k in ("Addrs", "InitAddress"):
             c[k] = [v] if isinstance(v, str) else v
-        elif k in ("SendToReplicas", "ShuffleInit", "ClientNoTouch", "DisableRetry",
-                   "DisableCache", "AlwaysPipelining", "AlwaysRESP2", "ForceSingleClient",
-                   "ReplicaOnly", "ClientNoEvict", "ContextTimeoutEnabled", "PoolFIFO",
-                   "ReadOnly", "RouteByLatency", "RouteRandomly", "DisableIndentity"):
+        elif k in (
+            "SendToReplicas",
+            "ShuffleInit",
+            "ClientNoTouch",
+            "DisableRetry",
+            "DisableCache",
+            "AlwaysPipelining",
+            "AlwaysRESP2",
+            "ForceSingleClient",
+            "ReplicaOnly",
+            "ClientNoEvict",
+            "ContextTimeoutEnabled",
+            "PoolFIFO",
+            "ReadOnly",
+            "RouteByLatency",
+            "RouteRandomly",
+            "DisableIndentity",
+        ):
             c[k] = True
-        elif k in ("SelectDB", "CacheSizeEachConn", "RingScaleEachConn", "ReadBufferEachConn",
-                   "WriteBufferEachConn", "BlockingPoolSize", "PipelineMultiplex", "DB",
-                   "Protocol", "MaxRetries", "PoolSize", "MinIdleConns", "MaxIdleConns",
-                   "MaxActiveConns", "MaxRedirects"):
+        elif k in (
+            "SelectDB",
+            "CacheSizeEachConn",
+            "RingScaleEachConn",
+            "ReadBufferEachConn",
+            "WriteBufferEachConn",
+            "BlockingPoolSize",
+            "PipelineMultiplex",
+            "DB",
+            "Protocol",
+            "MaxRetries",
+            "PoolSize",
+            "MinIdleConns",
+            "MaxIdleConns",
+            "MaxActiveConns",
+            "MaxRedirects",
+        ):
             c[k] = _int_or_zero(v)
-        elif k in ("ConnWriteTimeout", "MaxFlushDelay", "MinRetryBackoff", "MaxRetryBackoff",
-                   "DialTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout",
-                   "ConnMaxIdleTime", "ConnMaxLifetime"):
+        elif k in (
+            "ConnWriteTimeout",
+            "MaxFlushDelay",
+            "MinRetryBackoff",
+            "MaxRetryBackoff",
+            "DialTimeout",
+            "ReadTimeout",
+            "WriteTimeout",
+            "PoolTimeout",
+            "ConnMaxIdleTime",
+            "ConnMaxLifetime",
+        ):
             c[k] = _ns(v)
         elif k in ("MaxVersion", "MinVersion"):
             text = v if isinstance(v, str) else ""

@@ -20,7 +20,7 @@ _ZSTD_LEVELS = ("fastest", "better", "best", "default")
 def _gzip(d: Dispenser) -> dict:
     """Syntax::
 
-        gzip [<level>]
+    gzip [<level>]
     """
     d.next()
     if not d.next_arg():
@@ -36,15 +36,16 @@ def _gzip(d: Dispenser) -> dict:
 def _zstd(d: Dispenser) -> dict:
     """Syntax::
 
-        zstd [<level>] {
-            level <fastest|better|best|default>
-            disable_checksum
-        }
+    zstd [<level>] {
+        level <fastest|better|best|default>
+        disable_checksum
+    }
     """
     d.next()
     out: dict = {}
     level_err = "unexpected compression level, use one of " + ", ".join(
-        f"'{lv}'" for lv in _ZSTD_LEVELS)
+        f"'{lv}'" for lv in _ZSTD_LEVELS
+    )
     args = d.remaining_args()
     if len(args) == 1:
         if args[0] not in _ZSTD_LEVELS:

@@ -12,9 +12,9 @@ from zeroserve.adapt.values import weak_string
 def parse_error(h: Helper) -> dict:
     """Syntax::
 
-        error [<matcher>] <status>|<message> [<status>] {
-            message <text>
-        }
+    error [<matcher>] <status>|<message> [<status>] {
+        message <text>
+    }
     """
     h.next()
     args = h.remaining_args()

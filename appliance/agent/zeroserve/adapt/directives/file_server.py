@@ -13,8 +13,13 @@ from zeroserve.caddyjson import GoMap
 
 _SORT_OPTIONS = ("name", "namedirfirst", "size", "time", "asc", "desc")
 _PRECOMPRESSED = ("br", "gzip", "zstd")
-_TRY_POLICIES = ("first_exist", "first_exist_fallback", "largest_size", "smallest_size",
-                 "most_recently_modified")
+_TRY_POLICIES = (
+    "first_exist",
+    "first_exist_fallback",
+    "largest_size",
+    "smallest_size",
+    "most_recently_modified",
+)
 
 
 @handler_directive("file_server")
@@ -81,8 +86,9 @@ def parse_file_server(h: Helper) -> dict:
             for fmt in order:
                 if fmt not in _PRECOMPRESSED:
                     module_id = f"http.precompressed.{fmt}"
-                    raise h.errf("getting module named '%s': module not registered: %s",
-                                 module_id, module_id)
+                    raise h.errf(
+                        "getting module named '%s': module not registered: %s", module_id, module_id
+                    )
                 precompressed[fmt] = {}
             out["precompressed_order"] = order
         elif sub == "status":
@@ -163,7 +169,7 @@ def _file_hidden(name: str, hide: list[str]) -> bool:
             # a bare name hides that name in any path component
             if any(_go_match(pattern, part) for part in name.split("/")):
                 return True
-        elif name.startswith(pattern) and name[len(pattern):].startswith("/"):
+        elif name.startswith(pattern) and name[len(pattern) :].startswith("/"):
             return True
         if _go_match(pattern, name):
             return True
@@ -187,7 +193,7 @@ def _go_match(pattern: str, name: str) -> bool:
             end = pattern.find("]", i + 2)
             if end < 0:
                 return False
-            body = pattern[i + 1:end]
+            body = pattern[i + 1 : end]
             negate = body.startswith("^")
             body = body[1:] if negate else body
             out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
@@ -234,7 +240,8 @@ def parse_try_files(h: Helper) -> list[ConfigValue]:
     def route(files: list[str], query: str) -> list[ConfigValue]:
         matcher_set = GoMap(file=file_matcher(try_files=files, try_policy=policy))
         return h.new_route(
-            matcher_set, {"handler": "rewrite", "uri": "{http.matchers.file.relative}" + query})
+            matcher_set, {"handler": "rewrite", "uri": "{http.matchers.file.relative}" + query}
+        )
 
     result: list[ConfigValue] = []
     pending: list[str] = []

@@ -83,12 +83,17 @@ def parse_forward_auth(h: Helper) -> list[ConfigValue]:
     for source in sorted(to_copy):
         target = canonical_header_key(to_copy[source])
         placeholder = "{http.reverse_proxy.header." + canonical_header_key(source) + "}"
-        good_routes.append(new_route(None, {
-            "handler": "headers", "request": {"delete": [target]}}).to_json())
+        good_routes.append(
+            new_route(None, {"handler": "headers", "request": {"delete": [target]}}).to_json()
+        )
         # an empty placeholder would not be replaced, so only copy headers that exist
         not_empty = GoMap({"not": [GoMap(vars=GoMap({placeholder: [""]}))]})
-        good_routes.append(new_route(not_empty, {
-            "handler": "headers", "request": {"set": GoMap({target: [placeholder]})}}).to_json())
+        good_routes.append(
+            new_route(
+                not_empty,
+                {"handler": "headers", "request": {"set": GoMap({target: [placeholder]})}},
+            ).to_json()
+        )
     rp.responses.handlers.append({"match": {"status_code": [2]}, "routes": good_routes})
 
     d.next()

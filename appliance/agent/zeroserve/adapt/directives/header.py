@@ -57,8 +57,9 @@ class RespHeaderOps:
         return self == RespHeaderOps()
 
 
-def apply_header_op(ops: HeaderOps, resp: RespHeaderOps | None, name: str, value: str,
-                    replacement: str | None) -> str | None:
+def apply_header_op(
+    ops: HeaderOps, resp: RespHeaderOps | None, name: str, value: str, replacement: str | None
+) -> str | None:
     """One header operation; returns an error message, or None.
 
     `+f v` adds, `-f` deletes, `?f v` sets a default (response only), `>f v` sets
@@ -72,8 +73,10 @@ def apply_header_op(ops: HeaderOps, resp: RespHeaderOps | None, name: str, value
             resp.deferred = True
     elif name.startswith("?"):
         if resp is None:
-            return (f"{name}: the default header modifier ('?') can only be used on response "
-                    "headers; for conditional manipulation of request headers, use matchers")
+            return (
+                f"{name}: the default header modifier ('?') can only be used on response "
+                "headers; for conditional manipulation of request headers, use matchers"
+            )
         if resp.require is None:
             resp.require = {"headers": GoMap()}
         name = name[1:]
@@ -85,7 +88,8 @@ def apply_header_op(ops: HeaderOps, resp: RespHeaderOps | None, name: str, value
         name = name.lstrip("+-?>")
         # Replacement's fields are all omitempty
         ops.replace.setdefault(name, []).append(
-            {k: v for k, v in (("search_regexp", value), ("replace", replacement)) if v})
+            {k: v for k, v in (("search_regexp", value), ("replace", replacement)) if v}
+        )
     elif name.startswith(">"):
         ops.set[canonical_header_key(name[1:])] = [value]
         if resp is not None:
@@ -165,7 +169,7 @@ def parse_header(h: Helper) -> list[ConfigValue]:
 def parse_request_header(h: Helper) -> list[ConfigValue]:
     """Syntax::
 
-        request_header [<matcher>] [+|-]<field> [<value|regexp>] [<replacement>]
+    request_header [<matcher>] [+|-]<field> [<value|regexp>] [<replacement>]
     """
     h.next()
     matcher_set = h.extract_matcher_set()

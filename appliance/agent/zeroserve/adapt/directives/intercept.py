@@ -11,16 +11,16 @@ from zeroserve.adapt.registry import handler_directive
 def parse_intercept(h: Helper) -> dict:
     """Syntax::
 
-        intercept [<matcher>] {
-            @name {
-                status <code...>
-                header <field> [<value>]
-            }
-            replace_status [<matcher>] <status_code>
-            handle_response [<matcher>] {
-                <directives...>
-            }
+    intercept [<matcher>] {
+        @name {
+            status <code...>
+            header <field> [<value>]
         }
+        replace_status [<matcher>] <status_code>
+        handle_response [<matcher>] {
+            <directives...>
+        }
+    }
     """
     responses = ResponseHandling()
     h.next()

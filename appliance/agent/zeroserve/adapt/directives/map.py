@@ -30,8 +30,9 @@ def parse_map(h: Helper) -> dict:
     for dest in destinations:
         shorthand = was_replaced_placeholder_shorthand(dest)
         if shorthand:
-            raise h.errf("destination %s conflicts with a Caddyfile placeholder shorthand",
-                         shorthand)
+            raise h.errf(
+                "destination %s conflicts with a Caddyfile placeholder shorthand", shorthand
+            )
     mappings: list[dict] = []
     defaults: list[str] = []
     while h.next_block(0):

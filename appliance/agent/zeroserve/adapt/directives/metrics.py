@@ -10,9 +10,9 @@ from zeroserve.adapt.registry import handler_directive
 def parse_metrics(h: Helper) -> dict:
     """Syntax::
 
-        metrics [<matcher>] {
-            disable_openmetrics
-        }
+    metrics [<matcher>] {
+        disable_openmetrics
+    }
     """
     h.next()
     if h.remaining_args():

@@ -113,15 +113,24 @@ def parse_php_fastcgi(h: Helper) -> list[ConfigValue]:
                 try_policy = ""
             dir_redirect = dir_index in try_files
         if dir_redirect:
-            redirect_matcher = GoMap(file=file_matcher(try_files=[dir_index]),
-                                     **{"not": [GoMap(path=["*/"])]})
+            redirect_matcher = GoMap(
+                file=file_matcher(try_files=[dir_index]), **{"not": [GoMap(path=["*/"])]}
+            )
             location = "{http.request.orig_uri.path}/{http.request.orig_uri.prefixed_query}"
-            routes.append(new_route(redirect_matcher, static_response(
-                status="308", headers=GoMap(Location=[location]))))
-        rewrite_matcher = GoMap(file=file_matcher(
-            try_files=try_files, try_policy=try_policy, split_path=extensions))
-        routes.append(new_route(
-            rewrite_matcher, {"handler": "rewrite", "uri": "{http.matchers.file.relative}"}))
+            routes.append(
+                new_route(
+                    redirect_matcher,
+                    static_response(status="308", headers=GoMap(Location=[location])),
+                )
+            )
+        rewrite_matcher = GoMap(
+            file=file_matcher(try_files=try_files, try_policy=try_policy, split_path=extensions)
+        )
+        routes.append(
+            new_route(
+                rewrite_matcher, {"handler": "rewrite", "uri": "{http.matchers.file.relative}"}
+            )
+        )
 
     rp = ReverseProxy(transport={**transport, "protocol": "fastcgi"})
     d.next()
@@ -130,6 +139,7 @@ def parse_php_fastcgi(h: Helper) -> list[ConfigValue]:
     routes.append(new_route(GoMap(path=["*" + ext for ext in extensions]), rp.to_json()))
 
     if user_matcher is not None:
-        return [ConfigValue("route", Route(match=[user_matcher],
-                                           handle=[subroute_handler(routes)]))]
+        return [
+            ConfigValue("route", Route(match=[user_matcher], handle=[subroute_handler(routes)]))
+        ]
     return [ConfigValue("route", Subroute(routes=routes))]

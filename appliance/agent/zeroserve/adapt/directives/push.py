@@ -11,13 +11,13 @@ from zeroserve.adapt.registry import handler_directive
 def parse_push(h: Helper) -> dict:
     """Syntax::
 
-        push [<matcher>] [<resource>] {
-            [GET|HEAD] <resource>
-            headers {
-                [+]<field> [<value|regexp> [<replacement>]]
-                -<field>
-            }
+    push [<matcher>] [<resource>] {
+        [GET|HEAD] <resource>
+        headers {
+            [+]<field> [<value|regexp> [<replacement>]]
+            -<field>
         }
+    }
     """
     h.next()
     resources: list[dict] = []

@@ -55,7 +55,8 @@ def parse_redir(h: Helper) -> dict:
             code_int = atoi(code)
         except ValueError:
             raise h.errf(
-                "Not a supported redir code type or not valid integer: '%s'", code) from None
+                "Not a supported redir code type or not valid integer: '%s'", code
+            ) from None
         if code_int < 300 or (code_int > 399 and code_int != 401):
             raise h.errf("Redir code not in the 3xx range or 401: '%v'", code_int)
     if code != "200":

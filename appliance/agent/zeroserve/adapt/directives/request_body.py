@@ -11,10 +11,10 @@ from zeroserve.adapt.values import int64, parse_bytes
 def parse_request_body(h: Helper) -> dict:
     """Syntax::
 
-        request_body [<matcher>] {
-            max_size <size>
-            set      <body>
-        }
+    request_body [<matcher>] {
+        max_size <size>
+        set      <body>
+    }
     """
     h.next()
     out: dict = {"handler": "request_body"}

@@ -28,10 +28,10 @@ def status_or_text(args: list[str]) -> tuple[str, str]:
 def parse_respond(h: Helper) -> dict:
     """Syntax::
 
-        respond [<matcher>] <status>|<body> [<status>] {
-            body <text>
-            close
-        }
+    respond [<matcher>] <status>|<body> [<status>] {
+        body <text>
+        close
+    }
     """
     h.next()
     args = h.remaining_args()
@@ -61,7 +61,7 @@ def parse_respond(h: Helper) -> dict:
 def parse_abort(h: Helper) -> dict:
     """Syntax::
 
-        abort [<matcher>]
+    abort [<matcher>]
     """
     h.next()
     if h.next() or h.next_block(0):
@@ -69,8 +69,13 @@ def parse_abort(h: Helper) -> dict:
     return static_response(abort=True)
 
 
-def static_response(status: str = "", headers: dict | None = None, body: str = "",
-                    close: bool = False, abort: bool = False) -> dict:
+def static_response(
+    status: str = "",
+    headers: dict | None = None,
+    body: str = "",
+    close: bool = False,
+    abort: bool = False,
+) -> dict:
     """The `static_response` handler object (StaticResponse, empty fields left out)."""
     fields = omit_empty(
         {"status_code": status, "headers": headers, "body": body, "close": close, "abort": abort}

@@ -39,12 +39,13 @@ class ResponseHandling:
     def _replace_status(self, d: Dispenser) -> None:
         """Syntax::
 
-            replace_status [<matcher>] <status_code>
+        replace_status [<matcher>] <status_code>
         """
         args = d.remaining_args()
         if len(args) not in (1, 2):
-            raise d.errf("must have one or two arguments: an optional response matcher, "
-                         "and a status code")
+            raise d.errf(
+                "must have one or two arguments: an optional response matcher, and a status code"
+            )
         handler: dict = {}
         if len(args) == 2:
             handler["match"] = self._matcher(d, args[0])
@@ -52,7 +53,8 @@ class ResponseHandling:
             handler["status_code"] = weak_string(args[-1])
         if d.next_block(d.nesting()):
             raise d.errf(
-                "cannot define routes for 'replace_status', use 'handle_response' instead.")
+                "cannot define routes for 'replace_status', use 'handle_response' instead."
+            )
         self.handlers.append(handler)
 
     def _matcher(self, d: Dispenser, name: str) -> dict:
@@ -75,8 +77,11 @@ class ResponseHandling:
             d.next()
             args = d.remaining_args()
             if len(args) > 1:
-                raise d.errf("too many arguments for 'handle_response': only a single "
-                             "response matcher name is allowed, but got: %s", args)
+                raise d.errf(
+                    "too many arguments for 'handle_response': only a single "
+                    "response matcher name is allowed, but got: %s",
+                    args,
+                )
             handler: dict = {}
             if args:
                 handler["match"] = self._matcher(d, args[0])
@@ -85,5 +90,6 @@ class ResponseHandling:
                 handler["routes"] = subroute["routes"]
             self.handlers.append(handler)
         # a handler without a matcher catches everything, so it must come last
-        return ([x for x in self.handlers if "match" in x]
-                + [x for x in self.handlers if "match" not in x])
+        return [x for x in self.handlers if "match" in x] + [
+            x for x in self.handlers if "match" not in x
+        ]

@@ -142,17 +142,22 @@ class ReverseProxy:
                 except ValueError as exc:
                     raise d.wrap_err(str(exc)) from None
                 if pa.scheme == "wss":
-                    raise d.errf("the scheme wss:// is only supported in browsers; "
-                                 "use https:// instead")
+                    raise d.errf(
+                        "the scheme wss:// is only supported in browsers; use https:// instead"
+                    )
                 if pa.scheme == "ws":
-                    raise d.errf("the scheme ws:// is only supported in browsers; "
-                                 "use http:// instead")
+                    raise d.errf(
+                        "the scheme ws:// is only supported in browsers; use http:// instead"
+                    )
                 if pa.scheme not in ("https", "http", "h2c", ""):
                     raise d.errf("unsupported URL scheme %s://", pa.scheme)
                 if common_scheme and pa.scheme != common_scheme:
-                    raise d.errf("for now, all proxy upstreams must use the same scheme "
-                                 "(transport protocol); expecting '%s://' but got '%s://'",
-                                 common_scheme, pa.scheme)
+                    raise d.errf(
+                        "for now, all proxy upstreams must use the same scheme "
+                        "(transport protocol); expecting '%s://' but got '%s://'",
+                        common_scheme,
+                        pa.scheme,
+                    )
                 common_scheme = pa.scheme
                 try:
                     dials = expand_upstream(pa)
@@ -205,12 +210,16 @@ class ReverseProxy:
                     matcher_set = parse_nested_matcher_set(d)
                 except CaddyfileError as exc:
                     raise d.errf("failed to parse lb_retry_match: %v", exc) from None
-                self._section("load_balancing").setdefault("retry_match", []).append(
-                    matcher_set)
+                self._section("load_balancing").setdefault("retry_match", []).append(matcher_set)
             elif sub.startswith("health_"):
                 self._active_health(d, sub)
-            elif sub in ("max_fails", "fail_duration", "unhealthy_request_count",
-                         "unhealthy_status", "unhealthy_latency"):
+            elif sub in (
+                "max_fails",
+                "fail_duration",
+                "unhealthy_request_count",
+                "unhealthy_status",
+                "unhealthy_latency",
+            ):
                 self._passive_health(d, sub)
             elif sub in ("flush_interval", "stream_timeout", "stream_close_delay"):
                 if not d.next_arg():
@@ -278,13 +287,18 @@ class ReverseProxy:
                 if common_scheme == "https" and "tls" not in transport:
                     transport["tls"] = {}
                 if common_scheme == "http" and "tls" in transport:
-                    raise d.errf("upstream address scheme is HTTP but transport is configured "
-                                 "for HTTP+TLS (HTTPS)")
+                    raise d.errf(
+                        "upstream address scheme is HTTP but transport is configured "
+                        "for HTTP+TLS (HTTPS)"
+                    )
                 if common_scheme == "h2c":
                     transport["versions"] = ["h2c", "2"]
             elif common_scheme == "https":
-                raise d.errf("upstreams are configured for HTTPS but transport module does "
-                             "not support TLS: %s", "*fastcgi.Transport")
+                raise d.errf(
+                    "upstreams are configured for HTTPS but transport module does "
+                    "not support TLS: %s",
+                    "*fastcgi.Transport",
+                )
             # the default transport needs no config
             if transport_name != "http" or transport:
                 self.transport = {**transport, "protocol": transport_name}
@@ -336,7 +350,8 @@ class ReverseProxy:
         elif sub == "health_port":
             if active.get("upstream"):
                 raise d.errf(
-                    "the 'health_port' subdirective is ignored if 'health_upstream' is used!")
+                    "the 'health_port' subdirective is ignored if 'health_upstream' is used!"
+                )
             value = _atoi(d, "bad port number '%s': %v")
         elif sub == "health_interval":
             value = _duration(d, "bad interval value %s: %v")
@@ -423,15 +438,21 @@ def _warn_forwarded_header(args: list[str]) -> None:
     # only a plain set warns: not +add, -delete or a regexp replacement
     name = canonical_header_key(args[0])
     if len(args) < 3 and name in _FORWARDED_HEADERS:
-        adaptlog.warn(adaptlog.CADDYFILE_LOGGER, f"Unnecessary header_up {name}: the reverse "
-                      "proxy's default behavior is to pass headers to the upstream")
+        adaptlog.warn(
+            adaptlog.CADDYFILE_LOGGER,
+            f"Unnecessary header_up {name}: the reverse "
+            "proxy's default behavior is to pass headers to the upstream",
+        )
 
 
 def _warn_upstream_host(ops: HeaderOps | None, tls: bool) -> None:
     if tls and ops is not None and ops.set.get("Host") == [_UPSTREAM_HOSTPORT]:
-        adaptlog.warn(adaptlog.CADDYFILE_LOGGER, "Unnecessary header_up Host: the reverse "
-                      "proxy's default behavior is to pass the configured upstream address to "
-                      "the upstream when proxying to HTTPS")
+        adaptlog.warn(
+            adaptlog.CADDYFILE_LOGGER,
+            "Unnecessary header_up Host: the reverse "
+            "proxy's default behavior is to pass the configured upstream address to "
+            "the upstream when proxying to HTTPS",
+        )
 
 
 def _put(obj: dict, key: str, value: object) -> None:
@@ -469,9 +490,9 @@ def parse_reverse_proxy(h: Helper) -> dict:
 def parse_copy_response(h: Helper) -> dict:
     """Syntax (only inside `handle_response`)::
 
-        copy_response [<matcher>] [<status>] {
-            status <status>
-        }
+    copy_response [<matcher>] [<status>] {
+        status <status>
+    }
     """
     h.next()
     out: dict = {"handler": "copy_response"}
@@ -499,10 +520,10 @@ def parse_copy_response(h: Helper) -> dict:
 def parse_copy_response_headers(h: Helper) -> dict:
     """Syntax (only inside `handle_response`)::
 
-        copy_response_headers [<matcher>] {
-            include <fields...>
-            exclude <fields...>
-        }
+    copy_response_headers [<matcher>] {
+        include <fields...>
+        exclude <fields...>
+    }
     """
     h.next()
     if h.remaining_args():

@@ -14,14 +14,16 @@ from zeroserve.caddyfile.dispenser import Dispenser
 def unmarshal_selection_policy(d: Dispenser) -> dict:
     """The selection policy named by the current token, with its `policy` field."""
     name = d.val()
-    return {**unmarshal_module(d, "http.reverse_proxy.selection_policies", POLICIES),
-            "policy": name}
+    return {
+        **unmarshal_module(d, "http.reverse_proxy.selection_policies", POLICIES),
+        "policy": name,
+    }
 
 
 def _no_args(d: Dispenser) -> dict:
     """Syntax (random, least_conn, round_robin, first, ip_hash, client_ip_hash, uri_hash)::
 
-        <policy>
+    <policy>
     """
     d.next()
     if d.next_arg():
@@ -32,7 +34,7 @@ def _no_args(d: Dispenser) -> dict:
 def _weighted_round_robin(d: Dispenser) -> dict:
     """Syntax::
 
-        weighted_round_robin <weights...>
+    weighted_round_robin <weights...>
     """
     d.next()
     args = d.remaining_args()
@@ -53,7 +55,7 @@ def _weighted_round_robin(d: Dispenser) -> dict:
 def _random_choose(d: Dispenser) -> dict:
     """Syntax::
 
-        random_choose <choose>
+    random_choose <choose>
     """
     d.next()
     if not d.next_arg():
@@ -77,9 +79,9 @@ def _keyed(field: str) -> ModuleUnmarshaler:
     def parse(d: Dispenser) -> dict:
         """Syntax (query, header)::
 
-            query|header <key> {
-                fallback <policy>
-            }
+        query|header <key> {
+            fallback <policy>
+        }
         """
         d.next()
         if not d.next_arg():
@@ -97,10 +99,10 @@ def _keyed(field: str) -> ModuleUnmarshaler:
 def _cookie(d: Dispenser) -> dict:
     """Syntax::
 
-        cookie [<name> [<secret>]] {
-            fallback <policy>
-            max_age  <duration>
-        }
+    cookie [<name> [<secret>]] {
+        fallback <policy>
+        max_age  <duration>
+    }
     """
     d.next()
     args = d.remaining_args()
@@ -125,8 +127,9 @@ def _cookie(d: Dispenser) -> dict:
             except ValueError:
                 raise d.errf("invalid duration: %s", d.val()) from None
             if max_age <= 0:
-                raise d.errf("invalid duration: %s, max_age should be non-zero and positive",
-                             d.val())
+                raise d.errf(
+                    "invalid duration: %s, max_age should be non-zero and positive", d.val()
+                )
             if d.next_arg():
                 raise d.arg_err()
             out["max_age"] = max_age

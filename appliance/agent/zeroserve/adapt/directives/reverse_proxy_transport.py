@@ -69,39 +69,39 @@ NETWORK_PROXIES = {"url": _url_proxy, "none": _no_proxy}
 def http_transport(d: Dispenser) -> dict:
     """Syntax::
 
-        transport http {
-            read_buffer             <size>
-            write_buffer            <size>
-            read_timeout            <duration>
-            write_timeout           <duration>
-            max_response_header     <size>
-            proxy_protocol          v1|v2
-            forward_proxy_url       <url>
-            network_proxy           <module> ...
-            dial_timeout            <duration>
-            dial_fallback_delay     <duration>
-            response_header_timeout <duration>
-            expect_continue_timeout <duration>
-            resolvers               <resolvers...>
-            tls
-            tls_client_auth <automate_name> | <cert_file> <key_file>
-            tls_insecure_skip_verify
-            tls_curves <curves...>
-            tls_timeout <duration>
-            tls_trusted_ca_certs <cert_files...>
-            tls_trust_pool <module> ...
-            tls_server_name <sni>
-            tls_renegotiation <level>
-            tls_except_ports <ports...>
-            keepalive [off|<duration>]
-            keepalive_interval <interval>
-            keepalive_idle_conns <max_count>
-            keepalive_idle_conns_per_host <count>
-            versions <versions...>
-            compression off
-            max_conns_per_host <count>
-            local_address <address>
-        }
+    transport http {
+        read_buffer             <size>
+        write_buffer            <size>
+        read_timeout            <duration>
+        write_timeout           <duration>
+        max_response_header     <size>
+        proxy_protocol          v1|v2
+        forward_proxy_url       <url>
+        network_proxy           <module> ...
+        dial_timeout            <duration>
+        dial_fallback_delay     <duration>
+        response_header_timeout <duration>
+        expect_continue_timeout <duration>
+        resolvers               <resolvers...>
+        tls
+        tls_client_auth <automate_name> | <cert_file> <key_file>
+        tls_insecure_skip_verify
+        tls_curves <curves...>
+        tls_timeout <duration>
+        tls_trusted_ca_certs <cert_files...>
+        tls_trust_pool <module> ...
+        tls_server_name <sni>
+        tls_renegotiation <level>
+        tls_except_ports <ports...>
+        keepalive [off|<duration>]
+        keepalive_interval <interval>
+        keepalive_idle_conns <max_count>
+        keepalive_idle_conns_per_host <count>
+        versions <versions...>
+        compression off
+        max_conns_per_host <count>
+        local_address <address>
+    }
     """
     d.next()
     out: dict = {}
@@ -119,14 +119,15 @@ def http_transport(d: Dispenser) -> dict:
         elif sub == "write_buffer":
             _set(out, "write_buffer_size", _size(d, "invalid write buffer size '%s': %v"))
         elif sub == "read_timeout":
-            _set(out, "read_timeout",
-                 _duration(d, "invalid read timeout duration '%s': %v"))
+            _set(out, "read_timeout", _duration(d, "invalid read timeout duration '%s': %v"))
         elif sub == "write_timeout":
-            _set(out, "write_timeout",
-                 _duration(d, "invalid write timeout duration '%s': %v"))
+            _set(out, "write_timeout", _duration(d, "invalid write timeout duration '%s': %v"))
         elif sub == "max_response_header":
-            _set(out, "max_response_header_size",
-                 _size(d, "invalid max response header size '%s': %v"))
+            _set(
+                out,
+                "max_response_header_size",
+                _size(d, "invalid max response header size '%s': %v"),
+            )
         elif sub == "proxy_protocol":
             if not d.next_arg():
                 raise d.arg_err()
@@ -134,8 +135,10 @@ def http_transport(d: Dispenser) -> dict:
                 raise d.errf("invalid proxy protocol version '%s'", d.val())
             out["proxy_protocol"] = d.val()
         elif sub == "forward_proxy_url":
-            adaptlog.warn(adaptlog.DEFAULT_LOGGER, "The 'forward_proxy_url' field is deprecated. "
-                          "Use 'network_proxy <url>' instead.")
+            adaptlog.warn(
+                adaptlog.DEFAULT_LOGGER,
+                "The 'forward_proxy_url' field is deprecated. Use 'network_proxy <url>' instead.",
+            )
             if not d.next_arg():
                 raise d.arg_err()
             # deprecated spelling of `network_proxy url <url>`
@@ -145,7 +148,9 @@ def http_transport(d: Dispenser) -> dict:
                 raise d.arg_err()
             name = d.val()
             out["network_proxy"] = {
-                **unmarshal_module(d, "caddy.network_proxy", NETWORK_PROXIES), "from": name}
+                **unmarshal_module(d, "caddy.network_proxy", NETWORK_PROXIES),
+                "from": name,
+            }
         elif sub == "dial_timeout":
             _set(out, "dial_timeout", _duration(d, "bad timeout value '%s': %v"))
         elif sub == "dial_fallback_delay":
@@ -184,8 +189,11 @@ def http_transport(d: Dispenser) -> dict:
             timeout = _duration(d, "bad timeout value '%s': %v")
             _set(tls(), "handshake_timeout", timeout)
         elif sub == "tls_trusted_ca_certs":
-            adaptlog.warn(adaptlog.DEFAULT_LOGGER, "The 'tls_trusted_ca_certs' field is "
-                          "deprecated. Use the 'tls_trust_pool' field instead.")
+            adaptlog.warn(
+                adaptlog.DEFAULT_LOGGER,
+                "The 'tls_trusted_ca_certs' field is "
+                "deprecated. Use the 'tls_trust_pool' field instead.",
+            )
             files = d.remaining_args()
             if not files:
                 raise d.arg_err()
@@ -262,16 +270,16 @@ def http_transport(d: Dispenser) -> dict:
 def fastcgi_transport(d: Dispenser) -> dict:
     """Syntax::
 
-        transport fastcgi {
-            root <path>
-            split <at>
-            env <key> <value>
-            resolve_root_symlink
-            dial_timeout <duration>
-            read_timeout <duration>
-            write_timeout <duration>
-            capture_stderr
-        }
+    transport fastcgi {
+        root <path>
+        split <at>
+        env <key> <value>
+        resolve_root_symlink
+        dial_timeout <duration>
+        read_timeout <duration>
+        write_timeout <duration>
+        capture_stderr
+    }
     """
     d.next()
     out: dict = {}

@@ -40,7 +40,7 @@ def _rewrite(**fields: object) -> dict:
 def parse_method(h: Helper) -> dict:
     """Syntax::
 
-        method [<matcher>] <method>
+    method [<matcher>] <method>
     """
     h.next()
     if not h.next_arg():
@@ -54,14 +54,14 @@ def parse_method(h: Helper) -> dict:
 def parse_uri(h: Helper) -> dict:
     """Syntax::
 
-        uri [<matcher>] strip_prefix <prefix>
-        uri [<matcher>] strip_suffix <suffix>
-        uri [<matcher>] replace <find> <replace> [<limit>]
-        uri [<matcher>] path_regexp <find> <replace>
-        uri [<matcher>] query [-|+]<key>|<key>>[<new>] [<val>] [<replace>]
-        uri [<matcher>] query {
-            <query ops...>
-        }
+    uri [<matcher>] strip_prefix <prefix>
+    uri [<matcher>] strip_suffix <suffix>
+    uri [<matcher>] replace <find> <replace> [<limit>]
+    uri [<matcher>] path_regexp <find> <replace>
+    uri [<matcher>] query [-|+]<key>|<key>>[<new>] [<val>] [<replace>]
+    uri [<matcher>] query {
+        <query ops...>
+    }
     """
     h.next()
     args = h.remaining_args()
@@ -128,7 +128,8 @@ def _query_op(h: Helper, query: dict[str, list], args: list[str]) -> None:
         query.setdefault("rename", []).append(omit_empty({"key": parts[0], "val": parts[1]}))
     elif len(args) == 3:
         query.setdefault("replace", []).append(
-            omit_empty({"key": key, "search_regexp": args[1], "replace": args[2]}))
+            omit_empty({"key": key, "search_regexp": args[1], "replace": args[2]})
+        )
     else:
         if len(args) != 2:
             raise h.arg_err()

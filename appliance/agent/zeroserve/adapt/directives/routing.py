@@ -24,9 +24,12 @@ def parse_route(h: Helper) -> dict:
     results = parse_segment_as_config(h)
     for r in results:
         if not isinstance(r.value, Route | Subroute):
-            raise h.errf("%s directive returned something other than an HTTP route or "
-                         "subroute: %s (only handler directives can be used in routes)",
-                         r.directive, repr(r.value))
+            raise h.errf(
+                "%s directive returned something other than an HTTP route or "
+                "subroute: %s (only handler directives can be used in routes)",
+                r.directive,
+                repr(r.value),
+            )
     return subroute_handler(build_subroute(results, h.group_counter, False))
 
 
@@ -83,16 +86,22 @@ def parse_handle_errors(h: Helper) -> list[ConfigValue]:
             if val.endswith("xx"):
                 first = val[:1]
                 if not first.isdigit():
-                    raise h.errf("bad status value '%s': strconv.Atoi: parsing \"%s\": invalid "
-                                 "syntax", first, first)
+                    raise h.errf(
+                        "bad status value '%s': strconv.Atoi: parsing \"%s\": invalid syntax",
+                        first,
+                        first,
+                    )
                 if expression:
                     expression += " || "
-                expression += (f"{{http.error.status_code}} >= {first}00 && "
-                               f"{{http.error.status_code}} <= {first}99")
+                expression += (
+                    f"{{http.error.status_code}} >= {first}00 && "
+                    f"{{http.error.status_code}} <= {first}99"
+                )
                 continue
             if not (val.isascii() and val.lstrip("+-").isdigit()):
-                raise h.errf("bad status value '%s': strconv.Atoi: parsing \"%s\": invalid "
-                             "syntax", val, val)
+                raise h.errf(
+                    "bad status value '%s': strconv.Atoi: parsing \"%s\": invalid syntax", val, val
+                )
             codes.append(val)
         if codes:
             if expression:
@@ -106,8 +115,9 @@ def parse_handle_errors(h: Helper) -> list[ConfigValue]:
         h.prev()
 
     d: Dispenser = h.dispenser
-    routes = build_subroute(parse_segment_as_config(h.with_dispenser(d)), h.group_counter, True,
-                            h.options.get("order"))
+    routes = build_subroute(
+        parse_segment_as_config(h.with_dispenser(d)), h.group_counter, True, h.options.get("order")
+    )
     # the block stays one subroute, behind the status matcher if there is one
     route = Route(handle=[subroute_handler(routes)])
     if expression:

@@ -51,6 +51,7 @@ def parse_templates(h: Helper) -> dict:
                 raise h.arg_err()
             nesting = h.nesting()
             while h.next_block(nesting):
-                unmarshal_module(h.dispenser, "http.handlers.templates.functions",
-                                 _FUNCTION_MODULES)
+                unmarshal_module(
+                    h.dispenser, "http.handlers.templates.functions", _FUNCTION_MODULES
+                )
     return out

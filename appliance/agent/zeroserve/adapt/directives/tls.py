@@ -53,20 +53,36 @@ from zeroserve.adapt.values import parse_float
 SUPPORTED_PROTOCOLS = ("tls1.2", "tls1.3")
 SUPPORTED_CURVES = ("X25519MLKEM768", "x25519", "secp256r1", "secp384r1", "secp521r1")
 CIPHER_SUITES = (
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
-    "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
 )
 
-_DNS_OPTIONS = ("propagation_delay", "propagation_timeout", "resolvers", "dns_ttl",
-                "dns_challenge_override_domain")
+_DNS_OPTIONS = (
+    "propagation_delay",
+    "propagation_timeout",
+    "resolvers",
+    "dns_ttl",
+    "dns_challenge_override_domain",
+)
 
 
 @directive("tls")
@@ -93,8 +109,9 @@ def parse_tls(h: Helper) -> list[ConfigValue]:
         elif first[0] == "force_automate":
             force_automate = True
         elif "@" not in first[0]:
-            raise h.err("single argument must either be 'internal', 'force_automate', or an "
-                        "email address")
+            raise h.err(
+                "single argument must either be 'internal', 'force_automate', or an email address"
+            )
         else:
             acme = {"module": "acme", "email": first[0]}
     elif len(first) == 2:
@@ -132,14 +149,14 @@ def parse_tls(h: Helper) -> list[ConfigValue]:
             for i, key in enumerate(("protocol_min", "protocol_max")):
                 if len(args) > i:
                     if args[i] not in SUPPORTED_PROTOCOLS:
-                        raise h.errf("wrong protocol name or protocol not supported: '%s'",
-                                     args[i])
+                        raise h.errf("wrong protocol name or protocol not supported: '%s'", args[i])
                     cp[key] = args[i]
         elif sub == "ciphers":
             while h.next_arg():
                 if h.val() not in CIPHER_SUITES:
-                    raise h.errf("wrong cipher suite name or cipher suite not supported: '%s'",
-                                 h.val())
+                    raise h.errf(
+                        "wrong cipher suite name or cipher suite not supported: '%s'", h.val()
+                    )
                 cp.setdefault("cipher_suites", []).append(h.val())
         elif sub == "curves":
             while h.next_arg():
@@ -223,8 +240,9 @@ def parse_tls(h: Helper) -> list[ConfigValue]:
             except ValueError as exc:
                 raise h.errf("parsing renewal_window_ratio: %s", str(exc)) from None
             if not 0 < renewal_ratio < 1:
-                raise h.errf("renewal_window_ratio must be between 0 and 1 (exclusive), got %s",
-                             args[0])
+                raise h.errf(
+                    "renewal_window_ratio must be between 0 and 1 (exclusive), got %s", args[0]
+                )
         elif sub == "insecure_secrets_log":
             if not h.next_arg():
                 raise h.arg_err()
@@ -235,8 +253,11 @@ def parse_tls(h: Helper) -> list[ConfigValue]:
     if not first and not has_block:
         raise h.arg_err()
     if dns_options and not has_dns and h.option("acme_dns") is None and h.option("dns") is None:
-        raise h.errf("setting DNS challenge options [%s] requires a DNS provider (set with the "
-                     "'dns' subdirective or 'acme_dns' global option)", ", ".join(dns_options))
+        raise h.errf(
+            "setting DNS challenge options [%s] requires a DNS provider (set with the "
+            "'dns' subdirective or 'acme_dns' global option)",
+            ", ".join(dns_options),
+        )
 
     vals: list[ConfigValue] = []
     if file_loader:
@@ -244,8 +265,10 @@ def parse_tls(h: Helper) -> list[ConfigValue]:
     if folder_loader:
         vals.append(ConfigValue("tls.cert_loader", ("load_folders", folder_loader)))
     if issuers and (acme is not None or internal is not None):
-        raise h.err("cannot mix issuer subdirective (explicit issuers) with other "
-                    "issuer-specific subdirectives (implicit issuers)")
+        raise h.err(
+            "cannot mix issuer subdirective (explicit issuers) with other "
+            "issuer-specific subdirectives (implicit issuers)"
+        )
     if acme is not None and internal is not None:
         raise h.err("cannot create both ACME and internal certificate issuers")
     if issuers:

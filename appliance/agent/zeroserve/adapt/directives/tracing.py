@@ -11,12 +11,12 @@ from zeroserve.caddyjson import GoMap
 def parse_tracing(h: Helper) -> dict:
     """Syntax::
 
-        tracing [<matcher>] {
-            span <span_name>
-            span_attributes {
-                <attr> <value>
-            }
+    tracing [<matcher>] {
+        span <span_name>
+        span_attributes {
+            <attr> <value>
         }
+    }
     """
     h.next()
     if h.next_arg():

@@ -46,12 +46,17 @@ def unmarshal_file(d: Dispenser, name: str) -> dict:
                     raise d.arg_err()
             else:
                 raise d.err(f"unrecognized subdirective: {sub}")
-    return file_matcher(root=root, try_files=try_files, try_policy=try_policy,
-                        split_path=split_path)
+    return file_matcher(
+        root=root, try_files=try_files, try_policy=try_policy, split_path=split_path
+    )
 
 
-def file_matcher(root: str = "", try_files: list[str] | None = None, try_policy: str = "",
-                 split_path: list[str] | None = None) -> dict:
+def file_matcher(
+    root: str = "",
+    try_files: list[str] | None = None,
+    try_policy: str = "",
+    split_path: list[str] | None = None,
+) -> dict:
     """MatchFile's JSON, in its field order (fs, root, try_files, try_policy, split_path)."""
     fields = {"root": root, "try_files": try_files, "try_policy": try_policy}
     return omit_empty({**fields, "split_path": split_path})

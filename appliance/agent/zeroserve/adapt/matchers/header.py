@@ -35,7 +35,8 @@ def unmarshal_header_into(d: Dispenser, headers: GoMap) -> None:
             headers[field[1:]] = None
             if d.next_arg():
                 raise d.err(
-                    "malformed header matcher: null matching headers cannot have a field value")
+                    "malformed header matcher: null matching headers cannot have a field value"
+                )
         else:
             if not d.next_arg():
                 raise d.err("malformed header matcher: expected both field and value")

@@ -12,8 +12,10 @@ def _ranges(d: Dispenser, kind: str) -> dict:
     while d.next():
         while d.next_arg():
             if kind == "remote_ip" and d.val() == "forwarded":
-                raise d.err("the 'forwarded' option is no longer supported; "
-                            "use the 'client_ip' matcher instead")
+                raise d.err(
+                    "the 'forwarded' option is no longer supported; "
+                    "use the 'client_ip' matcher instead"
+                )
             if d.val() == "private_ranges":
                 ranges.extend(PRIVATE_RANGES)
                 continue
@@ -27,7 +29,7 @@ def _ranges(d: Dispenser, kind: str) -> dict:
 def unmarshal_remote_ip(d: Dispenser, name: str) -> dict:
     """Syntax::
 
-        remote_ip <ranges...|private_ranges>
+    remote_ip <ranges...|private_ranges>
     """
     return _ranges(d, "remote_ip")
 
@@ -36,6 +38,6 @@ def unmarshal_remote_ip(d: Dispenser, name: str) -> dict:
 def unmarshal_client_ip(d: Dispenser, name: str) -> dict:
     """Syntax::
 
-        client_ip <ranges...|private_ranges>
+    client_ip <ranges...|private_ranges>
     """
     return _ranges(d, "client_ip")

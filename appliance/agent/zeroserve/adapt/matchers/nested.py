@@ -26,15 +26,18 @@ def parse_nested_matcher_set(d: Dispenser) -> GoMap:
         if tok.was_quoted:
             # a quoted token where a matcher name belongs is a CEL expression
             by_name.setdefault("expression", []).extend(
-                [dataclasses.replace(tok, text="expression"), tok])
+                [dataclasses.replace(tok, text="expression"), tok]
+            )
             continue
         by_name.setdefault(d.val(), []).extend(d.next_segment())
     matcher_set = GoMap()
     for matcher_name, tokens in by_name.items():
         fn = registry.matchers.get(matcher_name)
         if fn is None:
-            raise d.err(f"getting matcher module '{matcher_name}': "
-                        f"module not registered: http.matchers.{matcher_name}")
+            raise d.err(
+                f"getting matcher module '{matcher_name}': "
+                f"module not registered: http.matchers.{matcher_name}"
+            )
         # nested matchers get no matcher name, so their regexps stay unnamed
         matcher_set[matcher_name] = fn(Dispenser(tokens), "")
     return matcher_set

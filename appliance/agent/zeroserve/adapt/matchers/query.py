@@ -24,7 +24,8 @@ def unmarshal_query(d: Dispenser, name: str) -> GoMap:
             key, sep, value = arg.partition("=")
             if not sep:
                 raise d.err(
-                    f"malformed query matcher token: {d.val()}; must be in param=val format")
+                    f"malformed query matcher token: {d.val()}; must be in param=val format"
+                )
             query.setdefault(key, []).append(value)
         if d.next_block(0):
             raise d.err("malformed query matcher: blocks are not supported")

@@ -25,7 +25,7 @@ def _regexp(pattern: str, name: str) -> dict:
 def unmarshal_path_regexp(d: Dispenser, name: str) -> dict:
     """Syntax::
 
-        path_regexp [<name>] <regexp>
+    path_regexp [<name>] <regexp>
     """
     pattern = ""
     re_name = ""
@@ -66,7 +66,8 @@ def _field_regexps(d: Dispenser, name: str, kind: str) -> GoMap:
         if kind == "header_regexp" and field in out:
             raise d.err(
                 "header_regexp matcher can only be used once per named matcher, "
-                f"per header field: {field}")
+                f"per header field: {field}"
+            )
         out[field] = _regexp(pattern, re_name)
         if d.next_block(0):
             raise d.err(f"malformed {kind} matcher: blocks are not supported")
@@ -77,7 +78,7 @@ def _field_regexps(d: Dispenser, name: str, kind: str) -> GoMap:
 def unmarshal_header_regexp(d: Dispenser, name: str) -> GoMap:
     """Syntax::
 
-        header_regexp [<name>] <field> <regexp>
+    header_regexp [<name>] <field> <regexp>
     """
     return _field_regexps(d, name, "header_regexp")
 
@@ -86,6 +87,6 @@ def unmarshal_header_regexp(d: Dispenser, name: str) -> GoMap:
 def unmarshal_vars_regexp(d: Dispenser, name: str) -> GoMap:
     """Syntax::
 
-        vars_regexp [<name>] <variable> <regexp>
+    vars_regexp [<name>] <variable> <regexp>
     """
     return _field_regexps(d, name, "vars_regexp")

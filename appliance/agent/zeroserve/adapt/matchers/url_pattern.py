@@ -10,10 +10,10 @@ from zeroserve.caddyfile.dispenser import Dispenser
 def unmarshal_url_pattern(d: Dispenser, name: str) -> dict:
     """Syntax::
 
-        url_pattern <pattern> {
-            base_url    <url>
-            ignore_case
-        }
+    url_pattern <pattern> {
+        base_url    <url>
+        ignore_case
+    }
     """
     pattern = base_url = ""
     ignore_case = False

@@ -11,7 +11,7 @@ from zeroserve.caddyjson import GoMap
 def unmarshal_vars(d: Dispenser, name: str) -> GoMap:
     """Syntax::
 
-        vars <variable|{placeholder}> <values...>
+    vars <variable|{placeholder}> <values...>
     """
     out = GoMap()
     while d.next():

@@ -82,8 +82,10 @@ def _listener_wrapper(d: Dispenser) -> dict:
                 body["timeout"] = _duration(d, "timeout")
             elif sub in ("allow", "deny"):
                 body.setdefault(sub, []).extend(
-                    r for a in d.remaining_args()
-                    for r in (PRIVATE_RANGES if a == "private_ranges" else [a]))
+                    r
+                    for a in d.remaining_args()
+                    for r in (PRIVATE_RANGES if a == "private_ranges" else [a])
+                )
             elif sub == "fallback_policy":
                 if not d.next_arg():
                     raise d.arg_err()
@@ -91,8 +93,9 @@ def _listener_wrapper(d: Dispenser) -> dict:
             else:
                 raise d.errf("unrecognized option: %s", sub)
     else:
-        raise d.errf("getting module named '%s': module not registered: caddy.listeners.%s",
-                     name, name)
+        raise d.errf(
+            "getting module named '%s': module not registered: caddy.listeners.%s", name, name
+        )
     return module_object(body, "wrapper", name)
 
 
@@ -101,8 +104,9 @@ def _trusted_proxies(d: Dispenser) -> dict:
         raise d.err("trusted_proxies expects an IP range source module name as its first argument")
     name = d.val()
     if name != "static":
-        raise d.errf("getting module named '%s': module not registered: http.ip_sources.%s",
-                     name, name)
+        raise d.errf(
+            "getting module named '%s': module not registered: http.ip_sources.%s", name, name
+        )
     ranges: list[str] = []
     for arg in d.remaining_args():
         ranges.extend(PRIVATE_RANGES if arg == "private_ranges" else [arg])
@@ -117,9 +121,14 @@ def _trusted_proxies(d: Dispenser) -> dict:
     return module_object(body, "source", "static")
 
 
-_TIMEOUTS = {"read_body": "read_timeout", "read_header": "read_header_timeout",
-             "write": "write_timeout", "idle": "idle_timeout",
-             "read_body_idle": "read_idle_timeout", "write_idle": "write_idle_timeout"}
+_TIMEOUTS = {
+    "read_body": "read_timeout",
+    "read_header": "read_header_timeout",
+    "write": "write_timeout",
+    "idle": "idle_timeout",
+    "read_body_idle": "read_idle_timeout",
+    "write_idle": "write_idle_timeout",
+}
 
 
 def _parse_timeouts(d: Dispenser, f: dict[str, Any]) -> None:
@@ -141,8 +150,12 @@ def _parse_timeouts(d: Dispenser, f: dict[str, Any]) -> None:
         if sub in ("read_body_idle", "write_idle") and d.next_arg():
             rate = d.val()
             if not rate.lstrip("+-").isdigit() or not rate.isascii():
-                raise d.errf("parsing %s min_rate bytes/second: strconv.ParseInt: parsing "
-                             "\"%s\": invalid syntax", sub, rate)
+                raise d.errf(
+                    "parsing %s min_rate bytes/second: strconv.ParseInt: parsing "
+                    '"%s": invalid syntax',
+                    sub,
+                    rate,
+                )
             f[sub.split("_")[0] + "_min_rate"] = int(rate)
 
 
@@ -219,8 +232,9 @@ def parse_servers(d: Dispenser, existing: Any) -> ServerOptions:
                 raise d.arg_err()
         elif sub == "strict_sni_host":
             if d.next_arg() and d.val() not in ("insecure_off", "on"):
-                raise d.errf("strict_sni_host only supports 'on' or 'insecure_off', got '%s'",
-                             d.val())
+                raise d.errf(
+                    "strict_sni_host only supports 'on' or 'insecure_off', got '%s'", d.val()
+                )
             f["strict_sni_host"] = d.val() != "insecure_off"
         elif sub == "trusted_proxies":
             f["trusted_proxies"] = _trusted_proxies(d)
@@ -241,9 +255,12 @@ def parse_servers(d: Dispenser, existing: Any) -> ServerOptions:
             if d.next_block(d.nesting()):
                 raise d.arg_err()
         elif sub == "metrics":
-            adaptlog.warn(adaptlog.DEFAULT_LOGGER, "The nested 'metrics' option inside `servers` "
-                          "is deprecated and will be removed in the next major version. Use "
-                          "the global 'metrics' option instead.")
+            adaptlog.warn(
+                adaptlog.DEFAULT_LOGGER,
+                "The nested 'metrics' option inside `servers` "
+                "is deprecated and will be removed in the next major version. Use "
+                "the global 'metrics' option instead.",
+            )
             metrics: dict[str, Any] = {}
             nesting = d.nesting()
             while d.next_block(nesting):
@@ -260,12 +277,31 @@ def parse_servers(d: Dispenser, existing: Any) -> ServerOptions:
 
 
 _APPLIED = (
-    "listener_wrappers", "read_timeout", "read_header_timeout", "read_idle_timeout",
-    "read_min_rate", "write_timeout", "write_idle_timeout", "write_min_rate", "max_write_chunk",
-    "idle_timeout", "keepalive_interval", "keepalive_idle", "keepalive_count", "max_header_bytes",
-    "enable_full_duplex", "expected_underscore_headers", "expected_dot_headers", "protocols",
-    "strict_sni_host", "trusted_proxies", "client_ip_headers", "trusted_proxies_strict",
-    "trusted_proxies_unix", "metrics", "allow_0rtt",
+    "listener_wrappers",
+    "read_timeout",
+    "read_header_timeout",
+    "read_idle_timeout",
+    "read_min_rate",
+    "write_timeout",
+    "write_idle_timeout",
+    "write_min_rate",
+    "max_write_chunk",
+    "idle_timeout",
+    "keepalive_interval",
+    "keepalive_idle",
+    "keepalive_count",
+    "max_header_bytes",
+    "enable_full_duplex",
+    "expected_underscore_headers",
+    "expected_dot_headers",
+    "protocols",
+    "strict_sni_host",
+    "trusted_proxies",
+    "client_ip_headers",
+    "trusted_proxies_strict",
+    "trusted_proxies_unix",
+    "metrics",
+    "allow_0rtt",
 )
 
 
@@ -284,8 +320,14 @@ def apply_server_options(servers: dict[str, dict], options: dict[str, Any]) -> N
 
     renames: dict[str, str] = {}
     for key, srv in servers.items():
-        opts = next((o for o in server_opts if not o.listener_address
-                     or o.listener_address in (srv.get("listen") or [])), None)
+        opts = next(
+            (
+                o
+                for o in server_opts
+                if not o.listener_address or o.listener_address in (srv.get("listen") or [])
+            ),
+            None,
+        )
         if opts is None:
             continue
         for name in _APPLIED:
