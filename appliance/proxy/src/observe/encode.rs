@@ -370,7 +370,7 @@ impl Encoder {
 /// control bytes; everything else as UTF-8.
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    s.chars().for_each(|c| json_char(out, c));
+    json_escaped(out, s);
     out.push(b'"');
 }
 
@@ -379,7 +379,7 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
 fn json_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.push(b'"');
     for chunk in b.utf8_chunks() {
-        chunk.valid().chars().for_each(|c| json_char(out, c));
+        json_escaped(out, chunk.valid());
         for _ in chunk.invalid() {
             out.extend_from_slice(b"\\ufffd");
         }
@@ -387,21 +387,30 @@ fn json_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.push(b'"');
 }
 
-fn json_char(out: &mut Vec<u8>, c: char) {
-    match c {
-        '\\' => out.extend_from_slice(b"\\\\"),
-        '"' => out.extend_from_slice(b"\\\""),
-        '\n' => out.extend_from_slice(b"\\n"),
-        '\r' => out.extend_from_slice(b"\\r"),
-        '\t' => out.extend_from_slice(b"\\t"),
-        c if (c as u32) < 0x20 => {
-            let _ = write!(out, "\\u{:04x}", c as u32);
+/// The body of [`json_str`]. Only ASCII bytes are ever escaped, and every byte of a
+/// multi-byte UTF-8 sequence is above them, so the bytes between two escapes are copied as
+/// one run: an access log line is mostly such runs.
+fn json_escaped(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
         }
-        c => {
-            let mut b = [0; 4];
-            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+        out.extend_from_slice(&bytes[run..i]);
+        run = i + 1;
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
         }
     }
+    out.extend_from_slice(&bytes[run..]);
 }
 
 /// A key and its colon (zap's spaced form adds a space after the colon).
@@ -547,6 +556,19 @@ mod tests {
         ] {
             assert!(Encoder::compile(Some(&cfg)).is_err(), "{cfg}");
         }
+    }
+
+    #[test]
+    fn strings_escape_like_zap() {
+        let mut out = Vec::new();
+        json_str(
+            &mut out,
+            "a\"b\\c\n\r\t\u{1}\u{1f}\u{7f} \u{e9}\u{20ac}\u{1f600}<>&\u{2028}",
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"b\\\\c\\n\\r\\t\\u0001\\u001f\u{7f} \u{e9}\u{20ac}\u{1f600}<>&\u{2028}\""
+        );
     }
 
     #[test]
