@@ -55,17 +55,8 @@ _CDN_FIELDS = (
     "service_id",
     "zone_id",
 )
-_CDN_ORDER = (
-    "api_key",
-    "dynamic",
-    "email",
-    "hostname",
-    "network",
-    "provider",
-    "strategy",
-    "service_id",
-    "zone_id",
-)
+# The CDN struct's order: the string directives, with the `dynamic` flag second.
+_CDN_ORDER = (_CDN_FIELDS[0], "dynamic", *_CDN_FIELDS[1:])
 
 
 def _provider(found: bool = False) -> dict:
