@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zeroserve.adapt import adaptlog
+from zeroserve.adapt.httptype import SERVER_KEYS
 from zeroserve.adapt.registry import global_option
 from zeroserve.adapt.values import PRIVATE_RANGES, atoi, parse_bytes, parse_duration
 from zeroserve.caddyfile.dispenser import Dispenser
@@ -276,33 +277,22 @@ def parse_servers(d: Dispenser, existing: Any) -> ServerOptions:
     return opts
 
 
-_APPLIED = (
-    "listener_wrappers",
-    "read_timeout",
-    "read_header_timeout",
-    "read_idle_timeout",
-    "read_min_rate",
-    "write_timeout",
-    "write_idle_timeout",
-    "write_min_rate",
-    "max_write_chunk",
-    "idle_timeout",
-    "keepalive_interval",
-    "keepalive_idle",
-    "keepalive_count",
-    "max_header_bytes",
-    "enable_full_duplex",
-    "expected_underscore_headers",
-    "expected_dot_headers",
-    "protocols",
-    "strict_sni_host",
-    "trusted_proxies",
-    "client_ip_headers",
-    "trusted_proxies_strict",
-    "trusted_proxies_unix",
-    "metrics",
-    "allow_0rtt",
+# Server fields the sites and the other global options build; a `servers` block sets (or
+# clears) every other one.
+_BUILT_ELSEWHERE = frozenset(
+    {
+        "listen",
+        "packet_conn_wrappers",
+        "routes",
+        "errors",
+        "named_routes",
+        "tls_connection_policies",
+        "automatic_https",
+        "logs",
+        "listen_protocols",
+    }
 )
+_APPLIED = tuple(k for k in SERVER_KEYS if k not in _BUILT_ELSEWHERE)
 
 
 def apply_server_options(servers: dict[str, dict], options: dict[str, Any]) -> None:
