@@ -62,6 +62,31 @@ def zeroserve_binary() -> Path | None:
     return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
+FLOOR_SERVER = REPO / "target" / "release" / "examples" / "floor_server"
+
+
+def build_floor_server() -> Path:
+    """Build the floor server (appliance/proxy/examples/floor_server.rs: the engine's ring
+    layer answering every read with fixed bytes) before a run, so no build shares a timed
+    part; cargo makes it once and reuses it after."""
+    cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
+    argv = [cargo, "build", "--quiet", "--release", "--example", "floor_server"]
+    manifest = REPO / "appliance" / "proxy" / "Cargo.toml"
+    env = {**os.environ, "CARGO_TARGET_DIR": str(REPO / "target")}
+    out = subprocess.run(
+        [*argv, "--manifest-path", str(manifest)], capture_output=True, text=True, env=env
+    )
+    if out.returncode != 0 or not FLOOR_SERVER.is_file():
+        raise BenchError(f"building the floor server failed: {out.stderr.strip()[-300:]}")
+    return FLOOR_SERVER
+
+
+def floor_config(path: Path, port: int, answer: bytes) -> Path:
+    """Write `path` for the floor server: its port on the first line, then `answer`."""
+    path.write_bytes(f"{port}\n".encode() + answer)
+    return path
+
+
 def tool_version(argv: Sequence[str]) -> str:
     """First line a tool prints about its version (some, like wrk, exit non-zero doing so)."""
     out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
@@ -175,7 +200,7 @@ def nginx_config(path: Path, port: int, server: str) -> Path:
 
 def server_argv(name: str, config: Path, workers: int = 1) -> list[str]:
     """The command serving `config` for `name`: a Caddyfile for "caddy" and "zeroserve", a
-    file from `nginx_config` for "nginx".
+    file from `nginx_config` for "nginx", from `floor_config` for "floor".
 
     Caddy's Go runtime sizes GOMAXPROCS from the CPU affinity mask, so pinned to one core it
     runs one P; zeroserve gets the same single core and one engine worker; nginx one process.
@@ -186,6 +211,8 @@ def server_argv(name: str, config: Path, workers: int = 1) -> list[str]:
         return [nginx_binary(), "-p", prefix, "-e", f"{prefix}/nginx-error.log", "-c", str(config)]
     if name == "caddy":
         return [str(caddy_binary()), "run", "--config", str(config), "--adapter", "caddyfile"]
+    if name == "floor":
+        return [str(FLOOR_SERVER), str(config)]
     zs = zeroserve_binary()
     if zs is None:
         raise BenchError("no .venv/bin/zeroserve: run `make setup`")

@@ -8,7 +8,9 @@ header operations; `file_server` of a 1 KB .png and a 1 MB .jpg; `encode gzip` o
   server free to use its core and once with each server capped at the same 10% of a core
   (cgroup CPU bandwidth), where the server, not the single wrk thread, is the bottleneck;
 - server CPU per request: utime+stime of the server process (/proc/PID/stat) over the wrk run,
-  divided by the requests wrk completed; in the free run, nginx as a reference too (below);
+  divided by the requests wrk completed; in the free run, nginx as a reference too (below),
+  and for respond the floor server: the engine's ring layer answering every read with Caddy's
+  answer bytes and doing nothing else (appliance/proxy/examples/floor_server.rs);
 - latency at a fixed offered rate: `h2load --h1 --rps`, the same rate for both servers (half of
   Caddy's median throughput for that workload, capped), p50/p95/p99 from h2load's
   per-request log; server and h2load under SCHED_RR unless --no-realtime, so that other work
@@ -43,6 +45,7 @@ import math
 import os
 import random
 import re
+import socket
 import subprocess
 import tempfile
 import time
@@ -56,10 +59,12 @@ from benchlib import (
     REALTIME,
     BenchError,
     Server,
+    build_floor_server,
     command_line,
     cpu_budget,
     cpu_seconds,
     fail,
+    floor_config,
     fmt_num,
     fmt_ratio,
     free_port,
@@ -135,6 +140,9 @@ class Workload:
     # The same answer (status and body) from nginx's server block, for the latency
     # reference; None where nginx cannot give the same body.
     nginx: str | None = None
+    # Whether the floor server (Caddy's answer bytes from the engine's ring layer, nothing
+    # else; see FLOOR) runs beside the others in the free throughput run.
+    floor: bool = False
 
 
 # nginx's usual static-file setting: sendfile(2) from the page cache. Not tcp_nopush: with
@@ -154,7 +162,14 @@ def workloads(www: Path) -> list[Workload]:
     )
     gzip_hdr = (("Accept-Encoding", "gzip"),)
     return [
-        Workload("respond", '`respond "hello"`', '\trespond "hello"\n', "/", nginx=nginx_hello),
+        Workload(
+            "respond",
+            '`respond "hello"`',
+            '\trespond "hello"\n',
+            "/",
+            nginx=nginx_hello,
+            floor=True,
+        ),
         Workload(
             "respond_log",
             '`respond "hello"` + `log` to a file',
@@ -438,6 +453,9 @@ class Results:
 def serving(w: Workload, scratch: Path, name: str) -> tuple[Path, int]:
     """`name`'s config for the workload, on a fresh port."""
     port = free_port()
+    if name == "floor":
+        answer = floor_answer(scratch, w).read_bytes()
+        return floor_config(scratch / f"floor.{w.key}.conf", port, answer), port
     if name != "nginx":
         return write_caddyfile(scratch, w, port), port
     if w.nginx is None:
@@ -445,17 +463,55 @@ def serving(w: Workload, scratch: Path, name: str) -> tuple[Path, int]:
     return nginx_config(scratch / f"nginx.{w.key}.conf", port, w.nginx), port
 
 
-def check_workloads(works: list[Workload], scratch: Path, res: Results, nginx: bool) -> None:
-    """Which workloads zeroserve serves as Caddy does; only those are measured. With `nginx`,
-    nginx's answer must have Caddy's status and body (it is a reference for the latency, where
-    its headers, a few bytes, do not matter)."""
+def floor_answer(scratch: Path, w: Workload) -> Path:
+    return scratch / f"floor.{w.key}.answer"
+
+
+def raw_answer(port: int, w: Workload) -> bytes:
+    """The bytes of one answer to the workload's request, as they came off the socket (the
+    answer must carry a Content-Length)."""
+    request = f"GET {w.path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    request += "".join(f"{k}: {v}\r\n" for k, v in w.headers) + "\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < answer_length(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise BenchError(f"answer for {w.key} cut short after {len(data)} bytes")
+            data += chunk
+    return data
+
+
+def answer_length(data: bytes) -> int:
+    head, _, _ = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(head) + 4 + int(value)
+    raise BenchError("an answer without Content-Length")
+
+
+def check_workloads(works: list[Workload], scratch: Path, res: Results, references: bool) -> None:
+    """Which workloads zeroserve serves as Caddy does; only those are measured. With
+    `references`, nginx's answer must have Caddy's status and body (it is a reference for the
+    latency, where its headers, a few bytes, do not matter), and the floor server is given
+    Caddy's answer, byte for byte, and checked the same way."""
     if zeroserve_binary() is None:
         res.zeroserve_error = "no .venv/bin/zeroserve (run `make setup`)"
     for w in works:
         config, port = serving(w, scratch, "caddy")
         with running("caddy", config, [port], scratch):
             caddy = fetch(port, w)
-        if nginx and w.nginx is not None:
+            if references and w.floor:
+                floor_answer(scratch, w).write_bytes(raw_answer(port, w))
+        if references and w.floor:
+            config, port = serving(w, scratch, "floor")
+            with running("floor", config, [port], scratch):
+                got = fetch(port, w)
+            if compare(caddy, got) is not None:
+                raise BenchError(f"the floor server's answer for {w.key}: {compare(caddy, got)}")
+        if references and w.nginx is not None:
             config, port = serving(w, scratch, "nginx")
             with running("nginx", config, [port], scratch):
                 got = fetch(port, w)
@@ -567,6 +623,12 @@ def run_throughput(
 
 def with_reference(w: Workload) -> tuple[str, ...]:
     return (*SERVERS, "nginx") if w.nginx is not None else SERVERS
+
+
+def with_floor(w: Workload) -> tuple[str, ...]:
+    """The free throughput run's servers: the references, and the floor server where it
+    runs."""
+    return (*with_reference(w), "floor") if w.floor else with_reference(w)
 
 
 def run_latency(
@@ -770,6 +832,7 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
                 ]
             )
             n_cpu = med([t.cpu_us_per_req for t in res.throughput.get((w.key, "nginx"), [])])
+            f_cpu = med([t.cpu_us_per_req for t in res.throughput.get((w.key, "floor"), [])])
             if n_cpu is not None:
                 lean_rows.append(
                     [
@@ -779,6 +842,8 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
                         fmt_num(n_cpu, 1),
                         fmt_ratio(ratio(n_cpu, c_cpu)),
                         fmt_ratio(ratio(z_cpu, n_cpu)),
+                        fmt_num(f_cpu, 2) if f_cpu is not None else "—",
+                        fmt_ratio(ratio(f_cpu, c_cpu)) if f_cpu is not None else "—",
                     ]
                 )
         if "budget" in phases:
@@ -935,7 +1000,13 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
                 "on the same core, in the same rounds, on the workloads where its answer has "
                 "Caddy's status and body. Most of a small response's cost is the kernel's "
                 "loopback TCP path, which every server pays on its own core; nginx shows what a "
-                "lean C server spends there. The goals are judged against Caddy only.",
+                "lean C server spends there. The floor server (respond only; "
+                "`appliance/proxy/examples/floor_server.rs`) goes further: the engine's own ring "
+                "layer (multishot accept and recv into provided buffers, one send per read) "
+                "answering every read with Caddy's answer, byte for byte, with no parsing, "
+                "routing or clock, in the same rounds: what the kernel and the ring cost here, "
+                "below which no server built this way can go. Where floor/Caddy is above 0.33x, "
+                "that alone is over the CPU goal. The goals are judged against Caddy only.",
                 md_table(
                     [
                         "workload",
@@ -944,6 +1015,8 @@ def report(works: list[Workload], args: argparse.Namespace, res: Results) -> str
                         "nginx CPU µs/req",
                         "nginx/Caddy",
                         "zeroserve/nginx",
+                        "floor server CPU µs/req",
+                        "floor/Caddy",
                     ],
                     lean_rows,
                 ),
@@ -1065,7 +1138,7 @@ def main() -> None:
         "--no-nginx",
         dest="nginx",
         action="store_false",
-        help="leave out the nginx reference of the latency phase",
+        help="leave out the references: nginx, and the floor server of the free run",
     )
     parser.add_argument(
         "--no-realtime",
@@ -1086,11 +1159,12 @@ def main() -> None:
         if not reqs.isdigit() or int(reqs) < LATENCY_CLIENTS:
             fail(f"--rate {item}: expected KEY=REQS with REQS at least {LATENCY_CLIENTS}")
         fixed[key] = int(reqs)
-    nginx = args.nginx and bool({"latency", "throughput"} & set(args.phases))
+    references = args.nginx and bool({"latency", "throughput"} & set(args.phases))
     try:
         require_tools("wrk", "h2load", "taskset", *(["chrt"] if args.realtime else []))
-        if nginx:
+        if references:
             nginx_binary()
+            build_floor_server()
         if raise_fd_limit() < IDLE_CONNECTIONS + 100:
             raise BenchError(f"open-files hard limit below {IDLE_CONNECTIONS + 100}")
         os.sched_setaffinity(0, {int(LOADGEN_CPU)})
@@ -1105,7 +1179,7 @@ def main() -> None:
                 raise BenchError(f"--rate for workloads not run: {', '.join(sorted(unknown))}")
             res = Results()
             print("checking responses", flush=True)
-            check_workloads(works, scratch, res, nginx)
+            check_workloads(works, scratch, res, references)
             if {"throughput", "budget"} & set(args.phases):
                 print("throughput", flush=True)
                 run_throughput(
@@ -1115,7 +1189,7 @@ def main() -> None:
                     scratch,
                     res,
                     args.phases,
-                    with_reference if nginx else caddy_and_zeroserve,
+                    with_floor if references else caddy_and_zeroserve,
                 )
             if "latency" in args.phases:
                 print("latency", flush=True)
@@ -1125,7 +1199,7 @@ def main() -> None:
                     args.latency_duration,
                     args.duration,
                     args.realtime,
-                    nginx,
+                    references,
                     fixed,
                     scratch,
                     res,
