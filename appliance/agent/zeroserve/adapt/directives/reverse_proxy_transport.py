@@ -7,6 +7,8 @@ starting at the transport's name and returns its JSON without `protocol`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from zeroserve.adapt import adaptlog
 from zeroserve.adapt.capools import unmarshal_ca_pool
 from zeroserve.adapt.modules import unmarshal_module
@@ -15,30 +17,31 @@ from zeroserve.caddyfile.dispenser import Dispenser
 from zeroserve.caddyjson import GoMap
 
 
-def _duration(d: Dispenser, message: str) -> int:
+def _word(d: Dispenser) -> str:
+    """The next argument on the line, which must be there."""
     if not d.next_arg():
         raise d.arg_err()
+    return d.val()
+
+
+def _duration(d: Dispenser, message: str) -> int:
     try:
-        return parse_duration(d.val())
+        return parse_duration(_word(d))
     except ValueError as exc:
         raise d.errf(message, d.val(), exc) from None
 
 
 def _size(d: Dispenser, message: str) -> int:
-    if not d.next_arg():
-        raise d.arg_err()
     try:
         # Go converts the unsigned size to a signed int
-        return int64(parse_bytes(d.val()))
+        return int64(parse_bytes(_word(d)))
     except ValueError as exc:
         raise d.errf(message, d.val(), exc) from None
 
 
 def _int(d: Dispenser) -> int:
-    if not d.next_arg():
-        raise d.arg_err()
     try:
-        return atoi(d.val())
+        return atoi(_word(d))
     except ValueError as exc:
         raise d.errf("bad integer value '%s': %v", d.val(), exc) from None
 
@@ -64,6 +67,73 @@ def _no_proxy(d: Dispenser) -> dict:
 
 
 NETWORK_PROXIES = {"url": _url_proxy, "none": _no_proxy}
+
+
+def _sized(message: str) -> Callable[[Dispenser], object]:
+    return lambda d: _size(d, message)
+
+
+def _timed(message: str) -> Callable[[Dispenser], object]:
+    return lambda d: _duration(d, message)
+
+
+# The http transport's subdirectives that set one field from one argument, as Caddy's
+# UnmarshalCaddyfile reads them: the field's object (the transport itself, "tls" or
+# "keep_alive", made even when the value is empty), the field, and how the argument is read.
+_HTTP_FIELDS: dict[str, tuple[str | None, str, Callable[[Dispenser], object]]] = {
+    "read_buffer": (
+        None,
+        "read_buffer_size",
+        _sized("invalid read buffer size '%s': %v"),
+    ),
+    "write_buffer": (
+        None,
+        "write_buffer_size",
+        _sized("invalid write buffer size '%s': %v"),
+    ),
+    "read_timeout": (
+        None,
+        "read_timeout",
+        _timed("invalid read timeout duration '%s': %v"),
+    ),
+    "write_timeout": (
+        None,
+        "write_timeout",
+        _timed("invalid write timeout duration '%s': %v"),
+    ),
+    "max_response_header": (
+        None,
+        "max_response_header_size",
+        _sized("invalid max response header size '%s': %v"),
+    ),
+    "dial_timeout": (None, "dial_timeout", _timed("bad timeout value '%s': %v")),
+    "dial_fallback_delay": (
+        None,
+        "dial_fallback_delay",
+        _timed("bad fallback delay value '%s': %v"),
+    ),
+    "response_header_timeout": (
+        None,
+        "response_header_timeout",
+        _timed("bad timeout value '%s': %v"),
+    ),
+    "expect_continue_timeout": (
+        None,
+        "expect_continue_timeout",
+        _timed("bad timeout value '%s': %v"),
+    ),
+    "tls_timeout": ("tls", "handshake_timeout", _timed("bad timeout value '%s': %v")),
+    "tls_server_name": ("tls", "server_name", _word),
+    "keepalive_interval": (
+        "keep_alive",
+        "probe_interval",
+        _timed("bad interval value '%s': %v"),
+    ),
+    "keepalive_idle_conns": ("keep_alive", "max_idle_conns", _int),
+    "keepalive_idle_conns_per_host": ("keep_alive", "max_idle_conns_per_host", _int),
+    "max_conns_per_host": (None, "max_conns_per_host", _int),
+    "local_address": (None, "local_address", _word),
+}
 
 
 def http_transport(d: Dispenser) -> dict:
@@ -109,25 +179,12 @@ def http_transport(d: Dispenser) -> dict:
     def tls() -> dict:
         return out.setdefault("tls", {})
 
-    def keep_alive() -> dict:
-        return out.setdefault("keep_alive", {})
-
     while d.next_block(0):
         sub = d.val()
-        if sub == "read_buffer":
-            _set(out, "read_buffer_size", _size(d, "invalid read buffer size '%s': %v"))
-        elif sub == "write_buffer":
-            _set(out, "write_buffer_size", _size(d, "invalid write buffer size '%s': %v"))
-        elif sub == "read_timeout":
-            _set(out, "read_timeout", _duration(d, "invalid read timeout duration '%s': %v"))
-        elif sub == "write_timeout":
-            _set(out, "write_timeout", _duration(d, "invalid write timeout duration '%s': %v"))
-        elif sub == "max_response_header":
-            _set(
-                out,
-                "max_response_header_size",
-                _size(d, "invalid max response header size '%s': %v"),
-            )
+        if sub in _HTTP_FIELDS:
+            section, key, read = _HTTP_FIELDS[sub]
+            value = read(d)
+            _set(out.setdefault(section, {}) if section else out, key, value)
         elif sub == "proxy_protocol":
             if not d.next_arg():
                 raise d.arg_err()
@@ -142,7 +199,10 @@ def http_transport(d: Dispenser) -> dict:
             if not d.next_arg():
                 raise d.arg_err()
             # deprecated spelling of `network_proxy url <url>`
-            out["network_proxy"] = {"from": "url", **({"url": d.val()} if d.val() else {})}
+            out["network_proxy"] = {
+                "from": "url",
+                **({"url": d.val()} if d.val() else {}),
+            }
         elif sub == "network_proxy":
             if not d.next_arg():
                 raise d.arg_err()
@@ -151,14 +211,6 @@ def http_transport(d: Dispenser) -> dict:
                 **unmarshal_module(d, "caddy.network_proxy", NETWORK_PROXIES),
                 "from": name,
             }
-        elif sub == "dial_timeout":
-            _set(out, "dial_timeout", _duration(d, "bad timeout value '%s': %v"))
-        elif sub == "dial_fallback_delay":
-            _set(out, "dial_fallback_delay", _duration(d, "bad fallback delay value '%s': %v"))
-        elif sub == "response_header_timeout":
-            _set(out, "response_header_timeout", _duration(d, "bad timeout value '%s': %v"))
-        elif sub == "expect_continue_timeout":
-            _set(out, "expect_continue_timeout", _duration(d, "bad timeout value '%s': %v"))
         elif sub == "resolvers":
             addresses = d.remaining_args()
             if not addresses:
@@ -185,9 +237,6 @@ def http_transport(d: Dispenser) -> dict:
             if not curves:
                 raise d.arg_err()
             tls()["curves"] = curves
-        elif sub == "tls_timeout":
-            timeout = _duration(d, "bad timeout value '%s': %v")
-            _set(tls(), "handshake_timeout", timeout)
         elif sub == "tls_trusted_ca_certs":
             adaptlog.warn(
                 adaptlog.DEFAULT_LOGGER,
@@ -201,10 +250,6 @@ def http_transport(d: Dispenser) -> dict:
             if "ca" in t:
                 raise d.err("cannot specify both 'tls_trust_pool' and 'tls_trusted_ca_certs")
             t["root_ca_pem_files"] = files
-        elif sub == "tls_server_name":
-            if not d.next_arg():
-                raise d.arg_err()
-            _set(tls(), "server_name", d.val())
         elif sub == "tls_renegotiation":
             t = tls()
             if not d.next_arg():
@@ -221,7 +266,7 @@ def http_transport(d: Dispenser) -> dict:
         elif sub == "keepalive":
             if not d.next_arg():
                 raise d.arg_err()
-            ka = keep_alive()
+            ka = out.setdefault("keep_alive", {})
             if d.val() == "off":
                 ka["enabled"] = False
             else:
@@ -229,15 +274,6 @@ def http_transport(d: Dispenser) -> dict:
                     _set(ka, "idle_timeout", parse_duration(d.val()))
                 except ValueError as exc:
                     raise d.errf("bad duration value '%s': %v", d.val(), exc) from None
-        elif sub == "keepalive_interval":
-            interval = _duration(d, "bad interval value '%s': %v")
-            _set(keep_alive(), "probe_interval", interval)
-        elif sub == "keepalive_idle_conns":
-            count = _int(d)
-            _set(keep_alive(), "max_idle_conns", count)
-        elif sub == "keepalive_idle_conns_per_host":
-            count = _int(d)
-            _set(keep_alive(), "max_idle_conns_per_host", count)
         elif sub == "versions":
             versions = d.remaining_args()
             if not versions:
@@ -246,8 +282,6 @@ def http_transport(d: Dispenser) -> dict:
         elif sub == "compression":
             if d.next_arg() and d.val() == "off":
                 out["compression"] = False
-        elif sub == "max_conns_per_host":
-            _set(out, "max_conns_per_host", _int(d))
         elif sub == "tls_trust_pool":
             if not d.next_arg():
                 raise d.arg_err()
@@ -258,10 +292,6 @@ def http_transport(d: Dispenser) -> dict:
             if "ca" in t:
                 raise d.err('cannot specify "tls_trust_pool" twice in caddyfile')
             t["ca"] = pool
-        elif sub == "local_address":
-            if not d.next_arg():
-                raise d.arg_err()
-            _set(out, "local_address", d.val())
         else:
             raise d.errf("unrecognized subdirective %s", sub)
     return out
@@ -286,9 +316,7 @@ def fastcgi_transport(d: Dispenser) -> dict:
     while d.next_block(0):
         sub = d.val()
         if sub == "root":
-            if not d.next_arg():
-                raise d.arg_err()
-            _set(out, "root", d.val())
+            _set(out, "root", _word(d))
         elif sub == "split":
             split = d.remaining_args()
             if not split:
