@@ -16,8 +16,9 @@ header operations; `file_server` of a 1 KB .png and a 1 MB .jpg; `encode gzip` o
   per-request log; server and h2load under SCHED_RR unless --no-realtime, so that other work
   on a shared machine does not make the tail. Beside them, as a reference the goals are not
   judged against, nginx where it gives the same status and body (respond, file_server 1 KB and
-  1 MB; --no-nginx leaves it out), and in every run h2load's own CPU time per request (wait4),
-  from which the p95 the client alone allows (the client floor) is estimated;
+  1 MB) and the floor server on respond (--no-nginx leaves both out), and in every run h2load's
+  own CPU time per request (wait4), from which the p95 the client alone allows (the client
+  floor) is estimated;
 - memory: VmRSS of the server holding 10,000 idle keep-alive connections (each served one
   request first), opened by this script.
 
@@ -140,8 +141,9 @@ class Workload:
     # The same answer (status and body) from nginx's server block, for the latency
     # reference; None where nginx cannot give the same body.
     nginx: str | None = None
-    # Whether the floor server (Caddy's answer bytes from the engine's ring layer, nothing
-    # else; see FLOOR) runs beside the others in the free throughput run.
+    # Whether the floor server (appliance/proxy/examples/floor_server.rs, sending Caddy's
+    # answer bytes and doing nothing else) runs beside the references in the free throughput
+    # run and the latency phase.
     floor: bool = False
 
 
@@ -1153,7 +1155,7 @@ def main() -> None:
         "--no-nginx",
         dest="nginx",
         action="store_false",
-        help="leave out the references: nginx, and the floor server of the free run",
+        help="leave out the references: nginx, and the floor server",
     )
     parser.add_argument(
         "--no-realtime",
