@@ -81,26 +81,10 @@ def _timed(message: str) -> Callable[[Dispenser], object]:
 # UnmarshalCaddyfile reads them: the field's object (the transport itself, "tls" or
 # "keep_alive", made even when the value is empty), the field, and how the argument is read.
 _HTTP_FIELDS: dict[str, tuple[str | None, str, Callable[[Dispenser], object]]] = {
-    "read_buffer": (
-        None,
-        "read_buffer_size",
-        _sized("invalid read buffer size '%s': %v"),
-    ),
-    "write_buffer": (
-        None,
-        "write_buffer_size",
-        _sized("invalid write buffer size '%s': %v"),
-    ),
-    "read_timeout": (
-        None,
-        "read_timeout",
-        _timed("invalid read timeout duration '%s': %v"),
-    ),
-    "write_timeout": (
-        None,
-        "write_timeout",
-        _timed("invalid write timeout duration '%s': %v"),
-    ),
+    "read_buffer": (None, "read_buffer_size", _sized("invalid read buffer size '%s': %v")),
+    "write_buffer": (None, "write_buffer_size", _sized("invalid write buffer size '%s': %v")),
+    "read_timeout": (None, "read_timeout", _timed("invalid read timeout duration '%s': %v")),
+    "write_timeout": (None, "write_timeout", _timed("invalid write timeout duration '%s': %v")),
     "max_response_header": (
         None,
         "max_response_header_size",
@@ -124,11 +108,7 @@ _HTTP_FIELDS: dict[str, tuple[str | None, str, Callable[[Dispenser], object]]] =
     ),
     "tls_timeout": ("tls", "handshake_timeout", _timed("bad timeout value '%s': %v")),
     "tls_server_name": ("tls", "server_name", _word),
-    "keepalive_interval": (
-        "keep_alive",
-        "probe_interval",
-        _timed("bad interval value '%s': %v"),
-    ),
+    "keepalive_interval": ("keep_alive", "probe_interval", _timed("bad interval value '%s': %v")),
     "keepalive_idle_conns": ("keep_alive", "max_idle_conns", _int),
     "keepalive_idle_conns_per_host": ("keep_alive", "max_idle_conns_per_host", _int),
     "max_conns_per_host": (None, "max_conns_per_host", _int),
