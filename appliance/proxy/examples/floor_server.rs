@@ -3,7 +3,7 @@
 //! per read) answering every read with the same response bytes, with no parsing, routing or
 //! clock. What it costs per request is what the kernel and the ring cost; anything a real
 //! server does comes on top. `bench/http_bench.py` runs it beside Caddy and zeroserve on the
-//! respond workload, so the CPU goal can be read against that floor.
+//! respond workload, so the CPU and p95 goals can be read against that floor.
 //!
 //! It assumes what wrk does: one request in flight per connection, each arriving in one read.
 //! A read that held two pipelined requests would get one answer, so it is a measuring tool,
