@@ -70,12 +70,11 @@ def build_floor_server() -> Path:
     layer answering every read with fixed bytes) before a run, so no build shares a timed
     part; cargo makes it once and reuses it after."""
     cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
-    argv = [cargo, "build", "--quiet", "--release", "--example", "floor_server"]
     manifest = REPO / "appliance" / "proxy" / "Cargo.toml"
+    argv = [cargo, "build", "--quiet", "--release", "--example", "floor_server"]
+    argv += ["--manifest-path", str(manifest)]
     env = {**os.environ, "CARGO_TARGET_DIR": str(REPO / "target")}
-    out = subprocess.run(
-        [*argv, "--manifest-path", str(manifest)], capture_output=True, text=True, env=env
-    )
+    out = subprocess.run(argv, capture_output=True, text=True, env=env)
     if out.returncode != 0 or not FLOOR_SERVER.is_file():
         raise BenchError(f"building the floor server failed: {out.stderr.strip()[-300:]}")
     return FLOOR_SERVER

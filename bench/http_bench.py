@@ -511,8 +511,9 @@ def check_workloads(works: list[Workload], scratch: Path, res: Results, referenc
             config, port = serving(w, scratch, "floor")
             with running("floor", config, [port], scratch):
                 got = fetch(port, w)
-            if compare(caddy, got) is not None:
-                raise BenchError(f"the floor server's answer for {w.key}: {compare(caddy, got)}")
+            why = compare(caddy, got)
+            if why is not None:
+                raise BenchError(f"the floor server's answer for {w.key}: {why}")
         if references and w.nginx is not None:
             config, port = serving(w, scratch, "nginx")
             with running("nginx", config, [port], scratch):
