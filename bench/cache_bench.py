@@ -35,7 +35,6 @@ from benchlib import (
     child_env,
     command_line,
     cpu_budget,
-    cpu_seconds,
     fail,
     fmt_num,
     fmt_ratio,
@@ -45,15 +44,14 @@ from benchlib import (
     median,
     on_cpu,
     parse_args,
-    parse_wrk,
     publish,
     ratio,
     require_tools,
     running,
     wait_port,
 )
+from http_bench import CONNECTIONS, Workload, measure_throughput
 
-CONNECTIONS = 64
 # The capped phase's CPU share for each front server.
 CAP = 0.1
 BODIES = {"1k": 1024, "100k": 100 * 1024}
@@ -115,23 +113,9 @@ def check(front: str, port: int, name: str) -> None:
         raise BenchError(f"cache not warm for /{name}.bin: {headers.get('cache-status')!r}")
 
 
-def wrk(port: int, path: str, seconds: int) -> str:
-    argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"]
-    out = subprocess.run(
-        on_cpu(LOADGEN_CPU, argv), capture_output=True, text=True, timeout=seconds + 30
-    )
-    if out.returncode != 0:
-        raise BenchError(f"wrk failed: {out.stderr.strip()}")
-    return out.stdout
-
-
-def measure(pid: int, port: int, path: str, seconds: int) -> Run:
-    wrk(port, path, 1)
-    before = cpu_seconds(pid)
-    totals = parse_wrk(wrk(port, path, seconds))
-    used = cpu_seconds(pid) - before
-    per_req = used * 1e6 / totals.requests if totals.requests else float("nan")
-    return Run(totals.rps, per_req, totals.errors)
+def measure(pid: int, port: int, body: str, seconds: int) -> Run:
+    t = measure_throughput(pid, port, Workload(body, body, "", f"/{body}.bin"), seconds)
+    return Run(t.rps, t.cpu_us_per_req, t.errors)
 
 
 def start_origin(scratch: Path) -> tuple[Server, int]:
@@ -164,14 +148,14 @@ def run_rounds(rounds: int, seconds: int, scratch: Path) -> dict[tuple[str, str]
                 with running(name, config, [port], scratch) as server:
                     for body in BODIES:
                         check(front, port, body)
-                        runs[body] = measure(server.pid, port, f"/{body}.bin", seconds)
+                        runs[body] = measure(server.pid, port, body, seconds)
                 with (
                     cpu_budget(CAP) as group,
                     running(name, config, [port], scratch, cgroup=group) as server,
                 ):
                     for body in BODIES:
                         check(front, port, body)
-                        capped = measure(server.pid, port, f"/{body}.bin", seconds)
+                        capped = measure(server.pid, port, body, seconds)
                         run = runs[body]
                         run.capped_rps = capped.rps
                         run.errors += capped.errors
