@@ -50,11 +50,11 @@ from benchlib import (
     running,
     wait_port,
 )
-from http_bench import CONNECTIONS, Workload, measure_throughput
+from http_bench import CONNECTIONS, measure_throughput
+from proxy_bench import BODIES, body_files, workload
 
 # The capped phase's CPU share for each front server.
 CAP = 0.1
-BODIES = {"1k": 1024, "100k": 100 * 1024}
 FRONTS = ("caddy", "zeroserve", "zeroserve_cache")
 FRONT_TITLES = {
     "caddy": "Caddy `reverse_proxy` (uncached)",
@@ -72,10 +72,7 @@ class Run:
 
 
 def origin_caddyfile(scratch: Path, port: int) -> Path:
-    www = scratch / "www"
-    www.mkdir()
-    for name, size in BODIES.items():
-        (www / f"{name}.bin").write_bytes(bytes(i % 251 for i in range(size)))
+    www = body_files(scratch)
     path = scratch / "origin.Caddyfile"
     path.write_text(
         f"{{\n\tadmin off\n}}\n:{port} {{\n\troot * {www}\n"
@@ -114,7 +111,7 @@ def check(front: str, port: int, name: str) -> None:
 
 
 def measure(pid: int, port: int, body: str, seconds: int) -> Run:
-    t = measure_throughput(pid, port, Workload(body, body, "", f"/{body}.bin"), seconds)
+    t = measure_throughput(pid, port, workload(body), seconds)
     return Run(t.rps, t.cpu_us_per_req, t.errors)
 
 

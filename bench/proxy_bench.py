@@ -71,12 +71,18 @@ NO_FRONT = "no front"
 BODIES = {"1k": 1024, "100k": 100 * 1024}
 
 
-def nginx_upstream(scratch: Path) -> tuple[Path, int]:
-    """The upstream's config (see `nginx_config`) and port, serving the BODIES files."""
+def body_files(scratch: Path) -> Path:
+    """A folder of the BODIES files (`/1k.bin`, `/100k.bin`) for an origin to serve."""
     www = scratch / "www"
     www.mkdir()
     for name, size in BODIES.items():
         (www / f"{name}.bin").write_bytes(bytes(i % 251 for i in range(size)))
+    return www
+
+
+def nginx_upstream(scratch: Path) -> tuple[Path, int]:
+    """The upstream's config (see `nginx_config`) and port, serving the BODIES files."""
+    www = body_files(scratch)
     port = free_port()
     return nginx_config(scratch / "nginx.conf", port, f"    root {www};\n"), port
 
