@@ -494,6 +494,13 @@ def answer_length(data: bytes) -> int:
     raise BenchError("an answer without Content-Length")
 
 
+def reference_answer(name: str, w: Workload, scratch: Path) -> Response:
+    """The answer of reference server `name` (nginx, or the floor server) to the workload."""
+    config, port = serving(w, scratch, name)
+    with running(name, config, [port], scratch):
+        return fetch(port, w)
+
+
 def check_workloads(works: list[Workload], scratch: Path, res: Results, references: bool) -> None:
     """Which workloads zeroserve serves as Caddy does; only those are measured. With
     `references`, nginx's answer must have Caddy's status and body (it is a reference for the
@@ -508,16 +515,11 @@ def check_workloads(works: list[Workload], scratch: Path, res: Results, referenc
             if references and w.floor:
                 floor_answer(scratch, w).write_bytes(raw_answer(port, w))
         if references and w.floor:
-            config, port = serving(w, scratch, "floor")
-            with running("floor", config, [port], scratch):
-                got = fetch(port, w)
-            why = compare(caddy, got)
+            why = compare(caddy, reference_answer("floor", w, scratch))
             if why is not None:
                 raise BenchError(f"the floor server's answer for {w.key}: {why}")
         if references and w.nginx is not None:
-            config, port = serving(w, scratch, "nginx")
-            with running("nginx", config, [port], scratch):
-                got = fetch(port, w)
+            got = reference_answer("nginx", w, scratch)
             if (got.status, got.body) != (caddy.status, caddy.body):
                 raise BenchError(
                     f"nginx's answer for {w.key} is not Caddy's: status {got.status} "
